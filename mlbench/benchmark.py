@@ -1,0 +1,93 @@
+"""What a benchmark is: a dataset, a pinned label set, a split rule and a training recipe.
+
+A benchmark plugin registers ``factory() -> Benchmark``. The runner reads nothing else from the
+plugin: the dataset is named (a dataset plugin), the mapping from an image's raw findings to the
+benchmark's labels is a function the benchmark owns, and the recipe names the other plugins.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How models are trained and combined. Defaults are the paper's Table 2."""
+
+    backbones: tuple[str, ...]
+    image_size: int = 224
+    batch_size: int = 32
+    max_epochs: int = 350
+    patience: int = 25
+    min_delta: float = 0.001
+    lr: float = 1e-4
+    head_units: tuple[int, ...] = (512, 512)
+    dropout: float = 0.2
+    freeze_fraction: float = 0.1
+    pretrained: bool = True
+    in_chans: int = 1
+    loss: str = "weighted-bce"
+    ensembles: tuple[str, ...] = ("ctp", "ptc-lw", "ptc-mode")
+    explainer: str = "gradcam"
+    crop: bool = True
+    preprocessor: str = "resize"  # the cropping preprocessor when crop=True; --no-crop uses "resize"
+    preprocessor_options: Mapping[str, Any] = field(default_factory=dict)
+    augment: bool = True
+    threshold: float = 0.5
+    seed: int = 0
+    # Extra keyword options per backbone plugin name, e.g. {"densenet201": {"drop_rate": 0.1}}.
+    backbone_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    loss_options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def variant(self) -> str:
+        """The paper's setting: ``crop+aug`` (Tables 8-11), ``crop`` (6-7), ``none`` (4-5)."""
+        if self.crop:
+            return "crop+aug" if self.augment else "crop"
+        return "aug" if self.augment else "none"
+
+    @property
+    def active_preprocessor(self) -> str:
+        return self.preprocessor if self.crop else "resize"
+
+    def replace(self, **changes: Any) -> "Recipe":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["variant"] = self.variant
+        return _plain(d)
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-friendly copy (tuples and mappings become lists and dicts)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A pinned task. ``targets(findings)`` maps one image's raw findings to its benchmark labels."""
+
+    name: str
+    version: str
+    dataset: str
+    labels: tuple[str, ...]
+    targets: Callable[[Iterable[str]], Iterable[str]]
+    recipe: Recipe
+    demo_recipe: Recipe
+    split_fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    split_seed: int = 0
+    description: str = ""
+    demo_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"benchmark '{self.name}': duplicate labels")
+        if abs(sum(self.split_fractions) - 1.0) > 1e-9:
+            raise ValueError(f"benchmark '{self.name}': split fractions must sum to 1, got {self.split_fractions}")

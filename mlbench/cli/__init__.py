@@ -1,0 +1,15 @@
+"""The ``mlbench`` command. Each command parses options and calls one library function."""
+
+import click
+
+from mlbench import __version__
+
+
+@click.group()
+@click.version_option(__version__, prog_name="mlbench")
+def main() -> None:
+    """Benchmarks for imbalanced multilabel image datasets."""
+
+
+# Each module adds its commands to ``main``.
+from mlbench.cli import plugins as _plugins  # noqa: E402,F401

@@ -1,0 +1,74 @@
+"""The data model shared by dataset plugins and the runner.
+
+A dataset plugin turns a source (label CSV + image folder) into ``Records``: one row per usable
+image with its raw findings, plus every row it skipped and why. The benchmark then maps findings
+to its label set (:func:`mlbench.data.labels.label_matrix`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import pandas as pd
+
+# Columns every Records.frame carries (snake_case; a dataset's own names stay in its reader).
+RECORD_COLUMNS = ("image_id", "patient_id", "image_path", "findings")
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a dataset lives: its label file and the root of its image folders."""
+
+    csv: Path
+    images: Path
+
+
+@dataclass(frozen=True)
+class Skip:
+    """One item a stage left out: ``item`` names it (image id, file or CSV row), ``reason`` is a short code."""
+
+    item: str
+    reason: str
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"item": self.item, "reason": self.reason, "detail": self.detail}
+
+
+@dataclass
+class Records:
+    """What a dataset reader returns.
+
+    ``frame`` has at least RECORD_COLUMNS: ``image_path`` is absolute; ``findings`` is a tuple of
+    the dataset's own label strings. ``kind`` is the dataset kind written into every output
+    (``padchest``, ``synthetic``, ...).
+    """
+
+    frame: pd.DataFrame
+    kind: str
+    source_sha256: str
+    skipped: list[Skip] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        missing = [c for c in RECORD_COLUMNS if c not in self.frame.columns]
+        if missing:
+            raise ValueError(f"Records.frame lacks columns {missing}; expected {list(RECORD_COLUMNS)}")
+
+
+@runtime_checkable
+class Dataset(Protocol):
+    """A dataset plugin's object (``register_datasets``' factories return one).
+
+    ``read`` must not raise on a bad row: it counts and lists it in ``Records.skipped``. It raises
+    ``DatasetError`` only when the source as a whole is unusable (missing file or column).
+    ``write_demo`` is optional: it writes a synthetic corpus in the dataset's own format and returns
+    its DataSource, so the whole benchmark runs without the real data.
+    """
+
+    def read(self, source: DataSource) -> Records: ...
+
+
+class DatasetError(Exception):
+    """The dataset source cannot be used at all (the message names the file and what is wrong)."""

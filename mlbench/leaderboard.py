@@ -1,0 +1,104 @@
+"""Leaderboard files: one long-format schema for a run's results and the published baselines.
+
+One row is one measurement: (benchmark, variant, entry, label, metric) -> value with its 95% CI.
+docs/leaderboard.md documents every column; bump SCHEMA_VERSION when a column changes meaning.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mlbench.io import write_parquet
+
+SCHEMA_VERSION = 1
+GLOBAL_LABEL = "__global__"
+ENTRY_KINDS = ("backbone", "ensemble", "explainer")
+SOURCES = ("published", "run")
+METRICS = ("auc", "auprc", "f1", "f1_pos", "hamming")
+
+SCHEMA = pa.schema(
+    [
+        ("benchmark", pa.string()),
+        ("benchmark_version", pa.string()),
+        ("variant", pa.string()),
+        ("dataset_kind", pa.string()),
+        ("split_hash", pa.string()),
+        ("entry", pa.string()),
+        ("entry_kind", pa.string()),
+        ("label", pa.string()),
+        ("metric", pa.string()),
+        ("value", pa.float64()),
+        ("ci_low", pa.float64()),
+        ("ci_high", pa.float64()),
+        ("n_positive", pa.int64()),
+        ("source", pa.string()),
+        ("run_id", pa.string()),
+        # provenance
+        ("backbones", pa.string()),
+        ("loss", pa.string()),
+        ("seed", pa.int64()),
+        ("mlbench_version", pa.string()),
+        ("git_commit", pa.string()),
+        ("plugin_versions", pa.string()),
+        ("device", pa.string()),
+        ("wall_time_s", pa.float64()),
+        ("created_at", pa.string()),
+        ("schema_version", pa.int64()),
+    ],
+    metadata={b"mlbench.schema_version": str(SCHEMA_VERSION).encode()},
+)
+COLUMNS = tuple(SCHEMA.names)
+
+
+class LeaderboardError(ValueError):
+    """A leaderboard file or row does not follow the schema."""
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def to_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
+    """Build a schema-conformant table; every row must name every column (None where unknown)."""
+    rows = list(rows)
+    for i, row in enumerate(rows):
+        missing = [c for c in COLUMNS if c not in row]
+        extra = [c for c in row if c not in COLUMNS]
+        if missing or extra:
+            raise LeaderboardError(f"leaderboard row {i}: missing columns {missing}, unknown columns {extra}")
+        if row["entry_kind"] not in ENTRY_KINDS:
+            raise LeaderboardError(f"leaderboard row {i}: entry_kind {row['entry_kind']!r} not in {ENTRY_KINDS}")
+        if row["source"] not in SOURCES:
+            raise LeaderboardError(f"leaderboard row {i}: source {row['source']!r} not in {SOURCES}")
+    columns = {c: [_clean(r[c]) for r in rows] for c in COLUMNS}
+    return pa.Table.from_pydict(columns, schema=SCHEMA)
+
+
+def validate_table(table: pa.Table, *, where: str = "leaderboard") -> pa.Table:
+    """Check the columns and types; return the table cast to SCHEMA (column order fixed)."""
+    missing = [c for c in COLUMNS if c not in table.column_names]
+    if missing:
+        raise LeaderboardError(f"{where}: missing columns {missing}")
+    for f in SCHEMA:
+        have = table.schema.field(f.name).type
+        if have != f.type and not (pa.types.is_null(have)):
+            raise LeaderboardError(f"{where}: column '{f.name}' has type {have}, expected {f.type}")
+    return table.select(list(COLUMNS)).cast(SCHEMA)
+
+
+def read(path: str | Path) -> pa.Table:
+    path = Path(path)
+    if not path.exists():
+        raise LeaderboardError(f"{path}: no such leaderboard file")
+    return validate_table(pq.read_table(path), where=str(path))
+
+
+def write(path: str | Path, table: pa.Table) -> None:
+    write_parquet(path, validate_table(table, where=str(path)))

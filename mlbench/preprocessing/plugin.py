@@ -1,0 +1,40 @@
+"""Built-in preprocessor: the whole image, resized (the paper's no-crop setting)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from mlbench import hookimpl
+from mlbench.preprocessing import Preprocessed
+from mlbench.preprocessing.images import normalize_intensity
+
+
+def resize_square(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize a float image to (size, size); INTER_AREA when shrinking avoids aliasing."""
+    h, w = image.shape
+    interp = cv2.INTER_AREA if (h > size or w > size) else cv2.INTER_LINEAR
+    return cv2.resize(image.astype(np.float32, copy=False), (size, size), interpolation=interp)
+
+
+class Resize:
+    """Keep the whole image and resize it to ``size`` x ``size``."""
+
+    def __init__(self, size: int = 224) -> None:
+        if int(size) < 8:
+            raise ValueError(f"resize: size must be >= 8 pixels, got {size}")
+        self.size = int(size)
+
+    def config(self) -> dict[str, Any]:
+        return {"preprocessor": "resize", "size": self.size}
+
+    def __call__(self, image: np.ndarray) -> Preprocessed:
+        h, w = image.shape
+        return Preprocessed(resize_square(normalize_intensity(image), self.size), (0, 0, w, h), "resize")
+
+
+@hookimpl
+def register_preprocessors(register):
+    register("resize", Resize, summary="Whole image resized to the benchmark size (no crop)")
