@@ -13,3 +13,4 @@ def main() -> None:
 
 # Each module adds its commands to ``main``.
 from mlbench.cli import plugins as _plugins  # noqa: E402,F401
+from mlbench.cli import run as _run  # noqa: E402,F401

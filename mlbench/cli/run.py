@@ -1,0 +1,130 @@
+"""``mlbench run``, ``mlbench demo-data`` and ``mlbench preprocess``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from mlbench.cli import main
+from mlbench.data import DataSource
+from mlbench.leaderboard import GLOBAL_LABEL
+from mlbench.registry import get_registry
+
+
+def _names(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    names = tuple(v.strip() for v in value.split(",") if v.strip())
+    if not names:
+        raise click.BadParameter("expected one or more comma-separated names")
+    return names
+
+
+def results_table(board: pd.DataFrame, title: str) -> Table:
+    """Per-entry global metrics, one row per backbone/ensemble."""
+    glob = board[board["label"] == GLOBAL_LABEL].pivot_table(index=["entry_kind", "entry"], columns="metric",
+                                                             values="value", sort=False)
+    table = Table(title=title)
+    table.add_column("entry")
+    table.add_column("kind")
+    metrics = [m for m in ("auc", "auprc", "f1", "f1_pos", "hamming") if m in glob.columns]
+    for m in metrics:
+        table.add_column(m.upper() if m != "f1" else "F1 (macro)", justify="right")
+    for (kind, entry), values in glob.iterrows():
+        table.add_row(entry, kind, *(f"{values[m]:.3f}" for m in metrics))
+    return table
+
+
+@main.command("run")
+@click.argument("benchmark")
+@click.option("--demo", is_flag=True, help="Run on the embedded synthetic demo corpus (results are labelled synthetic).")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="The dataset's label CSV (.csv or .csv.gz).")
+@click.option("--images", type=click.Path(path_type=Path), help="Root folder of the dataset's images.")
+@click.option("--out", type=click.Path(path_type=Path), help="Run directory [default: runs/BENCHMARK-VARIANT[-demo]].")
+@click.option("--cache", type=click.Path(path_type=Path), help="Preprocessing cache folder [default: RUN_DIR/cache].")
+@click.option("--backbones", help="Comma-separated backbone plugins (or timm:MODEL) replacing the recipe's.")
+@click.option("--loss", help="Loss plugin replacing the recipe's.")
+@click.option("--ensembles", help="Comma-separated ensemble plugins replacing the recipe's.")
+@click.option("--no-crop", is_flag=True, help="Whole image resized, no lung crop (the paper's Tables 4-5 setting).")
+@click.option("--no-augment", is_flag=True, help="No data augmentation (the paper's Tables 4-7 settings).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Maximum epochs (early stopping may end sooner).")
+@click.option("--seed", type=int, help="Training seed (the split is fixed by the benchmark).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--workers", type=click.IntRange(min=1), help="Processes for preprocessing [default: all cores].")
+@click.option("--only-backbone", "only_backbone", multiple=True, help="Train only this backbone (repeatable); no ensembles.")
+@click.option("--ensemble-only", "ensemble_only", type=click.Path(path_type=Path),
+              help="Build ensembles and metrics in this RUN_DIR once every backbone has predictions.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+def run_command(benchmark, demo, csv_path, images, out, cache, backbones, loss, ensembles, no_crop, no_augment,
+                epochs, seed, device, workers, only_backbone, ensemble_only, no_progress):
+    """Run BENCHMARK end to end: split, preprocess, train, ensemble, score."""
+    from mlbench.runner import RunOptions, make_recipe, run
+
+    if only_backbone and ensemble_only:
+        raise click.UsageError("--only-backbone and --ensemble-only exclude each other")
+    opts = RunOptions(benchmark=benchmark, out=Path("."), csv=csv_path, images=images, demo=demo, cache=cache,
+                      backbones=_names(backbones), loss=loss, ensembles=_names(ensembles),
+                      crop=False if no_crop else None, augment=False if no_augment else None, max_epochs=epochs,
+                      seed=seed, device=device, workers=workers, only_backbones=only_backbone or None,
+                      ensemble_only=bool(ensemble_only), progress=not no_progress)
+    if ensemble_only:
+        opts.out = ensemble_only
+    elif out is not None:
+        opts.out = out
+    else:
+        bench = get_registry().create("benchmark", benchmark)
+        variant = make_recipe(bench, opts).variant
+        opts.out = Path("runs") / f"{benchmark}-{variant}{'-demo' if demo else ''}"
+    console = Console()
+    console.print(f"[bold]mlbench run {benchmark}[/bold] -> {opts.out}")
+    result = run(opts)
+    if result.leaderboard is None:
+        console.print(f"trained {', '.join(only_backbone)} in {result.run_dir}; "
+                      f"run with --ensemble-only {result.run_dir} once every backbone is done")
+        return
+    kind = result.manifest["dataset_kind"]
+    title = f"{benchmark} ({result.manifest['variant']}) on {kind} data — test split, macro over labels"
+    if kind == "synthetic":
+        title += "\nSYNTHETIC DEMO DATA: not comparable with published PadChest results"
+    console.print(results_table(result.leaderboard, title))
+    skipped = result.manifest.get("skipped", {}).get("counts", {})
+    if skipped:
+        console.print("skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
+    console.print(f"files in {result.run_dir}: manifest.json, split.parquet, predictions.parquet, leaderboard.parquet")
+
+
+@main.command("demo-data")
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--benchmark", default="padchest-specific", show_default=True, help="Whose dataset writes the corpus.")
+@click.option("--seed", default=0, show_default=True, type=int)
+def demo_data_command(out_dir, benchmark, seed):
+    """Write the synthetic demo corpus (the dataset's own format) to OUT_DIR."""
+    registry = get_registry()
+    bench = registry.create("benchmark", benchmark)
+    dataset = registry.create("dataset", bench.dataset)
+    if not hasattr(dataset, "write_demo"):
+        raise click.ClickException(f"dataset '{bench.dataset}' has no demo corpus")
+    source: DataSource = dataset.write_demo(out_dir, seed=seed, **dict(bench.demo_options))
+    click.echo(f"synthetic demo corpus written: csv={source.csv} images={source.images}")
+
+
+@main.command("preprocess")
+@click.argument("benchmark")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True)
+@click.option("--images", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
+@click.option("--cache", type=click.Path(path_type=Path), required=True, help="Cache folder (shared by runs).")
+@click.option("--no-crop", is_flag=True, help="Cache whole resized images instead of lung crops.")
+@click.option("--size", type=int, help="Image size [default: the benchmark recipe's].")
+@click.option("--workers", type=click.IntRange(min=1), help="Processes [default: all cores].")
+def preprocess_command(benchmark, csv_path, images, cache, no_crop, size, workers):
+    """Decode, crop and resize every image of BENCHMARK once into CACHE (parallel, resumable)."""
+    from mlbench.runner import preprocess
+
+    summary = preprocess(benchmark, DataSource(csv_path, images), cache, crop=not no_crop, size=size,
+                         workers=workers)
+    click.echo(f"cache {summary['path']}: {summary['ok']} images ready, {summary['skipped']} skipped "
+               f"(listed in {summary['manifest']})")

@@ -1,0 +1,186 @@
+"""The preprocessing cache: every image decoded, cropped and resized once, read by training as arrays.
+
+Layout under ``CACHE_DIR/<key>/`` where ``key`` hashes the preprocessor's config (a changed
+config never reuses stale entries)::
+
+    config.json                    the preprocessor config the key was made from
+    shards/<name>.npy              uint8 (n, size, size) images
+    shards/<name>.parquet          one row per image of the shard: crop box, fallback, or why skipped
+
+A shard's parquet is written after its array, both atomically, so a shard with a parquet is
+complete: a killed build resumes with the images that no finished shard holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import multiprocessing as mp
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mlbench.data import Skip
+from mlbench.io import atomic_path, write_json, write_parquet
+from mlbench.preprocessing import Preprocessor
+from mlbench.preprocessing.images import ImageReadError, read_grayscale
+
+CACHE_FORMAT = 1
+SHARD_COLUMNS = ("image_id", "row", "status", "x0", "y0", "x1", "y1", "method", "fallback", "reason")
+
+
+def cache_key(config: dict[str, Any]) -> str:
+    blob = json.dumps({"format": CACHE_FORMAT, **config}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _shard_name(image_ids: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(image_ids).encode()).hexdigest()[:20]
+
+
+def _process_shard(args: tuple[Path, Preprocessor, int, list[tuple[str, str]]]) -> dict[str, int]:
+    """Decode + preprocess one shard's images and write the shard (runs in a worker process)."""
+    shard_dir, preprocessor, size, items = args
+    name = _shard_name([i for i, _ in items])
+    images = np.zeros((len(items), size, size), dtype=np.uint8)
+    rows: list[dict[str, Any]] = []
+    n_ok = 0
+    for image_id, path in items:
+        row: dict[str, Any] = {"image_id": image_id, "row": -1, "status": "ok", "x0": None, "y0": None,
+                               "x1": None, "y1": None, "method": None, "fallback": None, "reason": ""}
+        try:
+            out = preprocessor(read_grayscale(path))
+            if out.image.shape != (size, size):
+                raise ValueError(f"preprocessor returned shape {out.image.shape}, expected {(size, size)}")
+            images[n_ok] = np.clip(np.rint(out.image * 255.0), 0, 255).astype(np.uint8)
+            row.update(row=n_ok, x0=out.box[0], y0=out.box[1], x1=out.box[2], y1=out.box[3],
+                       method=out.method, fallback=bool(out.fallback), reason=out.reason)
+            n_ok += 1
+        except ImageReadError as exc:
+            row.update(status="skipped", reason=f"{exc.reason}: {exc.detail}" if exc.detail else exc.reason)
+        except Exception as exc:  # a preprocessing bug on one image must not stop the whole cache
+            row.update(status="skipped", reason=f"preprocess_failed: {exc!r}")
+        rows.append(row)
+    with atomic_path(shard_dir / f"{name}.npy") as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, images[:n_ok])
+    table = pa.Table.from_pylist(rows, schema=_SHARD_SCHEMA)
+    write_parquet(shard_dir / f"{name}.parquet", table)
+    return {"ok": n_ok, "skipped": len(items) - n_ok}
+
+
+_SHARD_SCHEMA = pa.schema([
+    ("image_id", pa.string()), ("row", pa.int64()), ("status", pa.string()),
+    ("x0", pa.int64()), ("y0", pa.int64()), ("x1", pa.int64()), ("y1", pa.int64()),
+    ("method", pa.string()), ("fallback", pa.bool_()), ("reason", pa.string()),
+])
+
+
+@dataclass
+class Cache:
+    """A built cache: look images up by id; ``index`` holds each image's crop box or skip reason."""
+
+    root: Path
+    size: int
+    index: pd.DataFrame  # SHARD_COLUMNS + "shard"
+
+    @classmethod
+    def open(cls, root: Path) -> "Cache":
+        config = json.loads((root / "config.json").read_text())
+        frames = []
+        for parquet in sorted((root / "shards").glob("*.parquet")):
+            frame = pq.read_table(parquet).to_pandas()
+            frame["shard"] = parquet.stem
+            frames.append(frame)
+        index = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*SHARD_COLUMNS, "shard"])
+        # An image can sit in two shards after a resumed build with another image set: keep one.
+        index = index.sort_values(["image_id", "status"]).drop_duplicates("image_id", keep="first")
+        return cls(root, int(config["size"]), index.set_index("image_id", drop=False))
+
+    def skipped(self, image_ids: Sequence[str]) -> list[Skip]:
+        rows = self.index.reindex(list(image_ids))
+        missing = rows["status"].isna()
+        out = [Skip(i, "not_in_cache") for i in rows.index[missing]]
+        bad = rows[rows["status"] == "skipped"]
+        out += [Skip(str(i), r.split(":")[0], r) for i, r in zip(bad.index, bad["reason"])]
+        return out
+
+    def write_manifest(self, image_ids: Sequence[str], directory: Path | None = None) -> dict[str, Any]:
+        """Write ``manifest.parquet`` (each image: crop box, fallback, or skip reason) and a JSON summary
+        into ``directory`` (default: the cache's own folder)."""
+        directory = Path(directory or self.root)
+        rows = self.index.reindex(list(image_ids))
+        rows["image_id"] = rows.index
+        rows["status"] = rows["status"].fillna("not_in_cache")
+        table = pa.Table.from_pandas(rows[list(SHARD_COLUMNS)].reset_index(drop=True), preserve_index=False)
+        write_parquet(directory / "manifest.parquet", table)
+        ok = int((rows["status"] == "ok").sum())
+        summary = {"path": str(self.root), "size": self.size, "ok": ok, "skipped": len(rows) - ok,
+                   "fallbacks": int(rows["fallback"].fillna(False).astype(bool).sum()),
+                   "skipped_items": [{"image_id": i, "reason": r} for i, r in
+                                     zip(rows.index[rows["status"] != "ok"], rows["reason"][rows["status"] != "ok"])],
+                   "manifest": str(directory / "manifest.parquet")}
+        write_json(directory / "manifest.json", summary)
+        return summary
+
+    def load(self, image_ids: Sequence[str]) -> np.ndarray:
+        """A contiguous uint8 (n, size, size) array of these images, in this order."""
+        rows = self.index.reindex(list(image_ids))
+        if rows["status"].isna().any() or (rows["status"] != "ok").any():
+            bad = list(rows.index[rows["status"].ne("ok")])[:5]
+            raise KeyError(f"cache {self.root}: images not available: {bad} ...")
+        out = np.empty((len(rows), self.size, self.size), dtype=np.uint8)
+        positions = np.arange(len(rows))
+        for shard, group in rows.assign(pos=positions).groupby("shard"):
+            data = np.load(self.root / "shards" / f"{shard}.npy", mmap_mode="r")
+            out[group["pos"].to_numpy()] = data[group["row"].to_numpy()]
+        return out
+
+
+def build_cache(items: pd.DataFrame, preprocessor: Preprocessor, size: int, cache_dir: str | Path, *,
+                workers: int | None = None, shard_size: int = 512, progress: Any = None) -> Cache:
+    """Preprocess every ``items`` row (image_id, image_path) not already cached; return the cache.
+
+    Work is split into shards processed in parallel over ``workers`` processes (default: all
+    cores). ``progress`` is an optional rich Progress to report shard completion on.
+    """
+    config = dict(preprocessor.config())
+    config["size"] = int(size)
+    root = Path(cache_dir) / cache_key(config)
+    shard_dir = root / "shards"
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    if not (root / "config.json").exists():
+        write_json(root / "config.json", config)
+    done = set()
+    for parquet in shard_dir.glob("*.parquet"):
+        done.update(pq.read_table(parquet, columns=["image_id"]).column("image_id").to_pylist())
+    todo = items[~items["image_id"].isin(done)].sort_values("image_id")
+    pairs = list(zip(todo["image_id"].astype(str), todo["image_path"].astype(str)))
+    if pairs:
+        workers = max(1, workers or os.cpu_count() or 1)
+        # Enough shards to keep every worker busy, small enough that a kill loses little work.
+        per_shard = max(16, min(shard_size, math.ceil(len(pairs) / (workers * 4))))
+        chunks = [pairs[i:i + per_shard] for i in range(0, len(pairs), per_shard)]
+        jobs = [(shard_dir, preprocessor, int(size), chunk) for chunk in chunks]
+        task = progress.add_task("preprocess", total=len(pairs)) if progress is not None else None
+        if workers == 1 or len(jobs) == 1:
+            results = map(_process_shard, jobs)
+            _drain(results, jobs, progress, task)
+        else:
+            with mp.get_context("spawn").Pool(workers) as pool:
+                _drain(pool.imap(_process_shard, jobs), jobs, progress, task)
+    return Cache.open(root)
+
+
+def _drain(results, jobs, progress, task) -> None:
+    for job, _ in zip(jobs, results):
+        if progress is not None:
+            progress.advance(task, len(job[3]))
+

@@ -1,0 +1,176 @@
+"""Training one backbone from cached arrays: early stopping, best checkpoint, resume after a kill.
+
+Images arrive as one uint8 tensor (n, size, size). Each batch is gathered with one indexing op,
+copied to the device (pinned, non-blocking on CUDA), scaled to [0, 1] and augmented there, so
+the data path never waits on Python per image. Every epoch ends with an atomic ``last.pt``; a
+restarted run continues from it and, because shuffling, dropout and augmentation are seeded per
+epoch, reaches the same result as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from mlbench.benchmark import Recipe
+from mlbench.io import atomic_path, read_json, write_json
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # epochs finished
+    best_val_loss: float = math.inf
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device '{name}' requested but CUDA is not available")
+    return device
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return contextlib.nullcontext()
+
+
+def _to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 (b, h, w) on the host -> float (b, 1, h, w) in [0, 1] on the device."""
+    if device.type == "cuda":
+        batch = batch.pin_memory().to(device, non_blocking=True)
+        return (batch.unsqueeze(1).float() / 255.0).contiguous(memory_format=torch.channels_last)
+    return batch.unsqueeze(1).float() / 255.0
+
+
+def _save(path: Path, obj: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 128) -> np.ndarray:
+    """Sigmoid probabilities (n, labels) for uint8 images (n, size, size)."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = _to_device(images[start:start + batch_size], device)
+        with _autocast(device):
+            logits = model(x)
+        out.append(torch.sigmoid(logits.float()).cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+
+
+@torch.no_grad()
+def _mean_loss(model: nn.Module, loss_fn: nn.Module, images: torch.Tensor, targets: torch.Tensor,
+               device: torch.device, batch_size: int) -> float:
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(images), batch_size):
+        x = _to_device(images[start:start + batch_size], device)
+        y = targets[start:start + batch_size].to(device)
+        with _autocast(device):
+            logits = model(x)
+        total += float(loss_fn(logits.float(), y)) * len(x)
+        count += len(x)
+    return total / max(count, 1)
+
+
+def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images: torch.Tensor,
+          train_targets: torch.Tensor, val_images: torch.Tensor, val_targets: torch.Tensor,
+          checkpoint_dir: Path, device: torch.device, augmenter_factory: Callable[[int], Callable] | None = None,
+          progress: Any = None, name: str = "model") -> TrainState:
+    """Train with Adam and early stopping on validation loss; leave ``best.pt`` in ``checkpoint_dir``.
+
+    ``augmenter_factory(seed)`` returns a batch augmenter (None: no augmentation).
+    """
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    last_path, best_path = checkpoint_dir / "last.pt", checkpoint_dir / "best.pt"
+    model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    loss_fn.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=recipe.lr)
+    state = TrainState()
+    if last_path.exists():  # resume
+        saved = torch.load(last_path, map_location=device, weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        state = TrainState(**saved["state"])
+    train_targets = train_targets.float()
+    val_targets = val_targets.float()
+    n = len(train_images)
+    if n == 0 or len(val_images) == 0:
+        raise ValueError(f"{name}: need training and validation images, got {n} and {len(val_images)}")
+    steps = math.ceil(n / recipe.batch_size)
+    epoch_task = progress.add_task(f"{name} epochs", total=recipe.max_epochs, completed=state.epoch) if progress else None
+    batch_task = progress.add_task(f"{name} batches", total=steps) if progress else None
+
+    while state.epoch < recipe.max_epochs and state.bad_epochs < recipe.patience:
+        epoch = state.epoch
+        seed = recipe.seed * 100_003 + epoch
+        torch.manual_seed(seed)  # dropout
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        augment = augmenter_factory(seed) if augmenter_factory is not None else None
+        model.train()
+        started, running = time.perf_counter(), 0.0
+        if progress:
+            progress.reset(batch_task, total=steps)
+        for step in range(steps):
+            idx = order[step * recipe.batch_size:(step + 1) * recipe.batch_size]
+            x = _to_device(train_images[idx], device)
+            y = train_targets[idx].to(device, non_blocking=True)
+            if augment is not None:
+                x = augment(x)
+            with _autocast(device):
+                logits = model(x)
+            loss = loss_fn(logits.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            running += float(loss.detach()) * len(idx)
+            if progress:
+                progress.advance(batch_task)
+        val_loss = _mean_loss(model, loss_fn, val_images, val_targets, device, recipe.batch_size * 4)
+        record = {"epoch": epoch, "train_loss": running / n, "val_loss": val_loss,
+                  "seconds": time.perf_counter() - started}
+        state.history.append(record)
+        state.epoch = epoch + 1
+        if val_loss < state.best_val_loss - recipe.min_delta:
+            state.best_val_loss, state.best_epoch, state.bad_epochs = val_loss, epoch, 0
+            _save(best_path, {"model": model.state_dict(), "epoch": epoch, "val_loss": val_loss})
+        else:
+            state.bad_epochs += 1
+        _save(last_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                          "state": state.__dict__})
+        if progress:
+            progress.update(epoch_task, completed=state.epoch,
+                            description=f"{name} epochs (val loss {val_loss:.4f}, best {state.best_val_loss:.4f})")
+    if progress:
+        progress.remove_task(batch_task)
+        progress.remove_task(epoch_task)
+    best = torch.load(best_path, map_location=device, weights_only=False)
+    model.load_state_dict(best["model"])
+    write_json(checkpoint_dir / "history.json", {"best_epoch": state.best_epoch,
+                                                 "best_val_loss": state.best_val_loss,
+                                                 "epochs": state.epoch, "history": state.history})
+    return state
+
+
+def load_history(checkpoint_dir: Path) -> dict[str, Any]:
+    return read_json(checkpoint_dir / "history.json")
