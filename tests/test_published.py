@@ -1,0 +1,234 @@
+"""The published baseline (Liz et al. 2023, Tables 4-11): transcription checks and the shipped files."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from mlbench import leaderboard
+from mlbench_padchest.labels import PA_COUNTS, SPECIFIC_LABELS
+
+REPO = Path(__file__).resolve().parents[1]
+LEADERBOARDS = REPO / "leaderboards"
+
+
+def _load_transcribe():
+    spec = importlib.util.spec_from_file_location("transcribe", LEADERBOARDS / "transcribe.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("transcribe", module)  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+transcribe = _load_transcribe()
+
+
+@pytest.fixture(scope="module")
+def specific() -> pl.DataFrame:
+    return pl.read_parquet(LEADERBOARDS / "padchest-specific.parquet")
+
+
+@pytest.fixture(scope="module")
+def general() -> pl.DataFrame:
+    return pl.read_parquet(LEADERBOARDS / "padchest-general.parquet")
+
+
+@pytest.fixture()
+def tsv_copy(tmp_path: Path) -> Path:
+    """A scratch copy of the TSVs to tamper with."""
+    target = tmp_path / "published"
+    shutil.copytree(transcribe.PUBLISHED_DIR, target)
+    return target
+
+
+def _edit_cell(directory: Path, table: int, row_label: str, column: str, new: str) -> str:
+    path = transcribe.table_path(table, directory)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split("\t")
+    col = header.index(column)
+    for i, line in enumerate(lines):
+        cells = line.split("\t")
+        if cells[1] == row_label:
+            old, cells[col] = cells[col], new
+            lines[i] = "\t".join(cells)
+            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            return old
+    raise AssertionError(f"no row {row_label!r} in {path}")
+
+
+# --- the checks on the committed TSVs -------------------------------------------------------
+
+def test_every_global_figure_is_the_mean_of_its_column():
+    _, _, checks = transcribe.load_and_check()
+    assert len(checks) == 4 * len(transcribe.ENTRIES) * 2  # 4 settings x 8 entries x (AUC, F1)
+    plain = [c for c in checks if not c.known_exception]
+    assert max(c.gap for c in plain) <= Decimal("0.0005")
+    # The pinned exceptions: six stuck F1 columns of Table 4 and EfficientNet's F1 in Table 6.
+    exceptions = sorted((c.table, c.entry, c.metric) for c in checks if c.known_exception)
+    assert exceptions == sorted((x.table, x.entry, x.metric) for x in transcribe.KNOWN_EXCEPTIONS)
+    assert len(exceptions) == 7
+    for c in checks:
+        if c.known_exception:
+            assert Decimal("0.0005") < c.gap <= Decimal("0.001")
+
+
+def test_an_edited_cell_fails_the_mean_check(tsv_copy: Path):
+    old = _edit_cell(tsv_copy, 8, "cardiomegaly", "densenet201.auc", "0.997")
+    assert old == "0.927"
+    with pytest.raises(transcribe.TranscriptionError, match=r"Table 8 vs Table 9, densenet201 auc"):
+        transcribe.load_and_check(tsv_copy)
+
+
+def test_an_edited_known_exception_fails(tsv_copy: Path):
+    # 0.374 -> 0.375 keeps the gap inside the rounding bound, but the pinned sum catches it.
+    _edit_cell(tsv_copy, 4, "normal", "ctp.f1", "0.375")
+    with pytest.raises(transcribe.TranscriptionError, match=r"Table 4 vs Table 5, ctp f1: known exception"):
+        transcribe.load_and_check(tsv_copy)
+
+
+def test_global_row_must_match_the_global_table(tsv_copy: Path):
+    _edit_cell(tsv_copy, 10, "__global__", "ctp.auc", "0.818")
+    with pytest.raises(transcribe.TranscriptionError, match=r"Table 10 Global row, ctp auc = 0.818 but Table 11 has 0.819"):
+        transcribe.load_and_check(tsv_copy)
+
+
+def test_misspelt_label_is_rejected(tsv_copy: Path):
+    _edit_cell(tsv_copy, 6, "COPD signs", "label", "copd signs")
+    with pytest.raises(transcribe.TranscriptionError, match=r"liz2023-table06.tsv:3: label 'copd signs'"):
+        transcribe.load_and_check(tsv_copy)
+
+
+def test_value_outside_unit_interval_is_rejected(tsv_copy: Path):
+    _edit_cell(tsv_copy, 8, "nodule", "ctp.f1", "4.93")
+    with pytest.raises(transcribe.TranscriptionError, match=r"column 'ctp.f1': 4.93 is outside \[0, 1\]"):
+        transcribe.load_and_check(tsv_copy)
+
+
+def test_sample_counts_agree_across_the_specific_tables(tsv_copy: Path):
+    _edit_cell(tsv_copy, 6, "pacemaker", "n_samples", "337")
+    with pytest.raises(transcribe.TranscriptionError, match=r"Table 6, pacemaker: # Samples 337 but Table 4 has 336"):
+        transcribe.load_and_check(tsv_copy)
+
+
+def test_stuck_models_hamming_is_the_mean_prevalence():
+    """Table 5: models that predict all negative score the labels' mean prevalence, 0.046."""
+    per_label, global_tables, _ = transcribe.load_and_check()
+    table4, table5 = per_label[4], global_tables[5]
+    stuck = [e for e in transcribe.ENTRIES if all(r.values[(e, "auc")] == Decimal("0.500") for r in table4.rows)]
+    assert stuck == ["inception_v3", "inception_resnet_v2", "legacy_xception", "ptc-mode", "ptc-lw"]
+    # PA images carrying at least one of the 35 labels in the public CSV (PAPER-FACTS).
+    pa_images_with_a_label = 85455
+    mean_prevalence = sum(PA_COUNTS.values()) / len(PA_COUNTS) / pa_images_with_a_label
+    assert round(mean_prevalence, 3) == 0.046
+    for entry in stuck:
+        assert table5.values[(entry, "hamming")] == Decimal("0.046")
+
+
+# --- the committed parquet files ------------------------------------------------------------
+
+def test_committed_parquet_is_what_transcribe_builds():
+    built = transcribe.build_tables()
+    for benchmark, table in built.items():
+        committed = leaderboard.read(transcribe.output_path(benchmark))
+        assert committed.equals(table), f"{benchmark}.parquet is stale: run python leaderboards/transcribe.py"
+
+
+def test_transcription_is_deterministic(tmp_path: Path):
+    first, second = transcribe.build_tables(), transcribe.build_tables()
+    for benchmark in transcribe.BENCHMARKS:
+        assert first[benchmark].equals(second[benchmark])
+        leaderboard.write(tmp_path / "a.parquet", first[benchmark])
+        leaderboard.write(tmp_path / "b.parquet", second[benchmark])
+        assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
+
+
+# Read off the paper by hand: (benchmark name, variant, entry, label, metric) -> value.
+HAND_READ = [
+    ("padchest-specific", "crop+aug", "densenet201", "cardiomegaly", "auc", 0.927),  # Table 8
+    ("padchest-specific", "crop+aug", "ptc-mode", "pacemaker", "auc", 0.984),  # Table 8
+    ("padchest-specific", "crop+aug", "ctp", "supra aortic elongation", "f1", 0.575),  # Table 8
+    ("padchest-specific", "crop+aug", "ctp", "__global__", "auc", 0.840),  # Table 9
+    ("padchest-specific", "crop+aug", "legacy_xception", "__global__", "hamming", 0.074),  # Table 9
+    ("padchest-specific", "none", "densenet201", "normal", "f1", 0.470),  # Table 4
+    ("padchest-specific", "none", "efficientnet_b0", "__global__", "hamming", 0.107),  # Table 5
+    ("padchest-specific", "crop", "inception_v3", "pleural effusion", "f1", 0.046),  # Table 6
+    ("padchest-specific", "crop", "ptc-lw", "__global__", "f1", 0.650),  # Table 7
+    ("padchest-general", "crop+aug", "inception_resnet_v2", "electrical device", "auc", 0.994),  # Table 10
+    ("padchest-general", "crop+aug", "ctp", "sclerotic bone lesion", "auc", 0.506),  # Table 10
+    ("padchest-general", "crop+aug", "ptc-mode", "__global__", "hamming", 0.052),  # Table 11
+    ("padchest-general", "crop+aug", "ctp", "__global__", "auc", 0.819),  # Table 11
+]
+
+
+@pytest.mark.parametrize("bench_name, variant, entry, label, metric, expected", HAND_READ)
+def test_hand_read_values(specific, general, bench_name, variant, entry, label, metric, expected):
+    # (not "benchmark": pytest-benchmark, where installed, owns that fixture name)
+    frame = specific if bench_name == "padchest-specific" else general
+    hit = frame.filter((pl.col("variant") == variant) & (pl.col("entry") == entry)
+                       & (pl.col("label") == label) & (pl.col("metric") == metric))
+    assert hit.height == 1
+    assert hit["value"][0] == expected
+
+
+def test_sample_counts_are_the_papers(specific, general):
+    def n_positive(frame, variant, label):
+        return frame.filter((pl.col("variant") == variant) & (pl.col("label") == label))["n_positive"].unique().to_list()
+
+    assert n_positive(specific, "crop+aug", "normal") == [34327]  # Table 8
+    assert n_positive(specific, "none", "aortic elongation") == [1399]  # Table 4 prints "Aorticelongation"
+    assert n_positive(general, "crop+aug", "pneumothorax") == [210]  # Table 10
+    assert n_positive(specific, "crop", "__global__") == [None]
+
+
+def test_row_counts_per_table(specific, general):
+    both = pl.concat([specific, general])
+    counts = dict(both.group_by("run_id").len().iter_rows())
+    per_label_35, per_label_54, summary = 35 * 8 * 2, 54 * 8 * 2, 8 * 3
+    assert counts == {
+        "liz2023-table4": per_label_35, "liz2023-table5": summary,
+        "liz2023-table6": per_label_35, "liz2023-table7": summary,
+        "liz2023-table8": per_label_35, "liz2023-table9": summary,
+        "liz2023-table10": per_label_54, "liz2023-table11": summary,
+    }
+
+
+def test_rows_follow_the_published_conventions(specific, general):
+    both = pl.concat([specific, general])
+    assert both["source"].unique().to_list() == ["published"]
+    assert both["split_hash"].null_count() == both.height
+    assert both["ci_low"].null_count() == both["ci_high"].null_count() == both.height
+    assert set(both["metric"].unique()) == {"auc", "f1", "hamming"}
+    assert set(both["variant"].unique()) == {"none", "crop", "crop+aug"}
+    assert set(general["variant"].unique()) == {"crop+aug"}
+    kinds = dict(both.select("entry", "entry_kind").unique().iter_rows())
+    assert kinds == {**{b: "backbone" for b in transcribe.BACKBONES}, **{e: "ensemble" for e in transcribe.ENSEMBLES}}
+    # Every (variant, entry, label, metric) appears once.
+    keys = ["benchmark", "variant", "entry", "label", "metric"]
+    assert both.select(keys).unique().height == both.height
+
+
+def test_specific_labels_are_the_benchmarks(specific):
+    for variant in ("none", "crop", "crop+aug"):
+        labels = specific.filter((pl.col("variant") == variant) & (pl.col("entry") == "ctp")
+                                 & (pl.col("metric") == "auc"))["label"].to_list()
+        assert labels == [*SPECIFIC_LABELS, leaderboard.GLOBAL_LABEL]
+
+
+def test_files_read_unchanged_with_pyarrow_and_polars():
+    for name in ("padchest-specific.parquet", "padchest-general.parquet"):
+        path = LEADERBOARDS / name
+        table = pq.read_table(path)
+        assert table.schema.equals(leaderboard.SCHEMA, check_metadata=False)
+        assert table.schema.metadata[b"mlbench.schema_version"] == str(leaderboard.SCHEMA_VERSION).encode()
+        frame = pl.read_parquet(path)
+        assert frame.columns == list(leaderboard.COLUMNS)
+        assert frame.schema["value"] == pl.Float64 and frame.schema["n_positive"] == pl.Int64
+        assert frame.height == table.num_rows
+        assert frame["value"].to_list() == table.column("value").to_pylist()
