@@ -414,3 +414,58 @@ def preprocess(benchmark: str, source: DataSource, cache_dir: Path, *, crop: boo
         cache = build_cache(frame[["image_id", "image_path"]], preprocessor, recipe.image_size, cache_dir,
                             workers=workers, progress=bar)
     return cache.write_manifest(frame["image_id"].astype(str).tolist())
+
+
+@dataclass
+class TrainedRun:
+    """A finished run loaded back: what explainers and scorers need."""
+
+    run_dir: Path
+    manifest: dict[str, Any]
+    benchmark: Benchmark
+    recipe: Recipe
+    models: dict[str, torch.nn.Module]  # backbone name -> model in eval mode, best checkpoint
+    split: pd.DataFrame  # split.parquet
+    registry: Registry
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.benchmark.labels
+
+    def preprocessor(self):
+        """The run's preprocessor (to prepare images that are not in the cache)."""
+        return self.registry.create("preprocessor", self.recipe.active_preprocessor, size=self.recipe.image_size,
+                                    **dict(self.recipe.preprocessor_options))
+
+    def cache(self) -> Cache:
+        return Cache.open(Path(self.manifest["cache"]["path"]))
+
+    def crops(self) -> pd.DataFrame:
+        """Each image's crop box in original pixels (preprocess/manifest.parquet)."""
+        return pq.read_table(self.run_dir / "preprocess" / "manifest.parquet").to_pandas()
+
+
+def load_trained(run_dir: str | Path, device: str | torch.device = "cpu", registry: Registry | None = None) -> TrainedRun:
+    """Rebuild every trained backbone of RUN_DIR from its best checkpoint."""
+    run_dir = Path(run_dir)
+    registry = registry or get_registry()
+    m = manifest.read(run_dir)
+    bench: Benchmark = registry.create("benchmark", m["benchmark"])
+    if bench.version != m["benchmark_version"]:
+        raise RunError(f"{run_dir} was made with {bench.name} {m['benchmark_version']}, installed is {bench.version}")
+    recipe_fields = {f.name for f in dataclasses.fields(Recipe)}
+    saved = {k: v for k, v in m["recipe"].items() if k in recipe_fields}
+    for key in ("backbones", "ensembles", "head_units"):
+        saved[key] = tuple(saved[key])
+    recipe = Recipe(**saved)
+    device = torch.device(device)
+    models = {}
+    for name in recipe.backbones:
+        best = run_dir / "backbones" / _dir_name(name) / "best.pt"
+        if not best.exists():
+            raise RunError(f"{run_dir}: backbone '{name}' has no best.pt; the run did not train it")
+        model = _resolve_backbone(registry, name, len(bench.labels), recipe.replace(pretrained=False))
+        model.load_state_dict(torch.load(best, map_location=device, weights_only=False)["model"])
+        models[name] = model.to(device).eval()
+    split = pq.read_table(run_dir / "split.parquet").to_pandas()
+    return TrainedRun(run_dir, m, bench, recipe, models, split, registry)
