@@ -46,3 +46,19 @@ def specific() -> Benchmark:
         demo_recipe=DEMO_RECIPE,
         description="PadChest PA, the 35 specific labels of Liz et al. 2023 (Table 8)",
     )
+
+
+def general() -> Benchmark:
+    """Table 10's 54 general labels: an image holds one when it carries that tree node or a descendant."""
+    from mlbench_padchest import general as general_labels  # loads the term tree
+
+    return Benchmark(
+        name="padchest-general",
+        version=general_labels.GENERAL_VERSION,
+        dataset="padchest",
+        labels=general_labels.GENERAL_LABELS,
+        targets=general_labels.targets,
+        recipe=PAPER_RECIPE,
+        demo_recipe=DEMO_RECIPE,
+        description="PadChest PA, the 54 general labels of Liz et al. 2023 (Table 10), expanded along the term tree",
+    )

@@ -24,6 +24,12 @@ def _specific():
     return specific()
 
 
+def _general():
+    from mlbench_padchest.benchmarks import general
+
+    return general()
+
+
 @hookimpl
 def register_datasets(register):
     register("padchest", _dataset, summary="PadChest CSV + 16-bit PNG folders (and its synthetic demo)")
@@ -37,3 +43,4 @@ def register_preprocessors(register):
 @hookimpl
 def register_benchmarks(register):
     register("padchest-specific", _specific, summary="35 specific labels, Table 8 (Liz et al. 2023)")
+    register("padchest-general", _general, summary="54 general labels, Table 10 (Liz et al. 2023)")

@@ -1,0 +1,179 @@
+"""Reading PadChest's label CSV into mlbench ``Records``.
+
+The official file (PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv, often gzipped) has an
+unnamed index column, then ImageID, ImageDir, ..., Labels, ... (PAPER-FACTS lists them). Only a few
+columns matter here; all are read as strings because several of the others are mixed-type.
+
+Nothing is dropped silently: every row left out becomes a ``Skip`` with one reason, and each
+label outside the term tree becomes a ``Skip(reason="unknown_label")`` while the row keeps its other
+labels. Image files are not opened here (the preprocessing cache detects missing or broken ones).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+from mlbench.data import DataSource, DatasetError, Records, Skip
+from mlbench.io import sha256_file
+
+REQUIRED_COLUMNS = ("ImageID", "ImageDir", "PatientID", "Projection", "Labels")
+OPTIONAL_COLUMNS = ("StudyID",)
+# Written by the demo generator beside its CSV: the records are then synthetic, not PadChest.
+DEMO_MARKER = "mlbench-demo.json"
+# Labels that carry no finding: PadChest's "exclude" marks a discarded report, '' a stray comma.
+IGNORED_LABELS = frozenset({"", "exclude"})
+# How pandas and spreadsheets write a missing Labels cell.
+_MISSING = frozenset({"", "nan", "none", "null", "na", "n/a"})
+# Characters that would let a name leave its folder (Windows drive colons included).
+_PATH_CHARACTERS = ("/", "\\", "\0", ":")
+
+FRAME_COLUMNS = ("image_id", "patient_id", "study_id", "image_dir", "projection", "image_path", "findings")
+
+
+def unsafe_name_reason(name: str) -> str | None:
+    """Why ``name`` is not a plain file or folder name, or None when it is one."""
+    if name in ("", ".", ".."):
+        return f"{name!r} is not a file name"
+    for ch in _PATH_CHARACTERS:
+        if ch in name:
+            return f"contains {ch!r}"
+    if any(ord(ch) < 32 for ch in name):
+        return "contains a control character"
+    return None
+
+
+class _LabelParser:
+    """Parses Labels literals; the real CSV has ~29k distinct strings for 160k rows, so it caches."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[tuple[str, ...] | None, str]] = {}
+
+    def __call__(self, text: str) -> tuple[tuple[str, ...] | None, str]:
+        """(labels, "") on success, or (None, why) when the literal is not a list of strings."""
+        hit = self._cache.get(text)
+        if hit is None:
+            hit = self._cache[text] = self._parse(text)
+        return hit
+
+    @staticmethod
+    def _parse(text: str) -> tuple[tuple[str, ...] | None, str]:
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
+            return None, f"not a Python literal ({type(exc).__name__}): {text[:80]!r}"
+        if not isinstance(value, list):
+            return None, f"expected a list of strings, got {type(value).__name__}: {text[:80]!r}"
+        if not all(isinstance(item, str) for item in value):
+            kinds = sorted({type(item).__name__ for item in value if not isinstance(item, str)})
+            return None, f"list items must be strings, found {', '.join(kinds)}: {text[:80]!r}"
+        return tuple(item.strip() for item in value), ""
+
+
+def _read_columns(path: Path) -> pd.DataFrame:
+    """The needed columns as strings; a DatasetError names the file and what is wrong with it."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: PadChest label CSV not found")
+    try:
+        header = list(pd.read_csv(path, nrows=0).columns)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as exc:
+        raise DatasetError(f"{path}: cannot read it as a CSV file: {exc}") from exc
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        found = ", ".join(c for c in header if not c.startswith("Unnamed:")) or "no named columns"
+        raise DatasetError(
+            f"{path}: missing required column(s) {', '.join(missing)}; "
+            f"expected {', '.join(REQUIRED_COLUMNS)}; found {found}")
+    wanted = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in header]
+    try:
+        return pd.read_csv(path, usecols=wanted, dtype=str, keep_default_na=False, na_filter=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, ValueError) as exc:
+        raise DatasetError(f"{path}: cannot read it as a CSV file: {exc}") from exc
+
+
+def read_padchest_csv(
+    source: DataSource,
+    *,
+    projections: Iterable[str] | None = ("PA",),
+    known_labels: frozenset[str] | None = None,
+) -> Records:
+    """Read a PadChest-format CSV into Records (one row per usable image, every skip listed).
+
+    ``projections``: the Projection values kept (None keeps all; the paper keeps PA). Rows left out
+    by it are skipped as ``not_pa`` (or ``projection_not_selected`` for another choice).
+    ``known_labels``: the labels a row may carry (the term tree's); others are recorded as
+    ``unknown_label`` and dropped from that row. ``None`` accepts every label.
+
+    Skip reasons, in the order they are checked (a row gets the first that applies):
+    ``missing_image_id``, ``unsafe_path``, ``duplicate_image_id`` (the first row is kept),
+    ``missing_patient_id``, ``not_pa``, ``nan_labels``, ``unparseable_labels``. ``item`` is the
+    ImageID, or ``row N`` (the N-th data row, 1-based) where there is none.
+    """
+    csv_path = Path(source.csv)
+    images_root = Path(source.images).resolve()
+    raw = _read_columns(csv_path)
+    keep_projection = None if projections is None else frozenset(projections)
+    projection_reason = "not_pa" if keep_projection == {"PA"} else "projection_not_selected"
+    has_study = "StudyID" in raw.columns
+    parse = _LabelParser()
+
+    out: dict[str, list] = {c: [] for c in FRAME_COLUMNS}
+    skipped: list[Skip] = []
+    seen: dict[str, int] = {}
+    columns = [raw[c].tolist() for c in ("ImageID", "ImageDir", "PatientID", "Projection", "Labels")]
+    studies = raw["StudyID"].tolist() if has_study else [""] * len(raw)
+    for n, (image_id, image_dir, patient_id, projection, labels_text, study_id) in enumerate(
+            zip(*columns, studies), start=1):
+        image_id, image_dir, patient_id = image_id.strip(), image_dir.strip(), patient_id.strip()
+        if not image_id:
+            skipped.append(Skip(f"row {n}", "missing_image_id", "ImageID is empty"))
+            continue
+        bad = unsafe_name_reason(image_id)
+        bad_dir = unsafe_name_reason(image_dir)
+        if bad or bad_dir:
+            where = f"ImageID {image_id!r} {bad}" if bad else f"ImageDir {image_dir!r} {bad_dir}"
+            # A hostile name is not echoed as the item (it may hold control characters).
+            skipped.append(Skip(f"row {n}" if bad else image_id, "unsafe_path",
+                                f"{where}; expected a plain name inside the image folder"))
+            continue
+        if image_id in seen:
+            skipped.append(Skip(image_id, "duplicate_image_id",
+                                f"row {n} repeats the ImageID of row {seen[image_id]} (the first is kept)"))
+            continue
+        seen[image_id] = n
+        if not patient_id:
+            skipped.append(Skip(image_id, "missing_patient_id", f"row {n}: PatientID is empty"))
+            continue
+        projection = projection.strip()
+        if keep_projection is not None and projection not in keep_projection:
+            skipped.append(Skip(image_id, projection_reason, f"Projection {projection or '(empty)'}"))
+            continue
+        if labels_text.strip().lower() in _MISSING:
+            skipped.append(Skip(image_id, "nan_labels", f"row {n}: Labels is empty"))
+            continue
+        labels, why = parse(labels_text)
+        if labels is None:
+            skipped.append(Skip(image_id, "unparseable_labels", f"row {n}: Labels {why}"))
+            continue
+        findings: set[str] = set()
+        for label in labels:
+            if label in IGNORED_LABELS:
+                continue
+            if known_labels is not None and label not in known_labels:
+                skipped.append(Skip(image_id, "unknown_label", label))
+                continue
+            findings.add(label)
+        out["image_id"].append(image_id)
+        out["patient_id"].append(patient_id)
+        out["study_id"].append(study_id.strip())
+        out["image_dir"].append(image_dir)
+        out["projection"].append(projection)
+        out["image_path"].append(str(images_root / image_dir / image_id))
+        out["findings"].append(tuple(sorted(findings)))
+
+    frame = pd.DataFrame(out, columns=list(FRAME_COLUMNS))
+    kind = "synthetic" if (csv_path.parent / DEMO_MARKER).is_file() else "padchest"
+    return Records(frame=frame, kind=kind, source_sha256=sha256_file(csv_path), skipped=skipped)
