@@ -10,14 +10,17 @@ Two implementations:
 - ``threshold`` (the default, weight-free): the lungs are the dark regions inside the brighter
   body. After percentile normalisation and CLAHE it thresholds at several intensity levels and
   offers each level's enclosed dark regions as a candidate.
-- ``torch``: any lung-segmentation network saved as TorchScript (``torch.jit.save``), e.g. a U-Net
-  such as the paper's. It maps (1, 1, S, S) float in [0, 1] to (1, K, S, S) lung logits or
-  probabilities; the union of the ``lung_channels`` is the mask.
+- ``torch``: any lung-segmentation network in a local file, e.g. a U-Net such as the paper's:
+  a ``torch.export`` program (``torch.export.save``, file name ending ``.pt2``) or a TorchScript
+  module (``torch.jit.save``, any other name). Either format carries its own architecture, so no
+  model code or download is needed. It maps (1, 1, S, S) float in [0, 1] to (1, K, S, S) lung
+  logits or probabilities; the union of the ``lung_channels`` is the mask.
 """
 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
@@ -99,11 +102,12 @@ class ThresholdSegmenter:
 
 
 class TorchSegmenter:
-    """Lung masks from a TorchScript network in a local file (no download, no architecture code).
+    """Lung masks from a network in a local file: ``.pt2`` (torch.export) or TorchScript.
 
-    The network gets (1, 1, ``input_size``, ``input_size``) float32 in [0, 1] (percentile-normalised)
-    and returns (1, K, S, S) logits (``output="logits"``) or probabilities (``"probabilities"``);
-    channels ``lung_channels`` are summed into the lung mask, thresholded at ``threshold``.
+    The network gets (1, 1, ``input_size``, ``input_size``) float32 in [0, 1] (percentile-normalised;
+    an exported program must have been exported with that shape) and returns (1, K, S, S) logits
+    (``output="logits"``) or probabilities (``"probabilities"``); channels ``lung_channels`` are
+    summed into the lung mask, thresholded at ``threshold``.
     """
 
     name = "torch"
@@ -127,9 +131,15 @@ class TorchSegmenter:
         import torch
 
         try:
-            self.model = torch.jit.load(str(self.weights), map_location=device).eval()
-        except Exception as exc:  # torch raises RuntimeError/ValueError subclasses with long traces
-            raise ValueError(f"torch segmenter: {self.weights} is not a TorchScript model ({exc})") from exc
+            if self.weights.suffix == ".pt2":
+                self.model = torch.export.load(str(self.weights)).module().to(device)
+            else:
+                with warnings.catch_warnings():  # TorchScript is deprecated in torch 2.x but still loads
+                    warnings.simplefilter("ignore", FutureWarning)
+                    self.model = torch.jit.load(str(self.weights), map_location=device).eval()
+        except Exception as exc:  # torch raises assorted error types with long traces
+            kind = "torch.export program" if self.weights.suffix == ".pt2" else "TorchScript model"
+            raise ValueError(f"torch segmenter: {self.weights} is not a {kind} ({exc})") from exc
 
     def config(self) -> dict[str, Any]:
         # The file's hash, not its path, decides whether cached crops are still valid.
