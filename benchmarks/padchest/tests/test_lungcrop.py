@@ -268,3 +268,58 @@ def test_any_segmenter_object_plugs_in():
     found = crop.locate(synthetic_film(512)[0])
     assert not found.fallback and found.box == (64, 128, 448, 512)
     assert make_segmenter("threshold").config() == ThresholdSegmenter().config()
+
+
+def test_crop_files_writes_pngs_and_a_csv_listing_every_input(tmp_path):
+    import shutil
+
+    from mlbench.cli.crop import CSV_COLUMNS, crop_files
+
+    source = tmp_path / "films"
+    (source / "sub").mkdir(parents=True)
+    names = sorted(NIH.glob("*.png"))[:3]
+    shutil.copy(names[0], source / "a.png")
+    shutil.copy(names[1], source / "sub" / "b.png")
+    (source / "broken.png").write_bytes(names[2].read_bytes()[:3000])  # truncated download
+    (source / "notes.txt").write_text("ignored: not an image")
+    single = tmp_path / "a.png"
+    shutil.copy(names[2], single)  # same output name as films/a.png
+    out = tmp_path / "out"
+    seen = []
+    report = crop_files([source, single, tmp_path / "absent"], out, LungCrop(size=64), bits=8, on_image=seen.append)
+    frame = pd.read_csv(report.csv_path, keep_default_na=False)
+    assert tuple(frame.columns) == CSV_COLUMNS
+    assert len(frame) == 5 and len(seen) == 3  # 2 crops + 1 truncated decoded; 2 skipped before
+    by_file = {Path(f).name if f else f: row for f, row in zip(frame.file, frame.itertuples())}
+    assert by_file["broken.png"].reason.startswith("truncated")
+    assert by_file["absent"].reason.startswith("missing_file")
+    assert frame[frame.file == str(single)].reason.iloc[0].startswith("duplicate_name")
+    crops = frame[frame.method != ""]
+    assert len(crops) == 2 and set(crops.fallback) <= {"true", "false"}
+    assert (crops.x1.astype(int) > crops.x0.astype(int)).all() and (crops.y1.astype(int) == 256).all()
+    assert report.n_cropped == 2 and len(report.skipped) == 3
+    written = cv2.imread(str(out / "sub" / "b.png"), cv2.IMREAD_UNCHANGED)
+    assert written.shape == (64, 64) and written.dtype == np.uint8 and written.max() == 255
+
+
+def test_mlbench_crop_command(tmp_path):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from mlbench.cli import main
+
+    film = sorted(NIH.glob("*.png"))[5]
+    shutil.copy(film, tmp_path / "film.png")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["crop", str(tmp_path / "film.png"), "--out", str(out), "--size", "32",
+                                       "-o", "margin=0.1"])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out / "crops.csv")
+    assert frame.file.tolist() == [str(tmp_path / "film.png")] and frame.method.tolist() == ["lung-crop:threshold"]
+    assert cv2.imread(str(out / "film.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+    bad = CliRunner().invoke(main, ["crop", str(tmp_path / "film.png"), "--out", str(out), "-o", "margin"])
+    assert bad.exit_code != 0 and "KEY=VALUE" in bad.output
+    unknown = CliRunner().invoke(main, ["crop", str(tmp_path / "film.png"), "--out", str(out),
+                                        "--preprocessor", "nope"])
+    assert unknown.exit_code != 0 and "no preprocessor named 'nope'" in unknown.output
