@@ -6,12 +6,16 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from mlbench.data import DataSource, Records
-from mlbench_padchest.reader import read_padchest_csv
-from mlbench_padchest.tree import known_labels
+from mlbench_padchest.reader import profile_padchest_csv, read_padchest_csv
+from mlbench_padchest.tree import TermTree, expand, known_labels, load_tree
 
 
 class PadChestDataset:
-    """Reads PadChest-format sources (the real release and the demo use the same code)."""
+    """Reads PadChest-format sources (the real release and the demo use the same code).
+
+    Besides ``read`` and ``write_demo`` it offers the optional extras mlbench's data commands look
+    for: ``profile`` (whole-file facts), ``expand_findings`` (label hierarchy) and ``label_tree``.
+    """
 
     name = "padchest"
 
@@ -21,6 +25,18 @@ class PadChestDataset:
     def read(self, source: DataSource) -> Records:
         """The kept images and every skipped row; labels are checked against the term tree."""
         return read_padchest_csv(source, projections=self.projections, known_labels=known_labels())
+
+    def profile(self, source: DataSource) -> dict:
+        """Whole-file facts (all projections) for ``mlbench datasets inspect``."""
+        return profile_padchest_csv(source, known_labels=known_labels())
+
+    def expand_findings(self, findings: Iterable[str]) -> frozenset[str]:
+        """Findings plus their term-tree ancestors (how general labels are counted)."""
+        return expand(findings)
+
+    def label_tree(self) -> TermTree:
+        """The term tree (``roots``, ``children``, ``describe(label)``) for ``mlbench labels tree``."""
+        return load_tree()
 
     def write_demo(self, out_dir: str | Path, **options: Any) -> DataSource:
         """Write the synthetic PadChest-format corpus into ``out_dir`` and return its source."""

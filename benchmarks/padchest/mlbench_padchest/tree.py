@@ -42,6 +42,14 @@ class TermTree:
     children: dict[str, tuple[str, ...]]
     source: dict
 
+    def describe(self, label: str) -> str:
+        """A short note on ``label`` for display: its UMLS concepts and its other parents."""
+        node = self.node(label)
+        parts = [f"{cui} {name}" for cui, name in node.cuis]
+        if len(node.parents) > 1:
+            parts.append("parents: " + ", ".join(node.parents))
+        return "; ".join(parts)
+
     def node(self, label: str) -> Node:
         try:
             return self.nodes[label]

@@ -1,5 +1,7 @@
 """The padchest-general benchmark: Table 10's 54 labels as term-tree nodes, expanded targets."""
 
+import json
+
 import numpy as np
 import pandas as pd
 
@@ -47,3 +49,73 @@ def test_benchmark_is_registered_and_maps_records():
     assert Y[1, bench.labels.index("surgery")] == 1 and Y[1].sum() == 1
     assert [s.item for s in skipped] == ["c"]
     assert Y.dtype == np.uint8
+
+
+def tiny_padchest_csv(path, n_patients: int = 40):
+    """A small CSV in PadChest's format whose findings exercise the tree expansion."""
+    rng = np.random.RandomState(0)
+    choices = [["normal"], ["callus rib fracture", "COPD signs"], ["pacemaker"], ["hydropneumothorax"],
+               ["cardiomegaly", "sternotomy"], ["normal", "exclude"]]
+    rows = []
+    for p in range(n_patients):
+        for k in range(2):
+            labels = choices[rng.randint(len(choices))]
+            rows.append({"ImageID": f"im{p}_{k}.png", "ImageDir": str(p % 3), "StudyID": f"s{p}",
+                         "PatientID": f"pat{p:03d}", "Projection": "PA", "Labels": repr(labels)})
+    rows.append({"ImageID": "side.png", "ImageDir": "0", "StudyID": "s", "PatientID": "pat000",
+                 "Projection": "L", "Labels": "['normal']"})
+    rows.append({"ImageID": "empty.png", "ImageDir": "0", "StudyID": "s", "PatientID": "pat001",
+                 "Projection": "PA", "Labels": ""})
+    pd.DataFrame(rows).to_csv(path)
+    return path
+
+
+def test_split_command_on_a_small_csv(tmp_path):
+    import pyarrow.parquet as pq
+    from click.testing import CliRunner
+
+    from mlbench.cli import main
+
+    csv = tiny_padchest_csv(tmp_path / "labels.csv")
+    args = ["split", "padchest-general", "--csv", str(csv), "--out", str(tmp_path / "a")]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    second = CliRunner().invoke(main, args[:-1] + [str(tmp_path / "b")])
+    summary_a = json.loads((tmp_path / "a" / "summary.json").read_text())
+    summary_b = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert summary_a["split_hash"] == summary_b["split_hash"]
+    assert summary_a["split_hash"] in first.output.replace("\n", "")
+    assert summary_a["n_images"] == 80 and summary_a["n_patients"] == 40
+    assert summary_a["skipped"]["not_pa"]["count"] == 1 and summary_a["skipped"]["nan_labels"]["count"] == 1
+    table = pq.read_table(tmp_path / "a" / "split.parquet").to_pandas()
+    assert list(table.columns[:3]) == ["image_id", "patient_id", "split"]
+    assert list(table.columns[3:]) == list(general.GENERAL_LABELS)
+    assert table.groupby("patient_id")["split"].nunique().max() == 1
+    other_seed = CliRunner().invoke(main, args[:-1] + [str(tmp_path / "c"), "--seed", "5"])
+    assert other_seed.exit_code == 0, other_seed.output
+    assert json.loads((tmp_path / "c" / "summary.json").read_text())["seed"] == 5
+
+
+def test_inspect_report_on_a_small_csv(tmp_path):
+    from mlbench.cli.data import inspect_dataset, print_inspect_report
+    from mlbench.data import DataSource
+    from rich.console import Console
+
+    csv = tiny_padchest_csv(tmp_path / "labels.csv")
+    report = inspect_dataset("padchest", DataSource(csv, tmp_path))
+    assert report["profile"]["rows"] == 82
+    assert report["profile"]["projections"] == {"PA": 81, "L": 1}
+    assert report["skipped"]["not_pa"]["count"] == 1
+    assert report["skipped"]["nan_labels"]["examples"][0]["item"] == "empty.png"
+    by_name = {b["benchmark"]: b for b in report["benchmarks"]}
+    assert set(by_name) >= {"padchest-specific", "padchest-general"}
+    gen = by_name["padchest-general"]
+    assert gen["images_kept"] == 80
+    assert gen["imbalance"]["all"]["n_instances"] == 80
+    assert "fracture" in gen["imbalance"]["all"]["irlbl"]
+    rules = {r["rule"]: r for r in gen["selection"]}
+    assert any("expanded" in name for name in rules)  # the dataset offers its tree expansion
+    console = Console(record=True, width=120)
+    print_inspect_report(report, console)
+    text = console.export_text()
+    assert "padchest-general" in text and "MaxIR" in text and "not_pa" in text

@@ -89,3 +89,19 @@ def test_known_labels_leave_out_the_localization_tree():
     assert {"normal", "exclude", "COPD signs", "pneumonia"} <= known
     assert "lingula" not in known and "localization" not in known
     assert "lingula" in tree.known_labels(include_localization=True)
+
+
+def test_labels_tree_command():
+    from click.testing import CliRunner
+
+    from mlbench.cli import main
+
+    runner = CliRunner()
+    sub = runner.invoke(main, ["labels", "tree", "Fracture"])
+    assert sub.exit_code == 0, sub.output
+    assert "callus rib fracture" in sub.output and "parents: radiological finding" in sub.output
+    assert "pleural effusion" not in sub.output
+    whole = runner.invoke(main, ["labels", "tree"])
+    assert whole.exit_code == 0 and all(root in whole.output for root in tree.load_tree().roots)
+    typo = runner.invoke(main, ["labels", "tree", "pneumotorax"])
+    assert typo.exit_code != 0 and "did you mean 'pneumothorax'" in typo.output

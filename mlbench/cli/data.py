@@ -1,0 +1,335 @@
+"""Data commands: ``mlbench datasets inspect``, ``mlbench split``, ``mlbench labels tree``.
+
+The report and split functions here return plain dicts that tests call directly; the click
+commands only parse options, call them and print. Datasets and benchmarks come from the plugin
+registry, so any dataset plugin gets these commands. A dataset may offer optional extras that
+the report uses when present: ``profile(source) -> dict`` (whole-file facts),
+``expand_findings(findings)`` (a label hierarchy) and ``label_tree()`` (an object with ``roots``,
+``children`` and ``describe(label)``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.tree import Tree
+
+from mlbench.benchmark import Benchmark
+from mlbench.cli import main
+from mlbench.data import DataSource, Records, Skip
+from mlbench.data.imbalance import imbalance_by_split
+from mlbench.data.selection import compare_selection, count_labels, select_labels
+from mlbench.data.splits import SPLITS, split_benchmark
+from mlbench.registry import Registry, get_registry
+
+SKIP_EXAMPLES = 5
+# The rule variants the report checks against each pinned label set.
+RULE_MIN_COUNT = 200
+
+
+def skip_summary(skips: list[Skip], examples: int = SKIP_EXAMPLES) -> dict[str, dict[str, Any]]:
+    """Per reason: how many, and the first few items with their detail."""
+    out: dict[str, dict[str, Any]] = {}
+    for skip in skips:
+        entry = out.setdefault(skip.reason, {"count": 0, "examples": []})
+        entry["count"] += 1
+        if len(entry["examples"]) < examples:
+            entry["examples"].append(skip.as_dict())
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]["count"]))
+
+
+def _benchmarks_of(registry: Registry, dataset: str) -> list[Benchmark]:
+    benches = [registry.create("benchmark", name) for name in registry.names("benchmark")]
+    return [b for b in benches if b.dataset == dataset]
+
+
+def _source(csv: Path, images: Path | None) -> DataSource:
+    return DataSource(Path(csv), Path(images) if images is not None else Path(csv).parent)
+
+
+def top_level_labels(tree_obj) -> set[str]:
+    """Standalone roots (no children) and the children of every root: a tree's most general labels."""
+    top: set[str] = set()
+    for root in tree_obj.roots:
+        kids = tree_obj.children.get(root, ())
+        top.update(kids if kids else (root,))
+    return top
+
+
+def selection_report(records: Records, benchmark: Benchmark, expand=None, tree_obj=None) -> list[dict[str, Any]]:
+    """How the generic selection rule, in its variants, compares with the benchmark's pinned labels.
+
+    With a label hierarchy (``expand``), counts are also taken after expansion to ancestors; with a
+    tree, also restricted to its top-level labels (on PadChest that variant finds Table 10's 54
+    plus three more).
+    """
+    findings = records.frame["findings"]
+    raw = count_labels(findings)
+    variants = [
+        ("raw labels, >= 200 images overall", raw, "all"),
+        ("raw labels, >= 200 images in a 20% test split", raw, "test"),
+    ]
+    if expand is not None:
+        expanded = count_labels(expand(f) for f in findings)
+        variants.append(("labels expanded to ancestors, >= 200 images overall", expanded, "all"))
+        if tree_obj is not None:
+            top = top_level_labels(tree_obj)
+            variants.append(("top-level tree labels, expanded, >= 200 images overall",
+                             {k: v for k, v in expanded.items() if k in top}, "all"))
+    out = []
+    for name, counts, counted_on in variants:
+        rule = select_labels(counts, min_count=RULE_MIN_COUNT, counted_on=counted_on, test_fraction=0.2)
+        comparison = compare_selection(rule, benchmark.labels).as_dict()
+        out.append({"rule": name, **comparison})
+    return out
+
+
+def benchmark_report(records: Records, benchmark: Benchmark, expand=None, tree_obj=None,
+                     seed: int | None = None) -> dict[str, Any]:
+    """Kept images, the split summary, imbalance per split and the rule comparison of one benchmark."""
+    split = split_benchmark(records, benchmark, seed=seed)
+    s = split.summary
+    imbalance = {name: r.as_dict() for name, r in imbalance_by_split(split.Y, benchmark.labels, split.splits).items()}
+    return {
+        "benchmark": benchmark.name,
+        "version": benchmark.version,
+        "n_labels": len(benchmark.labels),
+        "images_kept": s["n_images"],
+        "images_without_benchmark_label": s["images_without_benchmark_label"],
+        "patients": s["n_patients"],
+        "sizes": s["sizes"],
+        "fractions": s["fractions"],
+        "patients_per_split": s["patients"],
+        "max_prevalence_deviation": s["max_prevalence_deviation"],
+        "max_allocation_deviation": s["max_allocation_deviation"],
+        "labels_missing_from_a_split": s["labels_missing_from_a_split"],
+        "split_hash": s["split_hash"],
+        "seconds": split.seconds,
+        "imbalance": imbalance,
+        "selection": selection_report(records, benchmark, expand, tree_obj),
+    }
+
+
+def inspect_dataset(dataset_name: str, source: DataSource, *, registry: Registry | None = None) -> dict[str, Any]:
+    """The validation report of ``mlbench datasets inspect`` as a dict."""
+    registry = registry or get_registry()
+    dataset = registry.create("dataset", dataset_name)
+    t0 = time.perf_counter()
+    records = dataset.read(source)
+    read_seconds = time.perf_counter() - t0
+    profile = dataset.profile(source) if hasattr(dataset, "profile") else None
+    expand = getattr(dataset, "expand_findings", None)
+    tree_obj = dataset.label_tree() if hasattr(dataset, "label_tree") else None
+    frame = records.frame
+    return {
+        "dataset": dataset_name,
+        "csv": str(source.csv),
+        "csv_sha256": records.source_sha256,
+        "kind": records.kind,
+        "read_seconds": read_seconds,
+        "profile": profile,
+        "images_kept": int(len(frame)),
+        "patients_kept": int(frame["patient_id"].nunique()),
+        "images_without_findings": int(sum(1 for f in frame["findings"] if not f)),
+        "distinct_findings": len(count_labels(frame["findings"])),
+        "skipped": skip_summary(records.skipped),
+        "benchmarks": [benchmark_report(records, b, expand, tree_obj) for b in _benchmarks_of(registry, dataset_name)],
+    }
+
+
+def split_to_dir(benchmark_name: str, source: DataSource, out_dir: Path, *, seed: int | None = None,
+                 registry: Registry | None = None) -> dict[str, Any]:
+    """Read, map, split and write split.parquet, labels.json and summary.json; return the summary."""
+    registry = registry or get_registry()
+    t0 = time.perf_counter()
+    benchmark = registry.create("benchmark", benchmark_name)
+    dataset = registry.create("dataset", benchmark.dataset)
+    records = dataset.read(source)
+    t1 = time.perf_counter()
+    split = split_benchmark(records, benchmark, seed=seed)
+    split.summary["skipped"] = skip_summary(list(records.skipped) + split.skipped)
+    split.seconds["read"] = t1 - t0
+    split.seconds["total"] = time.perf_counter() - t0
+    paths = split.write(out_dir)
+    return {**split.summary, "seconds": split.seconds, "files": {k: str(v) for k, v in paths.items()}}
+
+
+# ---------------------------------------------------------------- printing
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def _print_skips(console: Console, skipped: dict[str, dict[str, Any]], title: str) -> None:
+    table = Table(title=title)
+    for col in ("reason", "count", "examples"):
+        table.add_column(col)
+    for reason, entry in skipped.items():
+        examples = "; ".join(f"{e['item']}" + (f" ({e['detail']})" if e["detail"] else "")
+                             for e in entry["examples"][:3])
+        table.add_row(reason, f"{entry['count']:,}", examples)
+    console.print(table)
+
+
+def _print_split(console: Console, b: dict[str, Any]) -> None:
+    table = Table(title=f"{b.get('benchmark')} split")
+    for col in ("", *SPLITS):
+        table.add_column(col, justify="right")
+    table.add_row("images", *(f"{b['sizes'][s]:,}" for s in SPLITS))
+    table.add_row("share", *(_pct(b["fractions"][s]) for s in SPLITS))
+    patients = b.get("patients_per_split") or b.get("patients")
+    table.add_row("patients", *(f"{patients[s]:,}" for s in SPLITS))
+    console.print(table)
+    prev, alloc = b["max_prevalence_deviation"], b["max_allocation_deviation"]
+    console.print(f"max per-label prevalence deviation: {prev['points']:.2f} points ({prev['label']}, {prev['split']}); "
+                  f"max allocation deviation: {alloc['points']:.2f} points ({alloc['label']}, {alloc['split']})")
+    missing = b["labels_missing_from_a_split"]
+    console.print("every label present in every split" if not missing else
+                  f"[yellow]labels missing from a split:[/yellow] {missing}")
+
+
+def _print_imbalance(console: Console, name: str, imbalance: dict[str, dict[str, Any]]) -> None:
+    table = Table(title=f"{name}: multilabel imbalance")
+    for col in ("", "images", "MaxIR", "MeanIR", "CVIR", "SCUMBLE", "cardinality", "density", "absent labels"):
+        table.add_column(col, justify="right")
+    for part, r in imbalance.items():
+        table.add_row(part, f"{r['n_instances']:,}", f"{r['max_ir']:.1f}", f"{r['mean_ir']:.1f}", f"{r['cvir']:.3f}",
+                      f"{r['scumble']:.4f}", f"{r['cardinality']:.3f}", f"{r['density']:.4f}",
+                      str(len(r["absent_labels"])))
+    console.print(table)
+
+
+def print_inspect_report(report: dict[str, Any], console: Console) -> None:
+    console.print(f"[bold]{report['dataset']}[/bold] {report['csv']} ({report['kind']}, sha256 {report['csv_sha256'][:12]}…)")
+    profile = report.get("profile")
+    if profile:
+        console.print(f"rows {profile['rows']:,}; patients {profile['patients']:,}; projections "
+                      + ", ".join(f"{k} {v:,}" for k, v in profile["projections"].items()))
+        console.print("patients per projection: "
+                      + ", ".join(f"{k} {v:,}" for k, v in profile["patients_per_projection"].items()))
+        console.print("whole file (all projections): "
+                      + (", ".join(f"{k} {v:,}" for k, v in profile["skipped_by_reason"].items()) or "no problem rows"))
+        if profile.get("unknown_labels"):
+            console.print("unknown labels: " + ", ".join(f"'{k}' ×{v}" for k, v in profile["unknown_labels"].items()))
+    console.print(f"kept {report['images_kept']:,} images of {report['patients_kept']:,} patients "
+                  f"({report['distinct_findings']} distinct findings; {report['images_without_findings']:,} "
+                  f"images with no finding left); read in {report['read_seconds']:.1f} s")
+    _print_skips(console, report["skipped"], "skipped rows and labels")
+    for b in report["benchmarks"]:
+        console.rule(f"{b['benchmark']} {b['version']} ({b['n_labels']} labels)")
+        console.print(f"images kept {b['images_kept']:,} ({b['images_without_benchmark_label']:,} without a benchmark "
+                      f"label dropped); patients {b['patients']:,}; split hash {b['split_hash']}")
+        _print_split(console, b)
+        _print_imbalance(console, b["benchmark"], b["imbalance"])
+        table = Table(title=f"{b['benchmark']}: selection rule vs pinned labels")
+        for col in ("rule", "labels", "same set", "only in rule", "only pinned"):
+            table.add_column(col)
+        for s in b["selection"]:
+            table.add_row(s["rule"], str(s["n_rule"]), "yes" if s["same_set"] else "no",
+                          _short(s["only_rule"]), _short(s["only_pinned"]))
+        console.print(table)
+
+
+def _short(items: list[str], n: int = 6) -> str:
+    return ", ".join(items[:n]) + (f" … (+{len(items) - n})" if len(items) > n else "") if items else "-"
+
+
+# ---------------------------------------------------------------- commands
+
+
+@main.group("datasets")
+def datasets() -> None:
+    """Inspect dataset sources."""
+
+
+@datasets.command("inspect")
+@click.argument("dataset")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), required=True, help="The dataset's label file.")
+@click.option("--images", type=click.Path(path_type=Path), default=None,
+              help="Image root (default: the CSV's folder; images are not opened).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def inspect_command(dataset: str, csv_path: Path, images: Path | None, as_json: bool) -> None:
+    """Validation report: rows, skips by reason, splits and imbalance of every benchmark of DATASET."""
+    report = inspect_dataset(dataset, _source(csv_path, images))
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+    else:
+        print_inspect_report(report, Console())
+
+
+@main.command("split")
+@click.argument("benchmark")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), required=True, help="The dataset's label file.")
+@click.option("--images", type=click.Path(path_type=Path), default=None, help="Image root (default: the CSV's folder).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
+              help="Folder for split.parquet, labels.json, summary.json.")
+@click.option("--seed", type=int, default=None, help="Split seed (default: the benchmark's).")
+def split_command(benchmark: str, csv_path: Path, images: Path | None, out_dir: Path, seed: int | None) -> None:
+    """Patient-grouped stratified train/val/test split of BENCHMARK; prints its hash and timings."""
+    summary = split_to_dir(benchmark, _source(csv_path, images), out_dir, seed=seed)
+    console = Console()
+    console.print(f"[bold]{summary['benchmark']} {summary['benchmark_version']}[/bold] seed {summary['seed']}: "
+                  f"{summary['n_images']:,} images, {summary['n_patients']:,} patients, {summary['n_labels']} labels "
+                  f"({summary['images_without_benchmark_label']:,} images without a benchmark label dropped)")
+    _print_split(console, summary)
+    seconds = summary["seconds"]
+    console.print(f"time: read {seconds['read']:.1f} s, labels {seconds['label_matrix']:.1f} s, "
+                  f"stratify {seconds['stratify']:.1f} s, total {seconds['total']:.1f} s")
+    console.print(f"wrote {', '.join(summary['files'].values())}")
+    console.print(f"split hash [bold]{summary['split_hash']}[/bold]")
+
+
+@main.group("labels")
+def labels() -> None:
+    """Label hierarchies of datasets."""
+
+
+def _subtree(tree_obj, label: str, seen_path: tuple[str, ...] = ()) -> Tree:
+    note = tree_obj.describe(label) if hasattr(tree_obj, "describe") else ""
+    node = Tree(f"[bold]{label}[/bold]" + (f" [dim]{note}[/dim]" if note else ""))
+    for child in tree_obj.children.get(label, ()):
+        if child not in seen_path:  # a DAG has no cycles, but a bad tree must not hang the command
+            node.children.append(_subtree(tree_obj, child, seen_path + (label,)))
+    return node
+
+
+def find_label(tree_obj, name: str) -> str:
+    """The tree's spelling of ``name`` (case-insensitive), or a ClickException with close matches."""
+    by_lower = {label.lower(): label for label in tree_obj.children}
+    hit = by_lower.get(name.strip().lower())
+    if hit is None:
+        close = difflib.get_close_matches(name.lower(), list(by_lower), n=5)
+        hint = f"; did you mean {', '.join(repr(by_lower[c]) for c in close)}?" if close else ""
+        raise click.ClickException(f"'{name}' is not a label of the tree{hint}")
+    return hit
+
+
+@labels.command("tree")
+@click.argument("label", required=False)
+@click.option("--dataset", default="padchest", show_default=True, help="Dataset whose label tree to show.")
+def tree_command(label: str | None, dataset: str) -> None:
+    """Show the label tree (or the subtree under LABEL, matched case-insensitively)."""
+    ds = get_registry().create("dataset", dataset)
+    if not hasattr(ds, "label_tree"):
+        raise click.ClickException(f"dataset '{dataset}' has no label tree")
+    tree_obj = ds.label_tree()
+    console = Console()
+    if label is None:
+        top = Tree(f"[bold]{dataset}[/bold] label tree")
+        for root in tree_obj.roots:
+            top.children.append(_subtree(tree_obj, root))
+        console.print(top)
+        return
+    hit = find_label(tree_obj, label)
+    parents = [p for p, kids in tree_obj.children.items() if hit in kids]
+    console.print(_subtree(tree_obj, hit))
+    console.print(f"parents: {', '.join(parents) if parents else '(a root)'}")
