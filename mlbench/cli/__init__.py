@@ -14,4 +14,5 @@ def main() -> None:
 # Each module adds its commands to ``main``.
 from mlbench.cli import plugins as _plugins  # noqa: E402,F401
 from mlbench.cli import run as _run  # noqa: E402,F401
+from mlbench.cli import data as _data  # noqa: E402,F401
 from mlbench.cli import crop as _crop  # noqa: E402,F401
