@@ -111,7 +111,7 @@ def read_padchest_csv(
     Skip reasons, in the order they are checked (a row gets the first that applies):
     ``missing_image_id``, ``unsafe_path``, ``duplicate_image_id`` (the first row is kept),
     ``missing_patient_id``, ``not_pa``, ``nan_labels``, ``unparseable_labels``. ``item`` is the
-    ImageID, or ``row N`` (the N-th data row, 1-based) where there is none.
+    ImageID, or ``row N`` (the N-th data row, 1-based) where it is empty or unsafe.
     """
     csv_path = Path(source.csv)
     return _records(_read_columns(csv_path), csv_path, Path(source.images), projections, known_labels)

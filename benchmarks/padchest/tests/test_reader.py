@@ -179,3 +179,15 @@ def test_dataset_plugin_uses_the_term_tree(tmp_path):
     records = PadChestDataset().read(DataSource(csv, tmp_path / "images"))
     assert [s.detail for s in records.skipped if s.reason == "unknown_label"] == ["martian shadow"]
     assert "lateral.png" not in set(records.frame["image_id"])
+
+
+def test_nul_bytes_in_names_are_unsafe(tmp_path):
+    csv = tmp_path / "nul.csv"
+    csv.write_bytes(b",ImageID,ImageDir,PatientID,Projection,Labels\n"
+                    b"0,a\x00b.png,0,P,PA,\"['normal']\"\n"
+                    b"1,ok.png,0\x00,P,PA,\"['normal']\"\n"
+                    b"2,c.png,0,P,PA,\"['normal']\"\n")
+    records = read_padchest_csv(DataSource(csv, tmp_path))
+    assert records.frame["image_id"].tolist() == ["c.png"]
+    assert [(s.item, s.reason) for s in records.skipped] == [("row 1", "unsafe_path"), ("ok.png", "unsafe_path")]
+    assert records.frame["study_id"].tolist() == [""]  # StudyID is optional
