@@ -68,7 +68,9 @@ class RunOptions:
     crop: bool | None = None
     augment: bool | None = None
     max_epochs: int | None = None
+    image_size: int | None = None
     seed: int | None = None
+    demo_options: dict[str, Any] | None = None  # passed to the dataset's write_demo (e.g. n_patients)
     device: str = "auto"
     workers: int | None = None
     only_backbones: Sequence[str] | None = None
@@ -88,7 +90,7 @@ def make_recipe(bench: Benchmark, opts: RunOptions) -> Recipe:
     changes: dict[str, Any] = {}
     for field_name, value in (("backbones", opts.backbones), ("loss", opts.loss), ("ensembles", opts.ensembles),
                               ("crop", opts.crop), ("augment", opts.augment), ("max_epochs", opts.max_epochs),
-                              ("seed", opts.seed)):
+                              ("image_size", opts.image_size), ("seed", opts.seed)):
         if value is not None:
             changes[field_name] = tuple(value) if isinstance(value, (list, tuple)) else value
     return recipe.replace(**changes)
@@ -181,10 +183,14 @@ class Run:
             if not hasattr(dataset, "write_demo"):
                 raise RunError(f"dataset '{self.bench.dataset}' has no demo corpus (no write_demo method)")
             demo_dir = Path(self.opts.demo_dir or self.dir / "demo-data")
-            marker = demo_dir / "mlbench-demo.json"
-            if marker.exists():  # written last by the generator: the corpus is complete
-                return DataSource(csv=Path(json.loads(marker.read_text())["csv"]), images=demo_dir / "images")
-            return dataset.write_demo(demo_dir, seed=self.recipe.seed, **dict(self.bench.demo_options))
+            done = demo_dir / "mlbench-source.json"  # ours, written once the corpus is complete
+            if done.exists():
+                saved = json.loads(done.read_text())
+                return DataSource(csv=Path(saved["csv"]), images=Path(saved["images"]))
+            options = {**dict(self.bench.demo_options), **(self.opts.demo_options or {})}
+            source = dataset.write_demo(demo_dir, seed=self.recipe.seed, **options)
+            write_json(done, {"csv": str(source.csv), "images": str(source.images)})
+            return source
         if self.opts.csv is None or self.opts.images is None:
             raise RunError("give --csv and --images (the dataset's label file and image folder), or --demo")
         if not Path(self.opts.csv).is_file():

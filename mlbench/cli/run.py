@@ -52,6 +52,7 @@ def results_table(board: pd.DataFrame, title: str) -> Table:
 @click.option("--no-crop", is_flag=True, help="Whole image resized, no lung crop (the paper's Tables 4-5 setting).")
 @click.option("--no-augment", is_flag=True, help="No data augmentation (the paper's Tables 4-7 settings).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Maximum epochs (early stopping may end sooner).")
+@click.option("--image-size", type=click.IntRange(min=16), help="Training image size [default: the recipe's].")
 @click.option("--seed", type=int, help="Training seed (the split is fixed by the benchmark).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--workers", type=click.IntRange(min=1), help="Processes for preprocessing [default: all cores].")
@@ -60,7 +61,7 @@ def results_table(board: pd.DataFrame, title: str) -> Table:
               help="Build ensembles and metrics in this RUN_DIR once every backbone has predictions.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def run_command(benchmark, demo, csv_path, images, out, cache, backbones, loss, ensembles, no_crop, no_augment,
-                epochs, seed, device, workers, only_backbone, ensemble_only, no_progress):
+                epochs, image_size, seed, device, workers, only_backbone, ensemble_only, no_progress):
     """Run BENCHMARK end to end: split, preprocess, train, ensemble, score."""
     from mlbench.runner import RunOptions, make_recipe, run
 
@@ -69,7 +70,7 @@ def run_command(benchmark, demo, csv_path, images, out, cache, backbones, loss, 
     opts = RunOptions(benchmark=benchmark, out=Path("."), csv=csv_path, images=images, demo=demo, cache=cache,
                       backbones=_names(backbones), loss=loss, ensembles=_names(ensembles),
                       crop=False if no_crop else None, augment=False if no_augment else None, max_epochs=epochs,
-                      seed=seed, device=device, workers=workers, only_backbones=only_backbone or None,
+                      image_size=image_size, seed=seed, device=device, workers=workers, only_backbones=only_backbone or None,
                       ensemble_only=bool(ensemble_only), progress=not no_progress)
     if ensemble_only:
         opts.out = ensemble_only
