@@ -79,7 +79,6 @@ TABLES = (
     TableSpec(10, 11, "padchest-general", "crop+aug"),
 )
 BENCHMARKS = ("padchest-specific", "padchest-general")
-GENERAL_LABEL_COUNT = 54
 
 
 @dataclass(frozen=True)
@@ -247,29 +246,23 @@ def read_global_table(number: int, directory: Path = PUBLISHED_DIR) -> GlobalTab
     return GlobalTable(number, values)
 
 
-def expected_labels(benchmark: str) -> tuple[str, ...] | None:
-    """The benchmark's pinned label set, or None where the benchmark does not pin one yet."""
+def expected_labels(benchmark: str) -> tuple[str, ...]:
+    """The benchmark's pinned label set, in the paper's order (Table 8 or Table 10)."""
     if benchmark == "padchest-specific":
         from mlbench_padchest.labels import SPECIFIC_LABELS
 
-        return SPECIFIC_LABELS
-    try:  # padchest-general pins its 54 labels in mlbench_padchest.general
+        return tuple(SPECIFIC_LABELS)
+    if benchmark == "padchest-general":
         from mlbench_padchest.general import GENERAL_LABELS
-    except ImportError:
-        return None
-    return tuple(GENERAL_LABELS)
+
+        return tuple(GENERAL_LABELS)
+    raise TranscriptionError(f"no label set known for benchmark {benchmark!r}")
 
 
 def check_labels(spec: TableSpec, table: PerLabelTable) -> None:
     """The label column must be the benchmark's labels in the paper's order."""
     expected = expected_labels(spec.benchmark)
-    if expected is None:
-        # Until the general benchmark pins its set, hold the table to its size.
-        if len(table.labels) != GENERAL_LABEL_COUNT:
-            raise TranscriptionError(
-                f"Table {spec.per_label}: {len(table.labels)} labels, expected {GENERAL_LABEL_COUNT}")
-        return
-    if table.labels != tuple(expected):
+    if table.labels != expected:
         missing = [label for label in expected if label not in table.labels]
         unknown = [label for label in table.labels if label not in expected]
         raise TranscriptionError(

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mlbench import leaderboard
+from mlbench_padchest.general import GENERAL_LABELS, TABLE10_SAMPLES
 from mlbench_padchest.labels import PA_COUNTS, SPECIFIC_LABELS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -219,6 +220,30 @@ def test_specific_labels_are_the_benchmarks(specific):
         labels = specific.filter((pl.col("variant") == variant) & (pl.col("entry") == "ctp")
                                  & (pl.col("metric") == "auc"))["label"].to_list()
         assert labels == [*SPECIFIC_LABELS, leaderboard.GLOBAL_LABEL]
+
+
+def test_general_labels_are_the_benchmarks(general):
+    labels = general.filter((pl.col("entry") == "ctp") & (pl.col("metric") == "auc"))["label"].to_list()
+    assert labels == [*GENERAL_LABELS, leaderboard.GLOBAL_LABEL]
+
+
+def test_table10_agrees_with_the_general_benchmarks_own_transcription():
+    """mlbench_padchest.general pins Table 10's names and sample counts independently."""
+    per_label, _, _ = transcribe.load_and_check()
+    ours = {r.paper_label: r.n_samples for r in per_label[10].rows}
+    assert ours == TABLE10_SAMPLES
+    assert list(ours) == list(TABLE10_SAMPLES)
+
+
+def test_unknown_general_label_is_named(tsv_copy: Path):
+    _edit_cell(tsv_copy, 10, "bullas", "label", "bulla")
+    with pytest.raises(transcribe.TranscriptionError, match=r"label 'bulla' for paper label 'Bullas'"):
+        transcribe.load_and_check(tsv_copy)
+    # Spelled by the rule but not a benchmark label: the set check names it.
+    path = transcribe.table_path(10, tsv_copy)
+    path.write_text(path.read_text(encoding="utf-8").replace("Bullas\tbulla\t", "Bulla\tbulla\t"), encoding="utf-8")
+    with pytest.raises(transcribe.TranscriptionError, match=r"missing \['bullas'\], not in the benchmark \['bulla'\]"):
+        transcribe.load_and_check(tsv_copy)
 
 
 def test_files_read_unchanged_with_pyarrow_and_polars():
