@@ -46,10 +46,11 @@ def _without_border_regions(mask: np.ndarray, border: int) -> np.ndarray:
 
     (Not only the outermost row: many films have a thin bright frame line.)
     """
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=4)
-    h, w = mask.shape
-    x, y, bw, bh = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
-    touches = (x <= border) | (y <= border) | (x + bw >= w - border) | (y + bh >= h - border)
+    n, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=4)
+    b = border + 1
+    edge = np.concatenate([labels[:b].ravel(), labels[-b:].ravel(), labels[:, :b].ravel(), labels[:, -b:].ravel()])
+    touches = np.zeros(n, bool)
+    touches[edge] = True
     touches[0] = True  # label 0 is the background of the mask
     return ~touches[labels]
 
