@@ -48,7 +48,8 @@ def machine() -> str:
         pass
     import torch
 
-    return (f"{model}, {os.cpu_count()} logical cores, Python {platform.python_version()}, "
+    load = ", load average %.1f" % os.getloadavg()[0] if hasattr(os, "getloadavg") else ""
+    return (f"{model}, {os.cpu_count()} logical cores{load}, Python {platform.python_version()}, "
             f"OpenCV {cv2.__version__}, numpy {np.__version__}, torch {torch.__version__}")
 
 
