@@ -77,6 +77,11 @@ def to_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
             raise LeaderboardError(f"leaderboard row {i}: entry_kind {row['entry_kind']!r} not in {ENTRY_KINDS}")
         if row["source"] not in SOURCES:
             raise LeaderboardError(f"leaderboard row {i}: source {row['source']!r} not in {SOURCES}")
+        if row["metric"] not in METRICS and not str(row["metric"]).startswith("cam_"):
+            raise LeaderboardError(f"leaderboard row {i}: metric {row['metric']!r} is neither one of {METRICS} "
+                                   "nor an explainer metric starting with 'cam_'")
+        if not isinstance(row["value"], (int, float)) or isinstance(row["value"], bool):
+            raise LeaderboardError(f"leaderboard row {i}: value {row['value']!r} is not a number")
     columns = {c: [_clean(r[c]) for r in rows] for c in COLUMNS}
     return pa.Table.from_pydict(columns, schema=SCHEMA)
 

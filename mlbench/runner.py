@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import json
 import os
 import platform
@@ -71,6 +72,8 @@ class RunOptions:
     image_size: int | None = None
     seed: int | None = None
     demo_options: dict[str, Any] | None = None  # passed to the dataset's write_demo (e.g. n_patients)
+    loss_options: dict[str, Any] | None = None
+    backbone_options: dict[str, dict[str, Any]] | None = None  # backbone name -> factory options
     device: str = "auto"
     workers: int | None = None
     only_backbones: Sequence[str] | None = None
@@ -93,6 +96,13 @@ def make_recipe(bench: Benchmark, opts: RunOptions) -> Recipe:
                               ("image_size", opts.image_size), ("seed", opts.seed)):
         if value is not None:
             changes[field_name] = tuple(value) if isinstance(value, (list, tuple)) else value
+    if opts.loss_options:
+        changes["loss_options"] = {**dict(recipe.loss_options), **opts.loss_options}
+    if opts.backbone_options:
+        merged = {k: dict(v) for k, v in recipe.backbone_options.items()}
+        for name, extra in opts.backbone_options.items():
+            merged[name] = {**merged.get(name, {}), **extra}
+        changes["backbone_options"] = merged
     return recipe.replace(**changes)
 
 
@@ -122,11 +132,28 @@ def _versions(registry: Registry, used: dict[str, Sequence[str]]) -> dict[str, A
             "python": platform.python_version(), "plugins": plugins}
 
 
+def _accepted(factory: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """The subset of ``options`` that ``factory`` names (all of them if it takes ``**kwargs``)."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return options
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return options
+    names = {p.name for p in params}
+    return {k: v for k, v in options.items() if k in names}
+
+
 def _resolve_backbone(registry: Registry, name: str, num_labels: int, recipe: Recipe) -> torch.nn.Module:
-    """A registered backbone name, or ``timm:MODEL`` for any timm model."""
-    options = dict(head_units=recipe.head_units, dropout=recipe.dropout, freeze_fraction=recipe.freeze_fraction,
-                   **recipe.backbone_options.get(name, {}))
-    plugin, model_name = (name.split(":", 1) + [None])[:2] if ":" in name else (name, None)
+    """A registered backbone name, or ``timm:MODEL`` for any timm model.
+
+    The recipe's head options (head_units, dropout, freeze_fraction) are offered to the factory;
+    a third-party factory receives those it names. ``recipe.backbone_options[name]`` always goes in.
+    """
+    plugin, model_name = name.split(":", 1) if ":" in name else (name, None)
+    offered = dict(head_units=recipe.head_units, dropout=recipe.dropout, freeze_fraction=recipe.freeze_fraction)
+    options = {**_accepted(registry.get("backbone", plugin).factory, offered),
+               **recipe.backbone_options.get(name, {})}
     if model_name:
         options["model_name"] = model_name
     return registry.create("backbone", plugin, num_labels=num_labels, in_chans=recipe.in_chans,

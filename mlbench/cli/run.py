@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import click
 import pandas as pd
@@ -22,6 +24,34 @@ def _names(value: str | None) -> tuple[str, ...] | None:
     if not names:
         raise click.BadParameter("expected one or more comma-separated names")
     return names
+
+
+def _value(text: str) -> Any:
+    """A JSON literal (3, 0.5, true, [1, 2]) or else the plain string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _key_values(pairs: tuple[str, ...], option: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint=option)
+        out[key] = _value(value)
+    return out
+
+
+def _backbone_options(pairs: tuple[str, ...], backbones: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``[BACKBONE.]KEY=VALUE``: without a backbone prefix the option goes to every backbone."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in _key_values(pairs, "--backbone-option").items():
+        name, dot, field = key.rpartition(".")
+        for target in ([name] if dot else backbones):
+            out.setdefault(target, {})[field] = value
+    return out
 
 
 def results_table(board: pd.DataFrame, title: str) -> Table:
@@ -49,6 +79,10 @@ def results_table(board: pd.DataFrame, title: str) -> Table:
 @click.option("--backbones", help="Comma-separated backbone plugins (or timm:MODEL) replacing the recipe's.")
 @click.option("--loss", help="Loss plugin replacing the recipe's.")
 @click.option("--ensembles", help="Comma-separated ensemble plugins replacing the recipe's.")
+@click.option("--loss-option", "loss_option", multiple=True, metavar="KEY=VALUE",
+              help="Option for the loss factory (repeatable), e.g. gamma=2.")
+@click.option("--backbone-option", "backbone_option", multiple=True, metavar="[BACKBONE.]KEY=VALUE",
+              help="Option for backbone factories (repeatable), e.g. densenet201.weights=/w/densenet201.pth.")
 @click.option("--no-crop", is_flag=True, help="Whole image resized, no lung crop (the paper's Tables 4-5 setting).")
 @click.option("--no-augment", is_flag=True, help="No data augmentation (the paper's Tables 4-7 settings).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Maximum epochs (early stopping may end sooner).")
@@ -60,14 +94,20 @@ def results_table(board: pd.DataFrame, title: str) -> Table:
 @click.option("--ensemble-only", "ensemble_only", type=click.Path(path_type=Path),
               help="Build ensembles and metrics in this RUN_DIR once every backbone has predictions.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-def run_command(benchmark, demo, csv_path, images, out, cache, backbones, loss, ensembles, no_crop, no_augment,
+def run_command(benchmark, demo, csv_path, images, out, cache, backbones, loss, ensembles, loss_option,
+                backbone_option, no_crop, no_augment,
                 epochs, image_size, seed, device, workers, only_backbone, ensemble_only, no_progress):
     """Run BENCHMARK end to end: split, preprocess, train, ensemble, score."""
     from mlbench.runner import RunOptions, make_recipe, run
 
     if only_backbone and ensemble_only:
         raise click.UsageError("--only-backbone and --ensemble-only exclude each other")
+    registry = get_registry()
+    bench = registry.create("benchmark", benchmark)
+    names = _names(backbones) or (bench.demo_recipe if demo else bench.recipe).backbones
     opts = RunOptions(benchmark=benchmark, out=Path("."), csv=csv_path, images=images, demo=demo, cache=cache,
+                      loss_options=_key_values(loss_option, "--loss-option") or None,
+                      backbone_options=_backbone_options(backbone_option, tuple(names)) or None,
                       backbones=_names(backbones), loss=loss, ensembles=_names(ensembles),
                       crop=False if no_crop else None, augment=False if no_augment else None, max_epochs=epochs,
                       image_size=image_size, seed=seed, device=device, workers=workers, only_backbones=only_backbone or None,
@@ -77,7 +117,6 @@ def run_command(benchmark, demo, csv_path, images, out, cache, backbones, loss, 
     elif out is not None:
         opts.out = out
     else:
-        bench = get_registry().create("benchmark", benchmark)
         variant = make_recipe(bench, opts).variant
         opts.out = Path("runs") / f"{benchmark}-{variant}{'-demo' if demo else ''}"
     console = Console()
