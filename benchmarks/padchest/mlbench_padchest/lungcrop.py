@@ -206,7 +206,7 @@ class LungCrop:
     ``min_lung_area``: components smaller than this fraction of the image are dropped.
     """
 
-    def __init__(self, size: int = 224, segmenter: str | Segmenter = "threshold", *, margin: float = 0.05,
+    def __init__(self, size: int = 224, segmenter: str | Segmenter = "threshold", *, margin: float = 0.07,
                  to_chest_wall: bool = True, min_lung_area: float = 0.01, working_size: int = 256,
                  **segmenter_options: Any) -> None:
         if int(size) < 8:

@@ -20,7 +20,7 @@ from mlbench.io import write_bytes
 from mlbench.preprocessing.images import read_grayscale
 from mlbench_padchest.lungcrop import LungCrop
 
-TILE = 160
+TILE = 128
 
 
 def tile(path: Path, crop: LungCrop, boxes: pd.DataFrame) -> np.ndarray:
@@ -49,7 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", type=Path, nargs="?", default=Path("tests/data/nih"))
     parser.add_argument("--out", type=Path, default=Path("docs/crop-montage.png"))
-    parser.add_argument("--columns", type=int, default=5)
+    parser.add_argument("--columns", type=int, default=6)
     args = parser.parse_args()
     crop = LungCrop(size=224)
     box_file = args.images / "boxes.csv"
@@ -59,7 +59,7 @@ def main() -> None:
     blank = np.zeros_like(tiles[0])
     tiles += [blank] * (-len(tiles) % args.columns)
     rows = [np.hstack(tiles[i:i + args.columns]) for i in range(0, len(tiles), args.columns)]
-    ok, encoded = cv2.imencode(".png", np.vstack(rows))
+    ok, encoded = cv2.imencode(".png", np.vstack(rows), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     write_bytes(args.out, encoded.tobytes())
     print(f"{len(paths)} images -> {args.out}")
 
