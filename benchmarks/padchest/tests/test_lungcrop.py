@@ -323,3 +323,26 @@ def test_mlbench_crop_command(tmp_path):
     unknown = CliRunner().invoke(main, ["crop", str(tmp_path / "film.png"), "--out", str(out),
                                         "--preprocessor", "nope"])
     assert unknown.exit_code != 0 and "no preprocessor named 'nope'" in unknown.output
+
+
+def test_demo_corpus_lung_fields_lie_inside_the_crop(tmp_path):
+    """The demo's acceptance: the lung fields the generator drew are inside the crop for >= 99%."""
+    from mlbench.preprocessing.images import ImageReadError
+    from mlbench_padchest.demo import LUNGS_NAME, write_demo_corpus
+
+    source = write_demo_corpus(tmp_path / "demo", seed=0, n_patients=40, workers=1)
+    lungs = pd.read_csv(tmp_path / "demo" / LUNGS_NAME)
+    files = {p.name: p for p in source.images.rglob("*.png")}
+    crop = LungCrop(size=64)
+    inside, checked, unreadable = 0, 0, []
+    for image_id, fields in lungs.groupby("image_id"):
+        try:
+            image = read_grayscale(files[image_id])
+        except ImageReadError as err:  # the demo writes a truncated PNG on purpose
+            unreadable.append((image_id, err.reason))
+            continue
+        box = crop.locate(image).box
+        checked += 1
+        inside += all(contains(box, (r.x0, r.y0, r.x1, r.y1)) for r in fields.itertuples())
+    assert checked >= 40 and all(reason == "truncated" for _, reason in unreadable)
+    assert inside / checked >= 0.99, f"{checked - inside} of {checked} demo films cut a lung field"
