@@ -189,3 +189,13 @@ def test_rotation_range_is_in_degrees():
     offsets = centroids(Augmenter(13, **only(rotation=90.0))(batch)) - torch.tensor([20.0, 20.0])
     angles = torch.atan2(offsets[:, 1], offsets[:, 0]).abs()
     assert angles.max() > math.radians(60) and angles.max() <= math.radians(90.5)
+
+
+def test_sampling_grid_matches_affine_grid():
+    import torch.nn.functional as F
+
+    from mlbench.preprocessing.augment import _sampling_grid
+
+    matrix = torch.randn(5, 2, 3)
+    expected = F.affine_grid(matrix, [5, 1, 12, 20], align_corners=False)
+    torch.testing.assert_close(_sampling_grid(matrix, 12, 20), expected, atol=1e-5, rtol=0)
