@@ -17,6 +17,7 @@ import platform
 import subprocess
 import time
 import uuid
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -36,8 +37,9 @@ from mlbench.benchmark import Benchmark, Recipe
 from mlbench.data import DataSource, Records, Skip
 from mlbench.data.labels import label_matrix
 from mlbench.data.splits import assert_patient_disjoint, patient_split, split_hash, split_table
+from mlbench.distributed import from_environment, shutdown
 from mlbench.io import write_json, write_parquet
-from mlbench.metrics import evaluate
+from mlbench.metrics import MetricWarning, evaluate
 from mlbench.preprocessing.cache import Cache, build_cache
 from mlbench.registry import PluginError, Registry, get_registry
 from mlbench.training import pick_device, predict, train
@@ -86,6 +88,7 @@ class RunResult:
     run_dir: Path
     leaderboard: pd.DataFrame | None
     manifest: dict[str, Any]
+    is_main: bool = True  # False on the other ranks of a torchrun job (they write nothing)
 
 
 def make_recipe(bench: Benchmark, opts: RunOptions) -> Recipe:
@@ -187,7 +190,8 @@ class Run:
         self.bench: Benchmark = self.registry.create("benchmark", opts.benchmark)
         self.recipe = make_recipe(self.bench, opts)
         self.dir = Path(opts.out)
-        self.device = pick_device(opts.device)
+        self.group, device_name = from_environment(opts.device)
+        self.device = pick_device(device_name)
         self._check_plugins()
 
     # -- setup -----------------------------------------------------------------------------
@@ -231,10 +235,12 @@ class Run:
         started = time.perf_counter()
         yield
         seconds = round(time.perf_counter() - started, 3)
-        manifest.update(self.dir, lambda m: m["stages"].__setitem__(name, {"seconds": seconds, "status": "done"}))
+        if self.group.is_main:
+            manifest.update(self.dir, lambda m: m["stages"].__setitem__(name, {"seconds": seconds,
+                                                                               "status": "done"}))
 
     def _record_skips(self, stage: str, skips: list[Skip]) -> None:
-        if not skips:
+        if not skips or not self.group.is_main:
             return
         table = pa.table({"stage": [stage] * len(skips), "item": [s.item for s in skips],
                           "reason": [s.reason for s in skips], "detail": [s.detail for s in skips]})
@@ -259,8 +265,12 @@ class Run:
 
     # -- stages ----------------------------------------------------------------------------
     def prepare(self) -> None:
-        """Data, split and cache: everything training needs."""
-        source = self._source()
+        """Data, split and cache: everything training needs. Under torchrun rank 0 writes, others wait."""
+        if self.group.is_main:
+            source = self._source()
+        self.group.barrier()
+        if not self.group.is_main:
+            source = self._source()  # finds the corpus rank 0 wrote
         started = time.perf_counter()
         dataset = self.registry.create("dataset", self.bench.dataset)
         records: Records = dataset.read(source)
@@ -283,34 +293,43 @@ class Run:
                   "loss": self.recipe.loss, "ensembles": list(self.recipe.ensembles),
                   "versions": self.versions, "git_commit": _git_commit(), "device": device_name(self.device),
                   "source": {"csv": str(source.csv), "images": str(source.images)}}
-        self.manifest = manifest.start(self.dir, identity, fields)
-        # The manifest exists now: stage times and skips can be recorded.
-        manifest.update(self.dir, lambda m: m["stages"].__setitem__("data", {"seconds": data_seconds,
-                                                                             "status": "done"}))
-        self._record_skips("data", list(records.skipped) + no_label)
+        if self.group.is_main:
+            manifest.start(self.dir, identity, fields)
+            # The manifest exists now: stage times and skips can be recorded.
+            manifest.update(self.dir, lambda m: m["stages"].__setitem__("data", {"seconds": data_seconds,
+                                                                                 "status": "done"}))
+            self._record_skips("data", list(records.skipped) + no_label)
+        self.group.barrier()
 
         with self.stage("split"):
             splits = patient_split(frame["patient_id"].astype(str).tolist(), Y, self.bench.split_fractions,
                                    self.bench.split_seed)
             assert_patient_disjoint(frame["patient_id"].astype(str).tolist(), splits)
             digest = split_hash(frame["image_id"].astype(str).tolist(), splits)
-            write_parquet(self.dir / "split.parquet", split_table(frame, Y, splits, self.bench.labels))
-            manifest.update(self.dir, lambda m: m.update(split_hash=digest, n_images={
-                s: int((splits == s).sum()) for s in SPLITS}))
+            if self.group.is_main:
+                write_parquet(self.dir / "split.parquet", split_table(frame, Y, splits, self.bench.labels))
+                manifest.update(self.dir, lambda m: m.update(split_hash=digest, n_images={
+                    s: int((splits == s).sum()) for s in SPLITS}))
         self.frame, self.Y, self.splits, self.split_hash = frame, Y, np.asarray(splits), digest
 
         with self.stage("preprocess"):
             preprocessor = self.registry.create("preprocessor", self.recipe.active_preprocessor,
                                                 size=self.recipe.image_size, **dict(self.recipe.preprocessor_options))
-            with self._progress() as progress:
-                cache = build_cache(frame[["image_id", "image_path"]], preprocessor, self.recipe.image_size,
-                                    self.opts.cache or self.dir / "cache", workers=self.opts.workers,
-                                    progress=progress)
-            cache.write_manifest(frame["image_id"].astype(str).tolist(), self.dir / "preprocess")
+            items = frame[["image_id", "image_path"]]
+            cache_dir = self.opts.cache or self.dir / "cache"
+            if self.group.is_main:
+                with self._progress() as progress:
+                    cache = build_cache(items, preprocessor, self.recipe.image_size, cache_dir,
+                                        workers=self.opts.workers, progress=progress)
+            self.group.barrier()
+            if not self.group.is_main:  # everything is cached now: this only opens it
+                cache = build_cache(items, preprocessor, self.recipe.image_size, cache_dir, workers=1)
             cache_skips = cache.skipped(frame["image_id"].astype(str).tolist())
-            self._record_skips("preprocess", cache_skips)
-            manifest.update(self.dir, lambda m: m.update(cache={"path": str(cache.root), "config": json.loads(
-                (cache.root / "config.json").read_text())}))
+            if self.group.is_main:
+                cache.write_manifest(frame["image_id"].astype(str).tolist(), self.dir / "preprocess")
+                self._record_skips("preprocess", cache_skips)
+                manifest.update(self.dir, lambda m: m.update(cache={"path": str(cache.root), "config": json.loads(
+                    (cache.root / "config.json").read_text())}))
         unusable = {s.item for s in cache_skips}
         self.usable = ~frame["image_id"].astype(str).isin(unusable).to_numpy()
         self.cache = cache
@@ -343,11 +362,13 @@ class Run:
                 from mlbench.preprocessing.augment import Augmenter
 
                 augmenter_factory = Augmenter
-            with self._progress() as progress:
+            with self._progress() if self.group.is_main else contextlib.nullcontext(None) as progress:
                 state = train(model, loss_fn, self.recipe, train_images=images["train"],
                               train_targets=targets["train"], val_images=images["val"], val_targets=targets["val"],
                               checkpoint_dir=out_dir, device=self.device, augmenter_factory=augmenter_factory,
-                              progress=progress, name=name)
+                              progress=progress, name=name, group=self.group)
+            if not self.group.is_main:
+                return
             tables = []
             for split in EVAL_SPLITS:
                 rows = self._rows(split)
@@ -393,10 +414,16 @@ class Run:
                        for i, b in enumerate(self.recipe.backbones)]
             entries += [(n, "ensemble", s, d) for n, (s, d) in decisions.items()]
             m = manifest.read(self.dir)
-            for entry, kind, scores, decided in entries:
-                wall = m["stages"].get(f"train:{entry}", {}).get("seconds") if kind == "backbone" else None
-                for row in evaluate(y, scores, decided, labels):
-                    rows.append(self._leaderboard_row(m, entry, kind, row, wall))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", MetricWarning)
+                for entry, kind, scores, decided in entries:
+                    wall = m["stages"].get(f"train:{entry}", {}).get("seconds") if kind == "backbone" else None
+                    for row in evaluate(y, scores, decided, labels):
+                        rows.append(self._leaderboard_row(m, entry, kind, row, wall))
+            notes = sorted({str(w.message) for w in caught if issubclass(w.category, MetricWarning)})
+            for note in notes:  # once per label, not once per entry
+                warnings.warn(note, MetricWarning, stacklevel=2)
+            manifest.update(self.dir, lambda m: m.update(metric_warnings=notes))
             table = leaderboard.to_table(rows)
             leaderboard.write(self.dir / "leaderboard.parquet", table)
         return table.to_pandas()
@@ -420,17 +447,23 @@ def run(opts: RunOptions, registry: Registry | None = None) -> RunResult:
     """Run (or resume) a benchmark end to end; see the module docstring for what lands where."""
     job = Run(opts, registry)
     started = time.perf_counter()
-    job.prepare()
-    if not opts.ensemble_only:
-        for name in opts.only_backbones or job.recipe.backbones:
-            job.train_backbone(name)
-    table = None
-    if not opts.only_backbones:
-        table = job.combine_and_score()
-    manifest.update(job.dir, lambda m: m.update(
-        wall_time_s=round(sum(s["seconds"] for s in m["stages"].values()), 3),
-        last_invocation_s=round(time.perf_counter() - started, 3)))
-    return RunResult(job.dir, table, manifest.read(job.dir))
+    try:
+        job.prepare()
+        if not opts.ensemble_only:
+            for name in opts.only_backbones or job.recipe.backbones:
+                job.train_backbone(name)
+                job.group.barrier()  # rank 0 has written this backbone's predictions
+        if not job.group.is_main:
+            return RunResult(job.dir, None, {}, is_main=False)
+        table = None
+        if not opts.only_backbones:
+            table = job.combine_and_score()
+        manifest.update(job.dir, lambda m: m.update(
+            wall_time_s=round(sum(s["seconds"] for s in m["stages"].values()), 3),
+            last_invocation_s=round(time.perf_counter() - started, 3)))
+        return RunResult(job.dir, table, manifest.read(job.dir))
+    finally:
+        shutdown(job.group)
 
 
 def preprocess(benchmark: str, source: DataSource, cache_dir: Path, *, crop: bool = True, size: int | None = None,

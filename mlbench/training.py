@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from mlbench.benchmark import Recipe
+from mlbench.distributed import SINGLE, Group
 from mlbench.io import atomic_path, read_json, write_json
 
 
@@ -77,26 +78,32 @@ def predict(model: nn.Module, images: torch.Tensor, device: torch.device, batch_
 
 @torch.no_grad()
 def _mean_loss(model: nn.Module, loss_fn: nn.Module, images: torch.Tensor, targets: torch.Tensor,
-               device: torch.device, batch_size: int) -> float:
+               device: torch.device, batch_size: int, group: Group = SINGLE) -> float:
+    """Mean loss over all images; under DDP each rank scores its share and the sums are reduced."""
     model.eval()
+    mine = torch.arange(len(images))[group.rank::group.world]
     total, count = 0.0, 0
-    for start in range(0, len(images), batch_size):
-        x = _to_device(images[start:start + batch_size], device)
-        y = targets[start:start + batch_size].to(device)
+    for start in range(0, len(mine), batch_size):
+        idx = mine[start:start + batch_size]
+        x = _to_device(images[idx], device)
+        y = targets[idx].to(device)
         with _autocast(device):
             logits = model(x)
-        total += float(loss_fn(logits.float(), y)) * len(x)
-        count += len(x)
+        total += float(loss_fn(logits.float(), y)) * len(idx)
+        count += len(idx)
+    total, count = group.sum([total, float(count)], device)
     return total / max(count, 1)
 
 
 def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images: torch.Tensor,
           train_targets: torch.Tensor, val_images: torch.Tensor, val_targets: torch.Tensor,
           checkpoint_dir: Path, device: torch.device, augmenter_factory: Callable[[int], Callable] | None = None,
-          progress: Any = None, name: str = "model") -> TrainState:
+          progress: Any = None, name: str = "model", group: Group = SINGLE) -> TrainState:
     """Train with Adam and early stopping on validation loss; leave ``best.pt`` in ``checkpoint_dir``.
 
-    ``augmenter_factory(seed)`` returns a batch augmenter (None: no augmentation).
+    ``augmenter_factory(seed)`` returns a batch augmenter (None: no augmentation). Under DDP
+    (``group.world`` > 1) every rank walks the same shuffled order and takes its slice of each
+    global batch of ``recipe.batch_size`` images; rank 0 alone writes checkpoints.
     """
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     last_path, best_path = checkpoint_dir / "last.pt", checkpoint_dir / "best.pt"
@@ -104,6 +111,9 @@ def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images:
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
     loss_fn.to(device)
+    net = model
+    if group.active:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=recipe.lr)
     state = TrainState()
@@ -117,7 +127,8 @@ def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images:
     n = len(train_images)
     if n == 0 or len(val_images) == 0:
         raise ValueError(f"{name}: need training and validation images, got {n} and {len(val_images)}")
-    steps = math.ceil(n / recipe.batch_size)
+    # Under DDP a final global batch too small to give every rank an image is dropped on all ranks.
+    steps = math.ceil(n / recipe.batch_size) if not group.active else max(1, (n - group.world) // recipe.batch_size + 1)
     epoch_task = progress.add_task(f"{name} epochs", total=recipe.max_epochs, completed=state.epoch) if progress else None
     batch_task = progress.add_task(f"{name} batches", total=steps) if progress else None
 
@@ -126,19 +137,19 @@ def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images:
         seed = recipe.seed * 100_003 + epoch
         torch.manual_seed(seed)  # dropout
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-        augment = augmenter_factory(seed) if augmenter_factory is not None else None
-        model.train()
+        augment = augmenter_factory(seed * group.world + group.rank) if augmenter_factory is not None else None
+        net.train()
         started, running = time.perf_counter(), 0.0
         if progress:
             progress.reset(batch_task, total=steps)
         for step in range(steps):
-            idx = order[step * recipe.batch_size:(step + 1) * recipe.batch_size]
+            idx = order[step * recipe.batch_size:(step + 1) * recipe.batch_size][group.rank::group.world]
             x = _to_device(train_images[idx], device)
             y = train_targets[idx].to(device, non_blocking=True)
             if augment is not None:
                 x = augment(x)
             with _autocast(device):
-                logits = model(x)
+                logits = net(x)
             loss = loss_fn(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -146,29 +157,34 @@ def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images:
             running += float(loss.detach()) * len(idx)
             if progress:
                 progress.advance(batch_task)
-        val_loss = _mean_loss(model, loss_fn, val_images, val_targets, device, recipe.batch_size * 4)
+        val_loss = _mean_loss(model, loss_fn, val_images, val_targets, device, recipe.batch_size * 4, group)
+        running = group.sum([running], device)[0]
         record = {"epoch": epoch, "train_loss": running / n, "val_loss": val_loss,
                   "seconds": time.perf_counter() - started}
         state.history.append(record)
         state.epoch = epoch + 1
         if val_loss < state.best_val_loss - recipe.min_delta:
             state.best_val_loss, state.best_epoch, state.bad_epochs = val_loss, epoch, 0
-            _save(best_path, {"model": model.state_dict(), "epoch": epoch, "val_loss": val_loss})
+            if group.is_main:
+                _save(best_path, {"model": model.state_dict(), "epoch": epoch, "val_loss": val_loss})
         else:
             state.bad_epochs += 1
-        _save(last_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                          "state": state.__dict__})
+        if group.is_main:
+            _save(last_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                              "state": state.__dict__})
         if progress:
             progress.update(epoch_task, completed=state.epoch,
                             description=f"{name} epochs (val loss {val_loss:.4f}, best {state.best_val_loss:.4f})")
     if progress:
         progress.remove_task(batch_task)
         progress.remove_task(epoch_task)
+    group.barrier()  # rank 0 has written best.pt
     best = torch.load(best_path, map_location=device, weights_only=False)
     model.load_state_dict(best["model"])
-    write_json(checkpoint_dir / "history.json", {"best_epoch": state.best_epoch,
-                                                 "best_val_loss": state.best_val_loss,
-                                                 "epochs": state.epoch, "history": state.history})
+    if group.is_main:
+        write_json(checkpoint_dir / "history.json", {"best_epoch": state.best_epoch,
+                                                     "best_val_loss": state.best_val_loss,
+                                                     "epochs": state.epoch, "history": state.history})
     return state
 
 

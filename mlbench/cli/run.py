@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,7 @@ def results_table(board: pd.DataFrame, title: str) -> Table:
     glob = board[board["label"] == GLOBAL_LABEL].pivot_table(index=["entry_kind", "entry"], columns="metric",
                                                              values="value", sort=False)
     table = Table(title=title)
-    table.add_column("entry")
+    table.add_column("entry", no_wrap=True)
     table.add_column("kind")
     metrics = [m for m in ("auc", "auprc", "f1", "f1_pos", "hamming") if m in glob.columns]
     for m in metrics:
@@ -72,6 +73,8 @@ def results_table(board: pd.DataFrame, title: str) -> Table:
 @main.command("run")
 @click.argument("benchmark")
 @click.option("--demo", is_flag=True, help="Run on the embedded synthetic demo corpus (results are labelled synthetic).")
+@click.option("--demo-option", "demo_option", multiple=True, metavar="KEY=VALUE",
+              help="Option for the demo corpus generator (repeatable), e.g. n_patients=300.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="The dataset's label CSV (.csv or .csv.gz).")
 @click.option("--images", type=click.Path(path_type=Path), help="Root folder of the dataset's images.")
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory [default: runs/BENCHMARK-VARIANT[-demo]].")
@@ -94,7 +97,7 @@ def results_table(board: pd.DataFrame, title: str) -> Table:
 @click.option("--ensemble-only", "ensemble_only", type=click.Path(path_type=Path),
               help="Build ensembles and metrics in this RUN_DIR once every backbone has predictions.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-def run_command(benchmark, demo, csv_path, images, out, cache, backbones, loss, ensembles, loss_option,
+def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, backbones, loss, ensembles, loss_option,
                 backbone_option, no_crop, no_augment,
                 epochs, image_size, seed, device, workers, only_backbone, ensemble_only, no_progress):
     """Run BENCHMARK end to end: split, preprocess, train, ensemble, score."""
@@ -107,6 +110,7 @@ def run_command(benchmark, demo, csv_path, images, out, cache, backbones, loss, 
     names = _names(backbones) or (bench.demo_recipe if demo else bench.recipe).backbones
     opts = RunOptions(benchmark=benchmark, out=Path("."), csv=csv_path, images=images, demo=demo, cache=cache,
                       loss_options=_key_values(loss_option, "--loss-option") or None,
+                      demo_options=_key_values(demo_option, "--demo-option") or None,
                       backbone_options=_backbone_options(backbone_option, tuple(names)) or None,
                       backbones=_names(backbones), loss=loss, ensembles=_names(ensembles),
                       crop=False if no_crop else None, augment=False if no_augment else None, max_epochs=epochs,
@@ -120,8 +124,11 @@ def run_command(benchmark, demo, csv_path, images, out, cache, backbones, loss, 
         variant = make_recipe(bench, opts).variant
         opts.out = Path("runs") / f"{benchmark}-{variant}{'-demo' if demo else ''}"
     console = Console()
-    console.print(f"[bold]mlbench run {benchmark}[/bold] -> {opts.out}")
+    if os.environ.get("RANK", "0") == "0":
+        console.print(f"[bold]mlbench run {benchmark}[/bold] -> {opts.out}")
     result = run(opts)
+    if not result.is_main:  # another rank of a torchrun job: rank 0 reports
+        return
     if result.leaderboard is None:
         console.print(f"trained {', '.join(only_backbone)} in {result.run_dir}; "
                       f"run with --ensemble-only {result.run_dir} once every backbone is done")
