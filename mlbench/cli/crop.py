@@ -182,8 +182,9 @@ def crop(inputs: tuple[Path, ...], out_dir: Path, size: int, preprocessor: str, 
         extra[key.strip()] = _option_value(value.strip())
     if segmenter is not None:
         extra["segmenter"] = segmenter
-    if weights is not None:
+    if weights is not None:  # weights only make sense for a network
         extra["weights"] = weights
+        extra.setdefault("segmenter", "torch")
     try:
         chosen = get_registry().create("preprocessor", preprocessor, size=size, **extra)
     except PluginError as err:

@@ -184,4 +184,7 @@ def make_segmenter(name: str | Segmenter, **options: Any) -> Segmenter:
         factory = SEGMENTERS[name]
     except KeyError:
         raise ValueError(f"unknown segmenter {name!r}; expected one of {sorted(SEGMENTERS)}") from None
-    return factory(**options)
+    try:
+        return factory(**options)
+    except TypeError as exc:  # an option this segmenter does not take
+        raise ValueError(f"segmenter {name!r}: {exc}") from exc

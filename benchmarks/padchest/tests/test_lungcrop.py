@@ -112,6 +112,8 @@ def test_bad_options_and_shapes_are_refused():
         LungCrop(margin=0.9)
     with pytest.raises(ValueError, match="unknown segmenter 'unet'"):
         LungCrop(segmenter="unet")
+    with pytest.raises(ValueError, match="segmenter 'threshold'.*weights"):
+        LungCrop(weights="unet.pt2")
     with pytest.raises(ValueError, match="2-D"):
         LungCrop().locate(np.zeros((10, 10, 3), np.float32))
 
