@@ -30,6 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mlbench.io import write_bytes
 from mlbench.preprocessing.images import read_grayscale
 from mlbench_padchest.lungcrop import LungCrop
 
@@ -71,7 +72,7 @@ def detector_sized_copies(sources: list[Path], size: int, folder: Path) -> list[
         big += rng.integers(0, 16, big.shape, dtype=np.uint16)
         ok, encoded = cv2.imencode(".png", big)
         target = folder / f"{path.stem}_{size}.png"
-        target.write_bytes(encoded.tobytes())  # throwaway benchmark input in a temporary folder
+        write_bytes(target, encoded.tobytes())
         out.append(target)
     return out
 
