@@ -136,7 +136,8 @@ def test_channel_shift_adds_one_offset_clipped_to_the_image_range():
     batch = torch.rand(16, 3, 12, 12) * 0.6 + 0.2
     out = Augmenter(12, **only(channel_shift=0.05))(batch)
     offset = out - batch
-    inside = (out > batch.amin(dim=(1, 2, 3), keepdim=True) + 1e-6) & (out < batch.amax(dim=(1, 2, 3), keepdim=True) - 1e-6)
+    low, high = batch.amin(dim=(1, 2, 3), keepdim=True), batch.amax(dim=(1, 2, 3), keepdim=True)
+    inside = (out > low + 1e-6) & (out < high - 1e-6)
     for i in range(16):
         values = offset[i][inside[i]]
         assert values.max() - values.min() < 1e-5 and values.abs().max() <= 0.05 + 1e-6

@@ -58,7 +58,8 @@ class CropReport:
         return sum(bool(r.fallback) for r in self.rows)
 
 
-def find_images(inputs: Sequence[str | Path], exclude: Path | None = None) -> tuple[list[tuple[Path, Path]], list[Skip]]:
+def find_images(inputs: Sequence[str | Path],
+                exclude: Path | None = None) -> tuple[list[tuple[Path, Path]], list[Skip]]:
     """Expand files and folders into (image path, output name) pairs, sorted within each folder.
 
     A folder is walked recursively for .png/.jpg/.jpeg; the output name keeps the path inside the
@@ -102,7 +103,7 @@ def crop_files(inputs: Sequence[str | Path], out_dir: str | Path, preprocessor: 
         raise ValueError(f"bits must be 8 or 16, got {bits}")
     out_dir = Path(out_dir)
     images, skipped = find_images(inputs, exclude=out_dir)
-    rows = [CropRow(s.item, None, None, None, None, "", None, f"{s.reason}: {s.detail}") for s in skipped]
+    rows = [_skipped_row(s) for s in skipped]
     top = 255 if bits == 8 else 65535
     for path, name in images:
         try:
@@ -110,7 +111,7 @@ def crop_files(inputs: Sequence[str | Path], out_dir: str | Path, preprocessor: 
         except ImageReadError as err:
             skip = Skip(str(path), err.reason, err.detail)
             skipped.append(skip)
-            rows.append(CropRow(str(path), None, None, None, None, "", None, f"{err.reason}: {err.detail}".rstrip(": ")))
+            rows.append(_skipped_row(skip))
         else:
             result = preprocessor(image)
             pixels = np.round(np.clip(result.image, 0, 1) * top).astype(np.uint8 if bits == 8 else np.uint16)
@@ -125,6 +126,12 @@ def crop_files(inputs: Sequence[str | Path], out_dir: str | Path, preprocessor: 
     csv_path = out_dir / CROPS_CSV
     atomic_io.write_text(csv_path, _csv_text(rows))
     return CropReport(rows, skipped, csv_path)
+
+
+def _skipped_row(skip: Skip) -> CropRow:
+    """A crops.csv row for an input that produced no crop: empty box, ``reason: detail``."""
+    reason = f"{skip.reason}: {skip.detail}" if skip.detail else skip.reason
+    return CropRow(skip.item, None, None, None, None, "", None, reason)
 
 
 def _csv_text(rows: list[CropRow]) -> str:
