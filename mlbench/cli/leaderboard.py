@@ -1,0 +1,180 @@
+"""``mlbench leaderboard show``, ``mlbench compare``, ``mlbench submit`` and ``mlbench plugins test``.
+
+Thin: each command parses its options, calls one function of mlbench.compare, mlbench.submit or
+mlbench.conformance, and prints the result.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from mlbench.cli import main
+from mlbench.cli.plugins import plugins as plugins_group
+from mlbench.leaderboard import METRICS, SOURCES
+
+
+def _fmt(x, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:.{digits}f}"
+
+
+def _ci(low, high) -> str:
+    if low is None or high is None or any(isinstance(v, float) and math.isnan(v) for v in (low, high)):
+        return "-"
+    return f"[{low:.3f}, {high:.3f}]"
+
+
+@main.group("leaderboard")
+def leaderboard_group() -> None:
+    """Read leaderboard files (the published baselines and submitted runs)."""
+
+
+@leaderboard_group.command("show")
+@click.argument("benchmark")
+@click.option("--label", help="A benchmark label [default: __global__, the macro row].")
+@click.option("--metric", default="auc", show_default=True, help=f"One of {', '.join(METRICS)} (or cam_...).")
+@click.option("--variant", help="crop+aug, crop, none ... [default: every variant].")
+@click.option("--source", type=click.Choice(SOURCES), help="Only published or only run rows.")
+@click.option("--file", "file", type=click.Path(path_type=Path), help="Leaderboard file [default: leaderboards/BENCHMARK.parquet].")
+def show_command(benchmark, label, metric, variant, source, file):
+    """Show BENCHMARK's leaderboard: one label and metric per entry, best first."""
+    from mlbench import leaderboard
+    from mlbench.compare import CompareError, leaderboard_path, leaderboard_rows
+
+    try:
+        path = leaderboard_path(benchmark, file)
+        rows = leaderboard_rows(leaderboard.read(path).to_pandas(), label=label, metric=metric, variant=variant,
+                                source=source)
+    except (CompareError, leaderboard.LeaderboardError) as exc:
+        raise click.ClickException(str(exc)) from None
+    table = Table(title=f"{benchmark}: {label or '__global__'} {metric}, best first ({path})")
+    mixed = set(rows["dataset_kind"]) != {"padchest"}
+    columns = ["variant", "entry", metric, "95% CI", "n pos", "source"] + (["data"] if mixed else [])
+    for column in columns:
+        table.add_column(column, justify="right" if column in (metric, "n pos") else "left",
+                         no_wrap=column in ("variant", "entry", metric, "95% CI"))
+    for r in rows.itertuples(index=False):
+        n_pos = r.n_positive
+        cells = [r.variant, r.entry, _fmt(r.value), _ci(r.ci_low, r.ci_high),
+                 "-" if n_pos is None or (isinstance(n_pos, float) and math.isnan(n_pos)) else str(int(n_pos)),
+                 f"{r.source} {r.run_id}"]
+        if mixed:
+            cells.append(r.dataset_kind if r.dataset_kind == "padchest" else f"[yellow]{r.dataset_kind}[/yellow]")
+        table.add_row(*cells)
+    Console().print(table)
+
+
+@main.command("compare")
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--against", default="published", show_default=True, help="What to compare with (published rows).")
+@click.option("--variant", help="Published variant to compare with [default: the run's].")
+@click.option("--metric", default="auc", show_default=True)
+@click.option("--file", "file", type=click.Path(path_type=Path), help="Published leaderboard file [default: found].")
+@click.option("--png", type=click.Path(path_type=Path), help="Write per-label bars (run with 95% CI vs published).")
+@click.option("--entry", help="Entry to draw in the PNG [default: ctp, else the run's best].")
+@click.option("--n-boot", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="Replicates, when the run's leaderboard has no intervals.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the comparison as JSON.")
+def compare_command(run_dir, against, variant, metric, file, png, entry, n_boot, json_path):
+    """Per-label deltas of RUN_DIR vs the published baseline, with the run's 95% CIs."""
+    from mlbench.compare import CompareError, compare_run, plot_comparison
+    from mlbench.io import write_json
+
+    try:
+        result = compare_run(run_dir, against=against, variant=variant, metric=metric, leaderboard_file=file,
+                             n_boot=n_boot)
+    except CompareError as exc:
+        raise click.ClickException(str(exc)) from None
+    console = Console()
+    for note in result.notes:
+        console.print(f"[bold red]{note}[/bold red]" if note.startswith("NOT COMPARABLE") else note)
+    for name, rows in result.rows.groupby("entry", sort=False):
+        table = Table(title=f"{name} vs published {rows['reference'].iloc[0]} ({result.published_variant}), "
+                            f"{metric}; labels by test positives")
+        for column in ("label", "n pos", "run", "95% CI", "published", "delta", "verdict"):
+            table.add_column(column, justify="left" if column in ("label", "verdict") else "right")
+        for r in rows.sort_values("n_positive", ascending=False, kind="stable").itertuples(index=False):
+            style = {"beats published": "[green]", "below published": "[red]"}.get(r.verdict, "")
+            table.add_row(r.label, "-" if r.n_positive is None else str(r.n_positive), _fmt(r.value),
+                          _ci(r.ci_low, r.ci_high), _fmt(r.published), _fmt(r.delta, 3), f"{style}{r.verdict}")
+        console.print(table)
+    beats = result.beats()
+    console.print(f"labels beating published (published value below the run's 95% CI): {len(beats)}"
+                  + ("" if result.comparable else " — none counted: not comparable"))
+    if json_path:
+        write_json(json_path, {"run_id": result.run_id, "benchmark": result.benchmark, "metric": metric,
+                               "run_variant": result.run_variant, "published_variant": result.published_variant,
+                               "dataset_kind": result.dataset_kind, "comparable": result.comparable,
+                               "ci_source": result.ci_source, "notes": result.notes,
+                               "rows": json.loads(result.rows.to_json(orient="records"))})
+    if png:
+        try:
+            path = plot_comparison(result, png, entry)
+        except CompareError as exc:
+            raise click.ClickException(str(exc)) from None
+        console.print(f"wrote {path}")
+
+
+@main.command("submit")
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--leaderboard", "leaderboard_file", type=click.Path(path_type=Path),
+              help="Leaderboard file to append to [default: the benchmark's leaderboards/BENCHMARK.parquet].")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="The dataset's label file, if it moved since the run.")
+@click.option("--images", type=click.Path(path_type=Path, file_okay=False), help="Its image folder, if it moved.")
+def submit_command(run_dir, leaderboard_file, csv_path, images):
+    """Validate RUN_DIR (recompute split, coverage, every metric) and append it to a leaderboard."""
+    from mlbench.data import DataSource
+    from mlbench.submit import SubmissionError, submit_run
+
+    if (csv_path is None) != (images is None):
+        raise click.UsageError("give --csv and --images together")
+    source = DataSource(csv_path, images) if csv_path else None
+    console = Console()
+    try:
+        result = submit_run(run_dir, leaderboard_file, source=source)
+    except SubmissionError as exc:
+        console.print(f"[bold red]refused[/bold red] {run_dir}:")
+        for problem in exc.problems:
+            console.print(f"  - {problem}", markup=False, highlight=False)
+        raise SystemExit(1) from None
+    for check in result.validation.passed:
+        console.print(f"  ok: {check}", markup=False, highlight=False)
+    console.print(f"[green]accepted[/green] run {result.run_id}: {result.rows_appended} rows appended to "
+                  f"{result.leaderboard} ({result.rows_in_file} rows now)")
+
+
+@plugins_group.command("test")
+@click.argument("plugin")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def plugins_test_command(plugin, as_json):
+    """Conformance check of PLUGIN (an entry-point name): every item it registers, on CPU."""
+    from mlbench.conformance import FAIL, PASS, ConformanceError, check_plugin
+
+    try:
+        report = check_plugin(plugin)
+    except ConformanceError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps({"plugin": report.plugin, "package": report.package, "version": report.version,
+                               "passed": report.passed, "results": [r.as_dict() for r in report.results]}, indent=2))
+    else:
+        table = Table(title=f"plugin '{report.plugin}' ({report.package or '?'} {report.version or ''})")
+        for column in ("kind", "name", "result", "seconds", "details"):
+            table.add_column(column, justify="right" if column == "seconds" else "left", overflow="fold")
+        for r in report.results:
+            style = {PASS: "green", FAIL: "bold red"}.get(r.status, "yellow")
+            table.add_row(r.kind, r.name, f"[{style}]{r.status}[/{style}]", f"{r.seconds:.2f}",
+                          "\n".join(r.checks) if r.status == PASS else r.detail)
+        Console().print(table)
+        counts = report.counts()
+        click.echo(f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped")
+    if not report.passed:
+        raise SystemExit(1)

@@ -1,0 +1,309 @@
+"""Reading leaderboards and comparing a run with the published baseline, honestly.
+
+Honest means: a run "beats published" on a label only when the published value lies below the
+run's 95% confidence interval (patient bootstrap, :mod:`mlbench.stats`) — a point estimate above
+the published number is not enough, because the run's test split is not the paper's. A run on
+the synthetic demo corpus is never comparable with PadChest numbers, and every output says so.
+
+Which published entry a run entry is compared with: the entry of the same name when the
+published table has it (the paper's five backbones under their timm names and the ensembles
+``ctp``, ``ptc-lw``, ``ptc-mode``); any other entry (a new backbone, a new ensemble) is compared
+with the best published entry of that metric and variant, i.e. the one with the best
+``__global__`` value (CTP for AUC in every table of the paper): a new method has to beat the best
+published one, not a weak one.
+
+Where leaderboard files are found (:func:`leaderboard_path`): an explicit file; else
+``$MLBENCH_LEADERBOARDS/BENCHMARK.parquet``; else ``leaderboards/BENCHMARK.parquet`` under the
+current directory; else the ``leaderboards/`` folder of the source checkout mlbench runs from.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import mlbench
+from mlbench import leaderboard
+from mlbench.io import write_bytes
+from mlbench.leaderboard import GLOBAL_LABEL
+
+LEADERBOARDS_ENV = "MLBENCH_LEADERBOARDS"
+# Lower is better for these metrics; higher for every other.
+LOWER_IS_BETTER = frozenset({"hamming"})
+
+
+class CompareError(ValueError):
+    """A leaderboard or run cannot be compared (the message names the file and what is missing)."""
+
+
+# -- finding and showing leaderboards ------------------------------------------------------------
+def leaderboard_candidates(benchmark: str) -> list[Path]:
+    """Where ``BENCHMARK.parquet`` is looked for, in order (see the module docstring)."""
+    name = f"{benchmark}.parquet"
+    places = []
+    if os.environ.get(LEADERBOARDS_ENV):
+        places.append(Path(os.environ[LEADERBOARDS_ENV]) / name)
+    places.append(Path.cwd() / "leaderboards" / name)
+    places.append(Path(mlbench.__file__).resolve().parent.parent / "leaderboards" / name)
+    return places
+
+
+def leaderboard_path(benchmark: str, file: str | Path | None = None) -> Path:
+    """The leaderboard file of ``benchmark``: ``file`` if given, else the first existing candidate."""
+    if file is not None:
+        path = Path(file)
+        if not path.is_file():
+            raise CompareError(f"{path}: no such leaderboard file")
+        return path
+    places = leaderboard_candidates(benchmark)
+    for place in places:
+        if place.is_file():
+            return place
+    tried = ", ".join(str(p) for p in dict.fromkeys(places))
+    raise CompareError(f"no leaderboard file for benchmark '{benchmark}' (looked for {tried}); "
+                       f"pass --file PATH or set {LEADERBOARDS_ENV} to the folder holding it")
+
+
+def leaderboard_rows(board: pd.DataFrame, *, label: str | None = None, metric: str = "auc",
+                     variant: str | None = None, source: str | None = None) -> pd.DataFrame:
+    """The rows ``mlbench leaderboard show`` prints: one label (default ``__global__``), one metric,
+    best first. Raises naming the labels/metrics/variants the board has when a filter matches nothing."""
+    label = label or GLOBAL_LABEL
+    selected = board
+    for column, wanted in (("metric", metric), ("label", label), ("variant", variant), ("source", source)):
+        if wanted is None:
+            continue
+        matched = selected[selected[column] == wanted]
+        if matched.empty:
+            have = sorted(map(str, selected[column].dropna().unique()))
+            shown = ", ".join(have[:60]) + (" ..." if len(have) > 60 else "")
+            raise CompareError(f"no leaderboard row with {column} '{wanted}'; this selection has {column}s: {shown}")
+        selected = matched
+    ascending = metric in LOWER_IS_BETTER
+    return selected.sort_values(["variant", "value"], ascending=[True, ascending], na_position="last",
+                                kind="stable").reset_index(drop=True)
+
+
+# -- comparing a run with the published baseline -------------------------------------------------
+@dataclass
+class Comparison:
+    """A run's per-label values next to the published ones (one metric), with verdicts.
+
+    ``rows`` columns: entry, reference (the published entry compared with), label, n_positive
+    (the run's test positives), value, ci_low, ci_high, published, delta (value - published),
+    verdict, beats_published. ``comparable`` is False for synthetic runs or a different benchmark
+    version; ``notes`` says why, and what else the reader must know.
+    """
+
+    run_id: str
+    benchmark: str
+    metric: str
+    run_variant: str
+    published_variant: str
+    dataset_kind: str
+    comparable: bool
+    ci_source: str
+    rows: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+    def beats(self) -> pd.DataFrame:
+        return self.rows[self.rows["beats_published"]]
+
+
+def _verdict(value: float, low: float, high: float, published: float, metric: str, comparable: bool) -> str:
+    if _missing(published):
+        return "no published value"
+    if _missing(value):
+        return "undefined in the run"
+    if _missing(low) or _missing(high):
+        return "no CI"
+    better_than_ci = published < low if metric not in LOWER_IS_BETTER else published > high
+    worse_than_ci = published > high if metric not in LOWER_IS_BETTER else published < low
+    if not comparable:
+        return "not comparable"
+    if better_than_ci:
+        return "beats published"
+    if worse_than_ci:
+        return "below published"
+    return "within CI"
+
+
+def _missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def reference_entries(published: pd.DataFrame, run_entries: list[str], metric: str) -> dict[str, str]:
+    """Run entry -> the published entry it is compared with (module docstring)."""
+    names = set(published["entry"])
+    glob = published[(published["label"] == GLOBAL_LABEL) & (published["metric"] == metric)].dropna(subset=["value"])
+    best = None
+    if not glob.empty:
+        pick = glob["value"].idxmin() if metric in LOWER_IS_BETTER else glob["value"].idxmax()
+        best = str(glob.loc[pick, "entry"])
+    out = {}
+    for entry in run_entries:
+        if entry in names:
+            out[entry] = entry
+        elif best is not None:
+            out[entry] = best
+    return out
+
+
+def compare_run(run_dir: str | Path, *, against: str = "published", variant: str | None = None,
+                metric: str = "auc", leaderboard_file: str | Path | None = None, n_boot: int = 1000,
+                seed: int = 0) -> Comparison:
+    """Compare RUN_DIR's leaderboard with the published rows of its benchmark.
+
+    ``variant`` picks the published variant (default: the run's). If the run's leaderboard has no
+    confidence intervals (a run made before intervals were computed), they are computed here from
+    its predictions with ``n_boot`` replicates (``ci_source`` says which).
+    """
+    run_dir = Path(run_dir)
+    if against != "published":
+        raise CompareError(f"--against {against!r}: only 'published' is supported")
+    board_path = run_dir / "leaderboard.parquet"
+    if not board_path.is_file():
+        raise CompareError(f"{run_dir}: no leaderboard.parquet; is this a finished run directory?")
+    run_board = leaderboard.read(board_path).to_pandas()
+    if run_board.empty:
+        raise CompareError(f"{board_path}: the leaderboard is empty")
+    info = run_board.iloc[0]
+    benchmark, run_variant = str(info["benchmark"]), str(info["variant"])
+    dataset_kind = str(info["dataset_kind"])
+    published_variant = variant or run_variant
+
+    published_all = leaderboard.read(leaderboard_path(benchmark, leaderboard_file)).to_pandas()
+    published_all = published_all[(published_all["source"] == "published") & (published_all["benchmark"] == benchmark)]
+    if published_all.empty:
+        raise CompareError(f"the leaderboard of '{benchmark}' has no published rows")
+    published = published_all[(published_all["variant"] == published_variant) & (published_all["metric"] == metric)]
+    if published.empty:
+        have = sorted(published_all.loc[published_all["metric"] == metric, "variant"].unique())
+        raise CompareError(f"no published '{metric}' rows for variant '{published_variant}'; published variants: "
+                           f"{', '.join(have) or 'none'}")
+
+    notes: list[str] = []
+    comparable = True
+    if dataset_kind == "synthetic":
+        comparable = False
+        notes.append("NOT COMPARABLE: this run used the SYNTHETIC demo corpus (dataset_kind synthetic); the "
+                     "published values are PadChest results. The table only exercises the comparison.")
+    elif dataset_kind != "padchest":
+        comparable = False
+        notes.append(f"NOT COMPARABLE: this run used dataset '{dataset_kind}', the published values are PadChest's.")
+    versions = set(published["benchmark_version"]) - {info["benchmark_version"]}
+    if versions:
+        comparable = False
+        notes.append(f"NOT COMPARABLE: run benchmark version {info['benchmark_version']}, published "
+                     f"{', '.join(sorted(versions))}.")
+    if published_variant != run_variant:
+        notes.append(f"run variant '{run_variant}' is compared with published variant '{published_variant}'.")
+    notes.append("The paper's test split is not the benchmark's canonical split: compare intervals, not points.")
+
+    rows = run_board[(run_board["metric"] == metric) & ~run_board["label"].str.startswith("__group_")]
+    ci_source = "run"
+    if rows[["ci_low", "ci_high"]].isna().all().all():
+        rows = _with_recomputed_intervals(run_dir, rows, metric, n_boot, seed)
+        ci_source = f"recomputed here ({n_boot} patient-bootstrap replicates, seed {seed})"
+        notes.append(f"The run's leaderboard has no confidence intervals: they were {ci_source} from its predictions.")
+
+    refs = reference_entries(published, list(dict.fromkeys(rows["entry"])), metric)
+    for entry, ref in refs.items():
+        if entry != ref:
+            notes.append(f"entry '{entry}' has no published counterpart: compared with the best published "
+                         f"entry '{ref}'.")
+    pub_values = published.set_index(["entry", "label"])["value"]
+    out = []
+    for r in rows.itertuples(index=False):
+        ref = refs.get(r.entry)
+        pub = float(pub_values.get((ref, r.label), np.nan)) if ref else np.nan
+        value = float(r.value) if not _missing(r.value) else np.nan
+        low = float(r.ci_low) if not _missing(r.ci_low) else np.nan
+        high = float(r.ci_high) if not _missing(r.ci_high) else np.nan
+        verdict = _verdict(value, low, high, pub, metric, comparable)
+        out.append({"entry": r.entry, "reference": ref, "label": r.label,
+                    "n_positive": None if _missing(r.n_positive) else int(r.n_positive), "value": value,
+                    "ci_low": low, "ci_high": high, "published": pub, "delta": value - pub, "verdict": verdict,
+                    "beats_published": verdict == "beats published"})
+    table = pd.DataFrame(out)
+    return Comparison(run_id=str(info["run_id"]), benchmark=benchmark, metric=metric, run_variant=run_variant,
+                      published_variant=published_variant, dataset_kind=dataset_kind, comparable=comparable,
+                      ci_source=ci_source, rows=table, notes=notes)
+
+
+def _with_recomputed_intervals(run_dir: Path, rows: pd.DataFrame, metric: str, n_boot: int,
+                               seed: int) -> pd.DataFrame:
+    from mlbench.submit import recompute_run
+
+    recomputed = recompute_run(run_dir, n_boot=n_boot, seed=seed)
+    keyed = recomputed[recomputed["metric"] == metric].set_index(["entry", "label"])
+    rows = rows.copy()
+    for column in ("ci_low", "ci_high"):
+        rows[column] = [keyed[column].get((e, lab), np.nan) for e, lab in zip(rows["entry"], rows["label"])]
+    return rows
+
+
+# -- the picture -----------------------------------------------------------------------------------
+def default_plot_entry(comparison: Comparison) -> str:
+    """``ctp`` when the run has it (the paper's best), else the run's best entry by the global value."""
+    entries = list(dict.fromkeys(comparison.rows["entry"]))
+    if "ctp" in entries:
+        return "ctp"
+    glob = comparison.rows[comparison.rows["label"] == GLOBAL_LABEL].dropna(subset=["value"])
+    if glob.empty:
+        return entries[0]
+    best = glob["value"].idxmin() if comparison.metric in LOWER_IS_BETTER else glob["value"].idxmax()
+    return str(glob.loc[best, "entry"])
+
+
+def plot_comparison(comparison: Comparison, path: str | Path, entry: str | None = None) -> Path:
+    """Per-label bars, run (with its 95% CI whiskers) next to published, most frequent label first."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    entry = entry or default_plot_entry(comparison)
+    rows = comparison.rows[(comparison.rows["entry"] == entry) & (comparison.rows["label"] != GLOBAL_LABEL)]
+    if rows.empty:
+        raise CompareError(f"entry '{entry}' is not in run {comparison.run_id}; entries: "
+                           f"{', '.join(dict.fromkeys(comparison.rows['entry']))}")
+    rows = rows.sort_values("n_positive", ascending=False, kind="stable")
+    x = np.arange(len(rows))
+    value = rows["value"].to_numpy(dtype=float)
+    low = np.nan_to_num(value - rows["ci_low"].to_numpy(dtype=float), nan=0.0)
+    high = np.nan_to_num(rows["ci_high"].to_numpy(dtype=float) - value, nan=0.0)
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.32 * len(rows) + 2), 5.5))
+    width = 0.4
+    ax.bar(x - width / 2, np.nan_to_num(value), width, yerr=np.vstack([low, high]), capsize=2,
+           label=f"run: {entry} (95% CI)", color="#1f77b4", error_kw={"elinewidth": 0.8})
+    ax.bar(x + width / 2, np.nan_to_num(rows["published"].to_numpy(dtype=float)), width,
+           label=f"published: {rows['reference'].iloc[0]} ({comparison.published_variant})", color="#bbbbbb")
+    names = [f"{'* ' if b else ''}{lab} ({n})" for lab, n, b in
+             zip(rows["label"], rows["n_positive"].fillna(0).astype(int), rows["beats_published"])]
+    ax.set_xticks(x, names, rotation=75, ha="right", fontsize=7)
+    ax.set_ylabel(comparison.metric.upper())
+    if comparison.metric == "auc":
+        ax.axhline(0.5, color="black", linewidth=0.6, linestyle=":")
+    ax.set_ylim(0, 1.05)
+    title = (f"{comparison.benchmark} ({comparison.run_variant}) run {comparison.run_id}: per-label "
+             f"{comparison.metric.upper()}, labels by test positives; * = beats published (published < CI low)")
+    ax.set_title(title, fontsize=8)
+    if not comparison.comparable:
+        ax.text(0.5, 0.5, "NOT COMPARABLE\n(" + comparison.dataset_kind + " data)", transform=ax.transAxes,
+                ha="center", va="center", fontsize=28, color="red", alpha=0.35, rotation=20)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    write_bytes(path, buffer.getvalue())
+    return Path(path)
+

@@ -1,0 +1,580 @@
+"""``mlbench submit``: check a RUN_DIR from first principles, then append its rows to a leaderboard.
+
+Nothing in the run directory is taken on trust. A run is accepted only if:
+
+1. its ``leaderboard.parquet`` follows the schema, and every row names the run (run id, benchmark,
+   version, variant, dataset kind, split hash, loss, seed) as its ``manifest.json`` does;
+2. the installed benchmark has the run's version, and the split is the canonical one: mlbench
+   reads the dataset source the manifest records (same sha256), recomputes the benchmark's split
+   and its hash, and ``split.parquet`` (images, patients, subsets, labels) equals it;
+3. the stored test predictions cover exactly the split's test images less those the run skipped
+   in preprocessing, and each such skip is real (the image is unreadable, or the run's
+   preprocessor fails on it);
+4. every ensemble's stored scores equal the ensemble recomputed from the stored backbone scores;
+5. every metric, recomputed by mlbench from the predictions and the canonical labels
+   (:func:`mlbench.stats.metric_intervals`), equals the file's value within 1e-9 — and so does
+   each stored confidence interval (recomputed with the bootstrap settings the manifest
+   records); no value is NaN or infinite unless the recomputation gives NaN (a label absent
+   from the test split).
+
+Then the rows are appended under an exclusive lock on the leaderboard's folder: read, check,
+concatenate, atomic replace (:mod:`mlbench.io`), so concurrent submits never lose a row or leave
+a torn file. A run id already in the leaderboard is refused (an error, not a silent no-op).
+Synthetic runs never enter a PadChest leaderboard file (``padchest-*.parquet``) nor any file
+holding non-synthetic rows, and real runs never enter a synthetic one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mlbench import leaderboard, manifest, predictions
+from mlbench.data import DataSource
+from mlbench.data.labels import label_matrix
+from mlbench.data.splits import patient_split, split_hash
+from mlbench.leaderboard import GLOBAL_LABEL
+from mlbench.registry import PluginError, Registry, get_registry
+from mlbench.stats import GROUP_LABELS, metric_intervals
+
+TOLERANCE = 1e-9
+DEFAULT_N_BOOT = 1000
+DEFAULT_BOOT_SEED = 0
+# Leaderboard files of the published PadChest baselines: synthetic rows never go there.
+PADCHEST_BOARD_PREFIX = "padchest-"
+EXAMPLES = 5  # how many offending items a message names
+
+
+class SubmissionError(Exception):
+    """The run was refused; ``problems`` lists every reason found."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("submission refused:\n- " + "\n- ".join(self.problems))
+
+
+def _examples(items: Any) -> str:
+    items = sorted(map(str, items))
+    return ", ".join(items[:EXAMPLES]) + (f" and {len(items) - EXAMPLES} more" if len(items) > EXAMPLES else "")
+
+
+def bootstrap_settings(m: dict[str, Any]) -> tuple[int, int]:
+    """(n_boot, seed) the run's intervals were computed with (``manifest["bootstrap"]``, else the defaults)."""
+    settings = m.get("bootstrap") or {}
+    return int(settings.get("n_boot", DEFAULT_N_BOOT)), int(settings.get("seed", DEFAULT_BOOT_SEED))
+
+
+# -- a stored run's scores -----------------------------------------------------------------------
+@dataclass
+class StoredRun:
+    """A finished run's test-split arrays, read back from its files."""
+
+    run_dir: Path
+    manifest: dict[str, Any]
+    labels: list[str]
+    test_ids: list[str]
+    patient_ids: list[str]
+    y: np.ndarray  # (test images, labels) 0/1
+    train_counts: np.ndarray  # positives per label in the training images the run could use
+    entries: dict[str, str]  # entry -> entry_kind, in the run's order
+    scores: dict[str, np.ndarray]  # entry -> (test images, labels)
+    threshold: float
+    skipped: dict[str, str] = field(default_factory=dict)  # image id -> reason (preprocessing)
+
+
+def preprocess_skips(run_dir: Path) -> dict[str, str]:
+    """Image id -> reason for every image the run's preprocessing left out (skipped.parquet)."""
+    path = run_dir / "skipped.parquet"
+    if not path.is_file():
+        return {}
+    table = pq.read_table(path).to_pandas()
+    rows = table[table["stage"] == "preprocess"]
+    return dict(zip(rows["item"].astype(str), rows["reason"].astype(str)))
+
+
+def load_stored_run(run_dir: str | Path, split: pd.DataFrame | None = None) -> StoredRun:
+    """Read RUN_DIR's test labels (``split``, default its split.parquet) and every entry's test scores.
+
+    Raises ``SubmissionError`` naming what is missing (an entry, images, labels).
+    """
+    run_dir = Path(run_dir)
+    m = manifest.read(run_dir)
+    if split is None:
+        split = pq.read_table(run_dir / "split.parquet").to_pandas()
+    labels = [c for c in split.columns if c not in ("image_id", "patient_id", "split")]
+    skipped = preprocess_skips(run_dir)
+    usable = ~split["image_id"].astype(str).isin(skipped)
+    test = split[(split["split"] == "test") & usable]
+    train = split[(split["split"] == "train") & usable]
+    entries = {**{b: "backbone" for b in m.get("backbones", [])}, **{e: "ensemble" for e in m.get("ensembles", [])}}
+    frame = predictions.read(run_dir / "predictions.parquet")
+    frame = frame[frame["split"] == "test"]
+    ids = test["image_id"].astype(str).tolist()
+    scores, problems = {}, []
+    for entry in entries:
+        try:
+            scores[entry] = predictions.wide(frame, entry, ids, labels)
+        except (KeyError, ValueError) as exc:
+            problems.append(f"predictions.parquet: {exc}")
+    if problems:
+        raise SubmissionError(problems)
+    return StoredRun(run_dir=run_dir, manifest=m, labels=labels, test_ids=ids,
+                     patient_ids=test["patient_id"].astype(str).tolist(),
+                     y=test[labels].to_numpy(dtype=np.uint8), train_counts=train[labels].to_numpy().sum(axis=0),
+                     entries=entries, scores=scores, threshold=float(m["recipe"]["threshold"]), skipped=skipped)
+
+
+def recompute_scores(stored: StoredRun, *, n_boot: int, seed: int) -> pd.DataFrame:
+    """Every leaderboard metric of every entry, with intervals, recomputed from the stored arrays."""
+    out = []
+    for entry, kind in stored.entries.items():
+        scores = stored.scores[entry]
+        decisions = (scores >= stored.threshold).astype(np.uint8)
+        for row in metric_intervals(stored.y, scores, decisions, stored.patient_ids, stored.labels,
+                                    train_counts=stored.train_counts, n_boot=n_boot, seed=seed):
+            out.append({"entry": entry, "entry_kind": kind, **row})
+    return pd.DataFrame(out)
+
+
+def recompute_run(run_dir: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: int = DEFAULT_BOOT_SEED) -> pd.DataFrame:
+    """Recompute RUN_DIR's metrics and 95% CIs from its predictions and split.parquet."""
+    import warnings
+
+    from mlbench.metrics import MetricWarning
+
+    stored = load_stored_run(run_dir)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetricWarning)  # absent labels are NaN by design
+        return recompute_scores(stored, n_boot=n_boot, seed=seed)
+
+
+# -- the canonical split -----------------------------------------------------------------------------
+@dataclass
+class CanonicalSplit:
+    frame: pd.DataFrame  # the benchmark's images (RECORD_COLUMNS ...)
+    Y: np.ndarray
+    splits: np.ndarray
+    hash: str
+    kind: str
+    source_sha256: str
+
+
+def canonical_split(benchmark: str, source: DataSource, registry: Registry | None = None) -> CanonicalSplit:
+    """Read ``source`` with the benchmark's dataset plugin and recompute its split and hash."""
+    registry = registry or get_registry()
+    bench = registry.create("benchmark", benchmark)
+    records = registry.create("dataset", bench.dataset).read(source)
+    frame, Y, _ = label_matrix(records, bench)
+    patients = frame["patient_id"].astype(str).tolist()
+    splits = np.asarray(patient_split(patients, Y, bench.split_fractions, bench.split_seed))
+    digest = split_hash(frame["image_id"].astype(str).tolist(), splits)
+    return CanonicalSplit(frame, Y, splits, digest, records.kind, records.source_sha256)
+
+
+# -- validation ----------------------------------------------------------------------------------------
+@dataclass
+class Validation:
+    """What ``validate_run`` found: ``problems`` (empty = acceptable) and the checks that passed."""
+
+    run_dir: Path
+    problems: list[str] = field(default_factory=list)
+    passed: list[str] = field(default_factory=list)
+    table: pa.Table | None = None  # the run's leaderboard rows
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _close(a: Any, b: Any) -> bool:
+    a_missing = a is None or (isinstance(a, float) and math.isnan(a))
+    b_missing = b is None or (isinstance(b, float) and math.isnan(b))
+    if a_missing or b_missing:
+        return a_missing and b_missing
+    return math.isfinite(a) and math.isfinite(b) and abs(a - b) <= TOLERANCE
+
+
+def _check_rows(board: pd.DataFrame, m: dict[str, Any], v: Validation) -> None:
+    expected = {"source": "run", "run_id": m.get("run_id"), "benchmark": m.get("benchmark"),
+                "benchmark_version": m.get("benchmark_version"), "variant": m.get("variant"),
+                "dataset_kind": m.get("dataset_kind"), "split_hash": m.get("split_hash"), "loss": m.get("loss"),
+                "seed": m.get("seed")}
+    for column, want in expected.items():
+        bad = board[board[column].astype(object).where(board[column].notna(), None) != want]
+        if len(bad):
+            have = sorted(map(str, bad[column].unique()))
+            v.problems.append(f"leaderboard.parquet: {len(bad)} rows have {column} {_examples(have)}; "
+                              f"manifest.json says {want!r}")
+    entries = {**{b: "backbone" for b in m.get("backbones", [])}, **{e: "ensemble" for e in m.get("ensembles", [])}}
+    for entry, kind in board.groupby("entry")["entry_kind"].first().items():
+        if entry not in entries:
+            v.problems.append(f"leaderboard.parquet: entry '{entry}' is not one of the run's backbones or ensembles "
+                              f"({', '.join(entries)})")
+        elif entries[entry] != kind:
+            v.problems.append(f"leaderboard.parquet: entry '{entry}' has entry_kind '{kind}', expected '{entries[entry]}'")
+    dupes = board[board.duplicated(["entry", "label", "metric"], keep=False)]
+    if len(dupes):
+        keys = {f"{r.entry}/{r.label}/{r.metric}" for r in dupes.itertuples()}
+        v.problems.append(f"leaderboard.parquet: duplicated rows for {_examples(keys)}")
+    numbers = board[["value", "ci_low", "ci_high"]].to_numpy(dtype=float)
+    if np.isinf(numbers).any():
+        v.problems.append("leaderboard.parquet: infinite values (value, ci_low or ci_high)")
+    if not v.problems:
+        v.passed.append("leaderboard rows name this run, its benchmark, version, variant, split hash, loss and seed")
+
+
+def _check_split(run_dir: Path, m: dict[str, Any], canon: CanonicalSplit, labels: list[str], v: Validation) -> None:
+    if canon.source_sha256 != m.get("csv_sha256"):
+        v.problems.append(f"dataset source: its sha256 is {canon.source_sha256}, the run used {m.get('csv_sha256')} "
+                          "(another file than the run read)")
+    if canon.kind != m.get("dataset_kind"):
+        v.problems.append(f"dataset_kind: the dataset reader says '{canon.kind}', manifest.json says "
+                          f"'{m.get('dataset_kind')}'")
+    if canon.hash != m.get("split_hash"):
+        v.problems.append(f"split hash: manifest.json has {m.get('split_hash')}, the canonical split recomputed "
+                          f"from the dataset source is {canon.hash}")
+    stored = pq.read_table(run_dir / "split.parquet").to_pandas()
+    stored_hash = split_hash(stored["image_id"].astype(str).tolist(), stored["split"].astype(str).tolist())
+    if stored_hash != canon.hash:
+        v.problems.append(f"split.parquet: its image/subset assignment hashes to {stored_hash}, the canonical split "
+                          f"to {canon.hash}")
+    want = pd.DataFrame({"image_id": canon.frame["image_id"].astype(str), "patient_id":
+                         canon.frame["patient_id"].astype(str), "split": canon.splits.astype(str)})
+    for j, label in enumerate(labels):
+        want[label] = canon.Y[:, j]
+    if list(stored.columns) != list(want.columns):
+        v.problems.append(f"split.parquet: columns {list(stored.columns)[:6]}... differ from the benchmark's "
+                          f"(image_id, patient_id, split, then its {len(labels)} labels)")
+    else:
+        a = stored.assign(image_id=stored["image_id"].astype(str)).set_index("image_id").sort_index()
+        b = want.set_index("image_id").sort_index()
+        if not a.index.equals(b.index):
+            v.problems.append(f"split.parquet: images differ from the canonical split's: missing "
+                              f"{_examples(b.index.difference(a.index)) or 'none'}, extra "
+                              f"{_examples(a.index.difference(b.index)) or 'none'}")
+        else:
+            differs = (a.astype(str) != b.astype(str)).any(axis=1)
+            if differs.any():
+                v.problems.append(f"split.parquet: {int(differs.sum())} images have another patient, subset or "
+                                  f"labels than the canonical split: {_examples(a.index[differs])}")
+    if not v.problems:
+        v.passed.append(f"split is canonical (hash {canon.hash[:12]}..., recomputed from the dataset source)")
+
+
+def _check_skips(canon: CanonicalSplit, skipped: dict[str, str], m: dict[str, Any], registry: Registry,
+                 v: Validation) -> None:
+    """Each test image the run left out must really be unusable (the reader or preprocessor fails)."""
+    from mlbench.preprocessing.images import ImageReadError, read_grayscale
+
+    paths = dict(zip(canon.frame["image_id"].astype(str), canon.frame["image_path"]))
+    test = set(canon.frame["image_id"].astype(str)[canon.splits == "test"])
+    recipe = m.get("recipe", {})
+    name = recipe.get("preprocessor", "resize") if recipe.get("crop", False) else "resize"
+    preprocessor = None
+    fine = []
+    for image_id, reason in skipped.items():
+        if image_id not in test:
+            continue
+        try:
+            image = read_grayscale(paths[image_id])
+        except (ImageReadError, KeyError):
+            continue
+        try:
+            preprocessor = preprocessor or registry.create("preprocessor", name, size=recipe.get("image_size", 224),
+                                                           **recipe.get("preprocessor_options", {}))
+            preprocessor(image)
+        except Exception:  # noqa: BLE001 - any failure of the run's preprocessor is a real skip
+            continue
+        fine.append(f"{image_id} ({reason})")
+    if fine:
+        v.problems.append(f"skipped.parquet: {len(fine)} test images are listed as skipped but read and preprocess "
+                          f"fine: {_examples(fine)}")
+
+
+def _check_coverage(run_dir: Path, m: dict[str, Any], canon: CanonicalSplit, skipped: dict[str, str],
+                    v: Validation) -> None:
+    want = set(canon.frame["image_id"].astype(str)[canon.splits == "test"]) - set(skipped)
+    frame = predictions.read(run_dir / "predictions.parquet")
+    test = frame[frame["split"] == "test"]
+    entries = list(m.get("backbones", [])) + list(m.get("ensembles", []))
+    ok = True
+    for entry in entries:
+        rows = test[test["entry"] == entry]
+        have = set(rows["image_id"].astype(str))
+        missing, extra = want - have, have - want
+        if missing or extra:
+            ok = False
+            v.problems.append(f"predictions.parquet: entry '{entry}' lacks test images {_examples(missing) or 'none'}"
+                              f" and has images outside the test split {_examples(extra) or 'none'} "
+                              f"(expected the {len(want)} canonical test images less the run's skips)")
+        if rows.duplicated(["image_id", "label"]).any():
+            ok = False
+            v.problems.append(f"predictions.parquet: entry '{entry}' has duplicated (image, label) rows")
+        probs = rows["probability"].to_numpy(dtype=float)
+        if len(probs) and (~np.isfinite(probs) | (probs < 0) | (probs > 1)).any():
+            ok = False
+            v.problems.append(f"predictions.parquet: entry '{entry}' has probabilities outside [0, 1] or NaN")
+    if ok:
+        v.passed.append(f"test predictions cover exactly the {len(want)} canonical test images "
+                        f"(less {len(set(skipped) & set(canon.frame['image_id'].astype(str)[canon.splits == 'test']))} "
+                        "verified skips) for every entry")
+
+
+def _check_ensembles(stored, m: dict[str, Any], registry: Registry, v: Validation) -> None:
+    backbones = list(m.get("backbones", []))
+    if not backbones:
+        return
+    probs = np.stack([stored.scores[b] for b in backbones])
+    bad = []
+    for name in m.get("ensembles", []):
+        try:
+            ensemble = registry.create("ensemble", name, threshold=stored.threshold)
+        except PluginError as exc:
+            v.problems.append(f"ensemble '{name}' cannot be recomputed: {exc}")
+            continue
+        scores, _ = ensemble.combine(probs)
+        if not np.allclose(np.asarray(scores, dtype=float), stored.scores[name], rtol=0, atol=1e-12):
+            bad.append(name)
+    if bad:
+        v.problems.append(f"predictions.parquet: the stored test scores of ensembles {', '.join(bad)} differ from "
+                          "the ensembles recomputed from the stored backbone scores")
+    elif m.get("ensembles"):
+        v.passed.append(f"ensemble scores ({', '.join(m['ensembles'])}) equal their recomputation from the backbones")
+
+
+def _check_metrics(board: pd.DataFrame, recomputed: pd.DataFrame, check_intervals: bool, settings: str,
+                   v: Validation) -> None:
+    mine = board.set_index(["entry", "label", "metric"])
+    theirs = recomputed.set_index(["entry", "label", "metric"])
+    required = theirs[~theirs.index.get_level_values("label").isin(GROUP_LABELS)]
+    missing = required.index.difference(mine.index)
+    if len(missing):
+        v.problems.append(f"leaderboard.parquet: lacks {len(missing)} rows mlbench computes, e.g. "
+                          f"{_examples('/'.join(k) for k in missing)}")
+    unknown = mine.index.difference(theirs.index)
+    if len(unknown):
+        v.problems.append(f"leaderboard.parquet: {len(unknown)} rows mlbench cannot recompute, e.g. "
+                          f"{_examples('/'.join(k) for k in unknown)}")
+    wrong = []
+    for key in mine.index.intersection(theirs.index):
+        have, want = mine.loc[key], theirs.loc[key]
+        entry, label, metric = key
+        if not _close(_num(have["value"]), _num(want["value"])):
+            wrong.append(f"entry '{entry}', label '{label}', metric '{metric}': the file says "
+                         f"{_num(have['value'])!r}, recomputed {_num(want['value'])!r}")
+        if _num(have["n_positive"]) != _num(want["n_positive"]):
+            wrong.append(f"entry '{entry}', label '{label}', metric '{metric}': n_positive "
+                         f"{_num(have['n_positive'])!r} in the file, {int(want['n_positive'])} recomputed")
+        for end in ("ci_low", "ci_high"):
+            stored = _num(have[end])
+            if stored is None:
+                continue  # no interval stored: nothing to verify
+            if not check_intervals or not _close(stored, _num(want[end])):
+                wrong.append(f"entry '{entry}', label '{label}', metric '{metric}': {end} is {stored!r} in the "
+                             f"file, recomputed {_num(want[end])!r} ({settings})")
+    if wrong:
+        v.problems.append(f"{len(wrong)} metric values differ from mlbench's recomputation (tolerance "
+                          f"{TOLERANCE:g}):\n    " + "\n    ".join(wrong[:20])
+                          + (f"\n    ... and {len(wrong) - 20} more" if len(wrong) > 20 else ""))
+    else:
+        v.passed.append(f"all {len(mine)} leaderboard values equal mlbench's recomputation from the predictions"
+                        + (f" (intervals too: {settings})" if check_intervals else ""))
+
+
+def _num(x: Any) -> Any:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return None
+    if isinstance(x, (np.integer, int)):
+        return int(x)
+    return float(x)
+
+
+def validate_run(run_dir: str | Path, *, source: DataSource | None = None,
+                 registry: Registry | None = None) -> Validation:
+    """Every check of the module docstring; ``problems`` lists what failed, ``passed`` what held.
+
+    ``source`` replaces the dataset source the manifest records (when the data moved).
+    """
+    import warnings
+
+    from mlbench.metrics import MetricWarning
+
+    run_dir = Path(run_dir)
+    registry = registry or get_registry()
+    v = Validation(run_dir)
+    for name in ("manifest.json", "leaderboard.parquet", "predictions.parquet", "split.parquet"):
+        if not (run_dir / name).is_file():
+            v.problems.append(f"{run_dir}: no {name}; a finished run directory has manifest.json, split.parquet, "
+                              "predictions.parquet and leaderboard.parquet")
+    if v.problems:
+        return v
+    m = v.manifest = manifest.read(run_dir)
+    try:
+        v.table = leaderboard.read(run_dir / "leaderboard.parquet")
+    except leaderboard.LeaderboardError as exc:
+        v.problems.append(f"schema: {exc}")
+        return v
+    board = v.table.to_pandas()
+    if board.empty:
+        v.problems.append(f"{run_dir / 'leaderboard.parquet'}: no rows")
+        return v
+    v.passed.append(f"leaderboard.parquet follows schema version {leaderboard.SCHEMA_VERSION}")
+    _check_rows(board, m, v)
+
+    try:
+        bench = registry.create("benchmark", m["benchmark"])
+    except PluginError as exc:
+        v.problems.append(f"benchmark: {exc}")
+        return v
+    if bench.version != m.get("benchmark_version"):
+        v.problems.append(f"benchmark version: the run used {m['benchmark']} {m.get('benchmark_version')}, the "
+                          f"installed benchmark is version {bench.version}")
+    else:
+        v.passed.append(f"benchmark {bench.name} version {bench.version} is the installed one")
+
+    if source is None:
+        recorded = m.get("source") or {}
+        if not recorded.get("csv"):
+            v.problems.append("manifest.json records no dataset source; pass --csv and --images")
+            return v
+        source = DataSource(Path(recorded["csv"]), Path(recorded.get("images", ".")))
+    if not Path(source.csv).is_file():
+        v.problems.append(f"dataset source {source.csv}: no such file, so the split cannot be recomputed; "
+                          "pass --csv and --images where the data is now")
+        return v
+    canon = canonical_split(m["benchmark"], source, registry)
+    n_problems = len(v.problems)
+    _check_split(run_dir, m, canon, list(bench.labels), v)
+    if len(v.problems) > n_problems:
+        return v  # metrics on another split mean nothing
+
+    skipped = preprocess_skips(run_dir)
+    _check_skips(canon, skipped, m, registry, v)
+    _check_coverage(run_dir, m, canon, skipped, v)
+    if len(v.problems) > n_problems:
+        return v
+
+    split = pd.DataFrame({"image_id": canon.frame["image_id"].astype(str),
+                          "patient_id": canon.frame["patient_id"].astype(str), "split": canon.splits})
+    for j, label in enumerate(bench.labels):
+        split[label] = canon.Y[:, j]
+    try:
+        stored = load_stored_run(run_dir, split)
+    except SubmissionError as exc:
+        v.problems.extend(exc.problems)
+        return v
+    _check_ensembles(stored, m, registry, v)
+    has_intervals = board[["ci_low", "ci_high"]].notna().any().any()
+    n_boot, seed = bootstrap_settings(m)
+    settings = (f"{n_boot} patient-bootstrap replicates, seed {seed}, "
+                + ("as manifest.json records" if m.get("bootstrap") else "the defaults: manifest.json records none"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetricWarning)
+        recomputed = recompute_scores(stored, n_boot=n_boot if has_intervals else 0, seed=seed)
+    _check_metrics(board, recomputed, bool(has_intervals), settings, v)
+    return v
+
+
+# -- appending -------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _folder_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on the leaderboard's folder (no stray lock file beside the leaderboards)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def is_padchest_board(path: Path) -> bool:
+    return path.name.startswith(PADCHEST_BOARD_PREFIX) and path.suffix == ".parquet"
+
+
+def append_to_leaderboard(path: str | Path, table: pa.Table) -> int:
+    """Append one run's rows to ``path`` under the lock; returns the number of rows now in the file.
+
+    Refuses (``SubmissionError``) a run id already present, another benchmark's file, and mixing
+    synthetic with non-synthetic rows (module docstring).
+    """
+    path = Path(path)
+    table = leaderboard.validate_table(table, where="submitted rows")
+    run_ids = set(table.column("run_id").to_pylist())
+    kinds = set(table.column("dataset_kind").to_pylist())
+    benchmarks = set(table.column("benchmark").to_pylist())
+    if len(run_ids) != 1 or len(benchmarks) != 1:
+        raise SubmissionError([f"one submission is one run of one benchmark; got run ids {sorted(run_ids)}, "
+                               f"benchmarks {sorted(benchmarks)}"])
+    synthetic = kinds == {"synthetic"}
+    if "synthetic" in kinds and is_padchest_board(path):
+        raise SubmissionError([f"{path}: synthetic (demo) runs never enter a PadChest leaderboard file; "
+                               "submit them with --leaderboard PATH to a demo file named otherwise"])
+    with _folder_lock(path):
+        existing = leaderboard.read(path) if path.exists() else None
+        if existing is not None and existing.num_rows:
+            old = existing.select(["run_id", "dataset_kind", "benchmark"]).to_pandas()
+            (run_id,) = run_ids
+            if (old["run_id"] == run_id).any():
+                raise SubmissionError([f"{path}: run {run_id} is already in this leaderboard; nothing appended"])
+            other = set(old["benchmark"]) - benchmarks
+            if other:
+                raise SubmissionError([f"{path}: holds benchmark {_examples(other)}, the run is "
+                                       f"{next(iter(benchmarks))}; use that benchmark's leaderboard"])
+            old_synthetic = set(old["dataset_kind"]) == {"synthetic"}
+            if synthetic != old_synthetic:
+                what = "synthetic" if synthetic else "non-synthetic"
+                raise SubmissionError([f"{path}: holds {'only synthetic' if old_synthetic else 'non-synthetic'} "
+                                       f"rows; a {what} run does not mix with them"])
+            combined = pa.concat_tables([existing, table])
+        else:
+            combined = table
+        leaderboard.write(path, combined)
+        return combined.num_rows
+
+
+@dataclass
+class SubmitResult:
+    leaderboard: Path
+    run_id: str
+    rows_appended: int
+    rows_in_file: int
+    validation: Validation
+
+
+def submit_run(run_dir: str | Path, leaderboard_file: str | Path | None = None, *,
+               source: DataSource | None = None, registry: Registry | None = None) -> SubmitResult:
+    """Validate RUN_DIR and append its rows to ``leaderboard_file`` (default: the benchmark's own file).
+
+    Raises ``SubmissionError`` with every problem found when the run is refused.
+    """
+    from mlbench.compare import CompareError, leaderboard_path
+
+    v = validate_run(run_dir, source=source, registry=registry)
+    if not v.ok:
+        raise SubmissionError(v.problems)
+    m = v.manifest
+    if leaderboard_file is None:
+        if m.get("dataset_kind") == "synthetic":
+            raise SubmissionError(["synthetic (demo) runs go only to a leaderboard you name with --leaderboard "
+                                   "PATH, never to the benchmark's published file"])
+        try:
+            target = leaderboard_path(m["benchmark"])
+        except CompareError as exc:
+            raise SubmissionError([str(exc)]) from None
+    else:
+        target = Path(leaderboard_file)
+    total = append_to_leaderboard(target, v.table)
+    return SubmitResult(target, str(m["run_id"]), v.table.num_rows, total, v)
