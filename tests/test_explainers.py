@@ -81,11 +81,12 @@ def test_paper_backbones_get_the_paper_layers(name, expected):
 def test_small_inputs_use_the_last_stage_with_a_big_enough_map():
     model = timm_backbone(3, 1, False, model_name="resnet10t")
     assert feature_stages(model)[-1] == "backbone.layer4"
-    at_64 = find_target_layer(model, (1, 64, 64))
-    assert (at_64.name, at_64.map_size) == ("backbone.layer3", (4, 4))
+    at_64 = find_target_layer(model, (1, 64, 64))  # layer4 is 2 x 2 and layer3 4 x 4 at 64 px
+    assert (at_64.name, at_64.map_size) == ("backbone.layer2", (8, 8))
     assert "feature_info stage" in at_64.rule
     assert find_target_layer(model, (1, 64, 64), min_map_size=2).name == "backbone.layer4"
-    assert find_target_layer(model, (1, 128, 128)).name == "backbone.layer4"
+    assert find_target_layer(model, (1, 128, 128)).name == "backbone.layer3"
+    assert find_target_layer(model, (1, 160, 160)).name == "backbone.layer4"
 
 
 def test_model_without_feature_info_falls_back_to_its_last_feature_map():
@@ -144,17 +145,18 @@ def test_each_label_points_at_its_own_evidence():
     assert scoring.mass_inside(horizontal, top_left) < 0.05
 
 
-def test_batched_maps_equal_one_library_call_per_image_and_label():
+@pytest.mark.parametrize("method", ["gradcam", "hirescam", "layercam"])
+def test_batched_maps_equal_one_library_call_per_image_and_label(method):
     torch.manual_seed(1)
     models = [timm_backbone(5, 1, False, model_name="resnet10t"), _bar_model_5()]
     images = torch.rand(2, 1, 32, 32)
     labels = [4, 0, 2]
-    batched = GradCAMExplainer(normalize="minmax").explain(models, images, labels)
-    per_pair = GradCAMExplainer(normalize="minmax", strategy="per-pair").explain(models, images, labels)
+    batched = GradCAMExplainer(method, normalize="minmax").explain(models, images, labels)
+    per_pair = GradCAMExplainer(method, normalize="minmax", strategy="per-pair").explain(models, images, labels)
     torch.testing.assert_close(batched.heatmaps, per_pair.heatmaps, atol=2e-4, rtol=0)
     torch.testing.assert_close(batched.probabilities, per_pair.probabilities, atol=1e-5, rtol=1e-4)
     # chunking the batch changes nothing either
-    chunked = GradCAMExplainer(normalize="minmax", batch_size=1).explain(models, images, labels)
+    chunked = GradCAMExplainer(method, normalize="minmax", batch_size=1).explain(models, images, labels)
     torch.testing.assert_close(batched.heatmaps, chunked.heatmaps, atol=1e-5, rtol=0)
 
 

@@ -82,13 +82,19 @@ class Explainer(Protocol):
                 labels: Sequence[int]) -> Explanation: ...
 
 
-def _gradcam(**options: Any) -> Explainer:
-    from mlbench.explainers.gradcam import GradCAMExplainer
+def _factory(method: str):
+    def make(**options: Any) -> Explainer:
+        from mlbench.explainers.gradcam import GradCAMExplainer
 
-    return GradCAMExplainer(**options)
+        return GradCAMExplainer(method=method, **options)
+
+    make.__doc__ = f"The {method} explainer: ``factory(**options) -> GradCAMExplainer(method='{method}')``."
+    return make
 
 
 @hookimpl
 def register_explainers(register):
-    register("gradcam", _gradcam,
-             summary="Grad-CAM, batched over images and labels (one forward per model and batch)")
+    register("gradcam", _factory("gradcam"),
+             summary="Grad-CAM (paper), batched over images and labels: one forward per model and batch")
+    register("hirescam", _factory("hirescam"), summary="HiResCAM: element-wise gradient x activation, batched")
+    register("layercam", _factory("layercam"), summary="LayerCAM: positive gradients x activation, batched")

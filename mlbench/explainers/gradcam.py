@@ -2,7 +2,12 @@
 
 Grad-CAM (Selvaraju et al. 2017) weighs the target layer's activations A (B, C, h, w) by the
 spatial mean of the gradient of one label's logit with respect to A, sums over channels and keeps
-the positive part: ``relu(sum_c mean_hw(dy/dA)_c * A_c)``. pytorch-grad-cam computes the same map,
+the positive part: ``relu(sum_c mean_hw(dy/dA)_c * A_c)``. Two gradient-weighted relatives use the
+same forward and backward passes (option ``method``): HiResCAM (Draelos & Carin 2020) multiplies
+gradient and activation element-wise, ``relu(sum_c dy/dA_c * A_c)``, which keeps the map faithful
+to the logit at the layer's resolution; LayerCAM (Jiang et al. 2021) keeps only positive gradients,
+``relu(sum_c relu(dy/dA_c) * A_c)``. pytorch-grad-cam computes the same maps (GradCAM, HiResCAM,
+LayerCAM),
 but one target per image and one forward pass per call, so K labels of B images cost B x K forward
 and backward passes when called per (image, label) — or K calls with every image of the batch
 given the same target, the library's batch-target rule (target i goes to image i).
@@ -35,6 +40,20 @@ from mlbench.explainers.target_layer import DEFAULT_MIN_MAP_SIZE, TargetLayer, f
 
 NORMALIZATIONS = ("max", "minmax")
 STRATEGIES = ("batched", "per-pair")
+METHODS = ("gradcam", "hirescam", "layercam")
+
+
+def class_activation_map(activations: torch.Tensor, grads: torch.Tensor, method: str = "gradcam") -> torch.Tensor:
+    """(B, C, h, w) activations and their gradients -> (B, h, w) map, as the module docstring defines."""
+    if method == "gradcam":
+        weighted = grads.mean(dim=(2, 3), keepdim=True) * activations
+    elif method == "hirescam":
+        weighted = grads * activations
+    elif method == "layercam":
+        weighted = F.relu(grads) * activations
+    else:
+        raise ExplainError(f"method must be one of {METHODS}, got {method!r}")
+    return F.relu(weighted.sum(dim=1))
 
 
 def normalize_maps(maps: torch.Tensor, how: str = "max") -> torch.Tensor:
@@ -80,20 +99,25 @@ def check_labels(labels: Sequence[int], n_outputs: int) -> tuple[int, ...]:
 class GradCAMExplainer:
     """Grad-CAM explainer (the ``gradcam`` plugin); ``explain`` follows :class:`mlbench.explainers.Explainer`.
 
-    Options: ``target_layer`` (a module name used for every model; a model may instead carry
-    ``cam_target_layer``), ``min_map_size`` (the small-input rule of
-    :mod:`mlbench.explainers.target_layer`), ``normalize`` (``max`` | ``minmax``), ``strategy``
-    (``batched`` | ``per-pair``), ``batch_size`` (images per forward pass; default: all given).
+    Options: ``method`` (``gradcam`` | ``hirescam`` | ``layercam``), ``target_layer`` (a module
+    name used for every model; a model may instead carry ``cam_target_layer``), ``min_map_size``
+    (the small-input rule of :mod:`mlbench.explainers.target_layer`), ``normalize`` (``max`` |
+    ``minmax``), ``strategy`` (``batched`` | ``per-pair``), ``batch_size`` (images per forward
+    pass; default: all given).
     """
 
-    def __init__(self, target_layer: str | None = None, min_map_size: int = DEFAULT_MIN_MAP_SIZE,
-                 normalize: str = "max", strategy: str = "batched", batch_size: int | None = None) -> None:
+    def __init__(self, method: str = "gradcam", target_layer: str | None = None,
+                 min_map_size: int = DEFAULT_MIN_MAP_SIZE, normalize: str = "max", strategy: str = "batched",
+                 batch_size: int | None = None) -> None:
+        if method not in METHODS:
+            raise ExplainError(f"explainer method must be one of {METHODS}, got {method!r}")
         if normalize not in NORMALIZATIONS:
             raise ExplainError(f"gradcam: normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
         if strategy not in STRATEGIES:
             raise ExplainError(f"gradcam: strategy must be one of {STRATEGIES}, got {strategy!r}")
         if batch_size is not None and int(batch_size) < 1:
             raise ExplainError(f"gradcam: batch_size must be at least 1, got {batch_size}")
+        self.method = method
         self.target_layer_name = target_layer
         self.min_map_size = int(min_map_size)
         self.normalize = normalize
@@ -126,7 +150,7 @@ class GradCAMExplainer:
             probs.append(torch.cat([c[1] for c in chunks]))
         return Explanation(torch.stack(maps), torch.stack(probs), tuple(int(label) for label in labels),
                            tuple(layer.name for layer in layers),
-                           {"method": "gradcam", "strategy": self.strategy, "normalize": self.normalize,
+                           {"method": self.method, "strategy": self.strategy, "normalize": self.normalize,
                             "layer_rules": [layer.rule for layer in layers],
                             "map_sizes": [list(layer.map_size) if layer.map_size else None for layer in layers]})
 
@@ -153,8 +177,7 @@ class GradCAMExplainer:
                 for j, label in enumerate(labels):
                     (grads,) = torch.autograd.grad(logits[:, label].sum(), activations,
                                                    retain_graph=j < len(labels) - 1)
-                    weights = grads.mean(dim=(2, 3), keepdim=True)
-                    cams.append(F.relu((weights * activations).sum(dim=1)).detach())
+                    cams.append(class_activation_map(activations, grads, self.method).detach())
                 probs = torch.sigmoid(logits[:, list(labels)].detach().float())
         finally:
             handle.remove()
@@ -166,15 +189,18 @@ class GradCAMExplainer:
     def _per_pair(self, model: nn.Module, layer: TargetLayer, images: torch.Tensor,
                   labels: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """The library, one call per (image, label): a reference for checks and benchmarks."""
-        from pytorch_grad_cam import GradCAM
+        import pytorch_grad_cam
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+        library_class = {"gradcam": pytorch_grad_cam.GradCAM, "hirescam": pytorch_grad_cam.HiResCAM,
+                         "layercam": pytorch_grad_cam.LayerCAM}[self.method]
 
         was_training = model.training
         cam = None
         try:
             with torch.no_grad():
                 labels = check_labels(labels, model.eval()(images[:1]).shape[1])
-            cam = GradCAM(model=model, target_layers=[layer.module])
+            cam = library_class(model=model, target_layers=[layer.module])
             maps = torch.zeros((images.shape[0], len(labels), *images.shape[2:]), device=images.device)
             probs = torch.zeros((images.shape[0], len(labels)), device=images.device)
             for i in range(images.shape[0]):

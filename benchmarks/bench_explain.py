@@ -1,0 +1,87 @@
+"""Batched multilabel Grad-CAM vs one pytorch-grad-cam call per (model, image, label).
+
+Both paths make the same maps (the script checks it) for M models x B images x K labels:
+
+- batched (mlbench's ``gradcam``): per model, one forward pass of the batch, then one backward
+  pass per label through the kept graph; maps upsampled on the device.
+- per-pair (the library as usually called): ``GradCAM(model, [layer])(image, [target])`` for each
+  (model, image, label): M x B x K forward and backward passes of a single image.
+
+Run: ``python benchmarks/bench_explain.py`` (the demo's three backbones at 64 px, 16 images,
+4 labels), or e.g. ``--backbones efficientnet_b0 --size 224 --images 8`` for a paper backbone.
+It prints both times (best of ``--repeats``), the ratio and the machine. Models have random
+weights: timing does not depend on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import torch
+
+from mlbench.backbones import timm_backbone
+from mlbench.explainers.gradcam import GradCAMExplainer
+
+
+def machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return (f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+            f"{torch.get_num_threads()} torch threads")
+
+
+def best_time(fn, repeats: int, device: torch.device) -> tuple[float, object]:
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        result = fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbones", default="mobilenetv3_small_050,resnet10t,mobilenetv3_small_075")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--images", type=int, default=16)
+    parser.add_argument("--labels", type=int, default=4, help="labels explained per image")
+    parser.add_argument("--num-labels", type=int, default=35, help="model outputs (padchest-specific: 35)")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy 2-core box)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    names = [n.strip() for n in args.backbones.split(",") if n.strip()]
+    models = [timm_backbone(args.num_labels, 1, False, model_name=n).to(device).eval() for n in names]
+    images = torch.rand(args.images, 1, args.size, args.size, device=device)
+    labels = list(range(0, args.num_labels, max(1, args.num_labels // args.labels)))[: args.labels]
+
+    # minmax: the library's scaling, so the two paths' maps can be compared number for number
+    batched = GradCAMExplainer(normalize="minmax")
+    per_pair = GradCAMExplainer(normalize="minmax", strategy="per-pair")
+    batched.explain(models, images[:1], labels[:1])  # warm-up; also finds and caches the layers
+    t_batched, fast = best_time(lambda: batched.explain(models, images, labels), args.repeats, device)
+    t_pairs, slow = best_time(lambda: per_pair.explain(models, images, labels), args.repeats, device)
+    gap = float((fast.heatmaps - slow.heatmaps).abs().max())
+
+    n = len(models) * args.images * len(labels)
+    print(f"machine: {machine(device)}; torch {torch.__version__}")
+    print(f"models: {', '.join(f'{m} [{layer}]' for m, layer in zip(names, fast.target_layers))}")
+    print(f"{len(models)} models x {args.images} images x {len(labels)} labels = {n} maps at {args.size} px")
+    print(f"batched (mlbench gradcam):            {t_batched:8.3f} s  ({1000 * t_batched / n:7.2f} ms/map)")
+    print(f"per (image, label) pytorch-grad-cam:  {t_pairs:8.3f} s  ({1000 * t_pairs / n:7.2f} ms/map)")
+    print(f"speed-up: {t_pairs / t_batched:.1f}x   max |batched - per-pair| map difference: {gap:.2e}")
+
+
+if __name__ == "__main__":
+    main()
