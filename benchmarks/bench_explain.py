@@ -27,10 +27,15 @@ from mlbench.explainers.gradcam import GradCAMExplainer
 
 
 def machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
-    return (f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-            f"{torch.get_num_threads()} torch threads")
+    """The device, CPU model, cores, torch threads and load: figures from busy machines differ."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    load = f", load {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    host = f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads{load}"
+    return f"cuda: {torch.cuda.get_device_name(device)} (host {host})" if device.type == "cuda" else f"cpu: {host}"
 
 
 def best_time(fn, repeats: int, device: torch.device) -> tuple[float, object]:

@@ -15,5 +15,6 @@ def main() -> None:
 from mlbench.cli import plugins as _plugins  # noqa: E402,F401
 from mlbench.cli import run as _run  # noqa: E402,F401
 from mlbench.cli import data as _data  # noqa: E402,F401
+from mlbench.cli import explain as _explain  # noqa: E402,F401
 from mlbench.cli import crop as _crop  # noqa: E402,F401
 from mlbench.cli import leaderboard as _leaderboard  # noqa: E402,F401

@@ -1,0 +1,446 @@
+"""Explain a trained run: pick images and labels, explain them in batches, write panels, JSON and scores.
+
+What ``mlbench explain`` does (the CLI only parses options and calls :func:`explain_run`):
+
+- Images: files given by path (read and prepared by the run's own preprocessor) or the first
+  ``limit`` images of a split of the run (from its preprocessing cache).
+- Labels per image: the ones asked for (``labels``), else every label whose ensemble probability
+  reaches the threshold (at least the most probable one).
+- Per batch: one no-grad forward per model gives every label's probability (to choose labels and
+  fill the JSON); then the explainer makes the maps of the chosen labels (one forward per model).
+- Ensemble map: mean of the models' maps; every model contributes, also those below the threshold,
+  unless ``agreeing_only`` (then only the models that reach it, or every model when none does).
+  The std map is the per-pixel standard deviation over the same models.
+- Scoring (``score``): where a box file is known (``--boxes``, or the ``findings.csv`` beside the
+  run's source CSV, as the demo corpus writes it) every finding with a box is explained too and
+  scored (:mod:`mlbench.explainers.scoring`); for ``split="test"`` the scores are appended to the
+  run's ``leaderboard.parquet``.
+
+Files in ``out``: ``<image>/<label>.png`` (one panel per shown label), ``<image>/std.png``,
+``<image>/explanation.json``, ``cam_scores.csv`` (one row per scored finding) and ``explain.json``
+(the whole call: settings, target layers, counts, skipped items and the score summary).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mlbench.data import DataSource, Skip
+from mlbench.explainers import ExplainError, Explanation
+from mlbench.explainers import render, scoring
+from mlbench.io import write_json, write_text
+
+SPLITS = ("train", "val", "test")
+FINDINGS_FILE = "findings.csv"
+LUNGS_FILE = "lungs.csv"
+
+
+@dataclass
+class ExplainRequest:
+    """Everything ``mlbench explain`` can be told; None means the run's recipe decides."""
+
+    run_dir: Path
+    out: Path
+    images: Sequence[Path] = ()
+    split: str | None = None
+    limit: int | None = None
+    labels: Sequence[str] | None = None
+    threshold: float | None = None
+    ensemble: str = "ctp"
+    device: str = "auto"
+    batch_size: int = 16
+    agreeing_only: bool = False
+    score: bool = True
+    boxes: Path | None = None
+    lungs: Path | None = None
+    explainer: str | None = None
+    explainer_options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ExplainReport:
+    out: Path
+    explained: list[str]
+    skipped: list[Skip]
+    scores: pd.DataFrame | None
+    summary: list[dict[str, Any]]
+    leaderboard_rows: int
+    seconds: float
+    target_layers: dict[str, str]
+
+
+@dataclass
+class _Item:
+    image_id: str
+    patient_id: str
+    image: np.ndarray  # (S, S) float32 in [0, 1]: the model input
+    crop: tuple[int, int, int, int]  # the input's box in original pixels
+    original: Path | None  # where the original image is, for display
+
+
+def resolve_labels(names: Sequence[str], benchmark_labels: Sequence[str], benchmark: str) -> list[int]:
+    """Label names -> indices; an unknown name fails with the list of valid ones."""
+    index = {label: i for i, label in enumerate(benchmark_labels)}
+    unknown = [n for n in names if n not in index]
+    if unknown:
+        raise ExplainError(f"unknown label{'s' if len(unknown) > 1 else ''} {', '.join(repr(u) for u in unknown)} "
+                           f"for benchmark '{benchmark}'; valid labels: {', '.join(benchmark_labels)}")
+    return [index[n] for n in names]
+
+
+def check_input_size(images: torch.Tensor, size: int, in_chans: int, where: str = "images") -> None:
+    """The models were trained on (in_chans, size, size) inputs: anything else is refused by name."""
+    if images.dim() != 4 or tuple(images.shape[1:]) != (in_chans, size, size):
+        raise ExplainError(f"{where}: shape {tuple(images.shape)}, but the run's models take "
+                           f"(batch, {in_chans}, {size}, {size}) images (recipe image_size={size})")
+
+
+def explain_images(trained, images: torch.Tensor, labels: Sequence[str], explainer: str | None = None,
+                   **options: Any) -> Explanation:
+    """Explain (B, C, S, S) images in [0, 1] with every model of a loaded run (``load_trained``).
+
+    The images must have the run's size and channels; ``labels`` are benchmark label names.
+    """
+    check_input_size(images, trained.recipe.image_size, trained.recipe.in_chans)
+    indices = resolve_labels(labels, trained.labels, trained.benchmark.name)
+    device = next(iter(trained.models.values())).parameters().__next__().device
+    made = trained.registry.create("explainer", explainer or trained.recipe.explainer, **options)
+    return made.explain(list(trained.models.values()), images.to(device), indices)
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of a label or image id."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "item"
+
+
+def _sidecar(request_path: Path | None, manifest: Mapping[str, Any], name: str) -> Path | None:
+    if request_path is not None:
+        if not Path(request_path).is_file():
+            raise ExplainError(f"{request_path}: no such box file")
+        return Path(request_path)
+    csv = manifest.get("source", {}).get("csv")
+    candidate = Path(csv).parent / name if csv else None
+    return candidate if candidate is not None and candidate.is_file() else None
+
+
+def _prepare_files(paths: Sequence[Path], trained) -> list[_Item]:
+    from mlbench.preprocessing.images import ImageReadError, read_grayscale
+
+    preprocessor = trained.preprocessor()
+    size = trained.recipe.image_size
+    items, seen = [], set()
+    for path in paths:
+        path = Path(path)
+        try:
+            prepared = preprocessor(read_grayscale(path))
+        except ImageReadError as exc:
+            raise ExplainError(f"{path}: cannot read this image ({exc.reason}{': ' + exc.detail if exc.detail else ''})")
+        if prepared.image.shape != (size, size):
+            raise ExplainError(f"{path}: the run's preprocessor made a {prepared.image.shape} image; "
+                               f"the models take {size} x {size}")
+        image_id = path.name
+        while image_id in seen:  # two files of one name from different folders
+            image_id = f"{path.parent.name}-{image_id}"
+        seen.add(image_id)
+        items.append(_Item(image_id, "", prepared.image.astype(np.float32), tuple(int(v) for v in prepared.box), path))
+    return items
+
+
+def _original_paths(trained) -> tuple[dict[str, Path], str]:
+    """image_id -> original file, through the run's dataset plugin; empty (and why) when unavailable."""
+    source = trained.manifest.get("source", {})
+    try:
+        dataset = trained.registry.create("dataset", trained.benchmark.dataset)
+        records = dataset.read(DataSource(Path(source["csv"]), Path(source["images"])))
+        return dict(zip(records.frame["image_id"].astype(str), map(Path, records.frame["image_path"]))), ""
+    except Exception as exc:  # display falls back to the model input; the reason is reported
+        return {}, f"original images unavailable ({exc}); panels show the model input"
+
+
+def _split_items(trained, split: str, limit: int | None, skipped: list[Skip]) -> tuple[list[str], dict]:
+    if split not in SPLITS:
+        raise ExplainError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
+    rows = trained.split[trained.split["split"] == split]
+    cache = trained.cache()
+    ids = rows["image_id"].astype(str).tolist()
+    unusable = cache.skipped(ids)
+    skipped.extend(unusable)
+    bad = {s.item for s in unusable}
+    rows = rows[~rows["image_id"].astype(str).isin(bad)]
+    if limit is not None:
+        rows = rows.iloc[:limit]
+    return rows["image_id"].astype(str).tolist(), dict(zip(rows["image_id"].astype(str), rows["patient_id"].astype(str)))
+
+
+def _batches(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(seq), size):
+        yield seq[i:i + size]
+
+
+def _display_image(item: _Item) -> tuple[np.ndarray, str]:
+    """The original film inside the crop box when readable, else the model input."""
+    if item.original is not None:
+        try:
+            from mlbench.preprocessing.images import normalize_intensity, read_grayscale
+
+            x0, y0, x1, y1 = item.crop
+            film = read_grayscale(item.original)[y0:y1, x0:x1]
+            if film.size:
+                return normalize_intensity(film), "original crop"
+        except Exception:
+            pass
+    return item.image, "model input"
+
+
+class _Boxes:
+    """Finding and lung boxes of the images being explained, mapped into model-input pixels."""
+
+    def __init__(self, findings: pd.DataFrame | None, lungs: pd.DataFrame | None, labels: Sequence[str]) -> None:
+        known = set(labels)
+        self.findings = findings[findings["label"].isin(known)] if findings is not None else None
+        self.lungs = lungs
+        self.outside_benchmark = int((~findings["label"].isin(known)).sum()) if findings is not None else 0
+
+    def for_image(self, item: _Item, size: int) -> tuple[dict[str, list[scoring.Box]], list[scoring.Box], list[Skip]]:
+        found: dict[str, list[scoring.Box]] = {}
+        skips: list[Skip] = []
+        if self.findings is not None:
+            for row in self.findings[self.findings["image_id"] == item.image_id].itertuples():
+                box = scoring.box_to_input((row.x0, row.y0, row.x1, row.y1), item.crop, size)
+                if box is None:
+                    skips.append(Skip(f"{item.image_id}:{row.label}", "box_outside_crop",
+                                      f"finding box {(row.x0, row.y0, row.x1, row.y1)} lies outside the crop {item.crop}"))
+                else:
+                    found.setdefault(row.label, []).append(box)
+        lung_boxes: list[scoring.Box] = []
+        if self.lungs is not None:
+            for row in self.lungs[self.lungs["image_id"] == item.image_id].itertuples():
+                box = scoring.box_to_input((row.x0, row.y0, row.x1, row.y1), item.crop, size)
+                if box is not None:
+                    lung_boxes.append(box)
+        return found, lung_boxes, skips
+
+
+def _peak_json(heatmap: np.ndarray) -> dict[str, Any] | None:
+    where = scoring.peak(heatmap)
+    return None if where is None else {"x": round(where[0], 2), "y": round(where[1], 2)}
+
+
+def explain_run(request: ExplainRequest, registry=None) -> ExplainReport:
+    """Explain images of a trained run and write everything listed in the module docstring."""
+    from mlbench.runner import load_trained
+    from mlbench.training import pick_device
+
+    started = time.perf_counter()
+    if bool(request.images) == bool(request.split):
+        raise ExplainError("give IMAGE files or --split (not both, not neither)")
+    if request.limit is not None and request.limit < 1:
+        raise ExplainError(f"--limit must be at least 1, got {request.limit}")
+    if request.batch_size < 1:
+        raise ExplainError(f"--batch-size must be at least 1, got {request.batch_size}")
+    device = pick_device(request.device)
+    trained = load_trained(request.run_dir, device, registry)
+    registry = trained.registry
+    labels = list(trained.labels)
+    requested = resolve_labels(request.labels, labels, trained.benchmark.name) if request.labels else None
+    threshold = trained.recipe.threshold if request.threshold is None else float(request.threshold)
+    if not 0.0 < threshold < 1.0:
+        raise ExplainError(f"--threshold must lie strictly between 0 and 1, got {threshold}")
+    size, in_chans = trained.recipe.image_size, trained.recipe.in_chans
+    names = list(trained.models)
+    models = [trained.models[n] for n in names]
+    explainer_name = request.explainer or trained.recipe.explainer
+    explainer = registry.create("explainer", explainer_name, **dict(request.explainer_options))
+    ensemble = registry.create("ensemble", request.ensemble, threshold=threshold)
+    out = Path(request.out)
+    skipped: list[Skip] = []
+
+    display_note = ""
+    if request.images:
+        items_all = _prepare_files(request.images, trained)
+        ids = [i.image_id for i in items_all]
+        patients: dict[str, str] = {}
+    else:
+        ids, patients = _split_items(trained, request.split, request.limit, skipped)
+        if not ids:
+            raise ExplainError(f"{request.run_dir}: split '{request.split}' has no usable image")
+        originals, display_note = _original_paths(trained)
+        crops = trained.crops().set_index("image_id")
+        cache = trained.cache()
+
+    findings_path = _sidecar(request.boxes, trained.manifest, FINDINGS_FILE) if request.score else None
+    lungs_path = _sidecar(request.lungs, trained.manifest, LUNGS_FILE) if request.score else None
+    boxes = _Boxes(scoring.read_boxes(findings_path) if findings_path else None,
+                   scoring.read_boxes(lungs_path, key="side") if lungs_path else None, labels)
+    tolerance = scoring.default_tolerance(size)
+
+    score_rows: list[dict[str, Any]] = []
+    layers: dict[str, str] = {}
+    explain_seconds = 0.0
+    for batch_ids in _batches(ids, request.batch_size):
+        if request.images:
+            batch = [i for i in items_all if i.image_id in set(batch_ids)]
+        else:
+            arrays = cache.load(list(batch_ids)).astype(np.float32) / 255.0
+            batch = [_Item(i, patients.get(i, ""), a, tuple(int(v) for v in crops.loc[i, ["x0", "y0", "x1", "y1"]]),
+                           originals.get(i)) for i, a in zip(batch_ids, arrays)]
+        x = torch.from_numpy(np.stack([b.image for b in batch])[:, None]).to(device)
+        if in_chans != 1:
+            x = x.expand(-1, in_chans, -1, -1)
+        check_input_size(x, size, in_chans)
+        with torch.no_grad():
+            probs = np.stack([torch.sigmoid(m(x).float()).cpu().numpy() for m in models])  # (M, B, L)
+        scores, _ = ensemble.combine(probs)
+        per_image_boxes = [boxes.for_image(item, size) for item in batch]
+        shown: list[list[int]] = []
+        for b in range(len(batch)):
+            if requested is not None:
+                shown.append(list(requested))
+            else:
+                chosen = [int(j) for j in np.argsort(-scores[b], kind="stable") if scores[b, j] >= threshold]
+                shown.append(chosen or [int(np.argmax(scores[b]))])
+        scored = [[labels.index(name) for name in found] for found, _, _ in per_image_boxes]
+        union = sorted({j for row in shown + scored for j in row})
+        tick = time.perf_counter()
+        explanation: Explanation = explainer.explain(models, x, union)
+        explain_seconds += time.perf_counter() - tick
+        layers = dict(zip(names, explanation.target_layers))
+        agree = torch.from_numpy(probs[:, :, union] >= threshold)  # (M, B, K)
+        mean_maps, std_maps = explanation.ensemble_maps(agree.to(explanation.heatmaps.device)
+                                                        if request.agreeing_only else None)
+        mean_maps, std_maps = mean_maps.cpu().numpy(), std_maps.cpu().numpy()
+        model_maps = explanation.heatmaps.cpu().numpy()  # (M, B, K, S, S)
+        for b, item in enumerate(batch):
+            found, lung_boxes, box_skips = per_image_boxes[b]
+            skipped.extend(box_skips)
+            score_rows += _write_image(out / slug(Path(item.image_id).stem), item, labels, names, union, shown[b],
+                                       found, lung_boxes, probs[:, b], scores[b], threshold, mean_maps[b],
+                                       std_maps[b], model_maps[:, b], explanation.target_layers, request,
+                                       explainer_name, tolerance)
+
+    score_frame = pd.DataFrame(score_rows) if score_rows else None
+    summary: list[dict[str, Any]] = []
+    n_rows = 0
+    if score_frame is not None:
+        write_text(out / "cam_scores.csv", score_frame.to_csv(index=False, lineterminator="\n"))
+        summary = scoring.summarize(score_frame, labels)
+        if request.split == "test":
+            base = scoring.provenance(Path(request.run_dir), trained.manifest)
+            from mlbench.runner import device_name
+
+            entry = registry.get("explainer", explainer_name)
+            rows = scoring.leaderboard_rows(summary, explainer=explainer_name,
+                                            plugin_version=f"{entry.package or entry.plugin}=={entry.version or 'unknown'}",
+                                            base=base, device=device_name(device), wall_time_s=round(explain_seconds, 3))
+            scoring.append_rows(Path(request.run_dir) / "leaderboard.parquet", rows)
+            n_rows = len(rows)
+    seconds = time.perf_counter() - started
+    write_json(out / "explain.json", {
+        "run_dir": str(request.run_dir), "run_id": trained.manifest.get("run_id"),
+        "benchmark": trained.benchmark.name, "explainer": explainer_name,
+        "explainer_options": dict(request.explainer_options), "ensemble": request.ensemble,
+        "threshold": threshold, "agreement": f"models whose probability is >= {threshold}",
+        "ensemble_map": ("mean of the agreeing models' maps (all models when none agrees)" if request.agreeing_only
+                         else "mean of every model's map, including models below the threshold"),
+        "map_normalisation": "each model's map divided by its maximum before averaging",
+        "target_layers": layers, "image_size": size, "images": ids, "split": request.split,
+        "display": display_note or "original film inside the crop box when readable, else the model input",
+        "boxes": {"findings": str(findings_path) if findings_path else None,
+                  "lungs": str(lungs_path) if lungs_path else None,
+                  "findings_outside_benchmark": boxes.outside_benchmark,
+                  "pointing_tolerance_px": round(tolerance, 3)},
+        "scores": summary, "leaderboard_rows_written": n_rows,
+        "pointing_per_model": ({m: round(float(score_frame[f"hit__{m}"].mean()), 4) for m in names}
+                               if score_frame is not None else {}),
+        "skipped": {"total": len(skipped), "items": [s.as_dict() for s in skipped]},
+        "seconds": {"total": round(seconds, 3), "explainer": round(explain_seconds, 3)},
+        "versions": {"mlbench": metadata.version("mlbench-imbalanced") if _installed() else None,
+                     "torch": torch.__version__},
+    })
+    return ExplainReport(out, ids, skipped, score_frame, summary, n_rows, seconds, layers)
+
+
+def _installed() -> bool:
+    try:
+        metadata.version("mlbench-imbalanced")
+        return True
+    except metadata.PackageNotFoundError:
+        return False
+
+
+def _write_image(folder: Path, item: _Item, labels: Sequence[str], model_names: Sequence[str], union: Sequence[int],
+                 shown: Sequence[int], found: Mapping[str, list], lung_boxes: list, probs: np.ndarray,
+                 scores: np.ndarray, threshold: float, mean_maps: np.ndarray, std_maps: np.ndarray,
+                 model_maps: np.ndarray, target_layers: Sequence[str], request: ExplainRequest,
+                 explainer_name: str, tolerance: float) -> list[dict[str, Any]]:
+    """Panels, std map and JSON of one image; returns its scored findings."""
+    xray, display = _display_image(item)
+    n_models = len(model_names)
+    lung_mask = scoring.box_mask(mean_maps.shape[-2:], lung_boxes) if lung_boxes else None
+    entries: dict[str, Any] = {}
+    score_rows: list[dict[str, Any]] = []
+    std_panels = []
+    for k, j in enumerate(union):
+        name = labels[j]
+        is_shown, has_box = j in shown, name in found
+        if not (is_shown or has_box):
+            continue
+        heat, std = mean_maps[k], std_maps[k]
+        agreeing = int((probs[:, j] >= threshold).sum())
+        entry: dict[str, Any] = {
+            "shown": is_shown, "why": ("requested" if request.labels else "ensemble probability >= threshold")
+            if is_shown else "finding box (scored only)",
+            "probability": round(float(scores[j]), 4), "agreement": f"{agreeing}/{n_models}",
+            "models": {m: {"probability": round(float(probs[i, j]), 4), "agrees": bool(probs[i, j] >= threshold),
+                           "in_map": bool(not request.agreeing_only or agreeing == 0 or probs[i, j] >= threshold),
+                           "peak": _peak_json(model_maps[i, k])}
+                       for i, m in enumerate(model_names)},
+            "heatmap": {"peak": _peak_json(heat), "max": round(float(heat.max()), 4),
+                        "std_mean": round(float(std.mean()), 4), "std_max": round(float(std.max()), 4)},
+        }
+        if lung_mask is not None:
+            entry["heatmap"]["mass_in_lungs"] = _round(scoring.mass_inside(heat, lung_mask))
+        if has_box:
+            mask = scoring.box_mask(heat.shape, found[name])
+            hit = any(scoring.pointing_hit(heat, box, tolerance) for box in found[name])
+            mass = scoring.mass_inside(heat, mask)
+            entry["heatmap"].update(boxes=[[round(v, 2) for v in box] for box in found[name]], pointing_hit=hit,
+                                    mass_in_box=_round(mass))
+            score_rows.append({"image_id": item.image_id, "patient_id": item.patient_id or item.image_id,
+                               "label": name, "hit": float(hit), "mass_in_box": mass,
+                               "mass_in_lungs": scoring.mass_inside(heat, lung_mask) if lung_mask is not None else None,
+                               "probability": float(scores[j]), "agreeing": agreeing,
+                               "peak_x": (scoring.peak(heat) or (None, None))[0],
+                               "peak_y": (scoring.peak(heat) or (None, None))[1],
+                               "box_share": float(mask.mean()),
+                               **{f"hit__{m}": float(any(scoring.pointing_hit(model_maps[i, k], box, tolerance)
+                                                         for box in found[name]))
+                                  for i, m in enumerate(model_names)}})
+        if is_shown:
+            panel = f"{slug(name)}.png"
+            title = render.panel_title(name, float(scores[j]), agreeing, n_models)
+            render.write_png(folder / panel, render.overlay_png(xray, heat, title, boxes=found.get(name, ())))
+            entry["panel"] = panel
+            std_panels.append((name, std))
+        entries[name] = entry
+    if std_panels:
+        render.write_png(folder / "std.png", render.std_png(xray, std_panels, n_models))
+    write_json(folder / "explanation.json", {
+        "image_id": item.image_id, "crop_box": list(item.crop), "display": display, "explainer": explainer_name,
+        "models": list(model_names), "target_layers": list(target_layers), "threshold": threshold,
+        "std_map": "std.png" if std_panels else None, "labels": entries,
+    })
+    return score_rows
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
