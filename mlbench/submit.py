@@ -53,6 +53,8 @@ DEFAULT_BOOT_SEED = 0
 # Leaderboard files of the published PadChest baselines: synthetic rows never go there.
 PADCHEST_BOARD_PREFIX = "padchest-"
 EXAMPLES = 5  # how many offending items a message names
+SYNTHETIC_NOT_IN_PADCHEST = ("synthetic (demo) runs never enter a PadChest leaderboard file; submit them with "
+                             "--leaderboard PATH to a demo file named otherwise")
 
 
 class SubmissionError(Exception):
@@ -520,8 +522,7 @@ def append_to_leaderboard(path: str | Path, table: pa.Table) -> int:
                                f"benchmarks {sorted(benchmarks)}"])
     synthetic = kinds == {"synthetic"}
     if "synthetic" in kinds and is_padchest_board(path):
-        raise SubmissionError([f"{path}: synthetic (demo) runs never enter a PadChest leaderboard file; "
-                               "submit them with --leaderboard PATH to a demo file named otherwise"])
+        raise SubmissionError([f"{path}: {SYNTHETIC_NOT_IN_PADCHEST}"])
     with _folder_lock(path):
         existing = leaderboard.read(path) if path.exists() else None
         if existing is not None and existing.num_rows:
@@ -562,14 +563,20 @@ def submit_run(run_dir: str | Path, leaderboard_file: str | Path | None = None, 
     """
     from mlbench.compare import CompareError, leaderboard_path
 
+    run_dir = Path(run_dir)
+    # Refuse a synthetic run's wrong destination before the expensive checks (the manifest cannot
+    # hide a synthetic corpus: validation compares its dataset_kind with the reader's).
+    claimed = manifest.read(run_dir).get("dataset_kind") if (run_dir / "manifest.json").is_file() else None
+    if claimed == "synthetic" and leaderboard_file is None:
+        raise SubmissionError(["synthetic (demo) runs go only to a leaderboard you name with --leaderboard "
+                               "PATH, never to the benchmark's published file"])
+    if claimed == "synthetic" and is_padchest_board(Path(leaderboard_file)):
+        raise SubmissionError([f"{leaderboard_file}: {SYNTHETIC_NOT_IN_PADCHEST}"])
     v = validate_run(run_dir, source=source, registry=registry)
     if not v.ok:
         raise SubmissionError(v.problems)
     m = v.manifest
     if leaderboard_file is None:
-        if m.get("dataset_kind") == "synthetic":
-            raise SubmissionError(["synthetic (demo) runs go only to a leaderboard you name with --leaderboard "
-                                   "PATH, never to the benchmark's published file"])
         try:
             target = leaderboard_path(m["benchmark"])
         except CompareError as exc:
