@@ -17,11 +17,13 @@ Nothing in the run directory is taken on trust. A run is accepted only if:
    records); no value is NaN or infinite unless the recomputation gives NaN (a label absent
    from the test split).
 
-Then the rows are appended under an exclusive lock on the leaderboard's folder: read, check,
-concatenate, atomic replace (:mod:`mlbench.io`), so concurrent submits never lose a row or leave
-a torn file. A run id already in the leaderboard is refused (an error, not a silent no-op).
-Synthetic runs never enter a PadChest leaderboard file (``padchest-*.parquet``) nor any file
-holding non-synthetic rows, and real runs never enter a synthetic one.
+Explainer rows (``cam_*`` heatmap scores) cannot be recomputed from predictions: they are left
+out of the submission, and the result says so. Then the rows are appended under an exclusive
+lock on the leaderboard's folder: read, check, concatenate, atomic replace (:mod:`mlbench.io`),
+so concurrent submits never lose a row or leave a torn file. A run id already in the leaderboard
+is refused (an error, not a silent no-op). Synthetic runs never enter a PadChest leaderboard
+file (``padchest-*.parquet``) nor any file holding non-synthetic rows, and real runs never enter
+a synthetic one.
 """
 
 from __future__ import annotations
@@ -191,8 +193,9 @@ class Validation:
     run_dir: Path
     problems: list[str] = field(default_factory=list)
     passed: list[str] = field(default_factory=list)
-    table: pa.Table | None = None  # the run's leaderboard rows
+    table: pa.Table | None = None  # the run's leaderboard rows that would be submitted
     manifest: dict[str, Any] = field(default_factory=dict)
+    left_out: list[str] = field(default_factory=list)  # rows of the run not submitted, and why
 
     @property
     def ok(self) -> bool:
@@ -428,6 +431,14 @@ def validate_run(run_dir: str | Path, *, source: DataSource | None = None,
         v.problems.append(f"schema: {exc}")
         return v
     board = v.table.to_pandas()
+    explained = (board["entry_kind"] == "explainer").to_numpy()
+    if explained.any():
+        # Heatmap scores (cam_*) would need the checkpoints re-explained: not recomputable from the
+        # predictions, so they are not submitted (and said so).
+        v.left_out.append(f"{int(explained.sum())} explainer rows ({', '.join(sorted(set(board.loc[explained, 'metric'])))}"
+                          f") are not submitted: mlbench cannot recompute them from the run's predictions")
+        v.table = v.table.filter(pa.array(~explained))
+        board = board[~explained].reset_index(drop=True)
     if board.empty:
         v.problems.append(f"{run_dir / 'leaderboard.parquet'}: no rows")
         return v

@@ -263,3 +263,16 @@ def test_recompute_matches_the_runner(tiny_run):
     assert len(common) == len(rows)
     a, b = rows.loc[common, "value"].to_numpy(float), fresh.loc[common, "value"].to_numpy(float)
     assert np.array_equal(np.isnan(a), np.isnan(b)) and np.allclose(a[~np.isnan(a)], b[~np.isnan(b)], atol=1e-12)
+
+
+def test_explainer_rows_are_left_out_and_said_so(tiny_run, tmp_path):
+    run_dir = copy_run(tiny_run, tmp_path / "run")
+    rows = board(run_dir)
+    cam = rows[rows["label"] == "__global__"].head(2).assign(entry="gradcam", entry_kind="explainer",
+                                                             metric=["cam_pointing_game", "cam_iou"], value=0.4)
+    write_board(run_dir, pd.concat([rows, cam], ignore_index=True))
+    target = tmp_path / "board.parquet"
+    result = submit_run(run_dir, target)
+    assert any("2 explainer rows (cam_iou, cam_pointing_game) are not submitted" in n for n in result.validation.left_out)
+    stored = leaderboard.read(target).to_pandas()
+    assert len(stored) == len(rows) and not (stored["entry_kind"] == "explainer").any()

@@ -147,6 +147,8 @@ def submit_command(run_dir, leaderboard_file, csv_path, images):
         raise SystemExit(1) from None
     for check in result.validation.passed:
         console.print(f"  ok: {check}", markup=False, highlight=False)
+    for note in result.validation.left_out:
+        console.print(f"  left out: {note}", markup=False, highlight=False)
     console.print(f"[green]accepted[/green] run {result.run_id}: {result.rows_appended} rows appended to "
                   f"{result.leaderboard} ({result.rows_in_file} rows now)")
 
