@@ -14,7 +14,9 @@ published one, not a weak one.
 
 Where leaderboard files are found (:func:`leaderboard_path`): an explicit file; else
 ``$MLBENCH_LEADERBOARDS/BENCHMARK.parquet``; else ``leaderboards/BENCHMARK.parquet`` under the
-current directory; else the ``leaderboards/`` folder of the source checkout mlbench runs from.
+current directory; else the ``leaderboards/`` folder of the source checkout mlbench runs from;
+else ``leaderboards/BENCHMARK.parquet`` inside the package of the plugin that registers the
+benchmark (where an installed plugin ships them as package data).
 """
 
 from __future__ import annotations
@@ -52,7 +54,30 @@ def leaderboard_candidates(benchmark: str) -> list[Path]:
         places.append(Path(os.environ[LEADERBOARDS_ENV]) / name)
     places.append(Path.cwd() / "leaderboards" / name)
     places.append(Path(mlbench.__file__).resolve().parent.parent / "leaderboards" / name)
+    packaged = _plugin_package_dir(benchmark)
+    if packaged is not None:
+        places.append(packaged / "leaderboards" / name)
     return places
+
+
+def _plugin_package_dir(benchmark: str) -> Path | None:
+    """The folder of the package that registers ``benchmark``: an installed plugin can ship its
+    leaderboards there as package data (``PACKAGE/leaderboards/BENCHMARK.parquet``)."""
+    import importlib
+
+    from mlbench.registry import PluginError, get_registry
+
+    try:
+        factory = get_registry().get("benchmark", benchmark).factory
+    except PluginError:
+        return None
+    module_name = getattr(getattr(factory, "func", factory), "__module__", None)
+    try:
+        module = importlib.import_module(module_name) if module_name else None
+    except ImportError:
+        return None
+    path = getattr(module, "__file__", None)
+    return Path(path).resolve().parent if path else None
 
 
 def leaderboard_path(benchmark: str, file: str | Path | None = None) -> Path:

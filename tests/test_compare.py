@@ -195,3 +195,24 @@ def test_show_command_prints_the_best_entry_first():
     bad = CliRunner().invoke(main, ["leaderboard", "show", "padchest-specific", "--metric", "bogus",
                                     "--file", str(PUBLISHED)])
     assert bad.exit_code != 0 and "no leaderboard row with metric 'bogus'" in bad.output
+
+
+def test_an_installed_plugin_can_ship_its_leaderboard(tmp_path, monkeypatch):
+    import mlbench.registry
+    from mlbench.registry import build_registry
+
+    package = tmp_path / "site" / "shipped_bench"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(
+        "from mlbench import hookimpl\n\n\ndef make():\n    raise AssertionError('not built to find files')\n\n\n"
+        "@hookimpl\ndef register_benchmarks(register):\n    register('shipped-bench', make)\n")
+    shipped = _board(package / "leaderboards" / "shipped-bench.parquet",
+                     [_row(benchmark="shipped-bench", entry="x", label=GLOBAL_LABEL, metric="auc", value=0.5)])
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    import shipped_bench
+
+    registry = build_registry(entry_points=False, plugins=[shipped_bench])
+    monkeypatch.setattr(mlbench.registry, "get_registry", lambda: registry)
+    monkeypatch.delenv(LEADERBOARDS_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert leaderboard_path("shipped-bench").resolve() == shipped.resolve()
