@@ -361,7 +361,8 @@ def check_explainer(entry: PluginEntry, ctx: DemoData) -> list[str]:
     images = torch.rand(2, 1, 32, 32)
     out = explainer.explain([tiny(), tiny()], images, [0, 2])
     maps, probs = out.heatmaps, out.probabilities
-    _check(tuple(maps.shape) == (2, 2, 2, 32, 32), f"heatmaps have shape {tuple(maps.shape)}, expected (2, 2, 2, 32, 32)")
+    _check(tuple(maps.shape) == (2, 2, 2, 32, 32),
+           f"heatmaps have shape {tuple(maps.shape)}, expected (2, 2, 2, 32, 32)")
     _check(bool(torch.isfinite(maps).all()) and float(maps.min()) >= 0 and float(maps.max()) <= 1,
            "heatmaps are not finite values in [0, 1]")
     _check(tuple(probs.shape) == (2, 2, 2), f"probabilities have shape {tuple(probs.shape)}, expected (2, 2, 2)")

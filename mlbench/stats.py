@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -314,7 +314,3 @@ def metric_intervals(y: np.ndarray, scores: np.ndarray, decisions: np.ndarray, p
                         "ci_high": high, "n_positive": int(positives[columns].sum())})
     return out
 
-
-def group_members(train_counts: Sequence[int], labels: Sequence[str]) -> Mapping[str, list[str]]:
-    """Group label (``__group_rare__``) -> its member labels; what the group rows average over."""
-    return {group_label(name): members for name, members in label_groups(train_counts, labels).items()}

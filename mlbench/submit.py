@@ -45,7 +45,6 @@ from mlbench import leaderboard, manifest, predictions
 from mlbench.data import DataSource
 from mlbench.data.labels import label_matrix
 from mlbench.data.splits import patient_split, split_hash
-from mlbench.leaderboard import GLOBAL_LABEL
 from mlbench.registry import PluginError, Registry, get_registry
 from mlbench.stats import GROUP_LABELS, metric_intervals
 
@@ -227,7 +226,8 @@ def _check_rows(board: pd.DataFrame, m: dict[str, Any], v: Validation) -> None:
             v.problems.append(f"leaderboard.parquet: entry '{entry}' is not one of the run's backbones or ensembles "
                               f"({', '.join(entries)})")
         elif entries[entry] != kind:
-            v.problems.append(f"leaderboard.parquet: entry '{entry}' has entry_kind '{kind}', expected '{entries[entry]}'")
+            v.problems.append(f"leaderboard.parquet: entry '{entry}' has entry_kind '{kind}', "
+                              f"expected '{entries[entry]}'")
     dupes = board[board.duplicated(["entry", "label", "metric"], keep=False)]
     if len(dupes):
         keys = {f"{r.entry}/{r.label}/{r.metric}" for r in dupes.itertuples()}
@@ -435,8 +435,9 @@ def validate_run(run_dir: str | Path, *, source: DataSource | None = None,
     if explained.any():
         # Heatmap scores (cam_*) would need the checkpoints re-explained: not recomputable from the
         # predictions, so they are not submitted (and said so).
-        v.left_out.append(f"{int(explained.sum())} explainer rows ({', '.join(sorted(set(board.loc[explained, 'metric'])))}"
-                          f") are not submitted: mlbench cannot recompute them from the run's predictions")
+        metrics = ", ".join(sorted(set(board.loc[explained, "metric"])))
+        v.left_out.append(f"{int(explained.sum())} explainer rows ({metrics}) are not submitted: mlbench cannot "
+                          "recompute them from the run's predictions")
         v.table = v.table.filter(pa.array(~explained))
         board = board[~explained].reset_index(drop=True)
     if board.empty:

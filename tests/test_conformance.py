@@ -88,7 +88,8 @@ class WeightedByInverse(nn.Module):
 
 def test_backbones_shape_and_options():
     def wrong_width(num_labels, in_chans, pretrained, **options):
-        return nn.Sequential(nn.Conv2d(in_chans, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_labels + 1))
+        return nn.Sequential(nn.Conv2d(in_chans, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                             nn.Linear(4, num_labels + 1))
 
     def needs_width(num_labels, in_chans, pretrained, *, width, **options):
         return nn.Sequential(nn.Conv2d(in_chans, width, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
@@ -183,7 +184,8 @@ def test_benchmarks_name_registered_plugins_and_free_labels():
     found = results(check_plugin("odd_bench", registry_with(module)))
     assert "recipe loss 'no-such-loss'" in found[("benchmark", "bad")].detail
     assert "clash with reserved names" in found[("benchmark", "reserved")].detail
-    assert "targets() returned labels outside the benchmark: ['something else']" in found[("benchmark", "outside")].detail
+    assert ("targets() returned labels outside the benchmark: ['something else']"
+            in found[("benchmark", "outside")].detail)
 
 
 def test_datasets_without_a_demo_are_skipped_and_bad_records_fail():

@@ -1,9 +1,8 @@
 """mlbench submit: a good run lands, a tampered one is refused naming what is wrong, concurrent submits both land."""
 
 import json
+import multiprocessing
 import shutil
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from mlbench.runner import RunOptions, run
 from mlbench.submit import SubmissionError, append_to_leaderboard, recompute_run, submit_run, validate_run
 
 TINY = dict(benchmark="padchest-specific", demo=True, demo_options={"n_patients": 60, "image_size": 96},
-            image_size=32, max_epochs=1, backbones=("mobilenetv3_small_050", "resnet10t"), progress=False,
+            image_size=32, max_epochs=1, backbones=("mobilenetv3_small_050", "mobilenetv3_small_075"), progress=False,
             workers=1)
 RUN_FILES = ("manifest.json", "split.parquet", "predictions.parquet", "leaderboard.parquet", "skipped.parquet")
 N_BOOT = 50
@@ -185,14 +184,13 @@ def test_intervals_are_checked_too(tiny_run, tmp_path):
     assert any("intervals too" in p for p in result.validation.passed)
 
     # a narrowed interval would let compare claim "beats published": refused
-    edited = copy_run(tiny_run, tmp_path / "edited")
-    with_intervals(edited)
+    edited = copy_run(run_dir, tmp_path / "edited")
     rows = board(edited)
-    hit = rows.index[(rows["entry"] == "resnet10t") & (rows["label"] == "__global__") & (rows["metric"] == "auc")][0]
+    hit = rows.index[(rows["entry"] == "ctp") & (rows["label"] == "__global__") & (rows["metric"] == "auc")][0]
     rows.loc[hit, "ci_low"] = rows.loc[hit, "value"] - 1e-3
     write_board(edited, rows)
     message = refused(edited, tmp_path / "board.parquet")
-    assert "entry 'resnet10t', label '__global__', metric 'auc': ci_low" in message
+    assert "entry 'ctp', label '__global__', metric 'auc': ci_low" in message
 
 
 def test_synthetic_runs_stay_out_of_padchest_leaderboards(tiny_run, tmp_path):
@@ -237,14 +235,38 @@ def test_two_concurrent_submits_both_land(tiny_run, tmp_path):
         runs.append(run_dir)
     assert validate_run(runs[0]).ok
     target = tmp_path / "shared-board.parquet"
-    procs = [subprocess.Popen([sys.executable, "-m", "mlbench", "submit", str(r), "--leaderboard", str(target)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in runs]
-    outputs = [p.communicate(timeout=300)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outputs
+    # Forked processes start with mlbench loaded, so the two submits overlap instead of importing.
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(2)
+    procs = [context.Process(target=_submit_in_child, args=(start, r, target)) for r in runs]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=300)
+    assert [proc.exitcode for proc in procs] == [0, 0]
     rows = leaderboard.read(target).to_pandas()
     per_run = rows.groupby("run_id").size()
     assert dict(per_run) == {"concurrent-0": len(board(tiny_run)), "concurrent-1": len(board(tiny_run))}
     assert not list(tmp_path.glob(".shared-board.parquet.*"))  # no temporary file left behind
+
+
+def _submit_in_child(start, run_dir: Path, target: Path) -> None:
+    start.wait()
+    submit_run(run_dir, target)  # an exception exits the child with a non-zero code
+
+
+def test_the_command_line_submits_and_refuses(tiny_run, tmp_path):
+    from click.testing import CliRunner
+
+    from mlbench.cli import main
+
+    target = tmp_path / "cli-board.parquet"
+    args = ["submit", str(tiny_run), "--leaderboard", str(target)]
+    ok = CliRunner().invoke(main, args, env={"COLUMNS": "200"})
+    assert ok.exit_code == 0, ok.output
+    assert "accepted run" in ok.output and "ok: split is canonical" in ok.output
+    again = CliRunner().invoke(main, args, env={"COLUMNS": "200"})
+    assert again.exit_code == 1 and "already in this leaderboard" in again.output
 
 
 def test_schema_problems_are_named(tiny_run, tmp_path):
@@ -273,6 +295,7 @@ def test_explainer_rows_are_left_out_and_said_so(tiny_run, tmp_path):
     write_board(run_dir, pd.concat([rows, cam], ignore_index=True))
     target = tmp_path / "board.parquet"
     result = submit_run(run_dir, target)
-    assert any("2 explainer rows (cam_iou, cam_pointing_game) are not submitted" in n for n in result.validation.left_out)
+    notes = result.validation.left_out
+    assert any("2 explainer rows (cam_iou, cam_pointing_game) are not submitted" in n for n in notes)
     stored = leaderboard.read(target).to_pandas()
     assert len(stored) == len(rows) and not (stored["entry_kind"] == "explainer").any()

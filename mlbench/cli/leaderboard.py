@@ -42,7 +42,8 @@ def leaderboard_group() -> None:
 @click.option("--metric", default="auc", show_default=True, help=f"One of {', '.join(METRICS)} (or cam_...).")
 @click.option("--variant", help="crop+aug, crop, none ... [default: every variant].")
 @click.option("--source", type=click.Choice(SOURCES), help="Only published or only run rows.")
-@click.option("--file", "file", type=click.Path(path_type=Path), help="Leaderboard file [default: leaderboards/BENCHMARK.parquet].")
+@click.option("--file", "file", type=click.Path(path_type=Path),
+              help="Leaderboard file [default: leaderboards/BENCHMARK.parquet, found as docs/leaderboard.md says].")
 def show_command(benchmark, label, metric, variant, source, file):
     """Show BENCHMARK's leaderboard: one label and metric per entry, best first."""
     from mlbench import leaderboard
