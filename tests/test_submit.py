@@ -299,3 +299,24 @@ def test_explainer_rows_are_left_out_and_said_so(tiny_run, tmp_path):
     assert any("2 explainer rows (cam_iou, cam_pointing_game) are not submitted" in n for n in notes)
     stored = leaderboard.read(target).to_pandas()
     assert len(stored) == len(rows) and not (stored["entry_kind"] == "explainer").any()
+
+
+def _append_in_child(start, rows: pd.DataFrame, run_id: str, target: Path) -> None:
+    start.wait()
+    append_to_leaderboard(target, as_table(rows.assign(run_id=run_id)))
+
+
+def test_many_racing_appends_lose_nothing(tiny_run, tmp_path):
+    """Eight appends released at once (without the lock, typically one of eight survives)."""
+    rows = board(tiny_run)
+    target = tmp_path / "raced.parquet"
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(8)
+    procs = [context.Process(target=_append_in_child, args=(start, rows, f"race-{i}", target)) for i in range(8)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=120)
+    assert [proc.exitcode for proc in procs] == [0] * 8
+    stored = leaderboard.read(target).to_pandas()
+    assert sorted(stored["run_id"].unique()) == [f"race-{i}" for i in range(8)] and len(stored) == 8 * len(rows)
