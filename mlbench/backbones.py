@@ -88,7 +88,8 @@ def timm_backbone(num_labels: int, in_chans: int = 1, pretrained: bool = False, 
 
 @hookimpl
 def register_backbones(register):
-    register("timm", timm_backbone, summary="Any timm model: use timm:MODEL_NAME")
+    register("timm", timm_backbone, summary="Any timm model: use timm:MODEL_NAME",
+             conformance_options={"model_name": "resnet10t"})
     for name in PAPER_BACKBONES:
         register(name, functools.partial(timm_backbone, model_name=name), summary=f"timm {name} + 2x512 head (paper)")
     for name in SMALL_BACKBONES:

@@ -93,7 +93,9 @@ def validate_table(table: pa.Table, *, where: str = "leaderboard") -> pa.Table:
         raise LeaderboardError(f"{where}: missing columns {missing}")
     for f in SCHEMA:
         have = table.schema.field(f.name).type
-        if have != f.type and not (pa.types.is_null(have)):
+        # pandas and polars write large_string; nulls-only columns come back as null: both cast cleanly.
+        same_kind = pa.types.is_large_string(have) and pa.types.is_string(f.type)
+        if have != f.type and not (pa.types.is_null(have) or same_kind):
             raise LeaderboardError(f"{where}: column '{f.name}' has type {have}, expected {f.type}")
     return table.select(list(COLUMNS)).cast(SCHEMA)
 

@@ -39,12 +39,14 @@ from mlbench.data.labels import label_matrix
 from mlbench.data.splits import assert_patient_disjoint, patient_split, split_hash, split_table
 from mlbench.distributed import from_environment, shutdown
 from mlbench.io import write_json, write_parquet
-from mlbench.metrics import MetricWarning, evaluate
+from mlbench.metrics import MetricWarning
+from mlbench.stats import metric_intervals
 from mlbench.preprocessing.cache import Cache, build_cache
 from mlbench.registry import PluginError, Registry, get_registry
 from mlbench.training import pick_device, predict, train
 
 SPLITS = ("train", "val", "test")
+BOOTSTRAP_SEED = 0
 EVAL_SPLITS = ("val", "test")
 # Listed one by one in manifest.json up to this many; all of them always go to skipped.parquet.
 MANIFEST_SKIP_ITEMS = 1000
@@ -80,6 +82,7 @@ class RunOptions:
     workers: int | None = None
     only_backbones: Sequence[str] | None = None
     ensemble_only: bool = False
+    n_boot: int = 1000  # patient-bootstrap replicates for the 95% CIs (0: no intervals)
     progress: bool = True
 
 
@@ -408,7 +411,10 @@ class Run:
 
         with self.stage("metrics"):
             ids, probs = per_split["test"]
-            y = self.Y[self._rows("test")]
+            test_rows = self._rows("test")
+            y = self.Y[test_rows]
+            patients = self.frame["patient_id"].astype(str).to_numpy()[test_rows]
+            train_counts = self.Y[self._rows("train")].sum(axis=0)
             rows = []
             entries = [(b, "backbone", probs[i], (probs[i] >= self.recipe.threshold).astype(np.uint8))
                        for i, b in enumerate(self.recipe.backbones)]
@@ -418,12 +424,15 @@ class Run:
                 warnings.simplefilter("always", MetricWarning)
                 for entry, kind, scores, decided in entries:
                     wall = m["stages"].get(f"train:{entry}", {}).get("seconds") if kind == "backbone" else None
-                    for row in evaluate(y, scores, decided, labels):
+                    for row in metric_intervals(y, scores, decided, patients, labels, train_counts=train_counts,
+                                                n_boot=self.opts.n_boot, seed=BOOTSTRAP_SEED):
                         rows.append(self._leaderboard_row(m, entry, kind, row, wall))
             notes = sorted({str(w.message) for w in caught if issubclass(w.category, MetricWarning)})
             for note in notes:  # once per label, not once per entry
                 warnings.warn(note, MetricWarning, stacklevel=2)
-            manifest.update(self.dir, lambda m: m.update(metric_warnings=notes))
+            manifest.update(self.dir, lambda m: m.update(
+                metric_warnings=notes, bootstrap={"n_boot": self.opts.n_boot, "seed": BOOTSTRAP_SEED,
+                                                  "resampled": "patients"}))
             table = leaderboard.to_table(rows)
             leaderboard.write(self.dir / "leaderboard.parquet", table)
         return table.to_pandas()
@@ -433,7 +442,8 @@ class Run:
         return {
             "benchmark": self.bench.name, "benchmark_version": self.bench.version, "variant": self.recipe.variant,
             "dataset_kind": m["dataset_kind"], "split_hash": m["split_hash"], "entry": entry, "entry_kind": kind,
-            "label": row["label"], "metric": row["metric"], "value": row["value"], "ci_low": None, "ci_high": None,
+            "label": row["label"], "metric": row["metric"], "value": row["value"], "ci_low": row["ci_low"],
+            "ci_high": row["ci_high"],
             "n_positive": row["n_positive"], "source": "run", "run_id": m["run_id"],
             "backbones": ",".join(self.recipe.backbones), "loss": self.recipe.loss, "seed": self.recipe.seed,
             "mlbench_version": mlbench.__version__, "git_commit": m.get("git_commit"),

@@ -64,9 +64,14 @@ def results_table(board: pd.DataFrame, title: str) -> Table:
     table.add_column("kind")
     metrics = [m for m in ("auc", "auprc", "f1", "f1_pos", "hamming") if m in glob.columns]
     for m in metrics:
-        table.add_column(m.upper() if m != "f1" else "F1 (macro)", justify="right")
+        title = {"f1": "F1 (macro)", "auc": "AUC [95% CI]"}.get(m, m.upper())
+        table.add_column(title, justify="right", no_wrap=m == "auc")
+    ci = board[(board["label"] == GLOBAL_LABEL) & (board["metric"] == "auc")].set_index("entry")
     for (kind, entry), values in glob.iterrows():
-        table.add_row(entry, kind, *(f"{values[m]:.3f}" for m in metrics))
+        cells = [f"{values[m]:.3f}" for m in metrics]
+        if "auc" in metrics and entry in ci.index and pd.notna(ci.loc[entry, "ci_low"]):
+            cells[metrics.index("auc")] += f" [{ci.loc[entry, 'ci_low']:.3f}, {ci.loc[entry, 'ci_high']:.3f}]"
+        table.add_row(entry, kind, *cells)
     return table
 
 
@@ -96,10 +101,12 @@ def results_table(board: pd.DataFrame, title: str) -> Table:
 @click.option("--only-backbone", "only_backbone", multiple=True, help="Train only this backbone (repeatable); no ensembles.")
 @click.option("--ensemble-only", "ensemble_only", type=click.Path(path_type=Path),
               help="Build ensembles and metrics in this RUN_DIR once every backbone has predictions.")
+@click.option("--bootstrap", "n_boot", default=1000, show_default=True, type=click.IntRange(min=0),
+              help="Patient-bootstrap replicates for the 95% CIs (0: none).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, backbones, loss, ensembles, loss_option,
                 backbone_option, no_crop, no_augment,
-                epochs, image_size, seed, device, workers, only_backbone, ensemble_only, no_progress):
+                epochs, image_size, seed, device, workers, only_backbone, ensemble_only, n_boot, no_progress):
     """Run BENCHMARK end to end: split, preprocess, train, ensemble, score."""
     from mlbench.runner import RunOptions, make_recipe, run
 
@@ -115,7 +122,7 @@ def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, back
                       backbones=_names(backbones), loss=loss, ensembles=_names(ensembles),
                       crop=False if no_crop else None, augment=False if no_augment else None, max_epochs=epochs,
                       image_size=image_size, seed=seed, device=device, workers=workers, only_backbones=only_backbone or None,
-                      ensemble_only=bool(ensemble_only), progress=not no_progress)
+                      ensemble_only=bool(ensemble_only), n_boot=n_boot, progress=not no_progress)
     if ensemble_only:
         opts.out = ensemble_only
     elif out is not None:
