@@ -236,6 +236,8 @@ def test_pointing_game_and_mass():
     assert not scoring.pointing_hit(heat, (0, 5, 3, 8), tolerance=0)
     assert scoring.pointing_hit(heat, (0, 5, 3, 8), tolerance=3)  # 2.5 px to the right, 2.5 px up
     assert scoring.mass_inside(heat, scoring.box_mask(heat.shape, [(0, 5, 3, 8)])) == pytest.approx(1 / 3)
+    assert scoring.pointing_chance((2, 2, 4, 4), (8, 8), tolerance=0) == pytest.approx(4 / 64)
+    assert scoring.pointing_chance((0, 0, 2, 8), (8, 8), tolerance=1) == pytest.approx(3 * 8 / 64)  # clipped
     assert scoring.mass_inside(np.zeros((4, 4)), np.ones((4, 4), bool)) is None
     assert not scoring.pointing_hit(np.zeros((4, 4)), (0, 0, 4, 4), tolerance=1)
     tie = np.zeros((4, 4))

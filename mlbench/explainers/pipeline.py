@@ -97,6 +97,18 @@ def resolve_labels(names: Sequence[str], benchmark_labels: Sequence[str], benchm
     return [index[n] for n in names]
 
 
+def choose_labels(scores: np.ndarray, threshold: float, requested: Sequence[int] | None = None) -> list[list[int]]:
+    """Per image (rows of ``scores``, (B, L)): the requested labels, else those reaching the threshold
+    by decreasing score, else the single most probable one."""
+    if requested is not None:
+        return [list(requested) for _ in range(len(scores))]
+    out = []
+    for row in np.asarray(scores):
+        chosen = [int(j) for j in np.argsort(-row, kind="stable") if row[j] >= threshold]
+        out.append(chosen or [int(np.argmax(row))])
+    return out
+
+
 def check_input_size(images: torch.Tensor, size: int, in_chans: int, where: str = "images") -> None:
     """The models were trained on (in_chans, size, size) inputs: anything else is refused by name."""
     if images.dim() != 4 or tuple(images.shape[1:]) != (in_chans, size, size):
@@ -301,13 +313,7 @@ def explain_run(request: ExplainRequest, registry=None) -> ExplainReport:
             probs = np.stack([torch.sigmoid(m(x).float()).cpu().numpy() for m in models])  # (M, B, L)
         scores, _ = ensemble.combine(probs)
         per_image_boxes = [boxes.for_image(item, size) for item in batch]
-        shown: list[list[int]] = []
-        for b in range(len(batch)):
-            if requested is not None:
-                shown.append(list(requested))
-            else:
-                chosen = [int(j) for j in np.argsort(-scores[b], kind="stable") if scores[b, j] >= threshold]
-                shown.append(chosen or [int(np.argmax(scores[b]))])
+        shown = choose_labels(scores, threshold, requested)
         scored = [[labels.index(name) for name in found] for found, _, _ in per_image_boxes]
         union = sorted({j for row in shown + scored for j in row})
         tick = time.perf_counter()
@@ -359,6 +365,8 @@ def explain_run(request: ExplainRequest, registry=None) -> ExplainReport:
                   "findings_outside_benchmark": boxes.outside_benchmark,
                   "pointing_tolerance_px": round(tolerance, 3)},
         "scores": summary, "leaderboard_rows_written": n_rows,
+        "pointing_chance": (round(float(score_frame["pointing_chance"].mean()), 4) if score_frame is not None else None),
+        "mass_in_box_chance": (round(float(score_frame["box_share"].mean()), 4) if score_frame is not None else None),
         "pointing_per_model": ({m: round(float(score_frame[f"hit__{m}"].mean()), 4) for m in names}
                                if score_frame is not None else {}),
         "skipped": {"total": len(skipped), "items": [s.as_dict() for s in skipped]},
@@ -422,6 +430,8 @@ def _write_image(folder: Path, item: _Item, labels: Sequence[str], model_names: 
                                "peak_x": (scoring.peak(heat) or (None, None))[0],
                                "peak_y": (scoring.peak(heat) or (None, None))[1],
                                "box_share": float(mask.mean()),
+                               "pointing_chance": max(scoring.pointing_chance(box, heat.shape, tolerance)
+                                                      for box in found[name]),
                                **{f"hit__{m}": float(any(scoring.pointing_hit(model_maps[i, k], box, tolerance)
                                                          for box in found[name]))
                                   for i, m in enumerate(model_names)}})

@@ -39,8 +39,10 @@ def _figure(width: float, height: float):
 
 
 def _png(figure) -> bytes:
+    # Fixed layouts (no tight bounding box: it draws twice) and light compression: rendering, not
+    # Grad-CAM, was most of an explain call's time with many labels per image.
     buffer = _io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    figure.savefig(buffer, format="png", dpi=DPI, pil_kwargs={"compress_level": 1})
     return buffer.getvalue()
 
 
@@ -60,19 +62,23 @@ def _draw_boxes(axes, boxes: Sequence[Box], scale: tuple[float, float], color: s
 
 def overlay_png(xray: np.ndarray, heatmap: np.ndarray, title: str, *, boxes: Sequence[Box] = (),
                 box_label: str = "finding box") -> bytes:
-    """One panel: ``xray`` (H, W) in [0, 1] with ``heatmap`` (h, w) in [0, 1] stretched over it.
+    """One panel: ``xray`` (H, W) in [0, 1] with ``heatmap`` (h, w) stretched over it.
 
+    The map is shown divided by its maximum: an ensemble mean of maps that peak in different places
+    never reaches 1 and would fade out, while where the models disagree is the std map's job.
     ``boxes`` are in heatmap pixels (the model input's), drawn dashed for reference.
     """
     from matplotlib import colormaps
 
     xray = np.asarray(xray, dtype=np.float32)
-    heat = np.clip(np.asarray(heatmap, dtype=np.float32), 0.0, 1.0)
+    heat = np.clip(np.asarray(heatmap, dtype=np.float32), 0.0, None)
+    heat = heat / heat.max() if heat.max() > 0 else heat
     h, w = xray.shape
     rgba = colormaps[HEATMAP_CMAP](heat)
     rgba[..., 3] = PEAK_OPACITY * heat
-    figure = _figure(PANEL_INCHES, PANEL_INCHES * h / w + 0.4)
-    axes = figure.add_subplot(1, 1, 1)
+    figure = _figure(PANEL_INCHES + 0.9, PANEL_INCHES * h / w + 0.45)
+    top = 1 - 0.4 / figure.get_figheight()
+    axes = figure.add_axes((0.01, 0.01, PANEL_INCHES / figure.get_figwidth() - 0.02, top - 0.02))
     axes.imshow(xray, cmap="gray", vmin=0.0, vmax=1.0, interpolation="antialiased")
     shown = axes.imshow(rgba, extent=(-0.5, w - 0.5, h - 0.5, -0.5), interpolation="bilinear")
     shown.set_cmap(HEATMAP_CMAP)
@@ -82,7 +88,8 @@ def overlay_png(xray: np.ndarray, heatmap: np.ndarray, title: str, *, boxes: Seq
         axes.legend(loc="lower right", fontsize=7, framealpha=0.6)
     axes.set_title(title, fontsize=10)
     axes.set_axis_off()
-    figure.colorbar(shown, ax=axes, fraction=0.046, pad=0.02, label="Grad-CAM (ensemble mean)")
+    bar = figure.add_axes((PANEL_INCHES / figure.get_figwidth() + 0.01, 0.1, 0.035, top - 0.2))
+    figure.colorbar(shown, cax=bar, label="ensemble mean map / its maximum")
     return _png(figure)
 
 
@@ -101,7 +108,9 @@ def std_png(xray: np.ndarray, maps: Sequence[tuple[str, np.ndarray]], n_models: 
     columns = min(n, STD_COLUMNS)
     rows = -(-n // columns)
     h, w = xray.shape
-    figure = _figure(PANEL_INCHES * columns + 0.8, (PANEL_INCHES * h / w + 0.5) * rows)
+    figure = _figure(PANEL_INCHES * columns + 1.0, (PANEL_INCHES * h / w + 0.6) * rows)
+    figure.subplots_adjust(left=0.01, right=1 - 1.0 / figure.get_figwidth(), bottom=0.01,
+                           top=1 - 0.45 / figure.get_figheight(), wspace=0.04, hspace=0.6 / (PANEL_INCHES * h / w))
     for i, (label, std) in enumerate(maps):
         std = np.asarray(std, dtype=np.float32)
         rgba = colormaps[STD_CMAP](np.clip(std / STD_SCALE_MAX, 0.0, 1.0))
@@ -112,7 +121,8 @@ def std_png(xray: np.ndarray, maps: Sequence[tuple[str, np.ndarray]], n_models: 
         axes.set_title(f"{label}\nstd across {n_models} models: max {float(std.max()):.2f}", fontsize=9)
         axes.set_axis_off()
     scale = ScalarMappable(Normalize(0.0, STD_SCALE_MAX), cmap=STD_CMAP)
-    figure.colorbar(scale, ax=figure.axes, fraction=0.04, pad=0.02, label="std of the models' maps")
+    bar = figure.add_axes((1 - 0.85 / figure.get_figwidth(), 0.1, 0.25 / figure.get_figwidth(), 0.8))
+    figure.colorbar(scale, cax=bar, label="std of the models' maps")
     return _png(figure)
 
 

@@ -11,6 +11,8 @@ Metrics, per (image, finding with a box), on the ensemble's mean map:
   finding's box grown by ``tolerance`` pixels on every side. The tolerance is the original 15 px at
   224 px, scaled with the input size (4.3 px at 64 px). Ties for the maximum are resolved by their
   centroid. An all-zero map (no positive evidence anywhere) is a miss.
+  Its chance level (a random peak) is the grown box's share of the map: ``cam_scores.csv`` and
+  ``explain.json`` report it beside the hit rate (``pointing_chance``).
 - ``cam_mass_in_box`` — the share of the map's total mass inside the box (no tolerance). Random
   maps score the box's share of the image; an all-zero map has no mass and is skipped (counted).
 - ``cam_mass_in_lungs`` — the share inside the union of the lung-field boxes, where they are known
@@ -95,6 +97,15 @@ def pointing_hit(heatmap: np.ndarray, box: Box, tolerance: float) -> bool:
     x, y = where
     x0, y0, x1, y1 = box
     return (x0 - tolerance <= x <= x1 + tolerance) and (y0 - tolerance <= y <= y1 + tolerance)
+
+
+def pointing_chance(box: Box, shape: tuple[int, int], tolerance: float) -> float:
+    """The hit rate of a peak placed uniformly at random: the grown box's share of the map."""
+    h, w = shape
+    x0, y0, x1, y1 = box
+    width = min(w, x1 + tolerance) - max(0.0, x0 - tolerance)
+    height = min(h, y1 + tolerance) - max(0.0, y0 - tolerance)
+    return float(max(0.0, width) * max(0.0, height) / (w * h))
 
 
 def mass_inside(heatmap: np.ndarray, mask: np.ndarray) -> float | None:
