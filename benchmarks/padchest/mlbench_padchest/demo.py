@@ -17,11 +17,35 @@ What is synthetic
     The images. Each frontal film shows a body, two dark lung fields, a heart shadow, an aortic
     knob, diaphragm domes, spine, clavicles, ribs and noise, with per-image jitter of position,
     scale, densities and exposure. Every one of the 35 labels has a drawn signature at a plausible
-    place (``SIGNATURES`` lists them); ``normal`` draws nothing. Labels that are not visible on a
-    real film (``unchanged``, ``chronic changes``) get an arbitrary but learnable mark: their
-    heatmap scores are meaningful only on this corpus. Laterals are drawn as side views without
-    findings (the benchmark keeps PA only). Sizes and contrasts are tuned to be learnable after the
-    demo's lung crop at 64 px, not to look like a radiograph.
+    place; ``normal`` draws nothing. Laterals are drawn as side views without findings (the
+    benchmark keeps PA only). Sizes and contrasts are tuned to be learnable after the demo's lung
+    crop at 64 px, not to look like a radiograph. Sides below are the patient's.
+
+    Changes of anatomy: COPD signs (darker, longer lungs over flat domes), cardiomegaly (heart
+    about 1.6 times as wide), aortic elongation (aortic knob 2.5 times larger), scoliosis (S-shaped
+    spine crossing into the lung fields), hemidiaphragm elevation (one dome raised and peaked),
+    volume loss (one lung smaller: apex lower, lateral wall in).
+
+    Drawn marks: pleural effusion (basal opacity with a meniscus, one or both sides),
+    costophrenic angle blunting (dense wedge in the lateral angle), pneumonia (patchy cluster,
+    lower-mid zone), infiltrates (hazy blob, right mid zone), alveolar pattern (dense perihilar
+    "bat wings"), interstitial pattern (net of short lines, both lower zones), increased density
+    (veil over the upper half of one lung), laminar atelectasis (thin horizontal plate, lower
+    zone), fibrotic band (oblique band towards the hilum), nodule (round opacity), calcified
+    granuloma (tiny, very dense dot), pseudonodule (faint nipple shadows, both lower lateral zones),
+    bronchiectasis (cluster of ring shadows, lower medial zone), air trapping (hyperlucent
+    thin-walled region, left lower zone), apical pleural thickening (dense apical cap), vascular
+    hilar enlargement (lobulated masses at both hila), aortic atheromatosis (dense arc on the
+    knob), supra aortic elongation (bulge of the right upper mediastinum), hiatal hernia
+    (retrocardiac gas bubble with an air-fluid level), kyphosis (dense, widened upper thoracic
+    spine), vertebral degenerative changes (spurs off the lower thoracic spine), vertebral
+    anterior compression (one flat, dense mid-thoracic vertebra), callus rib fracture (dense
+    spindle on a lateral rib), pacemaker (box under the left clavicle with a lead to the heart),
+    sternotomy (wire loops along the midline), suture material (a line of clips, upper zone).
+
+    Not visible on a real film, so given an arbitrary but learnable mark: unchanged (a thick
+    ring, right upper zone) and chronic changes (a cross-hatched square, left upper zone). Their
+    heatmap scores mean something only on this corpus.
 
 Files written in ``out_dir``
     ``PADCHEST_demo_labels.csv``   PadChest's columns after an unnamed index column
@@ -87,7 +111,7 @@ OUTSIDE_LABELS: tuple[str, ...] = (
 PNG_COMPRESSION = 1
 PNG_STRATEGY = cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY
 MAX_12BIT = 4095
-DEFAULT_PATIENTS = 1400
+DEFAULT_PATIENTS = 1500  # about 2,000 PA images with benchmark labels
 
 
 # --------------------------------------------------------------------------------------------
@@ -96,8 +120,8 @@ DEFAULT_PATIENTS = 1400
 
 @dataclass(frozen=True)
 class LabelSetTable:
-    """The real PA label sets: frequent sets with their counts, plus a remainder summarised by
-    set size and per-label counts (sampled label by label)."""
+    """The real PA label sets: frequent sets with their counts, plus a remainder of rare sets
+    summarised by set size, per-label counts and pair counts (sampled label by label)."""
 
     labels: tuple[str, ...]
     sets: tuple[tuple[int, ...], ...]
@@ -105,6 +129,7 @@ class LabelSetTable:
     remainder_images: int
     remainder_sizes: np.ndarray  # images with 1, 2, ... labels
     remainder_label_counts: np.ndarray
+    remainder_pair_counts: np.ndarray  # (labels, labels), symmetric, zero diagonal
 
 
 @lru_cache(maxsize=1)
@@ -118,6 +143,9 @@ def load_label_sets() -> LabelSetTable:
         raise ValueError(f"{LABELSETS_FILE}: its labels differ from mlbench_padchest.labels.SPECIFIC_LABELS; "
                          "rerun benchmarks/padchest/tools/derive_demo_labelsets.py")
     remainder = raw["remainder"]
+    pairs = np.zeros((len(SPECIFIC_LABELS),) * 2, dtype=np.float64)
+    for i, j, n in remainder["pair_counts"]:
+        pairs[i, j] = pairs[j, i] = n
     return LabelSetTable(
         labels=tuple(raw["labels"]),
         sets=tuple(tuple(s) for s, _ in raw["sets"]),
@@ -125,6 +153,7 @@ def load_label_sets() -> LabelSetTable:
         remainder_images=int(remainder["n_images"]),
         remainder_sizes=np.array(remainder["size_counts"], dtype=np.float64),
         remainder_label_counts=np.array(remainder["label_counts"], dtype=np.float64),
+        remainder_pair_counts=pairs,
     )
 
 
@@ -132,8 +161,9 @@ def sample_label_sets(n: int, rng: np.random.Generator | int = 0) -> list[tuple[
     """Draw ``n`` label sets (tuples of SPECIFIC_LABELS, possibly empty) as the real PA data has them.
 
     A frequent real set is drawn with its real frequency; with the remainder's share, a set is
-    built instead from the remainder's set-size distribution and label frequencies. An empty tuple
-    means an image whose findings all lie outside the 35.
+    built instead: its size from the remainder's sizes, its first label from the remainder's label
+    counts, each further label in proportion to how often it co-occurs there with the labels
+    already drawn. An empty tuple means an image whose findings all lie outside the 35.
     """
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     table = load_label_sets()
@@ -146,10 +176,22 @@ def sample_label_sets(n: int, rng: np.random.Generator | int = 0) -> list[tuple[
         if pick < len(table.sets):
             indices: Sequence[int] = table.sets[pick]
         else:
-            size = 1 + int(rng.choice(len(size_p), p=size_p))
-            indices = sorted(rng.choice(len(label_p), size=size, replace=False, p=label_p).tolist())
+            indices = sorted(_remainder_set(table, rng, size_p, label_p))
         out.append(tuple(table.labels[j] for j in indices))
     return out
+
+
+def _remainder_set(table: LabelSetTable, rng: np.random.Generator, size_p: np.ndarray, label_p: np.ndarray) -> list[int]:
+    size = 1 + int(rng.choice(len(size_p), p=size_p))
+    chosen = [int(rng.choice(len(label_p), p=label_p))]
+    while len(chosen) < size:
+        weights = table.remainder_pair_counts[chosen].sum(axis=0)
+        weights[chosen] = 0.0
+        if weights.sum() == 0:  # nothing co-occurs with these: fall back to plain frequency
+            weights = table.remainder_label_counts.copy()
+            weights[chosen] = 0.0
+        chosen.append(int(rng.choice(len(weights), p=weights / weights.sum())))
+    return chosen
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,7 +222,7 @@ class Chest:
     body_density: float
 
     def unit(self) -> float:
-        """The length that findings scale with (about a fifth of the chest width)."""
+        """The length that findings scale with: a tenth of the film, times the chest's scale."""
         return 0.1 * self.size * self.scale
 
     def lung_box(self, side: int) -> Box:
@@ -193,7 +235,7 @@ class Chest:
         top, bottom = 0.12 * self.size, 0.95 * self.size
         # np.sin runs on a row or column of coordinates, never the whole film
         phase = np.clip((np.asarray(y, dtype=np.float64) - top) / (bottom - top), 0.0, 1.0)
-        return self.cx + self.scoliosis * np.sin(2 * np.pi * phase)
+        return self.cx + self.scoliosis * np.sin(3 * np.pi * phase)
 
 
 def _clip_box(x0: float, y0: float, x1: float, y1: float, size: int) -> Box:
@@ -274,10 +316,11 @@ def _render_frontal(chest: Chest, rng: np.random.Generator) -> Canvas:
     image = canvas.image
     image[:] = 0.05  # air around the patient
     torso = np.array([
-        [c.cx - 0.07 * n, 0], [c.cx + 0.07 * n, 0], [c.cx + 0.09 * n, 0.07 * n],
-        [c.cx + 0.44 * n * c.scale, 0.14 * n], [c.cx + 0.46 * n * c.scale, 0.3 * n], [c.cx + 0.42 * n * c.scale, n],
-        [c.cx - 0.42 * n * c.scale, n], [c.cx - 0.46 * n * c.scale, 0.3 * n], [c.cx - 0.44 * n * c.scale, 0.14 * n],
-        [c.cx - 0.09 * n, 0.07 * n],
+        # neck, then shoulders above the lung apices: the crop's top rows are body, not air
+        [c.cx - 0.07 * n, 0], [c.cx + 0.07 * n, 0], [c.cx + 0.1 * n, 0.03 * n],
+        [c.cx + 0.45 * n * c.scale, 0.07 * n], [c.cx + 0.47 * n * c.scale, 0.3 * n], [c.cx + 0.43 * n * c.scale, n],
+        [c.cx - 0.43 * n * c.scale, n], [c.cx - 0.47 * n * c.scale, 0.3 * n], [c.cx - 0.45 * n * c.scale, 0.07 * n],
+        [c.cx - 0.1 * n, 0.03 * n],
     ], dtype=np.int32)
     cv2.fillPoly(image, [torso], c.body_density)
     for lung in canvas.lungs:
@@ -286,9 +329,11 @@ def _render_frontal(chest: Chest, rng: np.random.Generator) -> Canvas:
     below = (canvas.y > np.minimum(c.dome_base[0], c.dome_base[1]) - 0.02 * n) & (image > 0.3)
     image[below & ~canvas.lungs[0] & ~canvas.lungs[1]] = c.body_density + 0.04
     hx, hy, hax, hay = c.heart
-    image[canvas.ellipse(hx, hy, hax, hay)] = c.body_density + 0.02
     kx, ky, kr = c.knob
-    image[canvas.ellipse(kx, ky, kr, kr)] = c.body_density + 0.02
+    mediastinum = canvas.ellipse(hx, hy, hax, hay) | canvas.ellipse(kx, ky, kr, kr)
+    image[mediastinum] = c.body_density + 0.02
+    # findings of the lung are drawn where the lung shows, not over the heart
+    canvas.lungs = [lung & ~mediastinum for lung in canvas.lungs]
     # trachea: a darker column of air above the carina
     trachea = (np.abs(canvas.x - c.cx) < 0.014 * n) & (canvas.y < c.lung_cy[0] - 0.08 * n)
     image[trachea] = c.body_density - 0.12
@@ -347,22 +392,22 @@ def _copd(c: Chest, rng: np.random.Generator):
 
 def _cardiomegaly(c: Chest, rng: np.random.Generator):
     hx, hy, hax, hay = c.heart
-    grow = rng.uniform(1.38, 1.5)
-    changed = replace(c, heart=(hx + 0.2 * hax * (grow - 1), hy, hax * grow, hay * 1.12))
+    grow = rng.uniform(1.55, 1.7)
+    changed = replace(c, heart=(hx + 0.2 * hax * (grow - 1), hy, hax * grow, hay * 1.2))
     return changed, lambda ch: _clip_box(ch.heart[0] - ch.heart[2], ch.heart[1] - ch.heart[3],
                                          ch.heart[0] + ch.heart[2], ch.heart[1] + ch.heart[3], ch.size)
 
 
 def _aortic_elongation(c: Chest, rng: np.random.Generator):
     kx, ky, kr = c.knob
-    changed = replace(c, knob=(kx + 0.9 * kr, ky - 0.3 * kr, kr * rng.uniform(1.9, 2.2)))
+    changed = replace(c, knob=(kx + 1.1 * kr, ky - 0.4 * kr, kr * rng.uniform(2.4, 2.7)))
     return changed, lambda ch: _clip_box(ch.knob[0] - ch.knob[2], ch.knob[1] - ch.knob[2],
                                          ch.knob[0] + ch.knob[2], ch.knob[1] + ch.knob[2], ch.size)
 
 
 def _scoliosis(c: Chest, rng: np.random.Generator):
-    changed = replace(c, scoliosis=float(rng.choice([-1, 1]) * rng.uniform(0.06, 0.075) * c.size),
-                      spine_halfwidth=c.spine_halfwidth * 1.15)
+    changed = replace(c, scoliosis=float(rng.choice([-1, 1]) * rng.uniform(0.1, 0.12) * c.size),
+                      spine_halfwidth=c.spine_halfwidth * 1.5)
 
     def box(ch: Chest) -> Box:
         return _clip_box(ch.cx - abs(ch.scoliosis) - ch.spine_halfwidth, 0.12 * ch.size,
@@ -372,11 +417,11 @@ def _scoliosis(c: Chest, rng: np.random.Generator):
 
 def _hemidiaphragm_elevation(c: Chest, rng: np.random.Generator):
     side = _side(rng)
-    lift = rng.uniform(0.11, 0.13) * c.size
+    lift = rng.uniform(0.16, 0.18) * c.size
     bases = list(c.dome_base)
     bases[side] -= lift
     heights = list(c.dome_height)
-    heights[side] *= 1.3
+    heights[side] *= 1.6
     changed = replace(c, dome_base=tuple(bases), dome_height=tuple(heights))
 
     def box(ch: Chest) -> Box:
@@ -428,22 +473,22 @@ def _air_trapping(canvas: Canvas, rng: np.random.Generator) -> Box:
     # a hyperlucent, thin-walled region in the lower lateral left lung
     c, u = canvas.chest, canvas.chest.unit()
     x, y = _lung_point(canvas, 1, rng.uniform(0.65, 0.75), rng.uniform(0.55, 0.62))
-    r = 0.6 * u
+    r = 0.75 * u
     layer = canvas.layer()
     inner = canvas.ellipse(x, y, r, r * 0.8)
     rim = canvas.ellipse(x, y, r * 1.15, r * 0.95) & ~inner
-    layer[inner] = -0.6 * c.lung_density
-    layer[rim] = 0.25
+    layer[inner] = -0.7 * c.lung_density
+    layer[rim] = 0.3
     return _add(canvas, layer)
 
 
 def _unchanged(canvas: Canvas, rng: np.random.Generator) -> Box:
-    # synthetic mark (not visible on a real film): a solid triangle in the upper right lung
+    # synthetic mark (not visible on a real film): a thick bright ring in the upper right lung
     u = canvas.chest.unit()
     x, y = _lung_point(canvas, 0, rng.uniform(0.55, 0.65), rng.uniform(0.3, 0.36))
-    h = 0.75 * u
+    r = 0.6 * u
     layer = canvas.layer()
-    cv2.fillPoly(layer, [np.array([[x, y - h / 2], [x - h / 2, y + h / 2], [x + h / 2, y + h / 2]], dtype=np.int32)], 0.3)
+    layer[canvas.ellipse(x, y, r, r) & ~canvas.ellipse(x, y, 0.5 * r, 0.5 * r)] = 0.35
     return _add(canvas, layer)
 
 
@@ -465,13 +510,15 @@ def _costophrenic_blunting(canvas: Canvas, rng: np.random.Generator) -> Box:
     c, u = canvas.chest, canvas.chest.unit()
     side = _side(rng)
     lateral = -1 if side == 0 else 1
-    x_edge = c.lung_cx[side] + lateral * c.lung_ax[side] * 0.98
-    y_base = c.dome_base[side]
-    size = rng.uniform(1.0, 1.15) * u
+    # the angle: the lung's lowest, most lateral point
+    ys, xs = np.nonzero(canvas.lungs[side])
+    corner = int(np.argmax(lateral * xs + ys))
+    x_edge, y_base = xs[corner] + lateral * 2, ys[corner] + 2
+    size = rng.uniform(1.1, 1.25) * u
     layer = canvas.layer()
-    tri = np.array([[x_edge, y_base - 1.6 * size], [x_edge, y_base + 2], [x_edge - lateral * 1.3 * size, y_base + 2]], dtype=np.int32)
+    tri = np.array([[x_edge, y_base - 1.3 * size], [x_edge, y_base], [x_edge - lateral * 1.3 * size, y_base]], dtype=np.int32)
     cv2.fillPoly(layer, [tri], 1.0)
-    layer *= canvas.lungs[side] * (c.body_density - c.lung_density) * 0.85
+    layer *= canvas.lungs[side] * (c.body_density - c.lung_density)
     return _add(canvas, layer)
 
 
@@ -543,13 +590,13 @@ def _vertebral_degenerative(canvas: Canvas, rng: np.random.Generator) -> Box:
     c = canvas.chest
     layer = canvas.layer()
     w = c.spine_halfwidth
-    for k in range(4):
-        y = c.lung_cy[0] + (0.06 + 0.05 * k) * c.size * c.scale
+    for k in range(5):
+        y = c.lung_cy[0] + (0.04 + 0.045 * k) * c.size * c.scale
         sx = float(c.spine_x(y))
         for sign in (-1, 1):
-            spur = np.array([[sx + sign * w * 0.8, y - 0.012 * c.size], [sx + sign * (w + 0.035 * c.size), y],
-                             [sx + sign * w * 0.8, y + 0.012 * c.size]], dtype=np.int32)
-            cv2.fillPoly(layer, [spur], 0.3)
+            spur = np.array([[sx + sign * w * 0.8, y - 0.015 * c.size], [sx + sign * (w + 0.05 * c.size), y],
+                             [sx + sign * w * 0.8, y + 0.015 * c.size]], dtype=np.int32)
+            cv2.fillPoly(layer, [spur], 0.35)
     return _add(canvas, layer)
 
 
@@ -571,8 +618,8 @@ def _apical_thickening(canvas: Canvas, rng: np.random.Generator) -> Box:
     layer = canvas.layer()
     for side in sides:
         top = c.lung_cy[side] - c.lung_ay[side]
-        cap = canvas.lungs[side] & (canvas.y < top + rng.uniform(0.07, 0.085) * c.size)
-        layer[cap] = 0.25
+        cap = canvas.lungs[side] & (canvas.y < top + rng.uniform(0.11, 0.12) * c.size)
+        layer[cap] = 0.24  # denser would hide the apex from the lung crop
     return _add(canvas, layer)
 
 
@@ -604,9 +651,9 @@ def _nodule(canvas: Canvas, rng: np.random.Generator) -> Box:
     c, u = canvas.chest, canvas.chest.unit()
     side = _side(rng)
     x, y = _lung_point(canvas, side, rng.uniform(0.35, 0.8), rng.uniform(0.25, 0.6))
-    r = rng.uniform(0.36, 0.42) * u
+    r = rng.uniform(0.5, 0.6) * u
     layer = canvas.layer()
-    layer[canvas.ellipse(x, y, r, r)] = 0.34
+    layer[canvas.ellipse(x, y, r, r)] = 0.38
     return _add(canvas, layer)
 
 
@@ -628,7 +675,7 @@ def _rib_callus(canvas: Canvas, rng: np.random.Generator) -> Box:
     x, y = _lung_point(canvas, side, 1.0, rng.uniform(0.3, 0.6))
     layer = canvas.layer()
     angle = 25 if side == 0 else -25
-    cv2.ellipse(layer, (int(round(x)), int(round(y))), (int(round(0.6 * u)), int(round(0.26 * u))), angle, 0, 360, 0.4, -1)
+    cv2.ellipse(layer, (int(round(x)), int(round(y))), (int(round(0.7 * u)), int(round(0.32 * u))), angle, 0, 360, 0.45, -1)
     return _add(canvas, layer)
 
 
@@ -699,7 +746,7 @@ def _pseudonodule(canvas: Canvas, rng: np.random.Generator) -> Box:
     layer = canvas.layer()
     for side in (0, 1):
         x, y = _lung_point(canvas, side, 0.72, fy)
-        layer[canvas.ellipse(x, y, 0.32 * u, 0.32 * u)] = 0.24
+        layer[canvas.ellipse(x, y, 0.38 * u, 0.38 * u)] = 0.3
     return _add(canvas, layer)
 
 
@@ -796,11 +843,14 @@ assert sorted(SIGNATURES) == sorted(SPECIFIC_LABELS), "every specific label need
 
 
 def draw_frontal(labels: Sequence[str], size: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Box], dict[str, Box]]:
-    """Draw one PA film carrying ``labels``.
+    """Draw one frontal (PA or AP) film carrying ``labels``, a subset of SPECIFIC_LABELS.
 
     Returns the 12-bit uint16 image, each drawn finding's box and the two lung boxes
     (``right``/``left``, the patient's sides).
     """
+    unknown = [label for label in labels if label not in SIGNATURES]
+    if unknown:
+        raise ValueError(f"draw_frontal: no synthetic signature for {unknown}; expected labels of SPECIFIC_LABELS")
     chest = _random_chest(size, rng)
     box_of_shape: dict[str, Callable[[Chest], Box]] = {}
     for label in labels:

@@ -8,7 +8,7 @@ Only counts ship: no image id, patient, report or any other row-level field.
 
 Usage::
 
-    python benchmarks/padchest/tools/derive_demo_labelsets.py [--csv PATH] [--min-count 5]
+    python benchmarks/padchest/tools/derive_demo_labelsets.py [--csv PATH] [--min-count 3]
 
 The output format (version 1)::
 
@@ -19,7 +19,11 @@ The output format (version 1)::
      "sets": [[[label index, ...], count], ...]    # most frequent first; [] = none of the 35
      "remainder": {"n_images": int,
                    "size_counts": [images with 1 label, with 2, ...],
-                   "label_counts": [per label, in "labels" order]}}
+                   "label_counts": [per label, in "labels" order],
+                   "pair_counts": [[i, j, images carrying both], ...]}}   # i < j, nonzero only
+
+The remainder's pair counts let the demo rebuild its co-occurrence (the rare sets are the
+multi-label ones, so dropping them would lose most co-occurrence of the rarer labels).
 
 The sets plus the remainder's label counts add up to the PA count of every label
 (``mlbench_padchest.labels.PA_COUNTS``); the script checks that before writing.
@@ -70,12 +74,15 @@ def build_table(counts: Counter, n_images: int, min_count: int, source: dict) ->
     """Split the counts into frequent sets and a remainder summarised by set size and label counts."""
     frequent = sorted(((s, n) for s, n in counts.items() if n >= min_count), key=lambda item: (-item[1], item[0]))
     rare = [(s, n) for s, n in counts.items() if n < min_count]
-    sizes = Counter()
+    sizes: Counter = Counter()
+    pairs: Counter = Counter()
     label_counts = [0] * len(SPECIFIC_LABELS)
     for labels, n in rare:
         sizes[len(labels)] += n
-        for j in labels:
+        for k, j in enumerate(labels):
             label_counts[j] += n
+            for other in labels[k + 1:]:
+                pairs[(j, other)] += n
     if 0 in sizes:
         raise SystemExit("the empty set is rarer than --min-count; lower it")
     max_size = max(sizes) if sizes else 0
@@ -91,6 +98,7 @@ def build_table(counts: Counter, n_images: int, min_count: int, source: dict) ->
             "n_images": sum(n for _, n in rare),
             "size_counts": [sizes.get(k, 0) for k in range(1, max_size + 1)],
             "label_counts": label_counts,
+            "pair_counts": [[i, j, n] for (i, j), n in sorted(pairs.items())],
         },
     }
 
@@ -117,7 +125,9 @@ def to_json(table: dict) -> str:
     lines.append(' "sets": [')
     lines.append(",\n".join("  " + json.dumps(entry) for entry in table["sets"]))
     lines.append(" ],")
-    lines.append(' "remainder": ' + json.dumps(table["remainder"]))
+    remainder = {k: v for k, v in table["remainder"].items() if k != "pair_counts"}
+    lines.append(' "remainder": ' + json.dumps(remainder)[:-1] + ",")
+    lines.append('  "pair_counts": ' + json.dumps(table["remainder"]["pair_counts"]) + "}")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -125,7 +135,7 @@ def to_json(table: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, default=None, help="the real PadChest label CSV (.csv or .csv.gz)")
-    parser.add_argument("--min-count", type=int, default=5, help="keep label sets seen at least this often")
+    parser.add_argument("--min-count", type=int, default=3, help="keep label sets seen at least this often")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     csv = args.csv or default_csv()
