@@ -110,6 +110,7 @@ def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images:
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
     loss_fn.to(device)
     net = model
     if group.active:
@@ -139,7 +140,8 @@ def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images:
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
         augment = augmenter_factory(seed * group.world + group.rank) if augmenter_factory is not None else None
         net.train()
-        started, running = time.perf_counter(), 0.0
+        # The running loss stays on the device: reading it every step would stall the GPU queue.
+        started, running = time.perf_counter(), torch.zeros((), device=device)
         if progress:
             progress.reset(batch_task, total=steps)
         for step in range(steps):
@@ -154,11 +156,11 @@ def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            running += float(loss.detach()) * len(idx)
+            running += loss.detach() * len(idx)
             if progress:
                 progress.advance(batch_task)
         val_loss = _mean_loss(model, loss_fn, val_images, val_targets, device, recipe.batch_size * 4, group)
-        running = group.sum([running], device)[0]
+        running = group.sum([float(running)], device)[0]
         record = {"epoch": epoch, "train_loss": running / n, "val_loss": val_loss,
                   "seconds": time.perf_counter() - started}
         state.history.append(record)
