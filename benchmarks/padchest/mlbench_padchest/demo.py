@@ -56,9 +56,12 @@ Files written in ``out_dir``
 Boxes are in image pixels with exclusive ends; ``side`` is the patient's side (in a PA film the
 patient's right lung is on the image's left).
 
-The same (seed, parameters) gives byte-identical files with the same numpy and OpenCV builds:
-everything random comes from seeded numpy Generators (one stream per image), pixels are computed
-in float64 before 12-bit quantisation, and the PNG compression level is fixed.
+The same (seed, parameters) gives byte-identical files: everything random comes from seeded numpy
+Generators (one stream per image, so the number of threads does not matter), nothing reads the
+clock, the PNG compression settings are fixed, and pixels are computed in float64 before 12-bit
+quantisation, so a last-bit difference between CPUs' maths routines would have to fall within
+about 1e-13 of a rounding boundary to change a pixel. The PNG bytes come from OpenCV's bundled
+zlib: a different OpenCV build may compress differently (same pixels, other bytes).
 """
 
 from __future__ import annotations
