@@ -12,8 +12,7 @@ be a small fraction of it.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
+import sys
 import time
 from pathlib import Path
 
@@ -21,20 +20,13 @@ import torch
 
 from mlbench.preprocessing.augment import Augmenter
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import describe_machine  # noqa: E402
+
 
 def machine() -> str:
-    """CPU model, cores, torch version (and the GPU when there is one)."""
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
-    load = ", load average %.1f" % os.getloadavg()[0] if hasattr(os, "getloadavg") else ""
-    return f"{model}, {os.cpu_count()} logical cores{load}, torch {torch.__version__}{gpu}"
+    """The machine the figures were measured on (benchmarks/_machine.py)."""
+    return describe_machine()
 
 
 def throughput(device: str, size: int, batch_size: int, seconds: float, channels: int = 1) -> float:

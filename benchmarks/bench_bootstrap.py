@@ -14,8 +14,7 @@ them. It prints the seconds per entry and in all, and, for scale, the time sciki
 from __future__ import annotations
 
 import argparse
-import os
-import platform
+import sys
 import time
 from pathlib import Path
 
@@ -32,18 +31,13 @@ PA_IMAGES = 85455
 TEST_IMAGES = 17091
 TEST_PATIENTS = 12400
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import describe_machine  # noqa: E402
+
 
 def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = ", load average %.1f" % os.getloadavg()[0] if hasattr(os, "getloadavg") else ""
-    return f"{model}, {os.cpu_count()} logical cores{load}, Python {platform.python_version()}, numpy {np.__version__}"
+    """The machine the figures were measured on (benchmarks/_machine.py)."""
+    return describe_machine()
 
 
 def synthetic_split(rng: np.random.Generator, n_images: int, n_patients: int):

@@ -20,8 +20,8 @@ folder, so the ratio can be measured at PadChest's size without PadChest on the 
 from __future__ import annotations
 
 import argparse
+import sys
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -36,22 +36,13 @@ from mlbench_padchest.lungcrop import LungCrop
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "data" / "nih"
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import describe_machine  # noqa: E402
+
 
 def machine() -> str:
-    """CPU model, cores, library versions: figures mean nothing without them."""
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    load = ", load average %.1f" % os.getloadavg()[0] if hasattr(os, "getloadavg") else ""
-    return (f"{model}, {os.cpu_count()} logical cores{load}, Python {platform.python_version()}, "
-            f"OpenCV {cv2.__version__}, numpy {np.__version__}, torch {torch.__version__}")
+    """The machine the figures were measured on (benchmarks/_machine.py)."""
+    return describe_machine()
 
 
 def fastest(action, repeat: int) -> float:
