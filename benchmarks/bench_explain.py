@@ -16,26 +16,23 @@ weights: timing does not depend on them.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
+import sys
 import time
+from pathlib import Path
 
 import torch
 
 from mlbench.backbones import timm_backbone
 from mlbench.explainers.gradcam import GradCAMExplainer
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import describe_machine  # noqa: E402
+
 
 def machine(device: torch.device) -> str:
-    """The device, CPU model, cores, torch threads and load: figures from busy machines differ."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = f", load {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
-    host = f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads{load}"
-    return f"cuda: {torch.cuda.get_device_name(device)} (host {host})" if device.type == "cuda" else f"cpu: {host}"
+    """The device used, then the host as every benchmark script names it (benchmarks/_machine.py)."""
+    where = f"cuda: {torch.cuda.get_device_name(device)}" if device.type == "cuda" else "cpu"
+    return f"{where} on {describe_machine()}"
 
 
 def best_time(fn, repeats: int, device: torch.device) -> tuple[float, object]:
@@ -80,7 +77,7 @@ def main() -> None:
     gap = float((fast.heatmaps - slow.heatmaps).abs().max())
 
     n = len(models) * args.images * len(labels)
-    print(f"machine: {machine(device)}; torch {torch.__version__}")
+    print(f"machine: {machine(device)}")
     print(f"models: {', '.join(f'{m} [{layer}]' for m, layer in zip(names, fast.target_layers))}")
     print(f"{len(models)} models x {args.images} images x {len(labels)} labels = {n} maps at {args.size} px")
     print(f"batched (mlbench gradcam):            {t_batched:8.3f} s  ({1000 * t_batched / n:7.2f} ms/map)")
