@@ -83,6 +83,7 @@ class RunOptions:
     only_backbones: Sequence[str] | None = None
     ensemble_only: bool = False
     n_boot: int = 1000  # patient-bootstrap replicates for the 95% CIs (0: no intervals)
+    compile: bool = False  # torch.compile the training step (a speed option; results are the same model)
     progress: bool = True
 
 
@@ -369,7 +370,7 @@ class Run:
                 state = train(model, loss_fn, self.recipe, train_images=images["train"],
                               train_targets=targets["train"], val_images=images["val"], val_targets=targets["val"],
                               checkpoint_dir=out_dir, device=self.device, augmenter_factory=augmenter_factory,
-                              progress=progress, name=name, group=self.group)
+                              progress=progress, name=name, group=self.group, compile=self.opts.compile)
             if not self.group.is_main:
                 return
             tables = []

@@ -98,12 +98,13 @@ def _mean_loss(model: nn.Module, loss_fn: nn.Module, images: torch.Tensor, targe
 def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images: torch.Tensor,
           train_targets: torch.Tensor, val_images: torch.Tensor, val_targets: torch.Tensor,
           checkpoint_dir: Path, device: torch.device, augmenter_factory: Callable[[int], Callable] | None = None,
-          progress: Any = None, name: str = "model", group: Group = SINGLE) -> TrainState:
+          progress: Any = None, name: str = "model", group: Group = SINGLE, compile: bool = False) -> TrainState:
     """Train with Adam and early stopping on validation loss; leave ``best.pt`` in ``checkpoint_dir``.
 
     ``augmenter_factory(seed)`` returns a batch augmenter (None: no augmentation). Under DDP
     (``group.world`` > 1) every rank walks the same shuffled order and takes its slice of each
-    global batch of ``recipe.batch_size`` images; rank 0 alone writes checkpoints.
+    global batch of ``recipe.batch_size`` images; rank 0 alone writes checkpoints. ``compile``
+    runs the training forward/backward through ``torch.compile``.
     """
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     last_path, best_path = checkpoint_dir / "last.pt", checkpoint_dir / "best.pt"
@@ -115,6 +116,8 @@ def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images:
     net = model
     if group.active:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if compile:
+        net = torch.compile(net)  # the weights stay shared with ``model``, which saving and eval use
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=recipe.lr)
     state = TrainState()

@@ -103,10 +103,12 @@ def results_table(board: pd.DataFrame, title: str) -> Table:
               help="Build ensembles and metrics in this RUN_DIR once every backbone has predictions.")
 @click.option("--bootstrap", "n_boot", default=1000, show_default=True, type=click.IntRange(min=0),
               help="Patient-bootstrap replicates for the 95% CIs (0: none).")
+@click.option("--compile", "use_compile", is_flag=True, help="torch.compile the training step (GPU speed option).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, backbones, loss, ensembles, loss_option,
                 backbone_option, no_crop, no_augment,
-                epochs, image_size, seed, device, workers, only_backbone, ensemble_only, n_boot, no_progress):
+                epochs, image_size, seed, device, workers, only_backbone, ensemble_only, n_boot, use_compile,
+                no_progress):
     """Run BENCHMARK end to end: split, preprocess, train, ensemble, score."""
     from mlbench.runner import RunOptions, make_recipe, run
 
@@ -122,7 +124,8 @@ def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, back
                       backbones=_names(backbones), loss=loss, ensembles=_names(ensembles),
                       crop=False if no_crop else None, augment=False if no_augment else None, max_epochs=epochs,
                       image_size=image_size, seed=seed, device=device, workers=workers, only_backbones=only_backbone or None,
-                      ensemble_only=bool(ensemble_only), n_boot=n_boot, progress=not no_progress)
+                      ensemble_only=bool(ensemble_only), n_boot=n_boot, compile=use_compile,
+                      progress=not no_progress)
     if ensemble_only:
         opts.out = ensemble_only
     elif out is not None:
