@@ -8,11 +8,11 @@ head, frozen first 10% of convs, in_chans 1, ``pretrained=False`` so nothing is 
 trained with Adam and the recipe's loss in two ways:
 
 data path
-    the body of :func:`mlbench.training.train`'s batch loop, using its own helpers: a uint8 host
-    tensor (n, S, S) gathered by a permutation slice, ``_to_device`` (pinned, non-blocking copy on
-    CUDA, scale to [0, 1], channels_last), the Table 2 :class:`Augmenter` on the device, the
-    ``_autocast`` context (bf16 on CUDA), forward, loss, backward, Adam step, and the per-step
-    ``float(loss)`` the loop uses for its running loss.
+    :func:`mlbench.training.train_step`, the step ``train`` itself runs: a uint8 host tensor
+    (n, S, S) gathered by a permutation slice, copied pinned and non-blocking on CUDA, scaled to
+    [0, 1], channels_last, the Table 2 :class:`Augmenter` on the device, bf16 autocast on CUDA,
+    forward, loss, backward, Adam step; the loss is read once per measurement, as ``train`` reads
+    it once per epoch.
 ceiling
     the same model, loss and optimizer fed float batches that already sit on the device: no
     gather, no copy, no augmentation, no per-step host sync. Nothing can train faster.
@@ -53,7 +53,7 @@ from _machine import describe_machine
 from mlbench.preprocessing.augment import Augmenter
 from mlbench.registry import get_registry
 from mlbench.runner import _resolve_backbone
-from mlbench.training import _autocast, _mean_loss, _to_device, pick_device
+from mlbench.training import _mean_loss, _to_device, optimize, pick_device, train_step
 
 PAPER_BACKBONES = ("densenet201", "efficientnet_b0", "inception_v3", "inception_resnet_v2", "legacy_xception")
 # Inception-v3 and Inception-ResNet-v2 need >= 75 px: the CPU default size of 64 px suits these two.
@@ -124,25 +124,17 @@ def measure(name: str, *, size: int, batch: int, steps: int, warmup: int, rounds
     cursor = 0
 
     def data_path_steps(n: int) -> None:
-        # mlbench.training.train's batch loop body, line for line.
+        # The step mlbench.training.train runs, on a pool of host images.
         nonlocal order, cursor
-        running = 0.0
+        running = torch.zeros(())
         for _ in range(n):
             if cursor + batch > n_pool:  # a new "epoch" over the pool
                 order, cursor = torch.randperm(n_pool, generator=generator), 0
             idx = order[cursor:cursor + batch]
             cursor += batch
-            x = _to_device(host_images[idx], device)
-            y = host_targets[idx].to(device, non_blocking=True)
-            if augmenter is not None:
-                x = augmenter(x)
-            with _autocast(device):
-                logits = model(x)
-            loss = loss_fn(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            running += float(loss.detach()) * len(idx)
+            running = running + train_step(model, loss_fn, optimizer, host_images, host_targets, idx, device,
+                                           augmenter) * len(idx)
+        float(running)  # one sync per measurement, as train() reads the loss once per epoch
 
     fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     device_batches = [(torch.rand(batch, 1, size, size, device=device).contiguous(memory_format=fmt),
@@ -151,12 +143,7 @@ def measure(name: str, *, size: int, batch: int, steps: int, warmup: int, rounds
     def ceiling_steps(n: int) -> None:
         for step in range(n):
             x, y = device_batches[step % len(device_batches)]
-            with _autocast(device):
-                logits = model(x)
-            loss = loss_fn(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            optimize(model, loss_fn, optimizer, x, y, device)
 
     val_batch = batch * 4  # what train() passes to _mean_loss
     val_images, val_targets = host_images[:val_batch], host_targets[:val_batch]

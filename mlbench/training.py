@@ -95,6 +95,29 @@ def _mean_loss(model: nn.Module, loss_fn: nn.Module, images: torch.Tensor, targe
     return total / max(count, 1)
 
 
+def optimize(net: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+             y: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """One forward/backward/update on a batch already on the device; the loss stays on the device."""
+    with _autocast(device):
+        logits = net(x)
+    loss = loss_fn(logits.float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+def train_step(net: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
+               targets: torch.Tensor, idx: torch.Tensor, device: torch.device,
+               augment: Callable | None = None) -> torch.Tensor:
+    """The data path plus one update: gather uint8 rows ``idx`` -> device -> [0, 1] -> augment -> optimize."""
+    x = _to_device(images[idx], device)
+    y = targets[idx].to(device, non_blocking=True)
+    if augment is not None:
+        x = augment(x)
+    return optimize(net, loss_fn, optimizer, x, y, device)
+
+
 def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images: torch.Tensor,
           train_targets: torch.Tensor, val_images: torch.Tensor, val_targets: torch.Tensor,
           checkpoint_dir: Path, device: torch.device, augmenter_factory: Callable[[int], Callable] | None = None,
@@ -149,17 +172,7 @@ def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images:
             progress.reset(batch_task, total=steps)
         for step in range(steps):
             idx = order[step * recipe.batch_size:(step + 1) * recipe.batch_size][group.rank::group.world]
-            x = _to_device(train_images[idx], device)
-            y = train_targets[idx].to(device, non_blocking=True)
-            if augment is not None:
-                x = augment(x)
-            with _autocast(device):
-                logits = net(x)
-            loss = loss_fn(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            running += loss.detach() * len(idx)
+            running += train_step(net, loss_fn, optimizer, train_images, train_targets, idx, device, augment) * len(idx)
             if progress:
                 progress.advance(batch_task)
         val_loss = _mean_loss(model, loss_fn, val_images, val_targets, device, recipe.batch_size * 4, group)
