@@ -95,7 +95,7 @@ def test_killed_build_resumes(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done_before = shards()
-    assert 1 <= len(done_before) < 4, "kill the build between shards"
+    assert 0 < len(done_before) < 4, "kill the build between shards"
     kept = {p: p.stat().st_mtime_ns for p in done_before}
     cache = build_cache(items, Resize(16), 16, tmp_path / "cache", workers=1, shard_size=16)
     assert all(p.stat().st_mtime_ns == t for p, t in kept.items())

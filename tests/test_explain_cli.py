@@ -17,20 +17,12 @@ from mlbench.cli import main
 from mlbench.explainers import ExplainError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """A finished run of padchest-specific on a small demo corpus (the real runner, real files)."""
     from mlbench.runner import RunOptions, run
 
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("explain")
     demo = root / "demo-data"
     result = run(RunOptions(benchmark="padchest-specific", out=root / "run", demo=True, demo_dir=demo,

@@ -19,14 +19,6 @@ from mlbench.explainers.gradcam import GradCAMExplainer, normalize_maps
 from mlbench.explainers.target_layer import feature_stages, find_target_layer
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Two OpenMP threads on a busy 2-core machine are many times slower than one.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _bar_model() -> nn.Module:
     """Two hand-set detectors: label 0 fires on vertical bars, label 1 on horizontal bars.
