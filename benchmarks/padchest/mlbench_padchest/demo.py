@@ -81,6 +81,7 @@ import pandas as pd
 
 from mlbench import io
 from mlbench.data import DataSource
+from mlbench.demo import mark_synthetic
 from mlbench_padchest.labels import SPECIFIC_LABELS
 
 GENERATOR_VERSION = "1"
@@ -88,7 +89,6 @@ CSV_NAME = "PADCHEST_demo_labels.csv"
 IMAGES_DIR = "images"
 FINDINGS_NAME = "findings.csv"
 LUNGS_NAME = "lungs.csv"
-MARKER_NAME = "mlbench-demo.json"
 LABELSETS_FILE = "demo_labelsets.json"
 
 # PadChest's CSV columns, in its order (after the unnamed index column).
@@ -1063,10 +1063,9 @@ def write_demo_corpus(out_dir: str | Path, *, seed: int = 0, n_patients: int = D
                   .to_csv(index=False, lineterminator="\n"))
     io.write_text(out / LUNGS_NAME, pd.DataFrame(lung_rows, columns=["image_id", "side", "x0", "y0", "x1", "y1"])
                   .to_csv(index=False, lineterminator="\n"))
-    io.write_json(out / MARKER_NAME, {
+    mark_synthetic(out, **{
         "generator": "mlbench_padchest.demo",
         "generator_version": GENERATOR_VERSION,
-        "synthetic": True,
         "statement": "Synthetic data: drawn images in PadChest's format, not radiographs of any person. "
                      "Label sets follow the real PadChest PA label frequencies; images are drawn.",
         "seed": seed,

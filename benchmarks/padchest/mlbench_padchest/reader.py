@@ -20,12 +20,12 @@ from typing import Iterable
 import pandas as pd
 
 from mlbench.data import DataSource, DatasetError, Records, Skip
+from mlbench.demo import SYNTHETIC_KIND, is_marked_synthetic
 from mlbench.io import sha256_file
 
 REQUIRED_COLUMNS = ("ImageID", "ImageDir", "PatientID", "Projection", "Labels")
 OPTIONAL_COLUMNS = ("StudyID",)
 # Written by the demo generator beside its CSV: the records are then synthetic, not PadChest.
-DEMO_MARKER = "mlbench-demo.json"
 # Labels that carry no finding: PadChest's "exclude" marks a discarded report, '' a stray comma.
 IGNORED_LABELS = frozenset({"", "exclude"})
 # How pandas and spreadsheets write a missing Labels cell.
@@ -181,7 +181,7 @@ def _records(raw: pd.DataFrame, csv_path: Path, images: Path, projections: Itera
         out["findings"].append(tuple(sorted(findings)))
 
     frame = pd.DataFrame(out, columns=list(FRAME_COLUMNS))
-    kind = "synthetic" if (csv_path.parent / DEMO_MARKER).is_file() else "padchest"
+    kind = SYNTHETIC_KIND if is_marked_synthetic(csv_path) else "padchest"
     return Records(frame=frame, kind=kind, source_sha256=sha256_file(csv_path), skipped=skipped)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlbench.demo import MARKER_NAME
 from mlbench_padchest import demo
 from mlbench_padchest.labels import PA_COUNTS, SPECIFIC_LABELS
 
@@ -109,7 +110,7 @@ def test_findings_sidecar_matches_each_frontal_images_labels(corpus, table):
 
 
 def test_marker_labels_the_corpus_synthetic_and_the_reader_reads_it(corpus, table):
-    marker = json.loads((corpus / demo.MARKER_NAME).read_text(encoding="utf-8"))
+    marker = json.loads((corpus / MARKER_NAME).read_text(encoding="utf-8"))
     assert marker["synthetic"] is True and "synthetic" in marker["statement"].lower()
     assert marker["seed"] == 0 and marker["generator_version"] == demo.GENERATOR_VERSION
     assert marker["parameters"] == {"n_patients": N_PATIENTS, "image_size": SIZE, "n_corrupt": 1}

@@ -9,7 +9,8 @@ import pytest
 
 from mlbench.data import DataSource, DatasetError
 from mlbench_padchest.dataset import PadChestDataset
-from mlbench_padchest.reader import DEMO_MARKER, read_padchest_csv, unsafe_name_reason
+from mlbench.demo import MARKER_NAME as DEMO_MARKER
+from mlbench_padchest.reader import read_padchest_csv, unsafe_name_reason
 from mlbench_padchest.tree import known_labels
 
 # (ImageID, ImageDir, PatientID, StudyID, Projection, Labels)
