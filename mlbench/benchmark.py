@@ -85,6 +85,9 @@ class Benchmark:
     split_seed: int = 0
     description: str = ""
     demo_options: Mapping[str, Any] = field(default_factory=dict)
+    # The published leaderboard shipped as package data, e.g.
+    # ``importlib.resources.files("my_plugin") / "leaderboards" / "my-bench.parquet"`` (None: no board).
+    published_board: Any = None
 
     def __post_init__(self) -> None:
         if len(set(self.labels)) != len(self.labels):

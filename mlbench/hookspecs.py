@@ -43,5 +43,10 @@ def register_preprocessors(register):
 
 
 @hookspec
+def register_samplers(register):
+    """Register training samplers: ``factory(labels, seed, **options)`` with ``epoch(i) -> indices``."""
+
+
+@hookspec
 def register_benchmarks(register):
     """Register benchmarks: ``factory() -> mlbench.benchmark.Benchmark``."""

@@ -24,6 +24,7 @@ KINDS: dict[str, str] = {
     "ensemble": "register_ensembles",
     "explainer": "register_explainers",
     "preprocessor": "register_preprocessors",
+    "sampler": "register_samplers",
     "benchmark": "register_benchmarks",
 }
 
