@@ -28,7 +28,7 @@ back to back, so a slow change of load cancels out within it. "prep ms/batch" ti
 path's own work without the model (gather, copy, scale, augment): when the ratio falls short,
 this says whether the data path or something else is to blame.
 
-Validation images/s is :func:`mlbench.training._mean_loss` itself (no_grad, batches of 4 x the
+Validation images/s is :func:`mlbench.training.mean_loss` itself (no_grad, batches of 4 x the
 training batch), timed the same way. From both rates the script projects the wall time of the full
 padchest-specific baseline at the measured size and device: per epoch, every training image once
 plus the validation loss; after training, one prediction pass over validation and test. Counts
@@ -52,8 +52,7 @@ import torch
 from _machine import describe_machine
 from mlbench.preprocessing.augment import Augmenter
 from mlbench.registry import get_registry
-from mlbench.runner import _resolve_backbone
-from mlbench.training import _mean_loss, _to_device, optimize, pick_device, train_step
+from mlbench.training import build_backbone, mean_loss, optimize, pick_device, to_device, train_step
 
 PAPER_BACKBONES = ("densenet201", "efficientnet_b0", "inception_v3", "inception_resnet_v2", "legacy_xception")
 # Inception-v3 and Inception-ResNet-v2 need >= 75 px: the CPU default size of 64 px suits these two.
@@ -104,7 +103,7 @@ def measure(name: str, *, size: int, batch: int, steps: int, warmup: int, rounds
     recipe = bench.recipe.replace(pretrained=False, image_size=size, batch_size=batch)
     n_labels = len(bench.labels)
     torch.manual_seed(seed)
-    model = _resolve_backbone(registry, name, n_labels, recipe)
+    model = build_backbone(registry, name, n_labels, recipe)
     model.to(device)
     if device.type == "cuda":  # as mlbench.training.train does
         model.to(memory_format=torch.channels_last)
@@ -145,21 +144,21 @@ def measure(name: str, *, size: int, batch: int, steps: int, warmup: int, rounds
             x, y = device_batches[step % len(device_batches)]
             optimize(model, loss_fn, optimizer, x, y, device)
 
-    val_batch = batch * 4  # what train() passes to _mean_loss
+    val_batch = batch * 4  # what train() passes to mean_loss
     val_images, val_targets = host_images[:val_batch], host_targets[:val_batch]
 
     def prep_steps(n: int) -> None:
         # Only what the data path adds before the model: where its time goes when the ratio drops.
         for step in range(n):
             idx = order[(step * batch) % (n_pool - batch + 1):][:batch]
-            x = _to_device(host_images[idx], device)
+            x = to_device(host_images[idx], device)
             host_targets[idx].to(device, non_blocking=True)
             if augmenter is not None:
                 augmenter(x)
 
     def eval_steps(n: int) -> None:
         for _ in range(n):
-            _mean_loss(model, loss_fn, val_images, val_targets, device, val_batch)
+            mean_loss(model, loss_fn, val_images, val_targets, device, val_batch)
         model.train()
 
     ceiling_steps(warmup)

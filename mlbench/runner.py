@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 import torch
 
 import mlbench
-from mlbench import leaderboard, manifest, predictions
+from mlbench import checkpoint, leaderboard, manifest, predictions
 from mlbench.benchmark import Benchmark, Recipe
 from mlbench.data import DataSource, Records, Skip
 from mlbench.data.labels import label_matrix
@@ -43,7 +43,7 @@ from mlbench.metrics import MetricWarning
 from mlbench.stats import metric_intervals
 from mlbench.preprocessing.cache import Cache, build_cache
 from mlbench.registry import PluginError, Registry, get_registry
-from mlbench.training import pick_device, predict, train
+from mlbench.training import backbone_plugin, build_backbone, pick_device, predict, train
 
 SPLITS = ("train", "val", "test")
 BOOTSTRAP_SEED = 0
@@ -139,38 +139,6 @@ def _versions(registry: Registry, used: dict[str, Sequence[str]]) -> dict[str, A
             "python": platform.python_version(), "plugins": plugins}
 
 
-def _accepted(factory: Any, options: dict[str, Any]) -> dict[str, Any]:
-    """The subset of ``options`` that ``factory`` names (all of them if it takes ``**kwargs``)."""
-    try:
-        params = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):
-        return options
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return options
-    names = {p.name for p in params}
-    return {k: v for k, v in options.items() if k in names}
-
-
-def _resolve_backbone(registry: Registry, name: str, num_labels: int, recipe: Recipe) -> torch.nn.Module:
-    """A registered backbone name, or ``timm:MODEL`` for any timm model.
-
-    The recipe's head options (head_units, dropout, freeze_fraction) are offered to the factory;
-    a third-party factory receives those it names. ``recipe.backbone_options[name]`` always goes in.
-    """
-    plugin, model_name = name.split(":", 1) if ":" in name else (name, None)
-    offered = dict(head_units=recipe.head_units, dropout=recipe.dropout, freeze_fraction=recipe.freeze_fraction)
-    options = {**_accepted(registry.get("backbone", plugin).factory, offered),
-               **recipe.backbone_options.get(name, {})}
-    if model_name:
-        options["model_name"] = model_name
-    return registry.create("backbone", plugin, num_labels=num_labels, in_chans=recipe.in_chans,
-                           pretrained=recipe.pretrained, **options)
-
-
-def _backbone_plugin(name: str) -> str:
-    return name.split(":", 1)[0]
-
-
 def _dir_name(name: str) -> str:
     return name.replace(":", "--").replace("/", "_")
 
@@ -205,7 +173,7 @@ class Run:
         self.registry.get("loss", self.recipe.loss)
         self.registry.get("preprocessor", self.recipe.active_preprocessor)
         for b in self.recipe.backbones:
-            self.registry.get("backbone", _backbone_plugin(b))
+            self.registry.get("backbone", backbone_plugin(b))
         for e in self.recipe.ensembles:
             self.registry.get("ensemble", e)
         unknown = [b for b in (self.opts.only_backbones or ()) if b not in self.recipe.backbones]
@@ -287,7 +255,7 @@ class Run:
                     "csv_sha256": records.source_sha256, "recipe": self.recipe.to_dict()}
         used = {"benchmark": [self.bench.name], "dataset": [self.bench.dataset], "loss": [self.recipe.loss],
                 "preprocessor": [self.recipe.active_preprocessor],
-                "backbone": sorted({_backbone_plugin(b) for b in self.recipe.backbones}),
+                "backbone": sorted({backbone_plugin(b) for b in self.recipe.backbones}),
                 "ensemble": list(self.recipe.ensembles)}
         self.versions = _versions(self.registry, used)
         fields = {**{k: v for k, v in identity.items() if k != "recipe"}, "recipe": self.recipe.to_dict(),
@@ -357,7 +325,7 @@ class Run:
             loss_fn = self.registry.create("loss", self.recipe.loss, label_counts=counts, n_samples=len(tr),
                                            **dict(self.recipe.loss_options))
             torch.manual_seed(self.recipe.seed)
-            model = _resolve_backbone(self.registry, name, len(self.bench.labels), self.recipe)
+            model = build_backbone(self.registry, name, len(self.bench.labels), self.recipe)
             images = {s: torch.from_numpy(self.cache.load(self.frame["image_id"].iloc[self._rows(s)].tolist()))
                       for s in SPLITS}
             targets = {s: torch.from_numpy(self.Y[self._rows(s)]) for s in SPLITS}
@@ -541,8 +509,8 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "cpu", regist
         best = run_dir / "backbones" / _dir_name(name) / "best.pt"
         if not best.exists():
             raise RunError(f"{run_dir}: backbone '{name}' has no best.pt; the run did not train it")
-        model = _resolve_backbone(registry, name, len(bench.labels), recipe.replace(pretrained=False))
-        model.load_state_dict(torch.load(best, map_location=device, weights_only=False)["model"])
+        model = build_backbone(registry, name, len(bench.labels), recipe.replace(pretrained=False))
+        model.load_state_dict(checkpoint.load(best, device=device)["model"])
         models[name] = model.to(device).eval()
     split = pq.read_table(run_dir / "split.parquet").to_pandas()
     return TrainedRun(run_dir, m, bench, recipe, models, split, registry)

@@ -10,6 +10,7 @@ epoch, reaches the same result as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import time
 from dataclasses import dataclass, field
@@ -22,7 +23,8 @@ from torch import nn
 
 from mlbench.benchmark import Recipe
 from mlbench.distributed import SINGLE, Group
-from mlbench.io import atomic_path, read_json, write_json
+from mlbench import checkpoint
+from mlbench.io import read_json, write_json
 
 
 @dataclass
@@ -50,17 +52,12 @@ def _autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
-def _to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+def to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
     """uint8 (b, h, w) on the host -> float (b, 1, h, w) in [0, 1] on the device."""
     if device.type == "cuda":
         batch = batch.pin_memory().to(device, non_blocking=True)
         return (batch.unsqueeze(1).float() / 255.0).contiguous(memory_format=torch.channels_last)
     return batch.unsqueeze(1).float() / 255.0
-
-
-def _save(path: Path, obj: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
 
 
 @torch.no_grad()
@@ -69,7 +66,7 @@ def predict(model: nn.Module, images: torch.Tensor, device: torch.device, batch_
     model.eval()
     out = []
     for start in range(0, len(images), batch_size):
-        x = _to_device(images[start:start + batch_size], device)
+        x = to_device(images[start:start + batch_size], device)
         with _autocast(device):
             logits = model(x)
         out.append(torch.sigmoid(logits.float()).cpu())
@@ -77,7 +74,7 @@ def predict(model: nn.Module, images: torch.Tensor, device: torch.device, batch_
 
 
 @torch.no_grad()
-def _mean_loss(model: nn.Module, loss_fn: nn.Module, images: torch.Tensor, targets: torch.Tensor,
+def mean_loss(model: nn.Module, loss_fn: nn.Module, images: torch.Tensor, targets: torch.Tensor,
                device: torch.device, batch_size: int, group: Group = SINGLE) -> float:
     """Mean loss over all images; under DDP each rank scores its share and the sums are reduced."""
     model.eval()
@@ -85,7 +82,7 @@ def _mean_loss(model: nn.Module, loss_fn: nn.Module, images: torch.Tensor, targe
     total, count = 0.0, 0
     for start in range(0, len(mine), batch_size):
         idx = mine[start:start + batch_size]
-        x = _to_device(images[idx], device)
+        x = to_device(images[idx], device)
         y = targets[idx].to(device)
         with _autocast(device):
             logits = model(x)
@@ -111,7 +108,7 @@ def train_step(net: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Optimi
                targets: torch.Tensor, idx: torch.Tensor, device: torch.device,
                augment: Callable | None = None) -> torch.Tensor:
     """The data path plus one update: gather uint8 rows ``idx`` -> device -> [0, 1] -> augment -> optimize."""
-    x = _to_device(images[idx], device)
+    x = to_device(images[idx], device)
     y = targets[idx].to(device, non_blocking=True)
     if augment is not None:
         x = augment(x)
@@ -145,7 +142,7 @@ def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images:
     optimizer = torch.optim.Adam(params, lr=recipe.lr)
     state = TrainState()
     if last_path.exists():  # resume
-        saved = torch.load(last_path, map_location=device, weights_only=False)
+        saved = checkpoint.load(last_path, device=device, keys=("model", "optimizer", "state"))
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         state = TrainState(**saved["state"])
@@ -175,7 +172,7 @@ def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images:
             running += train_step(net, loss_fn, optimizer, train_images, train_targets, idx, device, augment) * len(idx)
             if progress:
                 progress.advance(batch_task)
-        val_loss = _mean_loss(model, loss_fn, val_images, val_targets, device, recipe.batch_size * 4, group)
+        val_loss = mean_loss(model, loss_fn, val_images, val_targets, device, recipe.batch_size * 4, group)
         running = group.sum([float(running)], device)[0]
         record = {"epoch": epoch, "train_loss": running / n, "val_loss": val_loss,
                   "seconds": time.perf_counter() - started}
@@ -184,11 +181,11 @@ def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images:
         if val_loss < state.best_val_loss - recipe.min_delta:
             state.best_val_loss, state.best_epoch, state.bad_epochs = val_loss, epoch, 0
             if group.is_main:
-                _save(best_path, {"model": model.state_dict(), "epoch": epoch, "val_loss": val_loss})
+                checkpoint.save(best_path, {"model": model.state_dict(), "epoch": epoch, "val_loss": val_loss})
         else:
             state.bad_epochs += 1
         if group.is_main:
-            _save(last_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            checkpoint.save(last_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                               "state": state.__dict__})
         if progress:
             progress.update(epoch_task, completed=state.epoch,
@@ -197,7 +194,7 @@ def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images:
         progress.remove_task(batch_task)
         progress.remove_task(epoch_task)
     group.barrier()  # rank 0 has written best.pt
-    best = torch.load(best_path, map_location=device, weights_only=False)
+    best = checkpoint.load(best_path, device=device)
     model.load_state_dict(best["model"])
     if group.is_main:
         write_json(checkpoint_dir / "history.json", {"best_epoch": state.best_epoch,
@@ -208,3 +205,36 @@ def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images:
 
 def load_history(checkpoint_dir: Path) -> dict[str, Any]:
     return read_json(checkpoint_dir / "history.json")
+
+
+def accepted_options(factory: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """The subset of ``options`` that ``factory`` names (all of them if it takes ``**kwargs``)."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return options
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return options
+    names = {p.name for p in params}
+    return {k: v for k, v in options.items() if k in names}
+
+
+def build_backbone(registry: "Registry", name: str, num_labels: int, recipe: Recipe) -> torch.nn.Module:
+    """A registered backbone name, or ``timm:MODEL`` for any timm model.
+
+    The recipe's head options (head_units, dropout, freeze_fraction) are offered to the factory;
+    a third-party factory receives those it names. ``recipe.backbone_options[name]`` always goes in.
+    """
+    plugin, model_name = name.split(":", 1) if ":" in name else (name, None)
+    offered = dict(head_units=recipe.head_units, dropout=recipe.dropout, freeze_fraction=recipe.freeze_fraction)
+    options = {**accepted_options(registry.get("backbone", plugin).factory, offered),
+               **recipe.backbone_options.get(name, {})}
+    if model_name:
+        options["model_name"] = model_name
+    return registry.create("backbone", plugin, num_labels=num_labels, in_chans=recipe.in_chans,
+                           pretrained=recipe.pretrained, **options)
+
+
+def backbone_plugin(name: str) -> str:
+    """The plugin part of a backbone name (``timm:convnext_tiny`` -> ``timm``)."""
+    return name.split(":", 1)[0]

@@ -195,8 +195,8 @@ def test_rotation_range_is_in_degrees():
 def test_sampling_grid_matches_affine_grid():
     import torch.nn.functional as F
 
-    from mlbench.preprocessing.augment import _sampling_grid
+    from mlbench.preprocessing.augment import sampling_grid
 
     matrix = torch.randn(5, 2, 3)
     expected = F.affine_grid(matrix, [5, 1, 12, 20], align_corners=False)
-    torch.testing.assert_close(_sampling_grid(matrix, 12, 20), expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(sampling_grid(matrix, 12, 20), expected, atol=1e-5, rtol=0)
