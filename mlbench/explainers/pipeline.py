@@ -19,16 +19,22 @@ What ``mlbench explain`` does (the CLI only parses options and calls :func:`expl
 Files in ``out``: ``<image>/<label>.png`` (one panel per shown label), ``<image>/std.png``,
 ``<image>/explanation.json``, ``cam_scores.csv`` (one row per scored finding) and ``explain.json``
 (the whole call: settings, target layers, counts, skipped items and the score summary).
+``<image>`` is the image's file stem made file-name-safe, with a short hash of its id added when
+another image of the call, or earlier output in ``out``, has that name (``explain.json``'s
+``folders`` maps each id to its folder); an image's folder never receives another image's files.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -130,8 +136,67 @@ def explain_images(trained, images: torch.Tensor, labels: Sequence[str], explain
 
 
 def slug(text: str) -> str:
-    """A file-name-safe form of a label or image id."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "item"
+    """A file-name-safe form of a label or image id (never ``.``, ``..`` or a hidden name)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:MAX_SLUG] or "item"
+
+
+MAX_SLUG = 120  # leaves room for a digest suffix under the usual 255-byte file-name limit
+
+
+def unique_names(keys: Sequence[str], stem: Callable[[str], str] = lambda key: key,
+                 taken: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """One file-name-safe name per key that no other key shares, also on a case-insensitive disk.
+
+    A key gets ``slug(stem(key))`` when no other key slugs to it (or ``taken`` says the name holds
+    this key's output), else that slug plus the first 8
+    hex digits of the key's sha256 (the full digest if even that is in use). ``taken`` holds names
+    already in use, each with the key whose output it holds (None: something else's), so earlier
+    output of another image is never overwritten. Keys are named in sorted order: the same keys
+    and ``taken`` always give the same names.
+    """
+    owners = {name.lower(): owner for name, owner in (taken or {}).items()}
+    bases = {key: slug(stem(key)) for key in keys}
+    counts = Counter(base.lower() for base in bases.values())
+    used: set[str] = set()
+    names: dict[str, str] = {}
+    for key in sorted(bases):
+        base, digest = bases[key], hashlib.sha256(key.encode()).hexdigest()
+        plain = counts[base.lower()] == 1 or owners.get(base.lower()) == key  # alone, or its own earlier output
+        candidates = ([base] if plain else []) + [f"{base}-{digest[:8]}", f"{base}-{digest}"]
+        for name in candidates:
+            folded = name.lower()
+            if folded not in used and owners.get(folded, key) == key:
+                break
+        else:  # would take a sha256 collision
+            raise ExplainError(f"no free output name for {key!r}")
+        used.add(folded)
+        names[key] = name
+    return names
+
+
+def _output_folders(out: Path, items: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """Image id -> its folder in ``out``: unique in this call and never another image's earlier output.
+
+    ``items`` maps each image id to what identifies its image (written into explanation.json); an
+    existing folder is reused only for the image whose identity it records.
+    """
+    taken: dict[str, str | None] = {}
+    by_identity = {json.dumps(dict(identity), sort_keys=True): key for key, identity in items.items()}
+    if out.is_dir():
+        for entry in out.iterdir():
+            owner = None
+            try:
+                if entry.is_dir() and not any(entry.iterdir()):
+                    continue  # an empty folder holds nobody's output
+                recorded = json.loads((entry / "explanation.json").read_text())
+                identity = {k: recorded.get(k) for k in ("image_id", "file") if recorded.get(k) is not None}
+                owner = by_identity.get(json.dumps(identity, sort_keys=True))
+            except (OSError, ValueError, AttributeError):
+                pass  # a file, or a folder without a readable explanation: not ours to overwrite
+            taken[entry.name] = owner
+    for own_file in ("explain.json", "cam_scores.csv"):
+        taken.setdefault(own_file, None)
+    return unique_names(list(items), stem=lambda key: Path(key).stem, taken=taken)
 
 
 def _sidecar(request_path: Path | None, manifest: Mapping[str, Any], name: str) -> Path | None:
@@ -288,6 +353,11 @@ def explain_run(request: ExplainRequest, registry=None) -> ExplainReport:
         originals, display_note = _original_paths(trained)
         crops = trained.crops().set_index("image_id")
         cache = trained.cache()
+    # What identifies each image in its explanation.json: a file given by path is that file.
+    identities = ({i.image_id: {"image_id": i.image_id, "file": str(Path(i.original).resolve())} for i in items_all}
+                  if request.images else {i: {"image_id": i} for i in ids})
+    folders = _output_folders(out, identities)
+    panels = unique_names(labels, taken={"std": None})
 
     findings_path = _sidecar(request.boxes, trained.manifest, FINDINGS_FILE) if request.score else None
     lungs_path = _sidecar(request.lungs, trained.manifest, LUNGS_FILE) if request.score else None
@@ -328,10 +398,10 @@ def explain_run(request: ExplainRequest, registry=None) -> ExplainReport:
         for b, item in enumerate(batch):
             found, lung_boxes, box_skips = per_image_boxes[b]
             skipped.extend(box_skips)
-            score_rows += _write_image(out / slug(Path(item.image_id).stem), item, labels, names, union, shown[b],
-                                       found, lung_boxes, probs[:, b], scores[b], threshold, mean_maps[b],
-                                       std_maps[b], model_maps[:, b], explanation.target_layers, request,
-                                       explainer_name, tolerance)
+            score_rows += _write_image(out / folders[item.image_id], identities[item.image_id], item, labels,
+                                       panels, names, union, shown[b], found, lung_boxes, probs[:, b], scores[b],
+                                       threshold, mean_maps[b], std_maps[b], model_maps[:, b],
+                                       explanation.target_layers, request, explainer_name, tolerance)
 
     score_frame = pd.DataFrame(score_rows) if score_rows else None
     summary: list[dict[str, Any]] = []
@@ -359,6 +429,7 @@ def explain_run(request: ExplainRequest, registry=None) -> ExplainReport:
                          else "mean of every model's map, including models below the threshold"),
         "map_normalisation": "each model's map divided by its maximum before averaging",
         "target_layers": layers, "image_size": size, "images": ids, "split": request.split,
+        "folders": {i: folders[i] for i in ids},
         "display": display_note or "original film inside the crop box when readable, else the model input",
         "boxes": {"findings": str(findings_path) if findings_path else None,
                   "lungs": str(lungs_path) if lungs_path else None,
@@ -385,7 +456,8 @@ def _installed() -> bool:
         return False
 
 
-def _write_image(folder: Path, item: _Item, labels: Sequence[str], model_names: Sequence[str], union: Sequence[int],
+def _write_image(folder: Path, identity: Mapping[str, str], item: _Item, labels: Sequence[str],
+                 panel_names: Mapping[str, str], model_names: Sequence[str], union: Sequence[int],
                  shown: Sequence[int], found: Mapping[str, list], lung_boxes: list, probs: np.ndarray,
                  scores: np.ndarray, threshold: float, mean_maps: np.ndarray, std_maps: np.ndarray,
                  model_maps: np.ndarray, target_layers: Sequence[str], request: ExplainRequest,
@@ -436,7 +508,7 @@ def _write_image(folder: Path, item: _Item, labels: Sequence[str], model_names: 
                                                          for box in found[name]))
                                   for i, m in enumerate(model_names)}})
         if is_shown:
-            panel = f"{slug(name)}.png"
+            panel = f"{panel_names[name]}.png"
             title = render.panel_title(name, float(scores[j]), agreeing, n_models)
             render.write_png(folder / panel, render.overlay_png(xray, heat, title, boxes=found.get(name, ())))
             entry["panel"] = panel
@@ -445,7 +517,7 @@ def _write_image(folder: Path, item: _Item, labels: Sequence[str], model_names: 
     if std_panels:
         render.write_png(folder / "std.png", render.std_png(xray, std_panels, n_models))
     write_json(folder / "explanation.json", {
-        "image_id": item.image_id, "crop_box": list(item.crop), "display": display, "explainer": explainer_name,
+        **identity, "crop_box": list(item.crop), "display": display, "explainer": explainer_name,
         "models": list(model_names), "target_layers": list(target_layers), "threshold": threshold,
         "std_map": "std.png" if std_panels else None, "labels": entries,
     })
