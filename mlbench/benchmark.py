@@ -88,9 +88,20 @@ class Benchmark:
     # The published leaderboard shipped as package data, e.g.
     # ``importlib.resources.files("my_plugin") / "leaderboards" / "my-bench.parquet"`` (None: no board).
     published_board: Any = None
+    # A pinned test set (an official split): ``fixed_test(frame) -> bool per image`` over the
+    # benchmark's images (RECORD_COLUMNS and the reader's extra columns). Those images are the test
+    # split; the rest are split into train and val in the ratio of the first two fractions, and the
+    # third fraction is unused. None: all three subsets are stratified (mlbench.data.splits).
+    fixed_test: Callable[[Any], Any] | None = None
+    # Keep images that carry none of the labels (all-zero rows) instead of dropping them; an official
+    # test set that counts its normal films needs them.
+    keep_unlabelled: bool = False
 
     def __post_init__(self) -> None:
         if len(set(self.labels)) != len(self.labels):
             raise ValueError(f"benchmark '{self.name}': duplicate labels")
         if abs(sum(self.split_fractions) - 1.0) > 1e-9:
             raise ValueError(f"benchmark '{self.name}': split fractions must sum to 1, got {self.split_fractions}")
+        if self.fixed_test is not None and self.split_fractions[0] + self.split_fractions[1] <= 0:
+            raise ValueError(f"benchmark '{self.name}': a pinned test set needs positive train/val fractions, "
+                             f"got {self.split_fractions}")

@@ -7,6 +7,10 @@ asked directly for three subsets, then give every image its patient's subset. No
 row order, and RandomState's stream is fixed across numpy versions and machines, so the split is a
 function of (content, fractions, seed). On PadChest's padchest-specific set (58,909 patients,
 35 labels) this takes about half a second on one core.
+
+A benchmark may pin its test set (``Benchmark.fixed_test``, e.g. a dataset's official test list):
+those images are the test split, and only the other patients are stratified, into train and val
+in the ratio of the first two fractions (:func:`split_images`).
 """
 
 from __future__ import annotations
@@ -81,6 +85,51 @@ def patient_split(
     splits = np.asarray(SPLITS, dtype=object)[per_patient[codes]]
     assert_patient_disjoint(patient_ids, splits)
     return splits
+
+
+def pinned_test_mask(frame: pd.DataFrame, benchmark: Benchmark) -> np.ndarray | None:
+    """The benchmark's pinned test images as a bool array over ``frame`` (None: nothing pinned).
+
+    Raises SplitError when the mask is not one bool per image or splits a patient's images.
+    """
+    if benchmark.fixed_test is None:
+        return None
+    mask = np.asarray(benchmark.fixed_test(frame))
+    if mask.shape != (len(frame),) or mask.dtype != bool:
+        raise SplitError(f"benchmark '{benchmark.name}': fixed_test must give one bool per image "
+                         f"({len(frame)}), got dtype {mask.dtype} shape {mask.shape}")
+    pinned = pd.Series(mask).groupby(frame["patient_id"].astype(str).to_numpy()).nunique()
+    torn = pinned[pinned > 1]
+    if len(torn):
+        raise SplitError(f"benchmark '{benchmark.name}': fixed_test pins only some images of {len(torn)} "
+                         f"patient(s) ({', '.join(torn.index[:10])}); a test set must take whole patients")
+    return mask
+
+
+def split_images(frame: pd.DataFrame, Y: np.ndarray, benchmark: Benchmark, seed: int | None = None) -> np.ndarray:
+    """"train"/"val"/"test" per image by the benchmark's rule: its pinned test set, if any, else
+    :func:`patient_split` with its fractions. ``seed`` defaults to the benchmark's ``split_seed``."""
+    seed = benchmark.split_seed if seed is None else seed
+    patients = frame["patient_id"].astype(str).to_numpy()
+    pinned = pinned_test_mask(frame, benchmark)
+    if pinned is None:
+        return patient_split(patients.tolist(), Y, benchmark.split_fractions, seed)
+    train, val = benchmark.split_fractions[0], benchmark.split_fractions[1]
+    splits = np.full(len(frame), "test", dtype=object)
+    rest = ~pinned
+    splits[rest] = patient_split(patients[rest].tolist(), np.asarray(Y)[rest],
+                                 (train / (train + val), val / (train + val), 0.0), seed)
+    assert_patient_disjoint(patients.tolist(), splits)
+    return splits
+
+
+def target_fractions(benchmark: Benchmark, splits: Sequence[str]) -> tuple[float, float, float]:
+    """The fractions a split aimed at: the benchmark's, or with a pinned test set its actual share."""
+    if benchmark.fixed_test is None or len(splits) == 0:
+        return tuple(benchmark.split_fractions)
+    test = float(np.mean(np.asarray(splits) == "test"))
+    train, val = benchmark.split_fractions[0], benchmark.split_fractions[1]
+    return ((1 - test) * train / (train + val), (1 - test) * val / (train + val), test)
 
 
 def split_hash(image_ids: Sequence[str], splits: Sequence[str]) -> str:
@@ -216,17 +265,18 @@ class BenchmarkSplit:
 def split_benchmark(records: Records, benchmark: Benchmark, *, seed: int | None = None) -> BenchmarkSplit:
     """Map ``records`` to ``benchmark``'s labels and split them by patient.
 
-    ``seed`` defaults to the benchmark's ``split_seed``; the fractions are the benchmark's.
+    ``seed`` defaults to the benchmark's ``split_seed``; the rule is :func:`split_images`.
     Images left with no benchmark label are dropped and returned in ``skipped``.
     """
     seed = benchmark.split_seed if seed is None else seed
     t0 = time.perf_counter()
     frame, Y, skipped = label_matrix(records, benchmark)
     t1 = time.perf_counter()
-    splits = patient_split(frame["patient_id"].tolist(), Y, benchmark.split_fractions, seed)
+    splits = split_images(frame, Y, benchmark, seed)
     t2 = time.perf_counter()
-    summary = split_summary(frame, Y, splits, benchmark.labels, benchmark.split_fractions)
+    summary = split_summary(frame, Y, splits, benchmark.labels, target_fractions(benchmark, splits))
     summary = {"benchmark": benchmark.name, "benchmark_version": benchmark.version, "seed": seed,
+               "pinned_test_set": benchmark.fixed_test is not None,
                "dataset_kind": records.kind, "csv_sha256": records.source_sha256,
                "images_without_benchmark_label": len(skipped), **summary}
     t3 = time.perf_counter()
