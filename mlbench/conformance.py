@@ -23,6 +23,11 @@ Every item the plugin registers is exercised on CPU with tiny inputs, as the run
   label set (at least one image gets a label).
 - explainer: explains two tiny CNNs on (2, 1, 32, 32) images: heatmaps (2, 2, K, 32, 32) in
   [0, 1] and probabilities (2, 2, K) in [0, 1].
+- sampler: built on a (1000, 7) training label matrix with PadChest-like imbalance, one absent
+  label and images without labels; epochs 0-2 are non-empty 1-D integer indices into the split,
+  the same when asked again and from a second sampler built with the same seed; 1-D labels
+  raise. A sampler that lists ``guarantees`` in its registration has them checked
+  (``SAMPLER_GUARANTEES``).
 
 A factory that needs options beyond the contract's arguments can list example values in its
 registration info: ``register(name, factory, conformance_options={"model_name": "resnet10t"})``.
@@ -57,7 +62,14 @@ CONTRACT_ARGS = {
     "loss": {"label_counts", "n_samples"},
     "backbone": {"num_labels", "in_chans", "pretrained"},
     "preprocessor": {"size"},
+    "sampler": {"labels", "seed"},
 }
+# What a sampler may promise in its registration (``guarantees=(...)``); conformance checks it.
+SAMPLER_GUARANTEES = {
+    "never-lowers-label-counts": "every label appears in an epoch at least as often as in the split",
+    "draws-every-label": "every label with a positive image appears in every epoch",
+}
+SAMPLER_EPOCHS = 3
 
 
 class ConformanceError(Exception):
@@ -370,9 +382,62 @@ def check_explainer(entry: PluginEntry, ctx: DemoData) -> list[str]:
     return ["two tiny CNNs, 2 images, 2 labels: (2, 2, 2, 32, 32) maps in [0, 1], (2, 2, 2) probabilities"]
 
 
+def demo_label_matrix(seed: int = 0) -> np.ndarray:
+    """(DEMO_SAMPLES, labels) 0/1 matrix with exactly DEMO_LABEL_COUNTS positives per label."""
+    rng = np.random.default_rng(seed)
+    Y = np.zeros((DEMO_SAMPLES, len(DEMO_LABEL_COUNTS)), dtype=np.uint8)
+    for j, count in enumerate(DEMO_LABEL_COUNTS):
+        Y[rng.choice(DEMO_SAMPLES, size=count, replace=False), j] = 1
+    return Y
+
+
+def check_sampler(entry: PluginEntry, ctx: DemoData) -> list[str]:
+    Y = demo_label_matrix()
+    options = _factory_options(entry, "sampler")
+    guarantees = tuple(entry.info.get("guarantees") or ())
+    unknown = [g for g in guarantees if g not in SAMPLER_GUARANTEES]
+    _check(not unknown, f"registration lists unknown guarantees {unknown}; known: {sorted(SAMPLER_GUARANTEES)}")
+    sampler = entry.factory(labels=Y.copy(), seed=3, **options)
+    _check(callable(getattr(sampler, "epoch", None)), "the factory's object has no epoch(i) method")
+    twin = entry.factory(labels=Y.copy(), seed=3, **options)
+    counts = Y.sum(axis=0)
+    lengths = []
+    for i in range(SAMPLER_EPOCHS):
+        indices = np.asarray(sampler.epoch(i))
+        where = f"epoch {i}"
+        _check(indices.ndim == 1 and np.issubdtype(indices.dtype, np.integer),
+               f"{where}: returned {indices.dtype} of shape {indices.shape}, expected 1-D integer indices")
+        _check(indices.size > 0, f"{where}: no index (every epoch must train on something)")
+        _check(int(indices.min()) >= 0 and int(indices.max()) < len(Y),
+               f"{where}: indices span [{indices.min()}, {indices.max()}], expected [0, {len(Y) - 1}]")
+        _check(np.array_equal(np.asarray(sampler.epoch(i)), indices), f"{where}: asked twice, gave different indices")
+        _check(np.array_equal(np.asarray(twin.epoch(i)), indices),
+               f"{where}: a second sampler with the same seed gave different indices")
+        seen = Y[indices].sum(axis=0)
+        if "never-lowers-label-counts" in guarantees:
+            lowered = [j for j in range(len(counts)) if seen[j] < counts[j]]
+            _check(not lowered, f"{where}: labels {lowered} appear {seen[lowered].tolist()} times, fewer than in "
+                   f"the split ({counts[lowered].tolist()}), though the sampler guarantees never-lowers-label-counts")
+        if "draws-every-label" in guarantees:
+            missed = [j for j in range(len(counts)) if counts[j] and not seen[j]]
+            _check(not missed, f"{where}: labels {missed} are never drawn, though the sampler guarantees "
+                   "draws-every-label")
+        lengths.append(indices.size)
+    try:
+        entry.factory(labels=Y[:, 0].copy(), seed=3, **options).epoch(0)
+    except Exception:  # noqa: BLE001 - any clear refusal will do
+        pass
+    else:
+        raise Failed("a 1-D label vector (no labels axis) gave indices instead of an error")
+    return [f"epochs 0-{SAMPLER_EPOCHS - 1}: non-empty indices in range (lengths {lengths})",
+            "deterministic for a seed (asked twice, and from a second sampler)",
+            *(f"guarantee {g}: {SAMPLER_GUARANTEES[g]}" for g in guarantees), "1-D labels raise"]
+
+
 CHECKS: dict[str, Callable[[PluginEntry, DemoData], list[str]]] = {
     "loss": check_loss, "backbone": check_backbone, "ensemble": check_ensemble, "preprocessor": check_preprocessor,
     "dataset": check_dataset, "benchmark": check_benchmark, "explainer": check_explainer,
+    "sampler": check_sampler,
 }
 
 
