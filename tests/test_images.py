@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import zlib
 from pathlib import Path
 
 import cv2
@@ -108,8 +109,9 @@ def test_corrupt_missing_empty_and_non_images(tmp_path):
     (tmp_path / "corrupt.png").write_bytes(bytes(data))
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "text.png").write_text("not an image")
-    cases = {"corrupt.png": "unreadable_image", "empty.png": "empty_image", "text.png": "unreadable_image",
-             "absent.png": "missing_file"}
+    (tmp_path / "headless.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    cases = {"corrupt.png": "unreadable_image", "empty.png": "empty_image", "text.png": "unsupported_format",
+             "headless.png": "unreadable_image", "absent.png": "missing_file"}
     for name, reason in cases.items():
         with pytest.raises(ImageReadError) as err:
             read_grayscale(tmp_path / name)
@@ -134,7 +136,145 @@ def test_absurd_sizes_are_refused_before_decoding(tmp_path):
 def test_header_size_reads_png_and_jpeg():
     assert header_size(encode(gradient(30, 70))) == (70, 30)
     assert header_size(encode(gradient(30, 70, np.uint8), ".jpg")) == (70, 30)
-    assert header_size(b"GIF89a....") is None
+    assert header_size(b"GIF89a....") is None  # cut short
+    assert header_size(b"P5\n70 30\n255\n") is None  # a format mlbench does not open
+
+
+# --- every format's size from its header, before any decoder runs ---------------------------
+
+
+def tiff(width: int, height: int, strip: bytes, *, order: str = "<", big: bool = False,
+         compression: int = 1) -> bytes:
+    """A one-strip 8-bit grey TIFF built by hand: either byte order, classic or BigTIFF."""
+    magic = (b"II" if order == "<" else b"MM") + struct.pack(order + "H", 43 if big else 42)
+    header = magic + (struct.pack(order + "HHQ", 8, 0, 0) if big else struct.pack(order + "I", 0))
+    strip_at = len(header)
+    ifd_at = strip_at + len(strip) + len(strip) % 2
+    short, long_ = 3, 4
+    entries = [(256, 16 if big else long_, width), (257, 16 if big else long_, height), (258, short, 8),
+               (259, short, compression), (262, short, 1), (273, long_, strip_at), (277, short, 1),
+               (278, long_, height), (279, long_, len(strip))]
+    value_size = 8 if big else 4
+    body = struct.pack(order + ("Q" if big else "H"), len(entries))
+    for tag, kind, value in entries:
+        packed = struct.pack(order + {3: "H", 4: "I", 16: "Q"}[kind], value).ljust(value_size, b"\0")
+        body += struct.pack(order + ("HHQ" if big else "HHI"), tag, kind, 1) + packed
+    body += b"\0" * value_size  # no next IFD
+    header = header[:4] + (struct.pack(order + "HHQ", 8, 0, ifd_at) if big else struct.pack(order + "I", ifd_at))
+    return header + strip + b"\0" * (len(strip) % 2) + body
+
+
+def gif(screen: tuple[int, int], frame: tuple[int, int]) -> bytes:
+    """A GIF with a two-colour palette, one comment extension and one (empty) frame."""
+    out = b"GIF89a" + struct.pack("<HHBBB", *screen, 0x80, 0, 0) + b"\0\0\0\xff\xff\xff"
+    out += b"\x21\xfe\x05hello\x00"  # an extension before the frame is skipped
+    return out + b"\x2c" + struct.pack("<HHHHB", 0, 0, *frame, 0) + b"\x02\x02\x4c\x01\x00\x3b"
+
+
+def webp_vp8x(width: int, height: int) -> bytes:
+    chunk = b"VP8X" + struct.pack("<I", 10) + b"\0" * 4 + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    return b"RIFF" + struct.pack("<I", 4 + len(chunk)) + b"WEBP" + chunk
+
+
+def _patched(data: bytes, at: int, value: bytes) -> bytes:
+    return data[:at] + value + data[at + len(value):]
+
+
+def _pil(image: np.ndarray, fmt: str, **options) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def test_header_size_matches_what_the_decoder_makes_for_every_format():
+    image = gradient(37, 53, np.uint8)
+    pixels = image.tobytes()
+    files = {
+        "tiff": encode(image, ".tif"), "tiff-deflate": _pil(image, "TIFF", compression="tiff_adobe_deflate"),
+        "tiff-le": tiff(53, 37, pixels), "tiff-be": tiff(53, 37, pixels, order=">"),
+        "bigtiff-le": tiff(53, 37, pixels, big=True), "bigtiff-be": tiff(53, 37, pixels, order=">", big=True),
+        "bmp": encode(image, ".bmp"), "bmp-top-down": None, "gif": _pil(image, "GIF"),
+        "webp-lossless": encode(image, ".webp"), "webp-lossy": _pil(image, "WEBP", quality=80),
+        "webp-extended": _pil(image, "WEBP", lossless=True, xmp=b"<x/>"),  # metadata needs the VP8X header
+    }
+    files["bmp-top-down"] = _patched(files["bmp"], 22, struct.pack("<i", -37))
+    assert files["webp-lossy"][12:16] == b"VP8 " and files["webp-extended"][12:16] == b"VP8X"
+    for name, data in files.items():
+        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        assert decoded is not None, name
+        assert header_size(data) == (decoded.shape[1], decoded.shape[0]) == (53, 37), name
+    for name in ("tiff-le", "tiff-be", "bigtiff-le", "bigtiff-be"):  # the hand-made TIFFs hold the pixels
+        np.testing.assert_array_equal(cv2.imdecode(np.frombuffer(files[name], np.uint8), cv2.IMREAD_UNCHANGED), image)
+
+
+def test_every_format_reads_as_grey(tmp_path):
+    image = gradient(37, 53, np.uint8)
+    files = {"a.tif": encode(gradient(37, 53), ".tif"), "a.bmp": encode(image, ".bmp"),
+             "a.gif": _pil(image, "GIF"), "a.webp": encode(image, ".webp")}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        out = read_grayscale(tmp_path / name, invert=False)
+        assert out.shape == (37, 53) and np.abs(out - image / 255.0).mean() < 0.01, name
+
+
+BOMBS = {  # a few hundred bytes each; decoded, each would take 400 MB to gigabytes
+    "deflate.tif": (tiff(20_000, 20_000, zlib.compress(bytes(20_000)), compression=8), (20_000, 20_000)),
+    "big-endian.tif": (tiff(20_000, 20_000, b"", order=">", compression=8), (20_000, 20_000)),
+    "bigtiff.tif": (tiff(200_000, 200_000, b"", big=True, compression=8), (200_000, 200_000)),
+    "huge.bmp": (_patched(encode(gradient(8, 8, np.uint8), ".bmp"), 18, struct.pack("<ii", 20_000, 20_000)),
+                 (20_000, 20_000)),
+    "screen.gif": (gif((20_000, 20_000), (8, 8)), (20_000, 20_000)),
+    "frame.gif": (gif((8, 8), (20_000, 20_000)), (20_000, 20_000)),  # a frame far beyond its screen
+    "lossless.webp": (_patched(encode(gradient(8, 8, np.uint8), ".webp"), 21,
+                               struct.pack("<I", 16_383 | 16_383 << 14)), (16_384, 16_384)),
+    "lossy.webp": (_patched(_pil(gradient(8, 8, np.uint8), "WEBP", quality=80), 26,
+                            struct.pack("<HH", 16_383, 16_383)), (16_383, 16_383)),
+    "extended.webp": (webp_vp8x(20_000, 20_000), (20_000, 20_000)),
+}
+
+
+@pytest.fixture
+def no_decoding(monkeypatch):
+    """Fails the test if OpenCV is asked to decode anything."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the decoder ran before the size check")
+
+    monkeypatch.setattr(cv2, "imdecode", refuse)
+    monkeypatch.setattr(cv2, "imread", refuse)
+
+
+@pytest.mark.parametrize("name", sorted(BOMBS))
+def test_image_bombs_are_refused_from_the_header(name, tmp_path, no_decoding):
+    data, size = BOMBS[name]
+    assert len(data) < 2_000 and header_size(data) == size
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(ImageReadError) as err:
+        read_grayscale(tmp_path / name)
+    assert err.value.reason == "too_large" and f"{size[0]} x {size[1]} pixels" in err.value.detail
+
+
+def test_formats_mlbench_cannot_size_are_refused_undecoded(tmp_path, no_decoding):
+    image = gradient(8, 8, np.uint8)
+    files = {"a.pgm": b"P5\n8 8\n255\n" + image.tobytes(), "a.hdr": b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n",
+             "a.ras": b"\x59\xa6\x6a\x95" + bytes(28), "a.jp2": b"\0\0\0\x0cjP  \r\n\x87\n",
+             "a.txt.png": b"not an image at all"}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ImageReadError) as err:
+            read_grayscale(tmp_path / name)
+        assert err.value.reason == "unsupported_format", name
+        assert "unsupported image format" in err.value.detail
+    # a known format whose header is cut short or points past the file: no size, no decoding
+    cut = {"cut.tif": b"II*\0\x08\0\0\0\x09\0", "far.tif": b"MM\0*\xff\xff\xff\xf0", "cut.gif": b"GIF89a\x08\0",
+           "cut.webp": b"RIFF\0\0\0\0WEBPVP8 ", "cut.bmp": b"BM" + bytes(12)}
+    for name, data in cut.items():
+        assert header_size(data) is None, name
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ImageReadError) as err:
+            read_grayscale(tmp_path / name)
+        assert err.value.reason == "unreadable_image", name
 
 
 def test_area_downscale_uses_whole_factors_and_keeps_the_mean():

@@ -1,9 +1,11 @@
 """Decoding X-ray files into float32 grayscale arrays in [0, 1] without losing 16-bit range.
 
-- PNG (8- and 16-bit) and JPEG; colour files are reduced to one channel, an alpha channel dropped.
+- PNG (8- and 16-bit), JPEG, TIFF (and BigTIFF), BMP, GIF and WebP; colour files are reduced to
+  one channel, an alpha channel dropped. Any other format is refused (``unsupported_format``).
 - EXIF orientation is ignored: detectors write pixels the way they should be read.
-- No decompression-bomb limit to trip over (OpenCV, not PIL), but a header check refuses absurd
-  sizes (``max_pixels``) before any memory is spent on them.
+- No decompression-bomb limit to trip over (OpenCV, not PIL), but every file's size is read from
+  its header and absurd sizes (``max_pixels``) are refused before the decoder runs: a few-kB
+  deflate TIFF or BMP can declare 20000 x 20000 pixels.
 - Truncated files are caught from their trailer (a PNG without its IEND chunk, a JPEG without its
   end-of-image marker) instead of trusting a decoder that may hand back half an image.
 - MONOCHROME1-style images (lungs white, bones black) are detected and turned the right way up,
@@ -29,7 +31,8 @@ JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
 class ImageReadError(Exception):
     """The file is missing, truncated or not an image; ``reason`` is a short code for manifests.
 
-    Reasons: ``missing_file``, ``empty_image``, ``truncated``, ``too_large``, ``unreadable_image``.
+    Reasons: ``missing_file``, ``empty_image``, ``truncated``, ``too_large``, ``unreadable_image``,
+    ``unsupported_format``.
     """
 
     def __init__(self, path: str | Path, reason: str, detail: str = "") -> None:
@@ -37,26 +40,147 @@ class ImageReadError(Exception):
         super().__init__(f"{path}: {reason}{': ' + detail if detail else ''}")
 
 
-def header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG or JPEG header without decoding; None for other formats."""
-    if data.startswith(PNG_SIGNATURE) and len(data) >= 24 and data[12:16] == b"IHDR":
-        return struct.unpack(">II", data[16:24])
+# Magic bytes of the formats mlbench opens. Anything else is refused before a decoder sees it:
+# OpenCV also decodes PNM, PFM, HDR, Sun raster, JPEG 2000, AVIF, ... whose sizes are not checked here.
+FORMATS = {"png": "PNG", "jpeg": "JPEG", "tiff": "TIFF", "bigtiff": "BigTIFF", "bmp": "BMP", "gif": "GIF",
+           "webp": "WebP"}
+
+
+def image_format(data: bytes) -> str | None:
+    """The format's key in :data:`FORMATS` from the file's first bytes; None for any other format."""
+    if data.startswith(PNG_SIGNATURE):
+        return "png"
     if data.startswith(JPEG_START):
-        i = 2
-        while i + 9 <= len(data):
-            if data[i] != 0xFF:
-                return None
-            marker = data[i + 1]
-            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
-                i += 1 if marker == 0xFF else 2  # fill bytes and markers without a length
-                continue
-            length = struct.unpack(">H", data[i + 2:i + 4])[0]
-            # SOF0..SOF15 carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) are not frames.
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                height, width = struct.unpack(">HH", data[i + 5:i + 9])
-                return width, height
-            i += 2 + length
+        return "jpeg"
+    if data[:4] in (b"II*\0", b"MM\0*"):
+        return "tiff"
+    if data[:4] in (b"II+\0", b"MM\0+"):
+        return "bigtiff"
+    if data.startswith(b"BM"):
+        return "bmp"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
     return None
+
+
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of the image a decoder would allocate, read from the header without decoding.
+
+    Covers every format in :data:`FORMATS`; None for another format or a header that does not say
+    (cut short, malformed). Nothing here allocates more than the header's few bytes.
+    """
+    fmt = image_format(data)
+    if fmt is None:
+        return None
+    try:
+        size = _SIZERS[fmt](data)
+    except (struct.error, IndexError):  # the header ends early or points past the file
+        return None
+    return None if size is None else (int(size[0]), int(size[1]))
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    return struct.unpack(">II", data[16:24]) if data[12:16] == b"IHDR" else None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    i = 2
+    while i + 9 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+            i += 1 if marker == 0xFF else 2  # fill bytes and markers without a length
+            continue
+        length = struct.unpack(">H", data[i + 2:i + 4])[0]
+        # SOF0..SOF15 carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) are not frames.
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack(">HH", data[i + 5:i + 9])
+            return width, height
+        i += 2 + length
+    return None
+
+
+TIFF_IMAGE_WIDTH, TIFF_IMAGE_LENGTH = 256, 257
+TIFF_INTEGER_TYPES = {3: "H", 4: "I", 16: "Q"}  # SHORT, LONG, LONG8 (BigTIFF)
+
+
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    """ImageWidth and ImageLength of the first IFD: the image OpenCV decodes from a TIFF."""
+    order = "<" if data[:2] == b"II" else ">"
+    if data[2:4] in (b"+\0", b"\0+"):  # BigTIFF: 8-byte offsets and counts, 20-byte entries
+        if struct.unpack(order + "H", data[4:6])[0] != 8:
+            return None
+        ifd = struct.unpack(order + "Q", data[8:16])[0]
+        count, first, entry_size, value_at = struct.unpack_from(order + "Q", data, ifd)[0], ifd + 8, 20, 12
+    else:
+        ifd = struct.unpack(order + "I", data[4:8])[0]
+        count, first, entry_size, value_at = struct.unpack_from(order + "H", data, ifd)[0], ifd + 2, 12, 8
+    found: dict[int, int] = {}
+    for k in range(count):
+        at = first + k * entry_size
+        if at + entry_size > len(data):
+            return None
+        tag, kind = struct.unpack_from(order + "HH", data, at)
+        if tag in (TIFF_IMAGE_WIDTH, TIFF_IMAGE_LENGTH):
+            if kind not in TIFF_INTEGER_TYPES:
+                return None
+            found[tag] = struct.unpack_from(order + TIFF_INTEGER_TYPES[kind], data, at + value_at)[0]
+            if len(found) == 2:
+                return found[TIFF_IMAGE_WIDTH], found[TIFF_IMAGE_LENGTH]
+    return None
+
+
+def _bmp_size(data: bytes) -> tuple[int, int] | None:
+    info_size = struct.unpack_from("<I", data, 14)[0]
+    if info_size == 12:  # BITMAPCOREHEADER: 16-bit sizes
+        return struct.unpack_from("<HH", data, 18)
+    if info_size < 16:
+        return None
+    width, height = struct.unpack_from("<ii", data, 18)
+    return (width, abs(height)) if width >= 0 else None  # a negative height means top-down rows
+
+
+def _gif_size(data: bytes) -> tuple[int, int] | None:
+    """The logical screen, widened to the first frame where that frame reaches beyond it."""
+    screen_w, screen_h, flags = struct.unpack_from("<HHB", data, 6)
+    i = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)  # skip the global colour table
+    while True:
+        block = data[i]
+        if block == 0x2C:  # image descriptor
+            left, top, width, height = struct.unpack_from("<HHHH", data, i + 1)
+            return max(screen_w, left + width), max(screen_h, top + height)
+        if block != 0x21:  # neither an extension: the trailer or garbage, no frame
+            return None
+        i += 2
+        while data[i]:  # sub-blocks up to the empty terminator
+            i += data[i] + 1
+        i += 1
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    chunk = data[12:16]
+    if chunk == b"VP8 ":  # lossy: a key frame's start code, then two 14-bit sizes
+        if data[23:26] != b"\x9d\x01\x2a":
+            return None
+        width, height = struct.unpack_from("<HH", data, 26)
+        return width & 0x3FFF, height & 0x3FFF
+    if chunk == b"VP8L":  # lossless: a signature byte, then 14 bits each of width - 1 and height - 1
+        if data[20] != 0x2F:
+            return None
+        bits = struct.unpack_from("<I", data, 21)[0]
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X":  # extended: the canvas, 24 bits each of width - 1 and height - 1
+        if len(data) < 30:
+            return None
+        return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+    return None
+
+
+_SIZERS = {"png": _png_size, "jpeg": _jpeg_size, "tiff": _tiff_size, "bigtiff": _tiff_size, "bmp": _bmp_size,
+           "gif": _gif_size, "webp": _webp_size}
 
 
 def is_truncated(data: bytes) -> bool:
@@ -70,7 +194,7 @@ def is_truncated(data: bytes) -> bool:
 
 
 def read_grayscale(path: str | Path, *, invert: bool | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Read a PNG/JPEG as (H, W) float32 in [0, 1], scaled by the file's bit depth.
+    """Read an image (see the module docstring for formats) as (H, W) float32 in [0, 1], scaled by the file's bit depth.
 
     ``invert``: True flips intensities (a MONOCHROME1 source), False keeps them, None (default)
     flips only when :func:`looks_inverted` says the lungs are brighter than the body.
@@ -82,13 +206,17 @@ def read_grayscale(path: str | Path, *, invert: bool | None = None, max_pixels: 
     data = path.read_bytes()
     if not data:
         raise ImageReadError(path, "empty_image", "the file has 0 bytes")
+    if image_format(data) is None:
+        raise ImageReadError(path, "unsupported_format",
+                             "unsupported image format (expected PNG, JPEG, TIFF, BMP, GIF or WebP)")
     size = header_size(data)
-    if size is not None:
-        width, height = size
-        if width == 0 or height == 0:
-            raise ImageReadError(path, "empty_image", f"the header says {width} x {height} pixels")
-        if width * height > max_pixels:
-            raise ImageReadError(path, "too_large", f"{width} x {height} pixels exceeds the limit of {max_pixels:,}")
+    if size is None:  # never hand a decoder a file whose size it would learn only by allocating it
+        raise ImageReadError(path, "unreadable_image", "the header does not give the image size (cut short or malformed)")
+    width, height = size
+    if width == 0 or height == 0:
+        raise ImageReadError(path, "empty_image", f"the header says {width} x {height} pixels")
+    if width * height > max_pixels:
+        raise ImageReadError(path, "too_large", f"{width} x {height} pixels exceeds the limit of {max_pixels:,}")
     if is_truncated(data):
         raise ImageReadError(path, "truncated", "the file ends before the image's end marker")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -96,7 +224,7 @@ def read_grayscale(path: str | Path, *, invert: bool | None = None, max_pixels: 
         raise ImageReadError(path, "unreadable_image", "the decoder could not read this file (corrupt or not an image)")
     if image.size == 0:
         raise ImageReadError(path, "empty_image", "the decoded image has no pixels")
-    if image.shape[0] * image.shape[1] > max_pixels:  # formats without a header check land here
+    if image.shape[0] * image.shape[1] > max_pixels:  # a decoder that disagrees with the header
         raise ImageReadError(path, "too_large", f"{image.shape[1]} x {image.shape[0]} pixels exceeds {max_pixels:,}")
     image = _one_channel(image)
     if np.issubdtype(image.dtype, np.integer):
