@@ -18,3 +18,4 @@ from mlbench.cli import data as _data  # noqa: E402,F401
 from mlbench.cli import explain as _explain  # noqa: E402,F401
 from mlbench.cli import crop as _crop  # noqa: E402,F401
 from mlbench.cli import leaderboard as _leaderboard  # noqa: E402,F401
+from mlbench.cli import report as _report  # noqa: E402,F401

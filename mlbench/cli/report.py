@@ -1,0 +1,31 @@
+"""``mlbench report``: parse options, call :func:`mlbench.report.write_report`, print where it went."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mlbench.cli import main
+
+
+@main.command("report")
+@click.argument("path_in", metavar="RUN_OR_GRID_DIR", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help="The HTML file to write.")
+@click.option("--against", type=click.Choice(["published"]),
+              help="Show the benchmark's published values beside the run's (per-label AUC).")
+@click.option("--explain", "explain_dirs", multiple=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="An `mlbench explain --out` folder for the gallery (repeatable) [default: any found inside "
+                   "RUN_DIR].")
+def report_command(path_in, out, against, explain_dirs):
+    """Write one self-contained HTML report of a run directory or a remedy grid directory."""
+    from mlbench.leaderboard import LeaderboardError
+    from mlbench.manifest import ManifestError
+    from mlbench.report import ReportError, write_report
+
+    try:
+        path = write_report(path_in, out, against=against, explain_dirs=list(explain_dirs))
+    except (ReportError, LeaderboardError, ManifestError) as exc:
+        raise click.ClickException(str(exc)) from None
+    size = path.stat().st_size
+    click.echo(f"report written to {path} ({size / 1e6:.2f} MB)")
