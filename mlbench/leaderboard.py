@@ -104,7 +104,12 @@ def read(path: str | Path) -> pa.Table:
     path = Path(path)
     if not path.exists():
         raise LeaderboardError(f"{path}: no such leaderboard file")
-    return validate_table(pq.read_table(path), where=str(path))
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise LeaderboardError(f"{path}: not a readable parquet file ({str(exc).splitlines()[0]}); "
+                               "expected a leaderboard (docs/leaderboard.md)") from None
+    return validate_table(table, where=str(path))
 
 
 def write(path: str | Path, table: pa.Table) -> None:

@@ -43,8 +43,24 @@ def write(path: str | Path, tables: Sequence[pa.Table]) -> None:
     write_parquet(path, pa.concat_tables(tables) if tables else SCHEMA.empty_table())
 
 
+def from_frame(frame: pd.DataFrame) -> pa.Table:
+    """A frame :func:`read` returned, back as a table of this schema."""
+    return pa.Table.from_pandas(frame, schema=SCHEMA, preserve_index=False)
+
+
+class PredictionsError(ValueError):
+    """A predictions file is missing or unreadable (the message names it)."""
+
+
 def read(path: str | Path) -> pd.DataFrame:
-    return pq.read_table(path, schema=SCHEMA).to_pandas()
+    path = Path(path)
+    if not path.is_file():
+        raise PredictionsError(f"{path}: no such predictions file")
+    try:
+        return pq.read_table(path, schema=SCHEMA).to_pandas()
+    except (pa.ArrowInvalid, OSError, KeyError) as exc:
+        raise PredictionsError(f"{path}: not a readable predictions file ({str(exc).splitlines()[0]}); "
+                               f"expected columns {SCHEMA.names}") from None
 
 
 def wide(frame: pd.DataFrame, entry: str, image_ids: Sequence[str], labels: Sequence[str]) -> np.ndarray:

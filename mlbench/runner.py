@@ -1,55 +1,49 @@
 """``mlbench run``: dataset -> split -> preprocess/cache -> train -> predictions -> ensembles -> metrics.
 
-Each stage reads what the previous one wrote. Outputs land in RUN_DIR (CONTRACTS.md):
-manifest.json, split.parquet, backbones/<name>/ (checkpoints, history, predictions),
-predictions.parquet, leaderboard.parquet, skipped.parquet. Running the same command again
-resumes: finished stages are reused, a backbone in training continues from its last epoch.
+The run is a sequence of stage functions with explicit inputs and outputs (each testable alone);
+:func:`run` calls them in order. Every file lands in the run directory through
+:class:`mlbench.rundir.RunDir`. Running the same command again resumes: finished stages are
+reused and a backbone in training continues from its last finished epoch.
+
+Everything a user can get wrong (plugin names, options, paths, the device, a run directory that
+holds another recipe) is checked by :func:`plan_run` before any expensive stage starts.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import inspect
-import json
 import os
 import platform
 import subprocess
 import time
 import uuid
 import warnings
-from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 import mlbench
-from mlbench import checkpoint, leaderboard, manifest, predictions
+from mlbench import checkpoint, leaderboard, predictions
 from mlbench.benchmark import Benchmark, Recipe
-from mlbench.data import DataSource, Records, Skip
-from mlbench.data.labels import label_matrix
-from mlbench.data.splits import assert_patient_disjoint, patient_split, split_hash, split_table
-from mlbench.distributed import from_environment, shutdown
-from mlbench.io import write_json, write_parquet
+from mlbench.data import DataSource, Records
+from mlbench.data.splits import SPLITS, BenchmarkSplit, assert_patient_disjoint, split_benchmark, split_table
+from mlbench.distributed import Group, from_environment, shutdown
+from mlbench.io import read_json, write_json
 from mlbench.metrics import MetricWarning
-from mlbench.stats import metric_intervals
 from mlbench.preprocessing.cache import Cache, build_cache
-from mlbench.registry import PluginError, Registry, get_registry
-from mlbench.training import backbone_plugin, build_backbone, pick_device, predict, train
+from mlbench.progress import Reporter
+from mlbench.registry import Registry, get_registry
+from mlbench.rundir import RunDir, RunDirError
+from mlbench.stats import metric_intervals
+from mlbench.training import accepted_options, backbone_plugin, build_backbone, pick_device, predict, train
 
-SPLITS = ("train", "val", "test")
 BOOTSTRAP_SEED = 0
 EVAL_SPLITS = ("val", "test")
-# Listed one by one in manifest.json up to this many; all of them always go to skipped.parquet.
-MANIFEST_SKIP_ITEMS = 1000
 
 
 class RunError(Exception):
@@ -61,7 +55,7 @@ class RunOptions:
     """Everything ``mlbench run`` can be told. None means: the benchmark's recipe decides."""
 
     benchmark: str
-    out: Path
+    out: Path | None = None  # default: runs/BENCHMARK-VARIANT[-demo]
     csv: Path | None = None
     images: Path | None = None
     demo: bool = False
@@ -84,7 +78,7 @@ class RunOptions:
     ensemble_only: bool = False
     n_boot: int = 1000  # patient-bootstrap replicates for the 95% CIs (0: no intervals)
     compile: bool = False  # torch.compile the training step (a speed option; results are the same model)
-    progress: bool = True
+    progress: bool | str = "auto"  # auto (bars on a terminal, lines elsewhere), bars, lines, quiet
 
 
 @dataclass
@@ -95,7 +89,47 @@ class RunResult:
     is_main: bool = True  # False on the other ranks of a torchrun job (they write nothing)
 
 
+@dataclass
+class RunPlan:
+    """What :func:`plan_run` checked: everything the stages need that costs nothing to know."""
+
+    options: RunOptions
+    registry: Registry
+    benchmark: Benchmark
+    recipe: Recipe
+    rundir: RunDir
+    device: torch.device
+    group: Group
+    reporter: Reporter
+
+
+@dataclass
+class Prepared:
+    """The output of the data, split and preprocess stages: what training and scoring read."""
+
+    split: BenchmarkSplit
+    split_hash: str
+    cache: Cache
+    usable: np.ndarray  # per image of split.frame: True when preprocessing could use it
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return self.split.frame
+
+    @property
+    def Y(self) -> np.ndarray:
+        return self.split.Y
+
+    def rows(self, subset: str) -> np.ndarray:
+        return np.flatnonzero((self.split.splits == subset) & self.usable)
+
+    def ids(self, subset: str) -> list[str]:
+        return self.frame["image_id"].astype(str).iloc[self.rows(subset)].tolist()
+
+
+# -- the recipe and the plan ----------------------------------------------------------------------
 def make_recipe(bench: Benchmark, opts: RunOptions) -> Recipe:
+    """The benchmark's recipe (or demo recipe) with the options' overrides applied."""
     recipe = bench.demo_recipe if opts.demo else bench.recipe
     changes: dict[str, Any] = {}
     for field_name, value in (("backbones", opts.backbones), ("loss", opts.loss), ("ensembles", opts.ensembles),
@@ -113,7 +147,78 @@ def make_recipe(bench: Benchmark, opts: RunOptions) -> Recipe:
     return recipe.replace(**changes)
 
 
-def _git_commit() -> str | None:
+def default_out(benchmark: str, recipe: Recipe, demo: bool) -> Path:
+    return Path("runs") / f"{benchmark}-{recipe.variant}{'-demo' if demo else ''}"
+
+
+def plan_run(opts: RunOptions, registry: Registry | None = None) -> RunPlan:
+    """Check every name, option and path of ``opts``; raise RunError/PluginError before any work."""
+    registry = registry or get_registry()
+    bench: Benchmark = registry.create("benchmark", opts.benchmark)
+    recipe = make_recipe(bench, opts)
+    if not recipe.backbones:
+        raise RunError("--backbones: expected at least one backbone")
+    rundir = RunDir(opts.out if opts.out is not None else default_out(bench.name, recipe, opts.demo))
+    registry.get("dataset", bench.dataset)
+    registry.get("preprocessor", recipe.active_preprocessor)
+    for name in recipe.backbones:
+        registry.get("backbone", backbone_plugin(name))
+    for name in recipe.ensembles:
+        registry.get("ensemble", name)
+    # A loss built on dummy counts catches unknown or ill-typed --loss-option values now, not after preprocessing.
+    registry.create("loss", recipe.loss, label_counts=[1] * len(bench.labels), n_samples=2,
+                    **dict(recipe.loss_options))
+    _check_backbone_options(registry, recipe)
+    unknown = [b for b in (opts.only_backbones or ()) if b not in recipe.backbones]
+    if unknown:
+        raise RunError(f"--only-backbone {', '.join(unknown)}: not in this run's backbones "
+                       f"{', '.join(recipe.backbones)}")
+    if opts.demo:
+        if not hasattr(registry.create("dataset", bench.dataset), "write_demo"):
+            raise RunError(f"--demo: dataset '{bench.dataset}' has no demo corpus (no write_demo method)")
+    elif not opts.ensemble_only:
+        if opts.csv is None or opts.images is None:
+            raise RunError("--csv and --images: give the dataset's label file and image folder, or --demo")
+        if not Path(opts.csv).is_file():
+            raise RunError(f"--csv {opts.csv}: no such file")
+        if not Path(opts.images).is_dir():
+            raise RunError(f"--images {opts.images}: no such folder")
+    if rundir.path.exists() and not rundir.path.is_dir():
+        raise RunError(f"--out {rundir.path}: is a file; expected a run directory")
+    _check_same_run(rundir, bench, recipe)
+    group, device_name = from_environment(opts.device)
+    device = pick_device(device_name)
+    reporter = Reporter(opts.progress if group.is_main else "quiet")
+    return RunPlan(opts, registry, bench, recipe, rundir, device, group, reporter)
+
+
+def _check_backbone_options(registry: Registry, recipe: Recipe) -> None:
+    for name, options in recipe.backbone_options.items():
+        if name not in recipe.backbones:
+            raise RunError(f"--backbone-option {name}.{next(iter(options), 'KEY')}: backbone '{name}' is not in "
+                           f"this run; its backbones are {', '.join(recipe.backbones)}")
+        factory = registry.get("backbone", backbone_plugin(name)).factory
+        unknown = sorted(set(options) - set(accepted_options(factory, dict(options))))
+        if unknown:
+            raise RunError(f"--backbone-option {name}.{unknown[0]}: backbone '{name}' takes no option "
+                           f"'{unknown[0]}'")
+
+
+def _check_same_run(rundir: RunDir, bench: Benchmark, recipe: Recipe) -> None:
+    """Refuse at once a RUN_DIR made with another benchmark or recipe (the data is checked later)."""
+    if not rundir.exists():
+        return
+    identity = rundir.manifest().get("identity", {})
+    want = {"benchmark": bench.name, "benchmark_version": bench.version, "variant": recipe.variant,
+            "recipe": recipe.to_dict()}
+    diff = sorted(k for k in want if k in identity and identity[k] != want[k])
+    if diff:
+        raise RunDirError(f"{rundir.path} holds another run (differs in: {', '.join(diff)}); "
+                          "choose a new --out or delete it")
+
+
+# -- provenance -------------------------------------------------------------------------------------
+def git_commit() -> str | None:
     root = Path(mlbench.__file__).resolve().parent.parent
     try:
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -129,7 +234,7 @@ def device_name(device: torch.device) -> str:
     return f"cpu: {platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
 
 
-def _versions(registry: Registry, used: dict[str, Sequence[str]]) -> dict[str, Any]:
+def plugin_versions(registry: Registry, used: dict[str, Sequence[str]]) -> dict[str, Any]:
     plugins: dict[str, str] = {}
     for kind, names in used.items():
         for name in names:
@@ -139,339 +244,279 @@ def _versions(registry: Registry, used: dict[str, Sequence[str]]) -> dict[str, A
             "python": platform.python_version(), "plugins": plugins}
 
 
-def _dir_name(name: str) -> str:
-    return name.replace(":", "--").replace("/", "_")
+# -- stages -------------------------------------------------------------------------------------------
+def source_stage(plan: RunPlan) -> DataSource:
+    """The dataset's files: the given CSV and folder, or the demo corpus (written once, then reused)."""
+    opts, rundir = plan.options, plan.rundir
+    if not opts.demo:
+        return DataSource(csv=Path(opts.csv), images=Path(opts.images))
+    dataset = plan.registry.create("dataset", plan.benchmark.dataset)
+    demo_dir = Path(opts.demo_dir or rundir.default_demo_dir)
+    done = demo_dir / "mlbench-source.json"  # ours, written once the corpus is complete
+    if done.exists():
+        saved = read_json(done)
+        # Stored relative to the corpus folder, so a moved run directory still finds its demo corpus.
+        return DataSource(csv=demo_dir / saved["csv"], images=demo_dir / saved["images"])
+    options = {**dict(plan.benchmark.demo_options), **(opts.demo_options or {})}
+    source = dataset.write_demo(demo_dir, seed=plan.recipe.seed, **options)
+    write_json(done, {"csv": os.path.relpath(source.csv, demo_dir), "images": os.path.relpath(source.images, demo_dir)})
+    return source
 
 
-def _progress_bars(enabled: bool):
-    """A rich Progress for bars (a no-op context when disabled)."""
-    if not enabled:
-        return contextlib.nullcontext(None)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    transient=True)
+def data_stage(plan: RunPlan, source: DataSource) -> Records:
+    """Read the dataset: every usable image with its findings, and every row skipped and why."""
+    return plan.registry.create("dataset", plan.benchmark.dataset).read(source)
 
 
-class Run:
-    """One run directory being filled, stage by stage."""
+def split_stage(plan: RunPlan, source: DataSource, records: Records) -> BenchmarkSplit:
+    """Map findings to the benchmark's labels and split by patient (the one canonical split function)."""
+    split = split_benchmark(records, plan.benchmark)
+    if len(split.frame) == 0:
+        raise RunError(f"{source.csv}: no image carries a label of benchmark '{plan.benchmark.name}'")
+    assert_patient_disjoint(split.frame["patient_id"].astype(str).tolist(), split.splits)
+    return split
 
-    def __init__(self, opts: RunOptions, registry: Registry | None = None) -> None:
-        self.opts = opts
-        self.registry = registry or get_registry()
-        self.bench: Benchmark = self.registry.create("benchmark", opts.benchmark)
-        self.recipe = make_recipe(self.bench, opts)
-        self.dir = Path(opts.out)
-        self.group, device_name = from_environment(opts.device)
-        self.device = pick_device(device_name)
-        self._check_plugins()
 
-    # -- setup -----------------------------------------------------------------------------
-    def _check_plugins(self) -> None:
-        """Fail before any work if a named plugin does not exist."""
-        self.registry.get("dataset", self.bench.dataset)
-        self.registry.get("loss", self.recipe.loss)
-        self.registry.get("preprocessor", self.recipe.active_preprocessor)
-        for b in self.recipe.backbones:
-            self.registry.get("backbone", backbone_plugin(b))
-        for e in self.recipe.ensembles:
-            self.registry.get("ensemble", e)
-        unknown = [b for b in (self.opts.only_backbones or ()) if b not in self.recipe.backbones]
-        if unknown:
-            raise RunError(f"--only-backbone {unknown}: not in this run's backbones {list(self.recipe.backbones)}")
+def start_manifest(plan: RunPlan, records: Records, source: DataSource, split: BenchmarkSplit) -> dict[str, Any]:
+    bench, recipe, rundir = plan.benchmark, plan.recipe, plan.rundir
+    identity = {"benchmark": bench.name, "benchmark_version": bench.version, "variant": recipe.variant,
+                "dataset_kind": records.kind, "csv_sha256": records.source_sha256, "recipe": recipe.to_dict()}
+    used = {"benchmark": [bench.name], "dataset": [bench.dataset], "loss": [recipe.loss],
+            "preprocessor": [recipe.active_preprocessor],
+            "backbone": sorted({backbone_plugin(b) for b in recipe.backbones}), "ensemble": list(recipe.ensembles)}
+    now = datetime.now(timezone.utc)
+    fields = {**{k: v for k, v in identity.items() if k != "recipe"}, "recipe": recipe.to_dict(),
+              "run_id": f"{bench.name}-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}",
+              "created_at": now.isoformat(timespec="seconds"), "seed": recipe.seed,
+              "backbones": list(recipe.backbones), "loss": recipe.loss, "ensembles": list(recipe.ensembles),
+              "versions": plugin_versions(plan.registry, used), "git_commit": git_commit(),
+              "device": device_name(plan.device),
+              "source": {"csv": rundir.stored_path(source.csv), "images": rundir.stored_path(source.images)}}
+    rundir.start(identity, fields)
+    rundir.record_skips("data", list(records.skipped) + list(split.skipped))
+    digest = split.summary["split_hash"]
+    rundir.write_split(split_table(split.frame, split.Y, split.splits, bench.labels))
+    return rundir.update_manifest(lambda m: m.update(split_hash=digest, n_images={
+        s: int((split.splits == s).sum()) for s in SPLITS}))
 
-    def _source(self) -> DataSource:
-        dataset = self.registry.create("dataset", self.bench.dataset)
-        if self.opts.demo:
-            if not hasattr(dataset, "write_demo"):
-                raise RunError(f"dataset '{self.bench.dataset}' has no demo corpus (no write_demo method)")
-            demo_dir = Path(self.opts.demo_dir or self.dir / "demo-data")
-            done = demo_dir / "mlbench-source.json"  # ours, written once the corpus is complete
-            if done.exists():
-                saved = json.loads(done.read_text())
-                return DataSource(csv=Path(saved["csv"]), images=Path(saved["images"]))
-            options = {**dict(self.bench.demo_options), **(self.opts.demo_options or {})}
-            source = dataset.write_demo(demo_dir, seed=self.recipe.seed, **options)
-            write_json(done, {"csv": str(source.csv), "images": str(source.images)})
-            return source
-        if self.opts.csv is None or self.opts.images is None:
-            raise RunError("give --csv and --images (the dataset's label file and image folder), or --demo")
-        if not Path(self.opts.csv).is_file():
-            raise RunError(f"--csv {self.opts.csv}: no such file")
-        if not Path(self.opts.images).is_dir():
-            raise RunError(f"--images {self.opts.images}: no such folder")
-        return DataSource(csv=Path(self.opts.csv), images=Path(self.opts.images))
 
-    @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        started = time.perf_counter()
-        yield
-        seconds = round(time.perf_counter() - started, 3)
-        if self.group.is_main:
-            manifest.update(self.dir, lambda m: m["stages"].__setitem__(name, {"seconds": seconds,
-                                                                               "status": "done"}))
+def preprocess_stage(plan: RunPlan, split: BenchmarkSplit) -> tuple[Cache, np.ndarray]:
+    """Decode, crop and resize every image once into the cache; return it and the usable-image mask."""
+    recipe, rundir, group = plan.recipe, plan.rundir, plan.group
+    preprocessor = plan.registry.create("preprocessor", recipe.active_preprocessor, size=recipe.image_size,
+                                        **dict(recipe.preprocessor_options))
+    items = split.frame[["image_id", "image_path"]]
+    ids = split.frame["image_id"].astype(str).tolist()
+    cache_dir = Path(plan.options.cache or rundir.default_cache)
+    if group.is_main:
+        with plan.reporter.bars() as progress:
+            cache = build_cache(items, preprocessor, recipe.image_size, cache_dir, workers=plan.options.workers,
+                                progress=progress)
+    group.barrier()
+    if not group.is_main:  # everything is cached now: this only opens it
+        cache = build_cache(items, preprocessor, recipe.image_size, cache_dir, workers=1)
+    skips = cache.skipped(ids)
+    if group.is_main:
+        cache.write_manifest(ids, rundir.preprocess_dir)
+        rundir.record_skips("preprocess", skips)
+        config = {"path": rundir.stored_path(cache.root), "config": read_json(cache.root / "config.json")}
+        rundir.update_manifest(lambda m: m.update(cache=config))
+    unusable = {s.item for s in skips}
+    return cache, ~split.frame["image_id"].astype(str).isin(unusable).to_numpy()
 
-    def _record_skips(self, stage: str, skips: list[Skip]) -> None:
-        if not skips or not self.group.is_main:
-            return
-        table = pa.table({"stage": [stage] * len(skips), "item": [s.item for s in skips],
-                          "reason": [s.reason for s in skips], "detail": [s.detail for s in skips]})
-        path = self.dir / "skipped.parquet"
-        if path.exists():
-            old = pq.read_table(path)
-            old = old.filter(pa.compute.not_equal(old["stage"], stage))  # a re-run replaces its stage's list
-            table = pa.concat_tables([old, table])
-        write_parquet(path, table)
 
-        def change(m: dict[str, Any]) -> None:
-            counts = {f"{stage}:{k}": v for k, v in Counter(s.reason for s in skips).items()}
-            m["skipped"]["counts"] = {**{k: v for k, v in m["skipped"]["counts"].items()
-                                         if not k.startswith(f"{stage}:")}, **counts}
-            items = [i for i in m["skipped"]["items"] if i.get("stage") != stage]
-            items += [{"stage": stage, **s.as_dict()} for s in skips]
-            m["skipped"]["items"] = items[:MANIFEST_SKIP_ITEMS]
-            m["skipped"]["total"] = sum(m["skipped"]["counts"].values())
-            m["skipped"]["file"] = "skipped.parquet"
+def train_stage(plan: RunPlan, prepared: Prepared, name: str) -> None:
+    """Train one backbone (resuming its last epoch) and store its val/test predictions; a no-op when done."""
+    rundir, recipe, bench, group = plan.rundir, plan.recipe, plan.benchmark, plan.group
+    if rundir.backbone_predictions(name).exists():
+        return
+    started = time.perf_counter()
+    train_rows = prepared.rows("train")
+    if len(train_rows) == 0:
+        raise RunError("the training split is empty")
+    counts = prepared.Y[train_rows].sum(axis=0).astype(int).tolist()
+    loss_fn = plan.registry.create("loss", recipe.loss, label_counts=counts, n_samples=len(train_rows),
+                                   **dict(recipe.loss_options))
+    torch.manual_seed(recipe.seed)
+    model = build_backbone(plan.registry, name, len(bench.labels), recipe)
+    images = {s: torch.from_numpy(prepared.cache.load(prepared.ids(s))) for s in SPLITS}
+    targets = {s: torch.from_numpy(prepared.Y[prepared.rows(s)]) for s in SPLITS}
+    augmenter_factory = None
+    if recipe.augment:
+        from mlbench.preprocessing.augment import Augmenter
 
-        manifest.update(self.dir, change)
+        augmenter_factory = Augmenter
+    plan.reporter.say(f"train {name}: {len(train_rows)} training images, up to {recipe.max_epochs} epochs")
+    with plan.reporter.bars() as progress:
+        state = train(model, loss_fn, recipe, train_images=images["train"], train_targets=targets["train"],
+                      val_images=images["val"], val_targets=targets["val"], checkpoint_dir=rundir.backbone_dir(name),
+                      device=plan.device, augmenter_factory=augmenter_factory, progress=progress, name=name,
+                      group=group, compile=plan.options.compile)
+    if not group.is_main:
+        return
+    tables = []
+    for subset in EVAL_SPLITS:
+        ids = prepared.ids(subset)
+        probs = predict(model, images[subset], plan.device, batch_size=recipe.batch_size * 4)
+        tables.append(predictions.to_table(ids, [subset] * len(ids), name, bench.labels, probs))
+    predictions.write(rundir.backbone_predictions(name), tables)
+    write_json(rundir.backbone_done(name), {"best_epoch": state.best_epoch, "epochs": state.epoch,
+                                            "best_val_loss": state.best_val_loss,
+                                            "device": device_name(plan.device)})
+    rundir.record_stage(f"train:{name}", time.perf_counter() - started)
 
-    # -- stages ----------------------------------------------------------------------------
-    def prepare(self) -> None:
-        """Data, split and cache: everything training needs. Under torchrun rank 0 writes, others wait."""
-        if self.group.is_main:
-            source = self._source()
-        self.group.barrier()
-        if not self.group.is_main:
-            source = self._source()  # finds the corpus rank 0 wrote
-        started = time.perf_counter()
-        dataset = self.registry.create("dataset", self.bench.dataset)
-        records: Records = dataset.read(source)
-        frame, Y, no_label = label_matrix(records, self.bench)
-        data_seconds = round(time.perf_counter() - started, 3)
-        if len(frame) == 0:
-            raise RunError(f"{source.csv}: no image carries a label of benchmark '{self.bench.name}'")
-        identity = {"benchmark": self.bench.name, "benchmark_version": self.bench.version,
-                    "variant": self.recipe.variant, "dataset_kind": records.kind,
-                    "csv_sha256": records.source_sha256, "recipe": self.recipe.to_dict()}
-        used = {"benchmark": [self.bench.name], "dataset": [self.bench.dataset], "loss": [self.recipe.loss],
-                "preprocessor": [self.recipe.active_preprocessor],
-                "backbone": sorted({backbone_plugin(b) for b in self.recipe.backbones}),
-                "ensemble": list(self.recipe.ensembles)}
-        self.versions = _versions(self.registry, used)
-        fields = {**{k: v for k, v in identity.items() if k != "recipe"}, "recipe": self.recipe.to_dict(),
-                  "run_id": f"{self.bench.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}",
-                  "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  "seed": self.recipe.seed, "backbones": list(self.recipe.backbones),
-                  "loss": self.recipe.loss, "ensembles": list(self.recipe.ensembles),
-                  "versions": self.versions, "git_commit": _git_commit(), "device": device_name(self.device),
-                  "source": {"csv": str(source.csv), "images": str(source.images)}}
-        if self.group.is_main:
-            manifest.start(self.dir, identity, fields)
-            # The manifest exists now: stage times and skips can be recorded.
-            manifest.update(self.dir, lambda m: m["stages"].__setitem__("data", {"seconds": data_seconds,
-                                                                                 "status": "done"}))
-            self._record_skips("data", list(records.skipped) + no_label)
-        self.group.barrier()
 
-        with self.stage("split"):
-            splits = patient_split(frame["patient_id"].astype(str).tolist(), Y, self.bench.split_fractions,
-                                   self.bench.split_seed)
-            assert_patient_disjoint(frame["patient_id"].astype(str).tolist(), splits)
-            digest = split_hash(frame["image_id"].astype(str).tolist(), splits)
-            if self.group.is_main:
-                write_parquet(self.dir / "split.parquet", split_table(frame, Y, splits, self.bench.labels))
-                manifest.update(self.dir, lambda m: m.update(split_hash=digest, n_images={
-                    s: int((splits == s).sum()) for s in SPLITS}))
-        self.frame, self.Y, self.splits, self.split_hash = frame, Y, np.asarray(splits), digest
+@dataclass
+class Combined:
+    """Every entry's test scores and 0/1 decisions, backbones first then ensembles, in recipe order."""
 
-        with self.stage("preprocess"):
-            preprocessor = self.registry.create("preprocessor", self.recipe.active_preprocessor,
-                                                size=self.recipe.image_size, **dict(self.recipe.preprocessor_options))
-            items = frame[["image_id", "image_path"]]
-            cache_dir = self.opts.cache or self.dir / "cache"
-            if self.group.is_main:
-                with self._progress() as progress:
-                    cache = build_cache(items, preprocessor, self.recipe.image_size, cache_dir,
-                                        workers=self.opts.workers, progress=progress)
-            self.group.barrier()
-            if not self.group.is_main:  # everything is cached now: this only opens it
-                cache = build_cache(items, preprocessor, self.recipe.image_size, cache_dir, workers=1)
-            cache_skips = cache.skipped(frame["image_id"].astype(str).tolist())
-            if self.group.is_main:
-                cache.write_manifest(frame["image_id"].astype(str).tolist(), self.dir / "preprocess")
-                self._record_skips("preprocess", cache_skips)
-                manifest.update(self.dir, lambda m: m.update(cache={"path": str(cache.root), "config": json.loads(
-                    (cache.root / "config.json").read_text())}))
-        unusable = {s.item for s in cache_skips}
-        self.usable = ~frame["image_id"].astype(str).isin(unusable).to_numpy()
-        self.cache = cache
+    test_ids: list[str]
+    entries: list[tuple[str, str, np.ndarray, np.ndarray]] = field(default_factory=list)  # name, kind, scores, decided
 
-    def _rows(self, split: str) -> np.ndarray:
-        return np.flatnonzero((self.splits == split) & self.usable)
 
-    def _progress(self):
-        return _progress_bars(self.opts.progress)
+def ensemble_stage(plan: RunPlan, prepared: Prepared) -> Combined:
+    """The ensembles from the stored per-backbone predictions; predictions.parquet with every entry."""
+    rundir, recipe, labels = plan.rundir, plan.recipe, list(plan.benchmark.labels)
+    missing = [b for b in recipe.backbones if not rundir.backbone_predictions(b).exists()]
+    if missing:
+        raise RunError(f"{rundir.path}: backbones {', '.join(missing)} have no predictions yet; train them first")
+    frames = [predictions.read(rundir.backbone_predictions(b)) for b in recipe.backbones]
+    tables = [predictions.from_frame(f) for f in frames]
+    probs = {s: np.stack([predictions.wide(f, b, prepared.ids(s), labels) for f, b in zip(frames, recipe.backbones)])
+             for s in EVAL_SPLITS}
+    test = probs["test"]
+    combined = Combined(prepared.ids("test"), [(b, "backbone", test[i], (test[i] >= recipe.threshold).astype(np.uint8))
+                                               for i, b in enumerate(recipe.backbones)])
+    for name in recipe.ensembles:
+        ensemble = plan.registry.create("ensemble", name, threshold=recipe.threshold)
+        for subset in EVAL_SPLITS:
+            scores, decided = ensemble.combine(probs[subset])
+            ids = prepared.ids(subset)
+            tables.append(predictions.to_table(ids, [subset] * len(ids), name, labels, scores))
+            if subset == "test":
+                combined.entries.append((name, "ensemble", scores, decided))
+    predictions.write(rundir.predictions_file, tables)
+    return combined
 
-    def train_backbone(self, name: str) -> None:
-        out_dir = self.dir / "backbones" / _dir_name(name)
-        pred_path = out_dir / "predictions.parquet"
-        if pred_path.exists():  # finished earlier: a re-run is a no-op
-            return
-        with self.stage(f"train:{name}"):
-            tr = self._rows("train")
-            if len(tr) == 0:
-                raise RunError("the training split is empty")
-            counts = self.Y[tr].sum(axis=0).astype(int).tolist()
-            loss_fn = self.registry.create("loss", self.recipe.loss, label_counts=counts, n_samples=len(tr),
-                                           **dict(self.recipe.loss_options))
-            torch.manual_seed(self.recipe.seed)
-            model = build_backbone(self.registry, name, len(self.bench.labels), self.recipe)
-            images = {s: torch.from_numpy(self.cache.load(self.frame["image_id"].iloc[self._rows(s)].tolist()))
-                      for s in SPLITS}
-            targets = {s: torch.from_numpy(self.Y[self._rows(s)]) for s in SPLITS}
-            augmenter_factory = None
-            if self.recipe.augment:
-                from mlbench.preprocessing.augment import Augmenter
 
-                augmenter_factory = Augmenter
-            with self._progress() if self.group.is_main else contextlib.nullcontext(None) as progress:
-                state = train(model, loss_fn, self.recipe, train_images=images["train"],
-                              train_targets=targets["train"], val_images=images["val"], val_targets=targets["val"],
-                              checkpoint_dir=out_dir, device=self.device, augmenter_factory=augmenter_factory,
-                              progress=progress, name=name, group=self.group, compile=self.opts.compile)
-            if not self.group.is_main:
-                return
-            tables = []
-            for split in EVAL_SPLITS:
-                rows = self._rows(split)
-                probs = predict(model, images[split], self.device, batch_size=self.recipe.batch_size * 4)
-                tables.append(predictions.to_table(self.frame["image_id"].iloc[rows].tolist(), [split] * len(rows),
-                                                   name, self.bench.labels, probs))
-            predictions.write(pred_path, tables)
-            write_json(out_dir / "done.json", {"best_epoch": state.best_epoch, "epochs": state.epoch,
-                                               "best_val_loss": state.best_val_loss, "device": device_name(self.device)})
+def metrics_stage(plan: RunPlan, prepared: Prepared, combined: Combined) -> pd.DataFrame:
+    """Per-label and global metrics with patient-bootstrap 95% CIs on the test split: leaderboard.parquet."""
+    rundir, labels = plan.rundir, list(plan.benchmark.labels)
+    test_rows = prepared.rows("test")
+    y = prepared.Y[test_rows]
+    patients = prepared.frame["patient_id"].astype(str).to_numpy()[test_rows]
+    train_counts = prepared.Y[prepared.rows("train")].sum(axis=0)
+    m = rundir.manifest()
+    base = rundir.provenance(m)
+    rows = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MetricWarning)
+        for entry, kind, scores, decided in combined.entries:
+            wall = m["stages"].get(f"train:{entry}", {}).get("seconds") if kind == "backbone" else None
+            for row in metric_intervals(y, scores, decided, patients, labels, train_counts=train_counts,
+                                        n_boot=plan.options.n_boot, seed=BOOTSTRAP_SEED):
+                rows.append({**base, "entry": entry, "entry_kind": kind, "label": row["label"],
+                             "metric": row["metric"], "value": row["value"], "ci_low": row["ci_low"],
+                             "ci_high": row["ci_high"], "n_positive": row["n_positive"], "wall_time_s": wall})
+    notes = sorted({str(w.message) for w in caught if issubclass(w.category, MetricWarning)})
+    for note in notes:  # once per label, not once per entry
+        warnings.warn(note, MetricWarning, stacklevel=2)
+    rundir.update_manifest(lambda m: m.update(metric_warnings=notes, bootstrap={
+        "n_boot": plan.options.n_boot, "seed": BOOTSTRAP_SEED, "resampled": "patients"}))
+    table = leaderboard.to_table(rows)
+    rundir.write_leaderboard(table)
+    return table.to_pandas()
 
-    def combine_and_score(self) -> pd.DataFrame:
-        """Ensembles from the stored per-backbone predictions, then metrics on the test split."""
-        labels = list(self.bench.labels)
-        missing = [b for b in self.recipe.backbones
-                   if not (self.dir / "backbones" / _dir_name(b) / "predictions.parquet").exists()]
-        if missing:
-            raise RunError(f"{self.dir}: backbones {missing} have no predictions yet; train them first")
-        with self.stage("ensemble"):
-            frames = [predictions.read(self.dir / "backbones" / _dir_name(b) / "predictions.parquet")
-                      for b in self.recipe.backbones]
-            tables = [pa.Table.from_pandas(f, schema=predictions.SCHEMA, preserve_index=False) for f in frames]
-            per_split: dict[str, tuple[list[str], np.ndarray]] = {}
-            for split in EVAL_SPLITS:
-                ids = self.frame["image_id"].iloc[self._rows(split)].tolist()
-                probs = np.stack([predictions.wide(f, b, ids, labels) for f, b in zip(frames, self.recipe.backbones)])
-                per_split[split] = (ids, probs)
-            decisions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-            for name in self.recipe.ensembles:
-                ensemble = self.registry.create("ensemble", name, threshold=self.recipe.threshold)
-                for split in EVAL_SPLITS:
-                    ids, probs = per_split[split]
-                    scores, decided = ensemble.combine(probs)
-                    tables.append(predictions.to_table(ids, [split] * len(ids), name, labels, scores))
-                    if split == "test":
-                        decisions[name] = (scores, decided)
-            predictions.write(self.dir / "predictions.parquet", tables)
 
-        with self.stage("metrics"):
-            ids, probs = per_split["test"]
-            test_rows = self._rows("test")
-            y = self.Y[test_rows]
-            patients = self.frame["patient_id"].astype(str).to_numpy()[test_rows]
-            train_counts = self.Y[self._rows("train")].sum(axis=0)
-            rows = []
-            entries = [(b, "backbone", probs[i], (probs[i] >= self.recipe.threshold).astype(np.uint8))
-                       for i, b in enumerate(self.recipe.backbones)]
-            entries += [(n, "ensemble", s, d) for n, (s, d) in decisions.items()]
-            m = manifest.read(self.dir)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", MetricWarning)
-                for entry, kind, scores, decided in entries:
-                    wall = m["stages"].get(f"train:{entry}", {}).get("seconds") if kind == "backbone" else None
-                    for row in metric_intervals(y, scores, decided, patients, labels, train_counts=train_counts,
-                                                n_boot=self.opts.n_boot, seed=BOOTSTRAP_SEED):
-                        rows.append(self._leaderboard_row(m, entry, kind, row, wall))
-            notes = sorted({str(w.message) for w in caught if issubclass(w.category, MetricWarning)})
-            for note in notes:  # once per label, not once per entry
-                warnings.warn(note, MetricWarning, stacklevel=2)
-            manifest.update(self.dir, lambda m: m.update(
-                metric_warnings=notes, bootstrap={"n_boot": self.opts.n_boot, "seed": BOOTSTRAP_SEED,
-                                                  "resampled": "patients"}))
-            table = leaderboard.to_table(rows)
-            leaderboard.write(self.dir / "leaderboard.parquet", table)
-        return table.to_pandas()
+def _timed(plan: RunPlan, name: str, work, *args):
+    """Run one stage, say so, and record its wall time in the manifest (rank 0)."""
+    plan.reporter.say(f"stage {name}")
+    started = time.perf_counter()
+    out = work(*args)
+    if plan.group.is_main and plan.rundir.exists():
+        plan.rundir.record_stage(name, time.perf_counter() - started)
+    return out
 
-    def _leaderboard_row(self, m: dict[str, Any], entry: str, kind: str, row: dict[str, Any],
-                         wall: float | None) -> dict[str, Any]:
-        return {
-            "benchmark": self.bench.name, "benchmark_version": self.bench.version, "variant": self.recipe.variant,
-            "dataset_kind": m["dataset_kind"], "split_hash": m["split_hash"], "entry": entry, "entry_kind": kind,
-            "label": row["label"], "metric": row["metric"], "value": row["value"], "ci_low": row["ci_low"],
-            "ci_high": row["ci_high"],
-            "n_positive": row["n_positive"], "source": "run", "run_id": m["run_id"],
-            "backbones": ",".join(self.recipe.backbones), "loss": self.recipe.loss, "seed": self.recipe.seed,
-            "mlbench_version": mlbench.__version__, "git_commit": m.get("git_commit"),
-            "plugin_versions": json.dumps(m["versions"]["plugins"], sort_keys=True), "device": m["device"],
-            "wall_time_s": wall, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "schema_version": leaderboard.SCHEMA_VERSION,
-        }
+
+def prepare(plan: RunPlan) -> Prepared:
+    """Data, split and cache: everything training needs. Under torchrun rank 0 writes, the others wait."""
+    if plan.group.is_main:
+        source = source_stage(plan)
+    plan.group.barrier()
+    if not plan.group.is_main:
+        source = source_stage(plan)  # finds the corpus rank 0 wrote
+    plan.reporter.say("stage data")
+    started = time.perf_counter()
+    records = data_stage(plan, source)
+    data_seconds = time.perf_counter() - started
+    plan.reporter.say("stage split")
+    started = time.perf_counter()
+    split = split_stage(plan, source, records)
+    if plan.group.is_main:
+        start_manifest(plan, records, source, split)
+        plan.rundir.record_stage("data", data_seconds)
+        plan.rundir.record_stage("split", time.perf_counter() - started)
+    plan.group.barrier()
+    cache, usable = _timed(plan, "preprocess", preprocess_stage, plan, split)
+    return Prepared(split, split.summary["split_hash"], cache, usable)
 
 
 def run(opts: RunOptions, registry: Registry | None = None) -> RunResult:
     """Run (or resume) a benchmark end to end; see the module docstring for what lands where."""
-    job = Run(opts, registry)
+    plan = plan_run(opts, registry)
     started = time.perf_counter()
     try:
-        job.prepare()
+        prepared = prepare(plan)
         if not opts.ensemble_only:
-            for name in opts.only_backbones or job.recipe.backbones:
-                job.train_backbone(name)
-                job.group.barrier()  # rank 0 has written this backbone's predictions
-        if not job.group.is_main:
-            return RunResult(job.dir, None, {}, is_main=False)
+            for name in opts.only_backbones or plan.recipe.backbones:
+                train_stage(plan, prepared, name)
+                plan.group.barrier()  # rank 0 has written this backbone's predictions
+        if not plan.group.is_main:
+            return RunResult(plan.rundir.path, None, {}, is_main=False)
         table = None
         if not opts.only_backbones:
-            table = job.combine_and_score()
-        manifest.update(job.dir, lambda m: m.update(
+            combined = _timed(plan, "ensemble", ensemble_stage, plan, prepared)
+            table = _timed(plan, "metrics", metrics_stage, plan, prepared, combined)
+        m = plan.rundir.update_manifest(lambda m: m.update(
             wall_time_s=round(sum(s["seconds"] for s in m["stages"].values()), 3),
             last_invocation_s=round(time.perf_counter() - started, 3)))
-        return RunResult(job.dir, table, manifest.read(job.dir))
+        return RunResult(plan.rundir.path, table, m)
     finally:
-        shutdown(job.group)
+        shutdown(plan.group)
 
 
 def preprocess(benchmark: str, source: DataSource, cache_dir: Path, *, crop: bool = True, size: int | None = None,
-               workers: int | None = None, registry: Registry | None = None, progress: bool = True) -> dict[str, Any]:
+               workers: int | None = None, registry: Registry | None = None,
+               progress: bool | str = "auto") -> dict[str, Any]:
     """Fill the cache with every image of ``benchmark`` (``mlbench preprocess``); resumable."""
     registry = registry or get_registry()
     bench: Benchmark = registry.create("benchmark", benchmark)
-    recipe = bench.recipe.replace(crop=crop, **({"image_size": size} if size else {}))
+    recipe = bench.recipe.replace(crop=crop, **({"image_size": size} if size is not None else {}))
     records = registry.create("dataset", bench.dataset).read(source)
-    frame, _, _ = label_matrix(records, bench)
+    split = split_benchmark(records, bench)
     preprocessor = registry.create("preprocessor", recipe.active_preprocessor, size=recipe.image_size,
                                    **dict(recipe.preprocessor_options))
-    with _progress_bars(progress) as bar:
-        cache = build_cache(frame[["image_id", "image_path"]], preprocessor, recipe.image_size, cache_dir,
+    with Reporter(progress).bars() as bar:
+        cache = build_cache(split.frame[["image_id", "image_path"]], preprocessor, recipe.image_size, cache_dir,
                             workers=workers, progress=bar)
-    return cache.write_manifest(frame["image_id"].astype(str).tolist())
+    return cache.write_manifest(split.frame["image_id"].astype(str).tolist())
 
 
 @dataclass
 class TrainedRun:
     """A finished run loaded back: what explainers and scorers need."""
 
-    run_dir: Path
+    rundir: RunDir
     manifest: dict[str, Any]
     benchmark: Benchmark
     recipe: Recipe
     models: dict[str, torch.nn.Module]  # backbone name -> model in eval mode, best checkpoint
     split: pd.DataFrame  # split.parquet
     registry: Registry
+
+    @property
+    def run_dir(self) -> Path:
+        return self.rundir.path
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -483,34 +528,38 @@ class TrainedRun:
                                     **dict(self.recipe.preprocessor_options))
 
     def cache(self) -> Cache:
-        return Cache.open(Path(self.manifest["cache"]["path"]))
+        return Cache.open(self.rundir.cache_path())
 
     def crops(self) -> pd.DataFrame:
         """Each image's crop box in original pixels (preprocess/manifest.parquet)."""
-        return pq.read_table(self.run_dir / "preprocess" / "manifest.parquet").to_pandas()
+        import pyarrow.parquet as pq
+
+        return pq.read_table(self.rundir.preprocess_dir / "manifest.parquet").to_pandas()
 
 
 def load_trained(run_dir: str | Path, device: str | torch.device = "cpu", registry: Registry | None = None) -> TrainedRun:
-    """Rebuild every trained backbone of RUN_DIR from its best checkpoint."""
-    run_dir = Path(run_dir)
+    """Rebuild every trained backbone of RUN_DIR from its best checkpoint (loaded with weights_only)."""
+    rundir = RunDir(run_dir)
     registry = registry or get_registry()
-    m = manifest.read(run_dir)
+    m = rundir.manifest()
     bench: Benchmark = registry.create("benchmark", m["benchmark"])
     if bench.version != m["benchmark_version"]:
-        raise RunError(f"{run_dir} was made with {bench.name} {m['benchmark_version']}, installed is {bench.version}")
-    recipe_fields = {f.name for f in dataclasses.fields(Recipe)}
-    saved = {k: v for k, v in m["recipe"].items() if k in recipe_fields}
-    for key in ("backbones", "ensembles", "head_units"):
-        saved[key] = tuple(saved[key])
-    recipe = Recipe(**saved)
-    device = torch.device(device)
+        raise RunError(f"{rundir.path} was made with {bench.name} {m['benchmark_version']}, "
+                       f"installed is {bench.version}")
+    recipe = rundir.recipe()
+    device = pick_device(str(device)) if not isinstance(device, torch.device) else device
     models = {}
     for name in recipe.backbones:
-        best = run_dir / "backbones" / _dir_name(name) / "best.pt"
+        best = rundir.best_checkpoint(name)
         if not best.exists():
-            raise RunError(f"{run_dir}: backbone '{name}' has no best.pt; the run did not train it")
+            raise RunError(f"{best}: no such file; the run did not train backbone '{name}'")
         model = build_backbone(registry, name, len(bench.labels), recipe.replace(pretrained=False))
-        model.load_state_dict(checkpoint.load(best, device=device)["model"])
+        try:
+            model.load_state_dict(checkpoint.load(best, device=device)["model"])
+        except RuntimeError as exc:  # shapes or keys that do not fit the backbone
+            raise checkpoint.CheckpointError(f"{best}: does not fit backbone '{name}' "
+                                             f"({str(exc).splitlines()[0]})") from None
         models[name] = model.to(device).eval()
-    split = pq.read_table(run_dir / "split.parquet").to_pandas()
-    return TrainedRun(run_dir, m, bench, recipe, models, split, registry)
+    return TrainedRun(rundir, m, bench, recipe, models, rundir.split(), registry)
+
+

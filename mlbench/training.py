@@ -36,12 +36,26 @@ class TrainState:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+class DeviceError(ValueError):
+    """The requested device does not exist here (the message names it)."""
+
+
 def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``; refuses a device this machine lacks."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device '{name}' requested but CUDA is not available")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise DeviceError(f"--device {name}: not a device name; expected auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"--device {name}: CUDA is not available on this machine; expected auto or cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                              f"expected cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    elif device.type != "cpu":
+        raise DeviceError(f"--device {name}: unsupported device type; expected auto, cpu, cuda or cuda:N")
     return device
 
 
@@ -189,7 +203,9 @@ def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images:
                               "state": state.__dict__})
         if progress:
             progress.update(epoch_task, completed=state.epoch,
-                            description=f"{name} epochs (val loss {val_loss:.4f}, best {state.best_val_loss:.4f})")
+                            description=f"{name} epoch {state.epoch}: loss {record['train_loss']:.4f}, val loss "
+                                        f"{val_loss:.4f} (best {state.best_val_loss:.4f}, epoch "
+                                        f"{state.best_epoch + 1}), {record['seconds']:.1f}s")
     if progress:
         progress.remove_task(batch_task)
         progress.remove_task(epoch_task)

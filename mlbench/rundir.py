@@ -1,0 +1,322 @@
+"""A run directory, and the one class that knows its layout.
+
+Everything else (the runner's stages, ``submit``, ``compare``, ``explain``, ``report``, grids)
+asks :class:`RunDir` for a path, the manifest, the recipe, the split, the stored predictions, the
+skips or a leaderboard row's provenance; no other module spells a file name of the layout::
+
+    RUN_DIR/
+      manifest.json            what the run is and what it did (stages, skips, versions)
+      split.parquet            image_id, patient_id, split, one 0/1 column per label
+      predictions.parquet      every entry's probabilities on val and test (long format)
+      leaderboard.parquet      one row per entry x label x metric, with provenance
+      skipped.parquet          everything a stage left out, and why
+      preprocess/manifest.parquet   each image's crop box
+      backbones/NAME/          best.pt, last.pt, history.json, predictions.parquet, done.json
+      cache/, demo-data/       defaults for the preprocessing cache and the demo corpus
+
+Several processes may write one RUN_DIR (a job per backbone, ``explain`` beside ``submit``), so
+every read-modify-write takes :meth:`RunDir.lock` and every file is replaced atomically. Paths in
+the manifest are stored relative to the run directory (and absolute as a fallback), so a run
+directory keeps working after it is moved or copied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import os
+import re
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+import mlbench
+from mlbench import leaderboard
+from mlbench.benchmark import Recipe
+from mlbench.data import Skip
+from mlbench.io import write_json, write_parquet
+
+MANIFEST = "manifest.json"
+SPLIT = "split.parquet"
+PREDICTIONS = "predictions.parquet"
+LEADERBOARD = "leaderboard.parquet"
+SKIPPED = "skipped.parquet"
+PREPROCESS = "preprocess"
+BACKBONES = "backbones"
+LOCK = ".mlbench.lock"
+# Listed one by one in manifest.json up to this many; all of them always go to skipped.parquet.
+MANIFEST_SKIP_ITEMS = 1000
+SPLIT_KEY_COLUMNS = ("image_id", "patient_id", "split")
+
+
+class RunDirError(Exception):
+    """A run directory is missing, unreadable or holds another run (the message names the file)."""
+
+
+def backbone_folder_name(name: str) -> str:
+    """``timm:convnext_tiny`` -> ``timm--convnext_tiny``: a backbone name as one safe folder name."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name.replace(":", "--"))
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class RunDir:
+    """The files of one run directory. Cheap to create; reads happen when asked."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # -- paths ---------------------------------------------------------------------------------
+    @property
+    def manifest_file(self) -> Path:
+        return self.path / MANIFEST
+
+    @property
+    def split_file(self) -> Path:
+        return self.path / SPLIT
+
+    @property
+    def predictions_file(self) -> Path:
+        return self.path / PREDICTIONS
+
+    @property
+    def leaderboard_file(self) -> Path:
+        return self.path / LEADERBOARD
+
+    @property
+    def skipped_file(self) -> Path:
+        return self.path / SKIPPED
+
+    @property
+    def preprocess_dir(self) -> Path:
+        return self.path / PREPROCESS
+
+    @property
+    def default_cache(self) -> Path:
+        return self.path / "cache"
+
+    @property
+    def default_demo_dir(self) -> Path:
+        return self.path / "demo-data"
+
+    def backbone_dir(self, name: str) -> Path:
+        return self.path / BACKBONES / backbone_folder_name(name)
+
+    def backbone_predictions(self, name: str) -> Path:
+        return self.backbone_dir(name) / PREDICTIONS
+
+    def best_checkpoint(self, name: str) -> Path:
+        return self.backbone_dir(name) / "best.pt"
+
+    def backbone_done(self, name: str) -> Path:
+        return self.backbone_dir(name) / "done.json"
+
+    def history_file(self, name: str) -> Path:
+        return self.backbone_dir(name) / "history.json"
+
+    # -- locking -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """One exclusive lock for every read-modify-write of this run directory's files."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / LOCK, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # -- manifest ------------------------------------------------------------------------------
+    def exists(self) -> bool:
+        return self.manifest_file.is_file()
+
+    def manifest(self) -> dict[str, Any]:
+        return self._read_manifest(required=True)
+
+    def _read_manifest(self, *, required: bool) -> dict[str, Any]:
+        path = self.manifest_file
+        if not path.is_file():
+            if required:
+                raise RunDirError(f"{path}: no such file; expected a run directory made by `mlbench run`")
+            return {}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RunDirError(f"{path}: not valid JSON ({exc}); expected the manifest `mlbench run` writes") from None
+        if not isinstance(data, dict):
+            raise RunDirError(f"{path}: expected a JSON object, found {type(data).__name__}")
+        return data
+
+    def update_manifest(self, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        """Apply ``change`` to the manifest under the lock and write it back atomically."""
+        with self.lock():
+            data = self._read_manifest(required=False)
+            change(data)
+            write_json(self.manifest_file, data)
+            return data
+
+    def start(self, identity: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+        """Create the manifest, or check that an existing one describes the same run (resume)."""
+
+        def change(data: dict[str, Any]) -> None:
+            if data and data.get("identity") != identity:
+                old = data.get("identity", {})
+                diff = sorted(k for k in set(old) | set(identity) if old.get(k) != identity.get(k))
+                raise RunDirError(f"{self.path} holds another run (differs in: {', '.join(diff)}); "
+                                  "choose a new --out or delete it")
+            if not data:
+                data.update(identity=identity, **fields, stages={}, skipped={"counts": {}, "items": []})
+            else:
+                data.update({k: v for k, v in fields.items() if k not in data})
+
+        return self.update_manifest(change)
+
+    def record_stage(self, name: str, seconds: float) -> None:
+        self.update_manifest(lambda m: m["stages"].__setitem__(name, {"seconds": round(seconds, 3),
+                                                                      "status": "done"}))
+
+    # -- paths stored in the manifest ------------------------------------------------------------
+    def stored_path(self, path: str | os.PathLike) -> dict[str, str]:
+        """How a path goes into the manifest: relative to the run directory, and absolute."""
+        absolute = Path(path).resolve()
+        return {"relative": os.path.relpath(absolute, self.path.resolve()), "absolute": str(absolute)}
+
+    def resolve(self, stored: str | dict[str, str]) -> Path:
+        """A stored path back: relative to where the run directory is now, else the absolute one."""
+        if isinstance(stored, str):  # manifests written before paths were stored relative
+            return Path(stored)
+        relative = self.path / stored["relative"]
+        return relative if relative.exists() or not Path(stored["absolute"]).exists() else Path(stored["absolute"])
+
+    def cache_path(self) -> Path:
+        cache = self.manifest().get("cache")
+        if not cache:
+            raise RunDirError(f"{self.manifest_file}: no cache recorded; the run has not preprocessed its images")
+        return self.resolve(cache["path"])
+
+    # -- the recipe ------------------------------------------------------------------------------
+    def recipe(self) -> Recipe:
+        """The run's recipe rebuilt from the manifest (the Recipe dataclass's defaults fill old fields)."""
+        saved = self.manifest().get("recipe")
+        if not isinstance(saved, dict) or "backbones" not in saved:
+            raise RunDirError(f"{self.manifest_file}: no recipe with backbones; expected the manifest of a run")
+        fields = {f.name for f in dataclasses.fields(Recipe)}
+        values = {k: v for k, v in saved.items() if k in fields}
+        for key in ("backbones", "ensembles", "head_units"):
+            if key in values:
+                values[key] = tuple(values[key])
+        try:
+            return Recipe(**values)
+        except TypeError as exc:
+            raise RunDirError(f"{self.manifest_file}: the recipe cannot be rebuilt ({exc})") from None
+
+    # -- split -----------------------------------------------------------------------------------
+    def split(self) -> pd.DataFrame:
+        """split.parquet: image_id, patient_id, split, then one 0/1 column per label."""
+        table = self._read_parquet(self.split_file, "the split `mlbench run` writes")
+        missing = [c for c in SPLIT_KEY_COLUMNS if c not in table.column_names]
+        if missing:
+            raise RunDirError(f"{self.split_file}: missing columns {missing}; expected {list(SPLIT_KEY_COLUMNS)} "
+                              "then one column per label")
+        frame = table.to_pandas()
+        for column in SPLIT_KEY_COLUMNS:
+            frame[column] = frame[column].astype(str)
+        return frame
+
+    def labels(self) -> list[str]:
+        return [c for c in pq.read_schema(self.split_file).names if c not in SPLIT_KEY_COLUMNS]
+
+    def write_split(self, table: pa.Table) -> None:
+        write_parquet(self.split_file, table)
+
+    # -- skips -----------------------------------------------------------------------------------
+    def record_skips(self, stage: str, skips: Sequence[Skip]) -> None:
+        """List ``skips`` in skipped.parquet and count them in the manifest (a re-run replaces its stage's)."""
+        with self.lock():
+            table = pa.table({"stage": [stage] * len(skips), "item": [s.item for s in skips],
+                              "reason": [s.reason for s in skips], "detail": [s.detail for s in skips]},
+                             schema=pa.schema([(c, pa.string()) for c in ("stage", "item", "reason", "detail")]))
+            if self.skipped_file.exists():
+                old = pq.read_table(self.skipped_file)
+                table = pa.concat_tables([old.filter(pc.not_equal(old["stage"], stage)), table.cast(old.schema)])
+            write_parquet(self.skipped_file, table)
+            data = self._read_manifest(required=True)
+            counts = {f"{stage}:{k}": v for k, v in Counter(s.reason for s in skips).items()}
+            kept = {k: v for k, v in data["skipped"]["counts"].items() if not k.startswith(f"{stage}:")}
+            data["skipped"]["counts"] = {**kept, **counts}
+            items = [i for i in data["skipped"]["items"] if i.get("stage") != stage]
+            items += [{"stage": stage, **s.as_dict()} for s in skips]
+            data["skipped"]["items"] = items[:MANIFEST_SKIP_ITEMS]
+            data["skipped"]["total"] = sum(data["skipped"]["counts"].values())
+            data["skipped"]["file"] = SKIPPED
+            write_json(self.manifest_file, data)
+
+    def skips(self, stage: str | None = None) -> dict[str, str]:
+        """Item -> reason for everything a stage (or every stage) left out."""
+        if not self.skipped_file.is_file():
+            return {}
+        frame = self._read_parquet(self.skipped_file, "the skip list `mlbench run` writes").to_pandas()
+        if stage is not None:
+            frame = frame[frame["stage"] == stage]
+        return dict(zip(frame["item"].astype(str), frame["reason"].astype(str)))
+
+    # -- leaderboard -----------------------------------------------------------------------------
+    def leaderboard(self) -> pa.Table:
+        if not self.leaderboard_file.is_file():
+            raise RunDirError(f"{self.leaderboard_file}: no such file; is the run finished?")
+        return leaderboard.read(self.leaderboard_file)
+
+    def write_leaderboard(self, table: pa.Table) -> None:
+        with self.lock():
+            leaderboard.write(self.leaderboard_file, table)
+
+    def append_leaderboard(self, rows: pa.Table, replace: Callable[[pa.Table], Any] | None = None) -> pa.Table:
+        """Add ``rows`` under the lock; ``replace(old)`` is a boolean mask of old rows they supersede."""
+        with self.lock():
+            if self.leaderboard_file.exists():
+                old = leaderboard.read(self.leaderboard_file)
+                if replace is not None:
+                    old = old.filter(pc.invert(replace(old)))
+                rows = pa.concat_tables([old, rows.cast(old.schema)])
+            leaderboard.write(self.leaderboard_file, rows)
+            return rows
+
+    def provenance(self, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The identity and provenance columns every leaderboard row of this run carries."""
+        m = manifest if manifest is not None else self.manifest()
+        recipe = m.get("recipe", {})
+        return {
+            "benchmark": m["benchmark"], "benchmark_version": m["benchmark_version"],
+            "variant": m.get("variant") or recipe.get("variant"), "dataset_kind": m["dataset_kind"],
+            "split_hash": m.get("split_hash"), "run_id": m["run_id"],
+            "backbones": ",".join(m.get("backbones", recipe.get("backbones", []))),
+            "loss": m.get("loss", recipe.get("loss")), "seed": m.get("seed", recipe.get("seed")),
+            "mlbench_version": mlbench.__version__, "git_commit": m.get("git_commit"),
+            "plugin_versions": json.dumps(m.get("versions", {}).get("plugins", {}), sort_keys=True),
+            "device": m.get("device"), "source": "run", "schema_version": leaderboard.SCHEMA_VERSION,
+            "created_at": now(),
+        }
+
+    # -- helpers ---------------------------------------------------------------------------------
+    @staticmethod
+    def _read_parquet(path: Path, expected: str) -> pa.Table:
+        if not path.is_file():
+            raise RunDirError(f"{path}: no such file; expected {expected}")
+        try:
+            return pq.read_table(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise RunDirError(f"{path}: not a readable parquet file ({str(exc).splitlines()[0]}); "
+                              f"expected {expected}") from None
