@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -48,6 +49,47 @@ def best_time(fn, repeats: int, device: torch.device) -> tuple[float, object]:
     return best, result
 
 
+@dataclass
+class GradcamTimes:
+    """Best-of-``repeats`` seconds of both paths over the same models, images and labels."""
+
+    models: list[str]
+    target_layers: list[str]
+    images: int
+    labels: int
+    size: int
+    batched_s: float
+    per_pair_s: float
+    max_gap: float  # largest |batched - per-pair| difference over every map (both min-max scaled)
+
+    @property
+    def maps(self) -> int:
+        return len(self.models) * self.images * self.labels
+
+    @property
+    def speedup(self) -> float:
+        return self.per_pair_s / self.batched_s
+
+
+def spread_labels(num_labels: int, count: int) -> list[int]:
+    """``count`` label indices spread over ``num_labels`` outputs."""
+    return list(range(0, num_labels, max(1, num_labels // count)))[:count]
+
+
+def time_gradcam(models: list[torch.nn.Module], names: list[str], images: torch.Tensor, labels: list[int],
+                 repeats: int, device: torch.device) -> GradcamTimes:
+    """Time mlbench's batched Grad-CAM and the per-(model, image, label) library calls on the same input."""
+    # minmax: the library's scaling, so the two paths' maps can be compared number for number
+    batched = GradCAMExplainer(normalize="minmax")
+    per_pair = GradCAMExplainer(normalize="minmax", strategy="per-pair")
+    batched.explain(models, images[:1], labels[:1])  # warm-up; also finds and caches the layers
+    t_batched, fast = best_time(lambda: batched.explain(models, images, labels), repeats, device)
+    t_pairs, slow = best_time(lambda: per_pair.explain(models, images, labels), repeats, device)
+    gap = float((fast.heatmaps - slow.heatmaps).abs().max())
+    return GradcamTimes(list(names), list(fast.target_layers), len(images), len(labels), images.shape[-1],
+                        t_batched, t_pairs, gap)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbones", default="mobilenetv3_small_050,resnet10t,mobilenetv3_small_075")
@@ -66,23 +108,14 @@ def main() -> None:
     names = [n.strip() for n in args.backbones.split(",") if n.strip()]
     models = [timm_backbone(args.num_labels, 1, False, model_name=n).to(device).eval() for n in names]
     images = torch.rand(args.images, 1, args.size, args.size, device=device)
-    labels = list(range(0, args.num_labels, max(1, args.num_labels // args.labels)))[: args.labels]
+    t = time_gradcam(models, names, images, spread_labels(args.num_labels, args.labels), args.repeats, device)
 
-    # minmax: the library's scaling, so the two paths' maps can be compared number for number
-    batched = GradCAMExplainer(normalize="minmax")
-    per_pair = GradCAMExplainer(normalize="minmax", strategy="per-pair")
-    batched.explain(models, images[:1], labels[:1])  # warm-up; also finds and caches the layers
-    t_batched, fast = best_time(lambda: batched.explain(models, images, labels), args.repeats, device)
-    t_pairs, slow = best_time(lambda: per_pair.explain(models, images, labels), args.repeats, device)
-    gap = float((fast.heatmaps - slow.heatmaps).abs().max())
-
-    n = len(models) * args.images * len(labels)
     print(f"machine: {machine(device)}")
-    print(f"models: {', '.join(f'{m} [{layer}]' for m, layer in zip(names, fast.target_layers))}")
-    print(f"{len(models)} models x {args.images} images x {len(labels)} labels = {n} maps at {args.size} px")
-    print(f"batched (mlbench gradcam):            {t_batched:8.3f} s  ({1000 * t_batched / n:7.2f} ms/map)")
-    print(f"per (image, label) pytorch-grad-cam:  {t_pairs:8.3f} s  ({1000 * t_pairs / n:7.2f} ms/map)")
-    print(f"speed-up: {t_pairs / t_batched:.1f}x   max |batched - per-pair| map difference: {gap:.2e}")
+    print(f"models: {', '.join(f'{m} [{layer}]' for m, layer in zip(t.models, t.target_layers))}")
+    print(f"{len(t.models)} models x {t.images} images x {t.labels} labels = {t.maps} maps at {t.size} px")
+    print(f"batched (mlbench gradcam):            {t.batched_s:8.3f} s  ({1000 * t.batched_s / t.maps:7.2f} ms/map)")
+    print(f"per (image, label) pytorch-grad-cam:  {t.per_pair_s:8.3f} s  ({1000 * t.per_pair_s / t.maps:7.2f} ms/map)")
+    print(f"speed-up: {t.speedup:.1f}x   max |batched - per-pair| map difference: {t.max_gap:.2e}")
 
 
 if __name__ == "__main__":

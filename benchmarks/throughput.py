@@ -72,6 +72,7 @@ class Measurement:
     eval_ips: float  # validation images/s (no_grad)
     paired_ratio: float  # median over neighbouring sample pairs of ceiling time / data-path time
     prep_ms: float  # the data path's own work per batch: gather, copy, scale, augment (no model)
+    timed_steps: int = 0  # timed steps per mode (fewer than asked when a time budget lowered them)
 
     def epoch_seconds(self, n_train: int, n_val: int) -> float:
         return n_train / self.data_path_ips + n_val / self.eval_ips
@@ -96,8 +97,14 @@ def _timed(run_steps: Callable[[int], None], steps: int, device: torch.device) -
 
 
 def measure(name: str, *, size: int, batch: int, steps: int, warmup: int, rounds: int, device: torch.device,
-            augment: bool, seed: int = 0) -> Measurement:
-    """Ceiling, data-path and validation images/s of one backbone (see the module docstring)."""
+            augment: bool, seed: int = 0, budget_s: float | None = None) -> Measurement:
+    """Ceiling, data-path and validation images/s of one backbone (see the module docstring).
+
+    With ``budget_s`` the warm-up is timed and ``steps`` lowered (to no fewer than 5) so that the
+    timed part should end within that many seconds of the call: a script with a total time limit
+    gets fewer samples of each backbone rather than fewer backbones.
+    """
+    called = time.perf_counter()
     registry = get_registry()
     bench = registry.create("benchmark", BENCHMARK)
     recipe = bench.recipe.replace(pretrained=False, image_size=size, batch_size=batch)
@@ -107,6 +114,7 @@ def measure(name: str, *, size: int, batch: int, steps: int, warmup: int, rounds
     model.to(device)
     if device.type == "cuda":  # as mlbench.training.train does
         model.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True
 
     generator = torch.Generator().manual_seed(seed)
     n_pool = batch * (warmup + steps)
@@ -162,8 +170,10 @@ def measure(name: str, *, size: int, batch: int, steps: int, warmup: int, rounds
         model.train()
 
     ceiling_steps(warmup)
-    data_path_steps(warmup)
+    warm_data_s = _timed(data_path_steps, max(warmup, 1), device)
     eval_steps(1)
+    if budget_s is not None:
+        steps = _steps_within(budget_s - (time.perf_counter() - called), warm_data_s / max(warmup, 1), steps, rounds)
     # On a GPU a sample is a run of `steps` steps (the device queues work ahead; timing single
     # steps would hide that). On a shared CPU a sample is one step, ceiling and data path
     # alternating, so a burst of load from another process hits single samples of both modes.
@@ -181,7 +191,17 @@ def measure(name: str, *, size: int, batch: int, steps: int, warmup: int, rounds
     best_ceiling, best_data, best_eval = min(ceiling), min(data), min(evals)
     paired_ratio = statistics.median(c / d for c, d in zip(ceiling, data))
     return Measurement(name, batch * chunk / best_ceiling, batch * chunk / best_data,
-                       val_batch / best_eval, paired_ratio, 1000 * min(preps) / max(steps, 5))
+                       val_batch / best_eval, paired_ratio, 1000 * min(preps) / max(steps, 5), len(data) * chunk)
+
+
+def _steps_within(seconds_left: float, step_s: float, steps: int, rounds: int) -> int:
+    """The most steps per sample (5 to ``steps``) whose timed part fits ``seconds_left``.
+
+    Per round: a sample of each mode, a validation pass and a prep run, about 4 x ``steps`` steps'
+    worth counted generously (warm-up steps run slower than timed ones, validation is 4 batches).
+    """
+    affordable = int(seconds_left / (rounds * 4 * max(step_s, 1e-6)))
+    return max(5, min(steps, affordable))
 
 
 def _hours(seconds: float) -> str:
