@@ -609,6 +609,34 @@ def supra_aortic_widening(canvas: Canvas, rng: np.random.Generator) -> Box:
     return add_layer(canvas, layer)
 
 
+def mass(canvas: Canvas, rng: np.random.Generator) -> Box:
+    # a large lobulated opacity in one lung, about three times a nodule's width
+    u = canvas.chest.unit()
+    side = random_side(rng)
+    x, y = lung_point(canvas, side, rng.uniform(0.4, 0.7), rng.uniform(0.3, 0.55))
+    r = rng.uniform(1.1, 1.3) * u
+    layer = canvas.layer()
+    for dx, dy in ((0.0, 0.0), (0.45, 0.25), (-0.35, 0.3)):
+        layer[canvas.ellipse(x + dx * r, y + dy * r, 0.75 * r, 0.7 * r)] = 0.3
+    return add_layer(canvas, layer)
+
+
+def pneumothorax(canvas: Canvas, rng: np.random.Generator) -> Box:
+    # air between lung and chest wall: a dark band without markings along the lateral upper lung,
+    # bounded by the thin bright line of the collapsed lung's edge
+    c = canvas.chest
+    side = random_side(rng)
+    lateral = -1 if side == 0 else 1
+    edge = c.lung_cx[side] + lateral * rng.uniform(0.2, 0.35) * c.lung_ax[side]
+    top = c.lung_cy[side] - c.lung_ay[side]
+    upper = canvas.y < top + rng.uniform(0.6, 0.7) * (c.dome_base[side] - top)
+    beyond = (canvas.x - edge) * lateral
+    layer = canvas.layer()
+    layer[canvas.lungs[side] & upper & (beyond > 0)] = -0.8 * c.lung_density
+    layer[canvas.lungs[side] & upper & (np.abs(beyond) <= max(1.0, 0.008 * c.size))] = 0.3
+    return add_layer(canvas, layer)
+
+
 def mask_box(mask: np.ndarray) -> Box:
     ys, xs = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1

@@ -1,0 +1,247 @@
+"""Reading NIH ChestX-ray14's label file into mlbench ``Records``.
+
+The label file is ``Data_Entry_2017_v2020.csv`` (or the older ``Data_Entry_2017.csv``), plain or
+gzipped: one row per image with ``Image Index`` (the PNG's name), ``Finding Labels``
+(``|``-separated; ``No Finding`` for none), ``Follow-up #``, ``Patient ID``, ``Patient Age``,
+``Patient Gender`` and ``View Position`` (PA or AP). The older file names age and sex the same
+way; only the image name, labels, patient and view are required.
+
+Images are found wherever the release was unpacked under the image root: all in one folder
+(``images/``, or the root itself) or spread over the tarballs' folders (``images_001/images/...``).
+The root is indexed once (:func:`index_images`). When the root holds no image at all, the records
+point at ``ROOT/images/NAME`` and nothing is skipped for a missing file: that is how a split is made
+from the label file alone, and the preprocessing cache lists files still missing at training time.
+
+Nothing is dropped silently: each row left out becomes a ``Skip`` with one reason, in the order
+checked: ``missing_image_id``, ``unsafe_path``, ``duplicate_image_id`` (the first row is kept),
+``missing_patient_id``, ``projection_not_selected``, ``nan_labels``, then for the image file
+``image_outside_root`` (a link that leaves the root), ``missing_image`` and ``empty_image``.
+Each label that is not one of the 14 becomes a ``Skip(reason="unknown_label")`` while the row keeps
+its other labels. Unreadable (truncated, corrupt) files are found when the cache decodes them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+from mlbench.data import DataSource, DatasetError, Records, Skip
+from mlbench.demo import SYNTHETIC_KIND, is_marked_synthetic
+from mlbench.io import sha256_file
+from mlbench_nih.labels import LABELS, NO_FINDING, normalize_patient_id
+
+KIND = "nih-cxr14"
+REQUIRED_COLUMNS = ("Image Index", "Finding Labels", "Patient ID", "View Position")
+OPTIONAL_COLUMNS = ("Follow-up #", "Patient Age", "Patient Gender")
+PROJECTIONS = ("PA", "AP")
+FRAME_COLUMNS = ("image_id", "patient_id", "follow_up", "projection", "age", "sex", "image_path", "findings")
+DEFAULT_IMAGE_FOLDER = "images"  # where a file is expected when the root holds no images at all
+# Folders the index walks into below the root: NIH's ``images`` and the tarballs' ``images_001`` ...
+# Nothing else, so pointing --images at a home folder does not walk the whole disk.
+_IMAGE_FOLDER = re.compile(r"images(_\d+)?", re.IGNORECASE)
+_MAX_DEPTH = 3  # root / images_001 / images / NAME.png, with one spare level
+_MISSING = frozenset({"", "nan", "none", "null", "na", "n/a"})
+_UNSAFE_CHARACTER = re.compile(r"[/\\:\x00-\x1f]")
+
+
+def unsafe_name_reason(name: str) -> str | None:
+    """Why ``name`` is not a plain file name, or None when it is one."""
+    if name in ("", ".", ".."):
+        return f"{name!r} is not a file name"
+    found = _UNSAFE_CHARACTER.search(name)
+    return f"contains {found.group()!r}" if found else None
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def index_images(root: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(file name -> absolute path, file name -> why refused) for the PNG files under ``root``.
+
+    Walks the root and the ``images`` / ``images_NNN`` folders below it (three levels at most),
+    in sorted order, so a name found twice keeps its first path. Links are followed only when their
+    target stays inside the root; a file link leading out is refused, a folder link leading out is
+    not entered.
+    """
+    root_real = os.path.realpath(root)
+    found: dict[str, str] = {}
+    refused: dict[str, str] = {}
+    if not os.path.isdir(root_real):
+        return found, refused
+    seen_dirs: set[str] = set()
+
+    def walk(folder: str, depth: int) -> None:
+        real = os.path.realpath(folder)
+        if real in seen_dirs or not _inside(real, root_real):
+            return
+        seen_dirs.add(real)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            return
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=True):
+                    if depth < _MAX_DEPTH and _IMAGE_FOLDER.fullmatch(entry.name):
+                        walk(entry.path, depth + 1)
+                    continue
+                if (not entry.name.lower().endswith(".png") or entry.name in found
+                        or not entry.is_file(follow_symlinks=True)):
+                    continue
+            except OSError:
+                continue
+            if entry.is_symlink() and not _inside(os.path.realpath(entry.path), root_real):
+                refused.setdefault(entry.name, f"{entry.path} links outside the image root")
+                continue
+            found[entry.name] = entry.path
+            refused.pop(entry.name, None)
+
+    walk(root_real, 0)
+    return found, refused
+
+
+def _read_columns(path: Path) -> pd.DataFrame:
+    """The needed columns as strings; a DatasetError names the file and what is wrong with it."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: NIH label file (Data_Entry_2017_v2020.csv) not found")
+    try:
+        header = list(pd.read_csv(path, nrows=0).columns)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as exc:
+        raise DatasetError(f"{path}: cannot read it as a CSV file: {exc}") from exc
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        found = ", ".join(c for c in header if not c.startswith("Unnamed:")) or "no named columns"
+        raise DatasetError(f"{path}: missing required column(s) {', '.join(missing)}; "
+                           f"expected {', '.join(REQUIRED_COLUMNS)}; found {found}")
+    wanted = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in header]
+    try:
+        raw = pd.read_csv(path, usecols=wanted, dtype=str, keep_default_na=False, na_filter=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, ValueError) as exc:
+        raise DatasetError(f"{path}: cannot read it as a CSV file: {exc}") from exc
+    for column in OPTIONAL_COLUMNS:
+        if column not in raw.columns:
+            raw[column] = ""
+    return raw
+
+
+def read_nih_csv(source: DataSource, *, projections: Iterable[str] | None = PROJECTIONS) -> Records:
+    """Read an NIH-format label file into Records (one row per usable image, every skip listed).
+
+    ``projections``: the ``View Position`` values kept (None keeps all); others are skipped as
+    ``projection_not_selected``. The frame holds FRAME_COLUMNS; ``findings`` are the row's labels
+    among the 14 (an empty tuple for ``No Finding``).
+    """
+    csv_path = Path(source.csv)
+    raw = _read_columns(csv_path)
+    return _records(raw, csv_path, Path(source.images), projections)
+
+
+def _records(raw: pd.DataFrame, csv_path: Path, images: Path, projections: Iterable[str] | None) -> Records:
+    keep_projection = None if projections is None else frozenset(projections)
+    known = frozenset(LABELS)
+    index, refused = index_images(images)
+    # No image under the root: a labels-only source (see the module docstring).
+    default_folder = f"{os.path.realpath(images)}{os.sep}{DEFAULT_IMAGE_FOLDER}{os.sep}"
+    parsed: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+    out: dict[str, list] = {c: [] for c in FRAME_COLUMNS}
+    skipped: list[Skip] = []
+    seen: dict[str, int] = {}
+    columns = [raw[c].tolist() for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)]
+    for n, (image_id, labels_text, patient_id, projection, follow_up, age, sex) in enumerate(zip(*columns), start=1):
+        image_id = image_id.strip()
+        if not image_id:
+            skipped.append(Skip(f"row {n}", "missing_image_id", "Image Index is empty"))
+            continue
+        bad = unsafe_name_reason(image_id)
+        if bad:
+            # A hostile name is not echoed as the item (it may hold control characters).
+            skipped.append(Skip(f"row {n}", "unsafe_path",
+                                f"Image Index {image_id!r} {bad}; expected a plain file name"))
+            continue
+        if image_id in seen:
+            skipped.append(Skip(image_id, "duplicate_image_id",
+                                f"row {n} repeats the Image Index of row {seen[image_id]} (the first is kept)"))
+            continue
+        seen[image_id] = n
+        patient_id = normalize_patient_id(patient_id)
+        if not patient_id:
+            skipped.append(Skip(image_id, "missing_patient_id", f"row {n}: Patient ID is empty"))
+            continue
+        projection = projection.strip()
+        if keep_projection is not None and projection not in keep_projection:
+            skipped.append(Skip(image_id, "projection_not_selected", f"View Position {projection or '(empty)'}"))
+            continue
+        if labels_text.strip().lower() in _MISSING:
+            skipped.append(Skip(image_id, "nan_labels", f"row {n}: Finding Labels is empty"))
+            continue
+        hit = parsed.get(labels_text)
+        if hit is None:
+            items = [item.strip() for item in labels_text.split("|")]
+            words = [item for item in items if item and item != NO_FINDING]
+            hit = parsed[labels_text] = (tuple(sorted({w for w in words if w in known})),
+                                         tuple(w for w in words if w not in known))
+        findings, unknown = hit
+        for label in unknown:
+            skipped.append(Skip(image_id, "unknown_label", label))
+        if index:
+            path = index.get(image_id)
+            if path is None:
+                if image_id in refused:
+                    skipped.append(Skip(image_id, "image_outside_root", refused[image_id]))
+                else:
+                    skipped.append(Skip(image_id, "missing_image", f"row {n}: no file {image_id} under {images}"))
+                continue
+            try:
+                empty = os.path.getsize(path) == 0
+            except OSError as exc:
+                skipped.append(Skip(image_id, "missing_image", f"{path}: {exc.strerror}"))
+                continue
+            if empty:
+                skipped.append(Skip(image_id, "empty_image", f"{path} is 0 bytes"))
+                continue
+        else:
+            path = default_folder + image_id
+        out["image_id"].append(image_id)
+        out["patient_id"].append(patient_id)
+        out["follow_up"].append(follow_up.strip())
+        out["projection"].append(projection)
+        out["age"].append(age.strip())
+        out["sex"].append(sex.strip())
+        out["image_path"].append(path)
+        out["findings"].append(findings)
+
+    frame = pd.DataFrame(out, columns=list(FRAME_COLUMNS))
+    kind = SYNTHETIC_KIND if is_marked_synthetic(csv_path) else KIND
+    return Records(frame=frame, kind=kind, source_sha256=sha256_file(csv_path), skipped=skipped)
+
+
+def profile_nih_csv(source: DataSource) -> dict:
+    """Whole-file facts for ``mlbench datasets inspect``: rows, views, patients, labels, skips."""
+    csv_path = Path(source.csv)
+    raw = _read_columns(csv_path)
+    records = _records(raw, csv_path, Path(source.images), None)
+    projection = raw["View Position"].str.strip()
+    patients = raw["Patient ID"].map(normalize_patient_id)
+    reasons: dict[str, int] = {}
+    for skip in records.skipped:
+        reasons[skip.reason] = reasons.get(skip.reason, 0) + 1
+    counts = {label: 0 for label in LABELS}
+    no_finding = 0
+    for findings in records.frame["findings"]:
+        no_finding += not findings
+        for label in findings:
+            counts[label] += 1
+    return {
+        "rows": int(len(raw)),
+        "projections": {str(k): int(v) for k, v in projection.value_counts().items()},
+        "patients": int(patients[patients != ""].nunique()),
+        "label_counts": counts,
+        "no_finding": no_finding,
+        "skipped_by_reason": dict(sorted(reasons.items())),
+    }
