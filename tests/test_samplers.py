@@ -196,3 +196,18 @@ def test_demo_label_matrix_has_the_documented_counts():
     from mlbench.conformance import DEMO_LABEL_COUNTS
 
     assert tuple(demo_label_matrix().sum(axis=0)) == DEMO_LABEL_COUNTS
+
+
+def test_the_documented_sampler_plugin_passes_conformance():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "plugins.md").read_text()
+    section = text[text.index("## 10. Write a sampler"):]
+    code = section[section.index("```python") + len("```python"):]
+    code = code[: code.index("```")]
+    module = types.ModuleType("doc_sampler")
+    exec(compile(code, "docs/plugins.md", "exec"), module.__dict__)
+    registry = build_registry(entry_points=False, plugins=[module])
+    (result,) = check_plugin("doc_sampler", registry).results
+    assert result.status == PASS, result.detail
+    assert "never-lowers-label-counts" in result.detail
