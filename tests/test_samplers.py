@@ -88,8 +88,9 @@ def test_resampling_samplers_fixed_per_seed_and_permuted_per_epoch():
     ros = samplers.ml_ros(Y, seed=2)
     a, b = ros.epoch(0), ros.epoch(1)
     assert len(a) > len(Y) and np.array_equal(np.sort(a), np.sort(b)) and not np.array_equal(a, b)
-    again = samplers.ml_ros(Y, seed=2, resample_each_epoch=True)
-    assert np.array_equal(np.sort(again.epoch(3)), np.sort(samplers.ml_ros(Y, seed=2, resample_each_epoch=True).epoch(3)))
+    redrawn = samplers.ml_ros(Y, seed=2, resample_each_epoch=True)
+    assert not np.array_equal(np.sort(redrawn.epoch(0)), np.sort(redrawn.epoch(1)))  # other clones
+    assert np.array_equal(redrawn.epoch(3), samplers.ml_ros(Y, seed=2, resample_each_epoch=True).epoch(3))
     rus = samplers.ml_rus(Y, seed=2, percentage=20)
     assert len(rus.epoch(0)) == len(Y) - int(len(Y) * 0.2)
     assert len(samplers.ml_rus(Y, seed=2, percentage=0).epoch(0)) == len(Y)
