@@ -22,3 +22,7 @@ def _fresh_registry():
     reset_registry()
     yield
     reset_registry()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "browser: renders a page in headless Chromium (skips without one; fails under CI=true)")

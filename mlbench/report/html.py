@@ -34,12 +34,12 @@ h1 { font-size: 1.5em; margin: 18px 0 4px; } h2 { font-size: 1.2em; margin: 30px
 .note { background: #fff6e0; border-left: 4px solid #E69F00; padding: 6px 10px; margin: 8px 0; }
 .headline { font-size: 1.15em; margin: 8px 0 12px; } .headline b { font-size: 1.25em; }
 table { border-collapse: collapse; margin: 6px 0 10px; font-size: 13px; }
-th, td { border-bottom: 1px solid var(--line); padding: 3px 8px; text-align: left; vertical-align: top; }
+th, td { border-bottom: 1px solid var(--line); padding: 3px 6px; text-align: left; vertical-align: top; }
 th { background: #eef3f8; position: sticky; top: 0; }
 table.sortable th { cursor: pointer; user-select: none; }
 table.sortable th[data-dir="asc"]::after { content: " ▲"; } table.sortable th[data-dir="desc"]::after { content: " ▼"; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.ci { color: var(--muted); font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.ci { color: var(--muted); font-size: 12px; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .wrap { overflow-x: auto; max-width: 100%; }
 .scroll { max-height: 480px; overflow: auto; }
 input.filter { font: inherit; padding: 3px 6px; margin: 4px 0; width: 280px; }
