@@ -417,7 +417,7 @@ def render_grid(report: GridReport) -> str:
             sel = part[(part["metric"] == metric) & (part["scope"] != "label")]
             if sel.empty:
                 continue
-            plot_rows = [{"label": f"{r.backbone} · {r.name}", "note": f"{int(r.n_seeds)} seeds", "difference": r.difference,
+            plot_rows = [{"label": f"{r.backbone} · {'macro' if r.scope == 'macro' else r.name}", "note": f"{int(r.n_seeds)} seeds", "difference": r.difference,
                           "ci_low": r.ci_low, "ci_high": r.ci_high, "verdict": r.verdict}
                          for r in sel.itertuples(index=False)]
             parts.append(svg.differences(plot_rows, title=f"{remedy}: {METRIC_NAMES.get(metric, metric)} difference "

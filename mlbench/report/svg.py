@@ -254,7 +254,8 @@ VERDICT_STYLE = {"helps": (OKABE_ITO[2], "circle"), "hurts": (OKABE_ITO[3], "squ
 def differences(rows: Sequence[dict], *, title: str, x_label: str, source: str) -> str:
     """Paired differences with CIs around a zero line; ``rows``: label, note, difference, ci_low,
     ci_high, verdict (its colour and shape)."""
-    left, right, top, row_h, plot_w = 260, 30, 58, 18, 420
+    longest = max((len(r["label"]) for r in rows), default=10)
+    left, right, top, row_h, plot_w = max(260, int(6.8 * longest) + 110), 30, 58, 18, 420
     height = top + row_h * max(len(rows), 1) + 58
     width = left + plot_w + right
     values = [v for r in rows for v in (r["difference"], r["ci_low"], r["ci_high"]) if _ok(v)] or [1.0]
