@@ -102,3 +102,73 @@ def test_killed_build_resumes(tmp_path):
     assert len(cache.load(items["image_id"])) == 60
     for parquet in shards():  # a shard that counts as done always has its array
         assert parquet.with_suffix(".npy").exists()
+
+
+class _Counting(Resize):
+    """Resize that records which images it was called on (by their top-left pixel)."""
+
+    def __init__(self, size, calls):
+        super().__init__(size)
+        self.calls = calls
+
+    def __call__(self, image):
+        self.calls.append(float(image[0, 0]))
+        return super().__call__(image)
+
+
+def _write_film(path, value, size=40):
+    image = np.full((size, size), value, dtype=np.uint16)
+    image[: size // 2] = 60000
+    assert cv2.imwrite(str(path), image)
+
+
+def test_a_repaired_image_is_processed_again(tmp_path):
+    items = _images(tmp_path, 3)
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    items.loc[len(items)] = ["empty.png", str(empty)]
+    items.loc[len(items)] = ["late.png", str(tmp_path / "late.png")]
+    first = build_cache(items, Resize(16), 16, tmp_path / "cache", workers=1)
+    assert {s.item: s.reason for s in first.skipped(items["image_id"])} == {"empty.png": "empty_image",
+                                                                            "late.png": "missing_file"}
+    _write_film(empty, 30000)  # repaired
+    _write_film(tmp_path / "late.png", 20000)  # arrived
+    calls = []
+    cache = build_cache(items, _Counting(16, calls), 16, tmp_path / "cache", workers=1)
+    assert len(calls) == 2  # only the two whose files changed
+    assert cache.skipped(items["image_id"]) == []
+    assert cache.load(["empty.png", "late.png"]).shape == (2, 16, 16)
+
+
+def test_a_changed_image_is_processed_again_and_its_new_pixels_win(tmp_path):
+    items = _images(tmp_path, 3)
+    path = tmp_path / "img001.png"
+    before = build_cache(items, Resize(16), 16, tmp_path / "cache", workers=1).load(["img001.png"])
+    flipped = np.full((48, 48), 60000, dtype=np.uint16)
+    flipped[:24] = 5000
+    assert cv2.imwrite(str(path), flipped)  # another film under the same id: dark top, another size on disk
+    calls = []
+    after = build_cache(items, _Counting(16, calls), 16, tmp_path / "cache", workers=1)
+    assert calls == [pytest.approx(5000 / 65535)]
+    assert not np.array_equal(after.load(["img001.png"]), before)
+    np.testing.assert_array_equal(after.load(["img001.png"]), Cache.open(after.root).load(["img001.png"]))
+    # same size, newer modification time (an editor saving in place): processed again too
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    calls.clear()
+    build_cache(items, _Counting(16, calls), 16, tmp_path / "cache", workers=1)
+    assert len(calls) == 1
+
+
+def test_unchanged_images_and_skips_are_reused_without_preprocessing(tmp_path):
+    items = _images(tmp_path, 5)
+    (tmp_path / "empty.png").write_bytes(b"")
+    items.loc[len(items)] = ["empty.png", str(tmp_path / "empty.png")]
+    items.loc[len(items)] = ["gone.png", str(tmp_path / "gone.png")]
+    first = build_cache(items, Resize(16), 16, tmp_path / "cache", workers=1)
+    calls = []
+    again = build_cache(items, _Counting(16, calls), 16, tmp_path / "cache", workers=1)
+    assert calls == []
+    assert {s.item for s in again.skipped(items["image_id"])} == {"empty.png", "gone.png"}
+    ids = items["image_id"].iloc[:5]
+    np.testing.assert_array_equal(again.load(ids), first.load(ids))

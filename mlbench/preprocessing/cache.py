@@ -5,10 +5,16 @@ config never reuses stale entries)::
 
     config.json                    the preprocessor config the key was made from
     shards/<name>.npy              uint8 (n, size, size) images
-    shards/<name>.parquet          one row per image of the shard: crop box, fallback, or why skipped
+    shards/<name>.parquet          one row per image of the shard: crop box, fallback, or why skipped,
+                                   and the source file's size and mtime when it was read
 
 A shard's parquet is written after its array, both atomically, so a shard with a parquet is
 complete: a killed build resumes with the images that no finished shard holds.
+
+An entry, a skip included, is reused only while its source file has the size and modification
+time (ns) it had when it was read; a repaired or replaced file is processed again into a new
+shard and its newest row wins. Size + mtime is what make and rsync trust: one ``stat`` per image
+on a resume, where a content hash would read the whole corpus (PadChest: ~1 TB) every time.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import json
 import math
 import multiprocessing as mp
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -32,8 +39,10 @@ from mlbench.io import atomic_path, write_json, write_parquet
 from mlbench.preprocessing import Preprocessor
 from mlbench.preprocessing.images import ImageReadError, read_grayscale
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: rows record their source file's state (format-1 caches are not reused)
 SHARD_COLUMNS = ("image_id", "row", "status", "x0", "y0", "x1", "y1", "method", "fallback", "reason")
+SOURCE_COLUMNS = ("source_size", "source_mtime_ns", "built_ns")
+NO_FILE = (-1, -1)  # the source state of a path that is not there (its skip lasts until it appears)
 
 
 def cache_key(config: dict[str, Any]) -> str:
@@ -41,20 +50,31 @@ def cache_key(config: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _shard_name(image_ids: Sequence[str]) -> str:
-    return hashlib.sha256("\n".join(image_ids).encode()).hexdigest()[:20]
+def _shard_name(entries: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(entries).encode()).hexdigest()[:20]
+
+
+def source_state(path: str | Path) -> tuple[int, int]:
+    """(size, mtime_ns) of an image file, :data:`NO_FILE` when it cannot be stat'ed."""
+    try:
+        stat = os.stat(path)
+    except (OSError, ValueError):  # missing, unreadable folder, or a path with a NUL byte
+        return NO_FILE
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _process_shard(args: tuple[Path, Preprocessor, int, list[tuple[str, str]]]) -> dict[str, int]:
     """Decode + preprocess one shard's images and write the shard (runs in a worker process)."""
     shard_dir, preprocessor, size, items = args
-    name = _shard_name([i for i, _ in items])
     images = np.zeros((len(items), size, size), dtype=np.uint8)
     rows: list[dict[str, Any]] = []
     n_ok = 0
     for image_id, path in items:
+        # stat before reading: a file changed while being read looks changed on the next build
+        file_size, mtime_ns = source_state(path)
         row: dict[str, Any] = {"image_id": image_id, "row": -1, "status": "ok", "x0": None, "y0": None,
-                               "x1": None, "y1": None, "method": None, "fallback": None, "reason": ""}
+                               "x1": None, "y1": None, "method": None, "fallback": None, "reason": "",
+                               "source_size": file_size, "source_mtime_ns": mtime_ns, "built_ns": time.time_ns()}
         try:
             out = preprocessor(read_grayscale(path))
             if out.image.shape != (size, size):
@@ -68,6 +88,8 @@ def _process_shard(args: tuple[Path, Preprocessor, int, list[tuple[str, str]]]) 
         except Exception as exc:  # a preprocessing bug on one image must not stop the whole cache
             row.update(status="skipped", reason=f"preprocess_failed: {exc!r}")
         rows.append(row)
+    # The sources' state is in the name: a re-processed image never overwrites its earlier shard.
+    name = _shard_name([f"{r['image_id']}\t{r['source_size']}\t{r['source_mtime_ns']}" for r in rows])
     with atomic_path(shard_dir / f"{name}.npy") as tmp:
         with open(tmp, "wb") as f:
             np.save(f, images[:n_ok])
@@ -80,6 +102,7 @@ _SHARD_SCHEMA = pa.schema([
     ("image_id", pa.string()), ("row", pa.int64()), ("status", pa.string()),
     ("x0", pa.int64()), ("y0", pa.int64()), ("x1", pa.int64()), ("y1", pa.int64()),
     ("method", pa.string()), ("fallback", pa.bool_()), ("reason", pa.string()),
+    ("source_size", pa.int64()), ("source_mtime_ns", pa.int64()), ("built_ns", pa.int64()),
 ])
 
 
@@ -89,7 +112,7 @@ class Cache:
 
     root: Path
     size: int
-    index: pd.DataFrame  # SHARD_COLUMNS + "shard"
+    index: pd.DataFrame  # SHARD_COLUMNS + SOURCE_COLUMNS + "shard"
 
     @classmethod
     def open(cls, root: Path) -> "Cache":
@@ -99,10 +122,9 @@ class Cache:
             frame = pq.read_table(parquet).to_pandas()
             frame["shard"] = parquet.stem
             frames.append(frame)
-        index = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*SHARD_COLUMNS, "shard"])
-        # An image can sit in two shards after a resumed build with another image set: keep one.
-        index = index.sort_values(["image_id", "status"]).drop_duplicates("image_id", keep="first")
-        return cls(root, int(config["size"]), index.set_index("image_id", drop=False))
+        index = (pd.concat(frames, ignore_index=True) if frames
+                 else pd.DataFrame(columns=[*SHARD_COLUMNS, *SOURCE_COLUMNS, "shard"]))
+        return cls(root, int(config["size"]), _newest(index).set_index("image_id", drop=False))
 
     def skipped(self, image_ids: Sequence[str]) -> list[Skip]:
         rows = self.index.reindex(list(image_ids))
@@ -158,11 +180,8 @@ def build_cache(items: pd.DataFrame, preprocessor: Preprocessor, size: int, cach
     shard_dir.mkdir(parents=True, exist_ok=True)
     if not (root / "config.json").exists():
         write_json(root / "config.json", config)
-    done = set()
-    for parquet in shard_dir.glob("*.parquet"):
-        done.update(pq.read_table(parquet, columns=["image_id"]).column("image_id").to_pylist())
-    todo = items[~items["image_id"].isin(done)].sort_values("image_id")
-    pairs = list(zip(todo["image_id"].astype(str), todo["image_path"].astype(str)))
+    recorded = [pq.read_table(p, columns=["image_id", *SOURCE_COLUMNS]) for p in shard_dir.glob("*.parquet")]
+    pairs = _changed_or_new(items, _newest(pa.concat_tables(recorded).to_pandas()) if recorded else None)
     if pairs:
         workers = max(1, workers or os.cpu_count() or 1)
         # Enough shards to keep every worker busy, small enough that a kill loses little work.
@@ -177,6 +196,23 @@ def build_cache(items: pd.DataFrame, preprocessor: Preprocessor, size: int, cach
             with mp.get_context("spawn").Pool(workers) as pool:
                 _drain(pool.imap(_process_shard, jobs), jobs, progress, task)
     return Cache.open(root)
+
+
+def _newest(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per image: the last one built (an image is in two shards once its file changed)."""
+    return rows.sort_values("built_ns", ascending=False, kind="stable").drop_duplicates("image_id", keep="first")
+
+
+def _changed_or_new(items: pd.DataFrame, recorded: pd.DataFrame | None) -> list[tuple[str, str]]:
+    """(image_id, path) of every item without a row for its file's current size and mtime."""
+    ids, paths = items["image_id"].astype(str).tolist(), items["image_path"].astype(str).tolist()
+    if recorded is None or recorded.empty:
+        todo = list(zip(ids, paths))
+    else:
+        known = dict(zip(recorded["image_id"], zip(recorded["source_size"].tolist(),
+                                                   recorded["source_mtime_ns"].tolist())))
+        todo = [(i, p) for i, p in zip(ids, paths) if known.get(i) != source_state(p)]
+    return sorted(todo)
 
 
 def _drain(results, jobs, progress, task) -> None:
