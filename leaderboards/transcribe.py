@@ -2,8 +2,9 @@
 
 The TSV files in ``leaderboards/published/`` are the source: one file per table, transcribed
 from the paper with its own spelling kept beside the benchmark's (``paper_label`` / ``label``).
-This script checks them and writes ``leaderboards/padchest-specific.parquet`` and
-``leaderboards/padchest-general.parquet`` in the schema of :mod:`mlbench.leaderboard`.
+This script checks them and writes ``padchest-specific.parquet`` and ``padchest-general.parquet``
+in the schema of :mod:`mlbench.leaderboard` into the PadChest plugin's package data
+(``benchmarks/padchest/mlbench_padchest/leaderboards/``), which ships in the wheel.
 
 Checks (any failure stops the build with a message naming the table, row and column):
 - every TSV has the expected header, 0..1 values and positive ``# Samples`` counts;
@@ -393,7 +394,11 @@ def tables_from(per_label: dict[int, PerLabelTable], global_tables: dict[int, Gl
     return {b: leaderboard.to_table(r) for b, r in rows.items()}
 
 
-def output_path(benchmark: str, directory: Path = HERE) -> Path:
+# The boards ship as package data of the PadChest plugin: a wheel carries them to every user.
+BOARDS = HERE.parent / "benchmarks" / "padchest" / "mlbench_padchest" / "leaderboards"
+
+
+def output_path(benchmark: str, directory: Path = BOARDS) -> Path:
     return directory / f"{benchmark}.parquet"
 
 

@@ -14,10 +14,11 @@ from typing import Any, Iterable
 
 import torch
 
+from mlbench.errors import UserError
 from mlbench.io import atomic_path
 
 
-class CheckpointError(Exception):
+class CheckpointError(UserError):
     """A checkpoint file cannot be used (the message names it and says why)."""
 
 

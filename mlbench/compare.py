@@ -3,7 +3,7 @@
 Honest means: a run "beats published" on a label only when the published value lies below the
 run's 95% confidence interval (patient bootstrap, :mod:`mlbench.stats`) — a point estimate above
 the published number is not enough, because the run's test split is not the paper's. A run on
-the synthetic demo corpus is never comparable with PadChest numbers, and every output says so.
+the synthetic demo corpus is never comparable with published numbers, and every output says so.
 
 Which published entry a run entry is compared with: the entry of the same name when the
 published table has it (the paper's five backbones under their timm names and the ensembles
@@ -12,18 +12,16 @@ with the best published entry of that metric and variant, i.e. the one with the 
 ``__global__`` value (CTP for AUC in every table of the paper): a new method has to beat the best
 published one, not a weak one.
 
-Where leaderboard files are found (:func:`leaderboard_path`): an explicit file; else
-``$MLBENCH_LEADERBOARDS/BENCHMARK.parquet``; else ``leaderboards/BENCHMARK.parquet`` under the
-current directory; else the ``leaderboards/`` folder of the source checkout mlbench runs from;
-else ``leaderboards/BENCHMARK.parquet`` inside the package of the plugin that registers the
-benchmark (where an installed plugin ships them as package data).
+Where the published rows come from: ``leaderboard_file`` if given, else
+:func:`mlbench.leaderboard.find_board` (the user's own board of the benchmark, else the published
+board its plugin ships). A run is comparable with them when benchmark and benchmark version match
+and its data is real (any dataset kind but synthetic).
 """
 
 from __future__ import annotations
 
 import io
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,89 +29,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import mlbench
+from mlbench.errors import UserError
 from mlbench import leaderboard
+from mlbench.demo import is_synthetic
 from mlbench.io import write_bytes
-from mlbench.leaderboard import GLOBAL_LABEL
-
-LEADERBOARDS_ENV = "MLBENCH_LEADERBOARDS"
-# Lower is better for these metrics; higher for every other.
-LOWER_IS_BETTER = frozenset({"hamming"})
+from mlbench.leaderboard import GLOBAL_LABEL, LOWER_IS_BETTER, find_board
+from mlbench.rescoring import StoredRunError, recompute_run
+from mlbench.rundir import RunDir
 
 
-class CompareError(ValueError):
+
+class CompareError(UserError, ValueError):
     """A leaderboard or run cannot be compared (the message names the file and what is missing)."""
-
-
-# -- finding and showing leaderboards ------------------------------------------------------------
-def leaderboard_candidates(benchmark: str) -> list[Path]:
-    """Where ``BENCHMARK.parquet`` is looked for, in order (see the module docstring)."""
-    name = f"{benchmark}.parquet"
-    places = []
-    if os.environ.get(LEADERBOARDS_ENV):
-        places.append(Path(os.environ[LEADERBOARDS_ENV]) / name)
-    places.append(Path.cwd() / "leaderboards" / name)
-    places.append(Path(mlbench.__file__).resolve().parent.parent / "leaderboards" / name)
-    packaged = _plugin_package_dir(benchmark)
-    if packaged is not None:
-        places.append(packaged / "leaderboards" / name)
-    return places
-
-
-def _plugin_package_dir(benchmark: str) -> Path | None:
-    """The folder of the package that registers ``benchmark``: an installed plugin can ship its
-    leaderboards there as package data (``PACKAGE/leaderboards/BENCHMARK.parquet``)."""
-    import importlib
-
-    from mlbench.registry import PluginError, get_registry
-
-    try:
-        factory = get_registry().get("benchmark", benchmark).factory
-    except PluginError:
-        return None
-    module_name = getattr(getattr(factory, "func", factory), "__module__", None)
-    try:
-        module = importlib.import_module(module_name) if module_name else None
-    except ImportError:
-        return None
-    path = getattr(module, "__file__", None)
-    return Path(path).resolve().parent if path else None
-
-
-def leaderboard_path(benchmark: str, file: str | Path | None = None) -> Path:
-    """The leaderboard file of ``benchmark``: ``file`` if given, else the first existing candidate."""
-    if file is not None:
-        path = Path(file)
-        if not path.is_file():
-            raise CompareError(f"{path}: no such leaderboard file")
-        return path
-    places = leaderboard_candidates(benchmark)
-    for place in places:
-        if place.is_file():
-            return place
-    tried = ", ".join(str(p) for p in dict.fromkeys(places))
-    raise CompareError(f"no leaderboard file for benchmark '{benchmark}' (looked for {tried}); "
-                       f"pass --file PATH or set {LEADERBOARDS_ENV} to the folder holding it")
-
-
-def leaderboard_rows(board: pd.DataFrame, *, label: str | None = None, metric: str = "auc",
-                     variant: str | None = None, source: str | None = None) -> pd.DataFrame:
-    """The rows ``mlbench leaderboard show`` prints: one label (default ``__global__``), one metric,
-    best first. Raises naming the labels/metrics/variants the board has when a filter matches nothing."""
-    label = label or GLOBAL_LABEL
-    selected = board
-    for column, wanted in (("metric", metric), ("label", label), ("variant", variant), ("source", source)):
-        if wanted is None:
-            continue
-        matched = selected[selected[column] == wanted]
-        if matched.empty:
-            have = sorted(map(str, selected[column].dropna().unique()))
-            shown = ", ".join(have[:60]) + (" ..." if len(have) > 60 else "")
-            raise CompareError(f"no leaderboard row with {column} '{wanted}'; this selection has {column}s: {shown}")
-        selected = matched
-    ascending = metric in LOWER_IS_BETTER
-    return selected.sort_values(["variant", "value"], ascending=[True, ascending], na_position="last",
-                                kind="stable").reset_index(drop=True)
 
 
 # -- comparing a run with the published baseline -------------------------------------------------
@@ -193,9 +120,9 @@ def compare_run(run_dir: str | Path, *, against: str = "published", variant: str
     run_dir = Path(run_dir)
     if against != "published":
         raise CompareError(f"--against {against!r}: only 'published' is supported")
-    board_path = run_dir / "leaderboard.parquet"
+    board_path = RunDir(run_dir).leaderboard_file
     if not board_path.is_file():
-        raise CompareError(f"{run_dir}: no leaderboard.parquet; is this a finished run directory?")
+        raise CompareError(f"{board_path}: no such file; is this a finished run directory?")
     run_board = leaderboard.read(board_path).to_pandas()
     if run_board.empty:
         raise CompareError(f"{board_path}: the leaderboard is empty")
@@ -204,7 +131,7 @@ def compare_run(run_dir: str | Path, *, against: str = "published", variant: str
     dataset_kind = str(info["dataset_kind"])
     published_variant = variant or run_variant
 
-    published_all = leaderboard.read(leaderboard_path(benchmark, leaderboard_file)).to_pandas()
+    published_all = leaderboard.read(find_board(benchmark, leaderboard_file)).to_pandas()
     published_all = published_all[(published_all["source"] == "published") & (published_all["benchmark"] == benchmark)]
     if published_all.empty:
         raise CompareError(f"the leaderboard of '{benchmark}' has no published rows")
@@ -216,13 +143,10 @@ def compare_run(run_dir: str | Path, *, against: str = "published", variant: str
 
     notes: list[str] = []
     comparable = True
-    if dataset_kind == "synthetic":
+    if is_synthetic(dataset_kind):
         comparable = False
-        notes.append("NOT COMPARABLE: this run used the SYNTHETIC demo corpus (dataset_kind synthetic); the "
-                     "published values are PadChest results. The table only exercises the comparison.")
-    elif dataset_kind != "padchest":
-        comparable = False
-        notes.append(f"NOT COMPARABLE: this run used dataset '{dataset_kind}', the published values are PadChest's.")
+        notes.append(f"NOT COMPARABLE: this run used the SYNTHETIC demo corpus (dataset_kind {dataset_kind}); the "
+                     f"published values are {benchmark} results on real data. The table only exercises the comparison.")
     versions = set(published["benchmark_version"]) - {info["benchmark_version"]}
     if versions:
         comparable = False
@@ -230,7 +154,7 @@ def compare_run(run_dir: str | Path, *, against: str = "published", variant: str
                      f"{', '.join(sorted(versions))}.")
     if published_variant != run_variant:
         notes.append(f"run variant '{run_variant}' is compared with published variant '{published_variant}'.")
-    notes.append("The paper's test split is not the benchmark's canonical split: compare intervals, not points.")
+    notes.append("Published values may come from another test split than this run's: compare intervals, not points.")
 
     rows = run_board[(run_board["metric"] == metric) & ~run_board["label"].str.startswith("__group_")]
     ci_source = "run"
@@ -265,9 +189,10 @@ def compare_run(run_dir: str | Path, *, against: str = "published", variant: str
 
 def _with_recomputed_intervals(run_dir: Path, rows: pd.DataFrame, metric: str, n_boot: int,
                                seed: int) -> pd.DataFrame:
-    from mlbench.submit import recompute_run
-
-    recomputed = recompute_run(run_dir, n_boot=n_boot, seed=seed)
+    try:
+        recomputed = recompute_run(run_dir, n_boot=n_boot, seed=seed)
+    except StoredRunError as exc:
+        raise CompareError(f"{run_dir}: cannot recompute intervals: {exc}") from None
     keyed = recomputed[recomputed["metric"] == metric].set_index(["entry", "label"])
     rows = rows.copy()
     for column in ("ci_low", "ci_high"):

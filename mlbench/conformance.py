@@ -48,6 +48,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from mlbench.errors import UserError
 from mlbench.registry import PluginEntry, Registry, get_registry
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
@@ -72,7 +73,7 @@ SAMPLER_GUARANTEES = {
 SAMPLER_EPOCHS = 3
 
 
-class ConformanceError(Exception):
+class ConformanceError(UserError):
     """The plugin cannot be tested at all (unknown name, failed to load)."""
 
 

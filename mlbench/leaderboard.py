@@ -7,14 +7,21 @@ docs/leaderboard.md documents every column; bump SCHEMA_VERSION when a column ch
 from __future__ import annotations
 
 import math
+import os
+from contextlib import ExitStack
+from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mlbench.errors import UserError
 from mlbench.io import write_parquet
 
+LEADERBOARDS_ENV = "MLBENCH_LEADERBOARDS"
+# Lower is better for these metrics; higher for every other.
+LOWER_IS_BETTER = frozenset({"hamming"})
 SCHEMA_VERSION = 1
 GLOBAL_LABEL = "__global__"
 ENTRY_KINDS = ("backbone", "ensemble", "explainer")
@@ -55,7 +62,7 @@ SCHEMA = pa.schema(
 COLUMNS = tuple(SCHEMA.names)
 
 
-class LeaderboardError(ValueError):
+class LeaderboardError(UserError, ValueError):
     """A leaderboard file or row does not follow the schema."""
 
 
@@ -114,3 +121,70 @@ def read(path: str | Path) -> pa.Table:
 
 def write(path: str | Path, table: pa.Table) -> None:
     write_parquet(path, validate_table(table, where=str(path)))
+
+
+# -- where a benchmark's boards are --------------------------------------------------------------
+# A benchmark has two boards. Its *published* board ships with the plugin that registers it, as
+# package data named by ``Benchmark.published_board``; it is read-only. Its *own* board is the
+# user's file ``$MLBENCH_LEADERBOARDS/BENCHMARK.parquet`` (default ``./leaderboards/``): ``submit``
+# appends there, seeding a new file with the published rows.
+_extracted = ExitStack()  # keeps zip-imported package data extracted for the process's lifetime
+
+
+def local_board(benchmark: str) -> Path:
+    """The user's own board of ``benchmark`` (it may not exist yet)."""
+    folder = Path(os.environ.get(LEADERBOARDS_ENV) or Path.cwd() / "leaderboards")
+    return folder / f"{benchmark}.parquet"
+
+
+def published_board(benchmark: str, registry: Any = None) -> Path | None:
+    """The published board the benchmark's plugin ships (None when it ships none)."""
+    from mlbench.registry import get_registry
+
+    bench = (registry or get_registry()).create("benchmark", benchmark)
+    shipped = getattr(bench, "published_board", None)
+    if shipped is None:
+        return None
+    path = Path(_extracted.enter_context(resources.as_file(shipped)))
+    if not path.is_file():
+        raise LeaderboardError(f"benchmark '{benchmark}': its published board {path} is not installed; "
+                               "reinstall the plugin that registers it")
+    return path
+
+
+def find_board(benchmark: str, file: str | Path | None = None, registry: Any = None) -> Path:
+    """``file`` if given, else the benchmark's own board if it exists, else its published board."""
+    if file is not None:
+        path = Path(file)
+        if not path.is_file():
+            raise LeaderboardError(f"{path}: no such leaderboard file")
+        return path
+    own = local_board(benchmark)
+    if own.is_file():
+        return own
+    published = published_board(benchmark, registry)
+    if published is not None:
+        return published
+    raise LeaderboardError(f"no leaderboard for benchmark '{benchmark}': {own} does not exist and the benchmark "
+                           f"ships no published board; pass --file PATH or set {LEADERBOARDS_ENV}")
+
+
+def select_rows(board: Any, *, label: str | None = None, metric: str = "auc", variant: str | None = None,
+                source: str | None = None) -> Any:
+    """The rows ``mlbench leaderboard show`` prints: one label (default ``__global__``), one metric,
+    best first. Raises naming the labels/metrics/variants the board has when a filter matches nothing."""
+    label = label or GLOBAL_LABEL
+    selected = board
+    for column, wanted in (("metric", metric), ("label", label), ("variant", variant), ("source", source)):
+        if wanted is None:
+            continue
+        matched = selected[selected[column] == wanted]
+        if matched.empty:
+            have = sorted(map(str, selected[column].dropna().unique()))
+            shown = ", ".join(have[:60]) + (" ..." if len(have) > 60 else "")
+            raise LeaderboardError(f"no leaderboard row with {column} '{wanted}'; this selection has {column}s: "
+                                   f"{shown}")
+        selected = matched
+    ascending = metric in LOWER_IS_BETTER
+    return selected.sort_values(["variant", "value"], ascending=[True, ascending], na_position="last",
+                                kind="stable").reset_index(drop=True)

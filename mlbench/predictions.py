@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mlbench.errors import UserError
 from mlbench.io import write_parquet
 
 SCHEMA = pa.schema([
@@ -48,7 +49,7 @@ def from_frame(frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(frame, schema=SCHEMA, preserve_index=False)
 
 
-class PredictionsError(ValueError):
+class PredictionsError(UserError, ValueError):
     """A predictions file is missing or unreadable (the message names it)."""
 
 

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable
 
 import pluggy
 
+from mlbench.errors import UserError
 from mlbench import hookspecs
 
 # kind -> the hook that registers it
@@ -33,7 +34,7 @@ ENTRY_POINT_GROUP = "mlbench"
 ONLY_PLUGINS_ENV = "MLBENCH_PLUGINS"
 
 
-class PluginError(Exception):
+class PluginError(UserError):
     """A plugin could not be found, loaded or used."""
 
 
@@ -98,7 +99,8 @@ class Registry:
             return self._entries[kind][name]
         except KeyError:
             known = ", ".join(sorted(self._entries[kind])) or "none"
-            raise PluginError(f"no {kind} named '{name}'; registered {kind}s: {known}") from None
+            failed = f" ({len(self.errors)} plugin load error(s): see `mlbench plugins`)" if self.errors else ""
+            raise PluginError(f"no {kind} named '{name}'; registered {kind}s: {known}{failed}") from None
 
     def create(self, kind: str, name: str, /, **kwargs: Any) -> Any:
         """Call the factory registered as ``name``; errors name the plugin that failed."""
@@ -125,20 +127,32 @@ def _plugin_manager() -> pluggy.PluginManager:
     return pm
 
 
+RESERVED_INFO = frozenset({"kind", "plugin", "package", "version", "name"})
+
+
+def _registrar(registry: Registry, kind: str, plugin: str, package: str | None, version: str | None):
+    """The ``register`` a hook receives: kind and plugin are fixed here, out of the plugin's reach."""
+
+    def register(name: str, factory: Callable[..., Any], /, **info: Any) -> None:
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"plugin '{plugin}' registered a {kind} with an invalid name {name!r}")
+        if not callable(factory):
+            raise PluginError(f"plugin '{plugin}' registered {kind} '{name}' with a non-callable factory")
+        reserved = sorted(RESERVED_INFO.intersection(info) | {k for k in info if k.startswith("_")})
+        if reserved:
+            raise PluginError(f"plugin '{plugin}' registered {kind} '{name}' with reserved info {reserved}; "
+                              "mlbench records the kind and the registering plugin itself")
+        registry.add(PluginEntry(kind, name, factory, plugin, package, version, dict(info)))
+
+    return register
+
+
 def _register_into(registry: Registry, pm: pluggy.PluginManager, sources: dict[str, tuple[str | None, str | None]]):
     for kind, hook_name in KINDS.items():
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
             plugin_name = impl.plugin_name
             package, version = sources.get(plugin_name, (None, None))
-
-            def register(name: str, factory: Callable[..., Any], _kind=kind, _p=plugin_name,
-                         _pkg=package, _ver=version, **info: Any) -> None:
-                if not isinstance(name, str) or not name:
-                    raise PluginError(f"plugin '{_p}' registered a {_kind} with an invalid name {name!r}")
-                if not callable(factory):
-                    raise PluginError(f"plugin '{_p}' registered {_kind} '{name}' with a non-callable factory")
-                registry.add(PluginEntry(_kind, name, factory, _p, _pkg, _ver, dict(info)))
-
+            register = _registrar(registry, kind, plugin_name, package, version)
             try:
                 impl.function(**{arg: register for arg in impl.argnames})
             except Exception as exc:  # one broken plugin must not take the others down
@@ -152,6 +166,10 @@ def build_registry(*, entry_points: bool = True, plugins: Iterable[object] = ())
     sources: dict[str, tuple[str | None, str | None]] = {}
     if entry_points:
         only = {n.strip() for n in os.environ.get(ONLY_PLUGINS_ENV, "").split(",") if n.strip()}
+        installed = {ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+        for unknown in sorted(only - installed):
+            registry.errors.append(LoadError(unknown, None, f"{ONLY_PLUGINS_ENV} names '{unknown}', which is not an "
+                                             f"installed plugin; installed: {', '.join(sorted(installed))}"))
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
             if only and ep.name not in only:
                 continue

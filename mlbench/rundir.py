@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 import mlbench
+from mlbench.errors import UserError
 from mlbench import leaderboard
 from mlbench.benchmark import Recipe
 from mlbench.data import Skip
@@ -57,7 +58,7 @@ MANIFEST_SKIP_ITEMS = 1000
 SPLIT_KEY_COLUMNS = ("image_id", "patient_id", "split")
 
 
-class RunDirError(Exception):
+class RunDirError(UserError):
     """A run directory is missing, unreadable or holds another run (the message names the file)."""
 
 

@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 import mlbench
+from mlbench.errors import UserError
 from mlbench import checkpoint, leaderboard, predictions
 from mlbench.benchmark import Benchmark, Recipe
 from mlbench.data import DataSource, Records
@@ -40,13 +41,13 @@ from mlbench.progress import Reporter
 from mlbench.registry import Registry, get_registry
 from mlbench.rundir import RunDir, RunDirError
 from mlbench.stats import metric_intervals
-from mlbench.training import accepted_options, backbone_plugin, build_backbone, pick_device, predict, train
+from mlbench.training import accepted_options, backbone_plugin, build_backbone, device_name, pick_device, predict, train
 
 BOOTSTRAP_SEED = 0
 EVAL_SPLITS = ("val", "test")
 
 
-class RunError(Exception):
+class RunError(UserError):
     """The run cannot proceed (the message says what to fix)."""
 
 
@@ -226,12 +227,6 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
-    return f"cpu: {platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
 
 
 def plugin_versions(registry: Registry, used: dict[str, Sequence[str]]) -> dict[str, Any]:

@@ -21,9 +21,9 @@ Explainer rows (``cam_*`` heatmap scores) cannot be recomputed from predictions:
 out of the submission, and the result says so. Then the rows are appended under an exclusive
 lock on the leaderboard's folder: read, check, concatenate, atomic replace (:mod:`mlbench.io`),
 so concurrent submits never lose a row or leave a torn file. A run id already in the leaderboard
-is refused (an error, not a silent no-op). Synthetic runs never enter a PadChest leaderboard
-file (``padchest-*.parquet``) nor any file holding non-synthetic rows, and real runs never enter
-a synthetic one.
+is refused (an error, not a silent no-op). Synthetic rows never enter a benchmark's own board
+(the default target, or any file holding published or real rows, whatever it is called), and
+real runs never enter a file of synthetic rows.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import contextlib
 import fcntl
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -39,26 +40,25 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from mlbench import leaderboard, manifest, predictions
+from mlbench.errors import UserError
+from mlbench import leaderboard, predictions
 from mlbench.data import DataSource
-from mlbench.data.labels import label_matrix
-from mlbench.data.splits import patient_split, split_hash
+from mlbench.data.splits import BenchmarkSplit, split_benchmark, split_hash
+from mlbench.demo import SYNTHETIC_KIND, is_synthetic
+from mlbench.metrics import MetricWarning
 from mlbench.registry import PluginError, Registry, get_registry
-from mlbench.stats import GROUP_LABELS, metric_intervals
+from mlbench.rescoring import StoredRunError, bootstrap_settings, load_stored_run, recompute_scores
+from mlbench.rundir import RunDir
+from mlbench.stats import GROUP_LABELS
 
 TOLERANCE = 1e-9
-DEFAULT_N_BOOT = 1000
-DEFAULT_BOOT_SEED = 0
-# Leaderboard files of the published PadChest baselines: synthetic rows never go there.
-PADCHEST_BOARD_PREFIX = "padchest-"
 EXAMPLES = 5  # how many offending items a message names
-SYNTHETIC_NOT_IN_PADCHEST = ("synthetic (demo) runs never enter a PadChest leaderboard file; submit them with "
-                             "--leaderboard PATH to a demo file named otherwise")
+SYNTHETIC_ONLY_NAMED = ("synthetic (demo) runs never enter a benchmark's own leaderboard; submit them with "
+                        "--leaderboard PATH to a file of synthetic rows")
 
 
-class SubmissionError(Exception):
+class SubmissionError(UserError):
     """The run was refused; ``problems`` lists every reason found."""
 
     def __init__(self, problems: list[str]) -> None:
@@ -71,117 +71,12 @@ def _examples(items: Any) -> str:
     return ", ".join(items[:EXAMPLES]) + (f" and {len(items) - EXAMPLES} more" if len(items) > EXAMPLES else "")
 
 
-def bootstrap_settings(m: dict[str, Any]) -> tuple[int, int]:
-    """(n_boot, seed) the run's intervals were computed with (``manifest["bootstrap"]``, else the defaults)."""
-    settings = m.get("bootstrap") or {}
-    return int(settings.get("n_boot", DEFAULT_N_BOOT)), int(settings.get("seed", DEFAULT_BOOT_SEED))
-
-
-# -- a stored run's scores -----------------------------------------------------------------------
-@dataclass
-class StoredRun:
-    """A finished run's test-split arrays, read back from its files."""
-
-    run_dir: Path
-    manifest: dict[str, Any]
-    labels: list[str]
-    test_ids: list[str]
-    patient_ids: list[str]
-    y: np.ndarray  # (test images, labels) 0/1
-    train_counts: np.ndarray  # positives per label in the training images the run could use
-    entries: dict[str, str]  # entry -> entry_kind, in the run's order
-    scores: dict[str, np.ndarray]  # entry -> (test images, labels)
-    threshold: float
-    skipped: dict[str, str] = field(default_factory=dict)  # image id -> reason (preprocessing)
-
-
-def preprocess_skips(run_dir: Path) -> dict[str, str]:
-    """Image id -> reason for every image the run's preprocessing left out (skipped.parquet)."""
-    path = run_dir / "skipped.parquet"
-    if not path.is_file():
-        return {}
-    table = pq.read_table(path).to_pandas()
-    rows = table[table["stage"] == "preprocess"]
-    return dict(zip(rows["item"].astype(str), rows["reason"].astype(str)))
-
-
-def load_stored_run(run_dir: str | Path, split: pd.DataFrame | None = None) -> StoredRun:
-    """Read RUN_DIR's test labels (``split``, default its split.parquet) and every entry's test scores.
-
-    Raises ``SubmissionError`` naming what is missing (an entry, images, labels).
-    """
-    run_dir = Path(run_dir)
-    m = manifest.read(run_dir)
-    if split is None:
-        split = pq.read_table(run_dir / "split.parquet").to_pandas()
-    labels = [c for c in split.columns if c not in ("image_id", "patient_id", "split")]
-    skipped = preprocess_skips(run_dir)
-    usable = ~split["image_id"].astype(str).isin(skipped)
-    test = split[(split["split"] == "test") & usable]
-    train = split[(split["split"] == "train") & usable]
-    entries = {**{b: "backbone" for b in m.get("backbones", [])}, **{e: "ensemble" for e in m.get("ensembles", [])}}
-    frame = predictions.read(run_dir / "predictions.parquet")
-    frame = frame[frame["split"] == "test"]
-    ids = test["image_id"].astype(str).tolist()
-    scores, problems = {}, []
-    for entry in entries:
-        try:
-            scores[entry] = predictions.wide(frame, entry, ids, labels)
-        except (KeyError, ValueError) as exc:
-            problems.append(f"predictions.parquet: {exc}")
-    if problems:
-        raise SubmissionError(problems)
-    return StoredRun(run_dir=run_dir, manifest=m, labels=labels, test_ids=ids,
-                     patient_ids=test["patient_id"].astype(str).tolist(),
-                     y=test[labels].to_numpy(dtype=np.uint8), train_counts=train[labels].to_numpy().sum(axis=0),
-                     entries=entries, scores=scores, threshold=float(m["recipe"]["threshold"]), skipped=skipped)
-
-
-def recompute_scores(stored: StoredRun, *, n_boot: int, seed: int) -> pd.DataFrame:
-    """Every leaderboard metric of every entry, with intervals, recomputed from the stored arrays."""
-    out = []
-    for entry, kind in stored.entries.items():
-        scores = stored.scores[entry]
-        decisions = (scores >= stored.threshold).astype(np.uint8)
-        for row in metric_intervals(stored.y, scores, decisions, stored.patient_ids, stored.labels,
-                                    train_counts=stored.train_counts, n_boot=n_boot, seed=seed):
-            out.append({"entry": entry, "entry_kind": kind, **row})
-    return pd.DataFrame(out)
-
-
-def recompute_run(run_dir: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: int = DEFAULT_BOOT_SEED) -> pd.DataFrame:
-    """Recompute RUN_DIR's metrics and 95% CIs from its predictions and split.parquet."""
-    import warnings
-
-    from mlbench.metrics import MetricWarning
-
-    stored = load_stored_run(run_dir)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MetricWarning)  # absent labels are NaN by design
-        return recompute_scores(stored, n_boot=n_boot, seed=seed)
-
-
 # -- the canonical split -----------------------------------------------------------------------------
-@dataclass
-class CanonicalSplit:
-    frame: pd.DataFrame  # the benchmark's images (RECORD_COLUMNS ...)
-    Y: np.ndarray
-    splits: np.ndarray
-    hash: str
-    kind: str
-    source_sha256: str
-
-
-def canonical_split(benchmark: str, source: DataSource, registry: Registry | None = None) -> CanonicalSplit:
-    """Read ``source`` with the benchmark's dataset plugin and recompute its split and hash."""
+def canonical_split(benchmark: str, source: DataSource, registry: Registry | None = None) -> BenchmarkSplit:
+    """Read ``source`` with the benchmark's dataset plugin and recompute its split (the runner's function)."""
     registry = registry or get_registry()
     bench = registry.create("benchmark", benchmark)
-    records = registry.create("dataset", bench.dataset).read(source)
-    frame, Y, _ = label_matrix(records, bench)
-    patients = frame["patient_id"].astype(str).tolist()
-    splits = np.asarray(patient_split(patients, Y, bench.split_fractions, bench.split_seed))
-    digest = split_hash(frame["image_id"].astype(str).tolist(), splits)
-    return CanonicalSplit(frame, Y, splits, digest, records.kind, records.source_sha256)
+    return split_benchmark(registry.create("dataset", bench.dataset).read(source), bench)
 
 
 # -- validation ----------------------------------------------------------------------------------------
@@ -239,21 +134,21 @@ def _check_rows(board: pd.DataFrame, m: dict[str, Any], v: Validation) -> None:
         v.passed.append("leaderboard rows name this run, its benchmark, version, variant, split hash, loss and seed")
 
 
-def _check_split(run_dir: Path, m: dict[str, Any], canon: CanonicalSplit, labels: list[str], v: Validation) -> None:
-    if canon.source_sha256 != m.get("csv_sha256"):
-        v.problems.append(f"dataset source: its sha256 is {canon.source_sha256}, the run used {m.get('csv_sha256')} "
+def _check_split(run_dir: Path, m: dict[str, Any], canon: BenchmarkSplit, labels: list[str], v: Validation) -> None:
+    if canon.summary['csv_sha256'] != m.get("csv_sha256"):
+        v.problems.append(f"dataset source: its sha256 is {canon.summary['csv_sha256']}, the run used {m.get('csv_sha256')} "
                           "(another file than the run read)")
-    if canon.kind != m.get("dataset_kind"):
-        v.problems.append(f"dataset_kind: the dataset reader says '{canon.kind}', manifest.json says "
+    if canon.summary['dataset_kind'] != m.get("dataset_kind"):
+        v.problems.append(f"dataset_kind: the dataset reader says '{canon.summary['dataset_kind']}', manifest.json says "
                           f"'{m.get('dataset_kind')}'")
-    if canon.hash != m.get("split_hash"):
+    if canon.summary['split_hash'] != m.get("split_hash"):
         v.problems.append(f"split hash: manifest.json has {m.get('split_hash')}, the canonical split recomputed "
-                          f"from the dataset source is {canon.hash}")
-    stored = pq.read_table(run_dir / "split.parquet").to_pandas()
+                          f"from the dataset source is {canon.summary['split_hash']}")
+    stored = RunDir(run_dir).split()
     stored_hash = split_hash(stored["image_id"].astype(str).tolist(), stored["split"].astype(str).tolist())
-    if stored_hash != canon.hash:
+    if stored_hash != canon.summary['split_hash']:
         v.problems.append(f"split.parquet: its image/subset assignment hashes to {stored_hash}, the canonical split "
-                          f"to {canon.hash}")
+                          f"to {canon.summary['split_hash']}")
     want = pd.DataFrame({"image_id": canon.frame["image_id"].astype(str), "patient_id":
                          canon.frame["patient_id"].astype(str), "split": canon.splits.astype(str)})
     for j, label in enumerate(labels):
@@ -274,10 +169,10 @@ def _check_split(run_dir: Path, m: dict[str, Any], canon: CanonicalSplit, labels
                 v.problems.append(f"split.parquet: {int(differs.sum())} images have another patient, subset or "
                                   f"labels than the canonical split: {_examples(a.index[differs])}")
     if not v.problems:
-        v.passed.append(f"split is canonical (hash {canon.hash[:12]}..., recomputed from the dataset source)")
+        v.passed.append(f"split is canonical (hash {canon.summary['split_hash'][:12]}..., recomputed from the dataset source)")
 
 
-def _check_skips(canon: CanonicalSplit, skipped: dict[str, str], m: dict[str, Any], registry: Registry,
+def _check_skips(canon: BenchmarkSplit, skipped: dict[str, str], m: dict[str, Any], registry: Registry,
                  v: Validation) -> None:
     """Each test image the run left out must really be unusable (the reader or preprocessor fails)."""
     from mlbench.preprocessing.images import ImageReadError, read_grayscale
@@ -307,10 +202,10 @@ def _check_skips(canon: CanonicalSplit, skipped: dict[str, str], m: dict[str, An
                           f"fine: {_examples(fine)}")
 
 
-def _check_coverage(run_dir: Path, m: dict[str, Any], canon: CanonicalSplit, skipped: dict[str, str],
+def _check_coverage(run_dir: Path, m: dict[str, Any], canon: BenchmarkSplit, skipped: dict[str, str],
                     v: Validation) -> None:
     want = set(canon.frame["image_id"].astype(str)[canon.splits == "test"]) - set(skipped)
-    frame = predictions.read(run_dir / "predictions.parquet")
+    frame = predictions.read(RunDir(run_dir).predictions_file)
     test = frame[frame["split"] == "test"]
     entries = list(m.get("backbones", [])) + list(m.get("ensembles", []))
     ok = True
@@ -411,22 +306,19 @@ def validate_run(run_dir: str | Path, *, source: DataSource | None = None,
 
     ``source`` replaces the dataset source the manifest records (when the data moved).
     """
-    import warnings
-
-    from mlbench.metrics import MetricWarning
-
     run_dir = Path(run_dir)
     registry = registry or get_registry()
     v = Validation(run_dir)
-    for name in ("manifest.json", "leaderboard.parquet", "predictions.parquet", "split.parquet"):
-        if not (run_dir / name).is_file():
-            v.problems.append(f"{run_dir}: no {name}; a finished run directory has manifest.json, split.parquet, "
+    rundir = RunDir(run_dir)
+    for path in (rundir.manifest_file, rundir.leaderboard_file, rundir.predictions_file, rundir.split_file):
+        if not path.is_file():
+            v.problems.append(f"{path}: no such file; a finished run directory has manifest.json, split.parquet, "
                               "predictions.parquet and leaderboard.parquet")
     if v.problems:
         return v
-    m = v.manifest = manifest.read(run_dir)
+    m = v.manifest = rundir.manifest()
     try:
-        v.table = leaderboard.read(run_dir / "leaderboard.parquet")
+        v.table = rundir.leaderboard()
     except leaderboard.LeaderboardError as exc:
         v.problems.append(f"schema: {exc}")
         return v
@@ -462,7 +354,7 @@ def validate_run(run_dir: str | Path, *, source: DataSource | None = None,
         if not recorded.get("csv"):
             v.problems.append("manifest.json records no dataset source; pass --csv and --images")
             return v
-        source = DataSource(Path(recorded["csv"]), Path(recorded.get("images", ".")))
+        source = DataSource(rundir.resolve(recorded["csv"]), rundir.resolve(recorded.get("images", ".")))
     if not Path(source.csv).is_file():
         v.problems.append(f"dataset source {source.csv}: no such file, so the split cannot be recomputed; "
                           "pass --csv and --images where the data is now")
@@ -473,7 +365,7 @@ def validate_run(run_dir: str | Path, *, source: DataSource | None = None,
     if len(v.problems) > n_problems:
         return v  # metrics on another split mean nothing
 
-    skipped = preprocess_skips(run_dir)
+    skipped = rundir.skips("preprocess")
     _check_skips(canon, skipped, m, registry, v)
     _check_coverage(run_dir, m, canon, skipped, v)
     if len(v.problems) > n_problems:
@@ -485,7 +377,7 @@ def validate_run(run_dir: str | Path, *, source: DataSource | None = None,
         split[label] = canon.Y[:, j]
     try:
         stored = load_stored_run(run_dir, split)
-    except SubmissionError as exc:
+    except StoredRunError as exc:
         v.problems.extend(exc.problems)
         return v
     _check_ensembles(stored, m, registry, v)
@@ -514,15 +406,12 @@ def _folder_lock(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def is_padchest_board(path: Path) -> bool:
-    return path.name.startswith(PADCHEST_BOARD_PREFIX) and path.suffix == ".parquet"
-
-
 def append_to_leaderboard(path: str | Path, table: pa.Table) -> int:
     """Append one run's rows to ``path`` under the lock; returns the number of rows now in the file.
 
-    Refuses (``SubmissionError``) a run id already present, another benchmark's file, and mixing
-    synthetic with non-synthetic rows (module docstring).
+    Refuses (``SubmissionError``) a run id already present, another benchmark's file, synthetic rows
+    into the benchmark's own board or a file holding published or real rows, and real rows into a
+    file of synthetic ones.
     """
     path = Path(path)
     table = leaderboard.validate_table(table, where="submitted rows")
@@ -532,13 +421,13 @@ def append_to_leaderboard(path: str | Path, table: pa.Table) -> int:
     if len(run_ids) != 1 or len(benchmarks) != 1:
         raise SubmissionError([f"one submission is one run of one benchmark; got run ids {sorted(run_ids)}, "
                                f"benchmarks {sorted(benchmarks)}"])
-    synthetic = kinds == {"synthetic"}
-    if "synthetic" in kinds and is_padchest_board(path):
-        raise SubmissionError([f"{path}: {SYNTHETIC_NOT_IN_PADCHEST}"])
+    synthetic = any(is_synthetic(k) for k in kinds)
+    if synthetic and _is_own_board(path, next(iter(benchmarks))):
+        raise SubmissionError([f"{path}: {SYNTHETIC_ONLY_NAMED}"])
     with _folder_lock(path):
         existing = leaderboard.read(path) if path.exists() else None
         if existing is not None and existing.num_rows:
-            old = existing.select(["run_id", "dataset_kind", "benchmark"]).to_pandas()
+            old = existing.select(["run_id", "dataset_kind", "benchmark", "source"]).to_pandas()
             (run_id,) = run_ids
             if (old["run_id"] == run_id).any():
                 raise SubmissionError([f"{path}: run {run_id} is already in this leaderboard; nothing appended"])
@@ -546,16 +435,32 @@ def append_to_leaderboard(path: str | Path, table: pa.Table) -> int:
             if other:
                 raise SubmissionError([f"{path}: holds benchmark {_examples(other)}, the run is "
                                        f"{next(iter(benchmarks))}; use that benchmark's leaderboard"])
-            old_synthetic = set(old["dataset_kind"]) == {"synthetic"}
+            old_synthetic = set(old["dataset_kind"]) == {SYNTHETIC_KIND} and not (old["source"] == "published").any()
             if synthetic != old_synthetic:
-                what = "synthetic" if synthetic else "non-synthetic"
-                raise SubmissionError([f"{path}: holds {'only synthetic' if old_synthetic else 'non-synthetic'} "
-                                       f"rows; a {what} run does not mix with them"])
+                what = "synthetic" if synthetic else "real"
+                held = "only synthetic rows" if old_synthetic else "published or real rows"
+                raise SubmissionError([f"{path}: holds {held}; a {what} run does not mix with them"])
             combined = pa.concat_tables([existing, table])
         else:
-            combined = table
+            combined = _seeded(path, table)
         leaderboard.write(path, combined)
         return combined.num_rows
+
+
+def _is_own_board(path: Path, benchmark: str) -> bool:
+    """The benchmark's default board (where ``submit`` appends without --leaderboard)."""
+    return path.resolve() == leaderboard.local_board(benchmark).resolve()
+
+
+def _seeded(path: Path, table: pa.Table) -> pa.Table:
+    """A new board of a benchmark's own starts with its published rows, so runs sit beside them."""
+    (benchmark,) = set(table.column("benchmark").to_pylist())
+    if not _is_own_board(path, benchmark) or any(is_synthetic(k) for k in table.column("dataset_kind").to_pylist()):
+        return table
+    published = leaderboard.published_board(benchmark)
+    if published is None:
+        return table
+    return pa.concat_tables([leaderboard.read(published), table])
 
 
 @dataclass
@@ -569,31 +474,19 @@ class SubmitResult:
 
 def submit_run(run_dir: str | Path, leaderboard_file: str | Path | None = None, *,
                source: DataSource | None = None, registry: Registry | None = None) -> SubmitResult:
-    """Validate RUN_DIR and append its rows to ``leaderboard_file`` (default: the benchmark's own file).
-
-    Raises ``SubmissionError`` with every problem found when the run is refused.
-    """
-    from mlbench.compare import CompareError, leaderboard_path
-
-    run_dir = Path(run_dir)
+    """Validate RUN_DIR and append its rows to ``leaderboard_file`` (default: the benchmark's own board,
+    :func:`mlbench.leaderboard.local_board`). Raises ``SubmissionError`` with every problem found."""
+    rundir = RunDir(run_dir)
     # Refuse a synthetic run's wrong destination before the expensive checks (the manifest cannot
     # hide a synthetic corpus: validation compares its dataset_kind with the reader's).
-    claimed = manifest.read(run_dir).get("dataset_kind") if (run_dir / "manifest.json").is_file() else None
-    if claimed == "synthetic" and leaderboard_file is None:
-        raise SubmissionError(["synthetic (demo) runs go only to a leaderboard you name with --leaderboard "
-                               "PATH, never to the benchmark's published file"])
-    if claimed == "synthetic" and is_padchest_board(Path(leaderboard_file)):
-        raise SubmissionError([f"{leaderboard_file}: {SYNTHETIC_NOT_IN_PADCHEST}"])
-    v = validate_run(run_dir, source=source, registry=registry)
+    claimed = rundir.manifest() if rundir.exists() else {}
+    if is_synthetic(claimed.get("dataset_kind")):
+        if leaderboard_file is None or _is_own_board(Path(leaderboard_file), str(claimed.get("benchmark"))):
+            raise SubmissionError([f"--leaderboard: {SYNTHETIC_ONLY_NAMED}"])
+    v = validate_run(rundir.path, source=source, registry=registry)
     if not v.ok:
         raise SubmissionError(v.problems)
     m = v.manifest
-    if leaderboard_file is None:
-        try:
-            target = leaderboard_path(m["benchmark"])
-        except CompareError as exc:
-            raise SubmissionError([str(exc)]) from None
-    else:
-        target = Path(leaderboard_file)
+    target = Path(leaderboard_file) if leaderboard_file is not None else leaderboard.local_board(m["benchmark"])
     total = append_to_leaderboard(target, v.table)
     return SubmitResult(target, str(m["run_id"]), v.table.num_rows, total, v)

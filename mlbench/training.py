@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
+import os
+import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mlbench.errors import UserError
 from mlbench.benchmark import Recipe
 from mlbench.distributed import SINGLE, Group
 from mlbench import checkpoint
@@ -36,7 +39,7 @@ class TrainState:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-class DeviceError(ValueError):
+class DeviceError(UserError, ValueError):
     """The requested device does not exist here (the message names it)."""
 
 
@@ -57,6 +60,12 @@ def pick_device(name: str = "auto") -> torch.device:
     elif device.type != "cpu":
         raise DeviceError(f"--device {name}: unsupported device type; expected auto, cpu, cuda or cuda:N")
     return device
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"cpu: {platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
 
 
 def _autocast(device: torch.device):
@@ -235,7 +244,7 @@ def accepted_options(factory: Any, options: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k in names}
 
 
-def build_backbone(registry: "Registry", name: str, num_labels: int, recipe: Recipe) -> torch.nn.Module:
+def build_backbone(registry: Any, name: str, num_labels: int, recipe: Recipe) -> torch.nn.Module:
     """A registered backbone name, or ``timm:MODEL`` for any timm model.
 
     The recipe's head options (head_units, dropout, freeze_fraction) are offered to the factory;

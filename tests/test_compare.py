@@ -11,15 +11,15 @@ from click.testing import CliRunner
 
 from mlbench import leaderboard, predictions
 from mlbench.cli import main
-from mlbench.compare import (LEADERBOARDS_ENV, CompareError, compare_run, leaderboard_path, leaderboard_rows,
-                             plot_comparison, reference_entries)
+from mlbench.compare import CompareError, compare_run, plot_comparison, reference_entries
 from mlbench.data.splits import split_table
 from mlbench.io import write_json, write_parquet
-from mlbench.leaderboard import COLUMNS, GLOBAL_LABEL
+from mlbench.leaderboard import (COLUMNS, GLOBAL_LABEL, LEADERBOARDS_ENV, LeaderboardError, find_board,
+                                 published_board, select_rows)
 from mlbench.metrics import MetricWarning
 
 REPO = Path(__file__).resolve().parents[1]
-PUBLISHED = REPO / "leaderboards" / "padchest-specific.parquet"
+PUBLISHED = REPO / "benchmarks" / "padchest" / "mlbench_padchest" / "leaderboards" / "padchest-specific.parquet"
 WIDE = {"COLUMNS": "200"}  # rich wraps at 80 columns otherwise
 
 
@@ -161,29 +161,31 @@ def test_png_has_one_bar_pair_per_label_and_is_a_png(tmp_path):
 
 def test_leaderboard_rows_filter_sort_and_name_what_exists():
     board = pd.read_parquet(PUBLISHED)
-    rows = leaderboard_rows(board, variant="crop+aug")
+    rows = select_rows(board, variant="crop+aug")
     assert rows["entry"].iloc[0] == "ctp" and rows["value"].iloc[0] == pytest.approx(0.840)
     assert list(rows["value"]) == sorted(rows["value"], reverse=True)
-    hamming = leaderboard_rows(board, metric="hamming", variant="crop+aug")
+    hamming = select_rows(board, metric="hamming", variant="crop+aug")
     assert list(hamming["value"]) == sorted(hamming["value"])  # lower is better
-    card = leaderboard_rows(board, label="cardiomegaly", metric="f1", variant="none", source="published")
+    card = select_rows(board, label="cardiomegaly", metric="f1", variant="none", source="published")
     assert len(card) == 8 and (card["label"] == "cardiomegaly").all()
-    with pytest.raises(CompareError, match="no leaderboard row with label 'nope'.*cardiomegaly"):
-        leaderboard_rows(board, label="nope")
+    with pytest.raises(LeaderboardError, match="no leaderboard row with label 'nope'.*cardiomegaly"):
+        select_rows(board, label="nope")
 
 
 def test_leaderboard_files_are_found_and_a_missing_one_says_where_it_looked(tmp_path, monkeypatch):
-    assert leaderboard_path("padchest-specific", PUBLISHED) == PUBLISHED
+    assert find_board("padchest-specific", PUBLISHED) == PUBLISHED
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(LEADERBOARDS_ENV, raising=False)
+    # No board of one's own yet: the published board the plugin ships as package data.
+    assert find_board("padchest-specific").read_bytes() == PUBLISHED.read_bytes()
     own = _board(tmp_path / "boards" / "padchest-specific.parquet", [_row(entry="x", label=GLOBAL_LABEL,
                                                                           metric="auc", value=0.5)])
     monkeypatch.setenv(LEADERBOARDS_ENV, str(own.parent))
-    assert leaderboard_path("padchest-specific") == own
-    monkeypatch.delenv(LEADERBOARDS_ENV)
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(CompareError, match="no leaderboard file for benchmark 'nothing-here'.*--file"):
-        leaderboard_path("nothing-here")
-    with pytest.raises(CompareError, match="no such leaderboard file"):
-        leaderboard_path("padchest-specific", tmp_path / "missing.parquet")
+    assert find_board("padchest-specific") == own
+    with pytest.raises(Exception, match="no benchmark named 'nothing-here'"):
+        find_board("nothing-here")
+    with pytest.raises(LeaderboardError, match="no such leaderboard file"):
+        find_board("padchest-specific", tmp_path / "missing.parquet")
 
 
 def test_show_command_prints_the_best_entry_first():
@@ -204,7 +206,11 @@ def test_an_installed_plugin_can_ship_its_leaderboard(tmp_path, monkeypatch):
     package = tmp_path / "site" / "shipped_bench"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text(
-        "from mlbench import hookimpl\n\n\ndef make():\n    raise AssertionError('not built to find files')\n\n\n"
+        "from importlib import resources\n\n"
+        "from mlbench import hookimpl\nfrom mlbench.benchmark import Benchmark, Recipe\n\n\n"
+        "def make():\n    return Benchmark(name='shipped-bench', version='1.0', dataset='x', labels=('a',),\n"
+        "        targets=lambda f: f, recipe=Recipe(backbones=('b',)), demo_recipe=Recipe(backbones=('b',)),\n"
+        "        published_board=resources.files('shipped_bench') / 'leaderboards' / 'shipped-bench.parquet')\n\n\n"
         "@hookimpl\ndef register_benchmarks(register):\n    register('shipped-bench', make)\n")
     shipped = _board(package / "leaderboards" / "shipped-bench.parquet",
                      [_row(benchmark="shipped-bench", entry="x", label=GLOBAL_LABEL, metric="auc", value=0.5)])
@@ -215,4 +221,5 @@ def test_an_installed_plugin_can_ship_its_leaderboard(tmp_path, monkeypatch):
     monkeypatch.setattr(mlbench.registry, "get_registry", lambda: registry)
     monkeypatch.delenv(LEADERBOARDS_ENV, raising=False)
     monkeypatch.chdir(tmp_path)
-    assert leaderboard_path("shipped-bench").resolve() == shipped.resolve()
+    assert find_board("shipped-bench").resolve() == shipped.resolve()
+    assert published_board("shipped-bench").resolve() == shipped.resolve()

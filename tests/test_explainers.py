@@ -286,8 +286,12 @@ def test_rows_fill_the_schema_and_replace_older_cam_rows(tmp_path):
     rows = scoring.leaderboard_rows(summary, explainer="gradcam", plugin_version="mlbench-imbalanced==0.1.0",
                                     base=base, device="cpu: test", wall_time_s=1.5)
     assert all(set(r) == set(leaderboard.COLUMNS) for r in rows)
-    scoring.append_rows(path, rows)
-    scoring.append_rows(path, rows)  # a second explain replaces, never duplicates
+    from mlbench.rundir import RunDir
+
+    run = RunDir(tmp_path)
+    run.append_leaderboard(leaderboard.to_table(rows), replace=scoring.superseded_by(rows))
+    # a second explain replaces, never duplicates
+    run.append_leaderboard(leaderboard.to_table(rows), replace=scoring.superseded_by(rows))
     table = leaderboard.validate_table(leaderboard.read(path)).to_pandas()
     cam = table[table["metric"].str.startswith("cam_")]
     assert len(cam) == len(rows) and len(table) == len(rows) + 1

@@ -17,7 +17,8 @@ from mlbench_padchest.general import GENERAL_LABELS, TABLE10_SAMPLES
 from mlbench_padchest.labels import PA_COUNTS, SPECIFIC_LABELS
 
 REPO = Path(__file__).resolve().parents[1]
-LEADERBOARDS = REPO / "leaderboards"
+LEADERBOARDS = REPO / "leaderboards"  # the TSV sources and the script that builds the boards
+BOARDS = REPO / "benchmarks" / "padchest" / "mlbench_padchest" / "leaderboards"  # shipped as package data
 
 
 def _load_transcribe():
@@ -33,12 +34,12 @@ transcribe = _load_transcribe()
 
 @pytest.fixture(scope="module")
 def specific() -> pl.DataFrame:
-    return pl.read_parquet(LEADERBOARDS / "padchest-specific.parquet")
+    return pl.read_parquet(BOARDS / "padchest-specific.parquet")
 
 
 @pytest.fixture(scope="module")
 def general() -> pl.DataFrame:
-    return pl.read_parquet(LEADERBOARDS / "padchest-general.parquet")
+    return pl.read_parquet(BOARDS / "padchest-general.parquet")
 
 
 @pytest.fixture()
@@ -248,7 +249,7 @@ def test_unknown_general_label_is_named(tsv_copy: Path):
 
 def test_files_read_unchanged_with_pyarrow_and_polars():
     for name in ("padchest-specific.parquet", "padchest-general.parquet"):
-        path = LEADERBOARDS / name
+        path = BOARDS / name
         table = pq.read_table(path)
         assert table.schema.equals(leaderboard.SCHEMA, check_metadata=False)
         assert table.schema.metadata[b"mlbench.schema_version"] == str(leaderboard.SCHEMA_VERSION).encode()

@@ -15,7 +15,7 @@ import pytest
 
 from mlbench import leaderboard
 from mlbench.leaderboard import GLOBAL_LABEL
-from mlbench.manifest import ManifestError
+from mlbench.rundir import RunDirError as ManifestError
 from mlbench.runner import RunOptions, load_trained, run
 
 TINY = dict(benchmark="padchest-specific", demo=True, demo_options={"n_patients": 60, "image_size": 96},

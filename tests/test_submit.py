@@ -16,7 +16,9 @@ from mlbench import leaderboard
 from mlbench.io import write_json, write_parquet
 from mlbench.metrics import MetricWarning
 from mlbench.runner import RunOptions, run
-from mlbench.submit import SubmissionError, append_to_leaderboard, recompute_run, submit_run, validate_run
+from mlbench.leaderboard import published_board as leaderboard_file_of
+from mlbench.rescoring import recompute_run
+from mlbench.submit import SubmissionError, append_to_leaderboard, submit_run, validate_run
 
 TINY = dict(benchmark="padchest-specific", demo=True, demo_options={"n_patients": 60, "image_size": 96},
             image_size=32, max_epochs=1, backbones=("mobilenetv3_small_050", "mobilenetv3_small_075"), progress=False,
@@ -193,16 +195,22 @@ def test_intervals_are_checked_too(tiny_run, tmp_path):
     assert "entry 'ctp', label '__global__', metric 'auc': ci_low" in message
 
 
-def test_synthetic_runs_stay_out_of_padchest_leaderboards(tiny_run, tmp_path):
-    with pytest.raises(SubmissionError, match="never enter a PadChest leaderboard"):
-        submit_run(tiny_run, tmp_path / "padchest-specific.parquet")
-    with pytest.raises(SubmissionError, match="only to a leaderboard you name with --leaderboard"):
+def test_synthetic_runs_stay_out_of_a_benchmarks_own_board(tiny_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLBENCH_LEADERBOARDS", str(tmp_path / "boards"))
+    with pytest.raises(SubmissionError, match="never enter a benchmark's own leaderboard"):
         submit_run(tiny_run)
+    with pytest.raises(SubmissionError, match="never enter a benchmark's own leaderboard"):
+        submit_run(tiny_run, tmp_path / "boards" / "padchest-specific.parquet")
+    # A file holding published rows takes none, whatever it is called.
+    published = tmp_path / "renamed.parquet"
+    published.write_bytes(leaderboard_file_of("padchest-specific").read_bytes())
+    with pytest.raises(SubmissionError, match="holds published or real rows"):
+        submit_run(tiny_run, published)
     # and a file that holds real rows does not take them under another name either
     real = board(tiny_run).assign(dataset_kind="padchest", run_id="someone-else")
     target = tmp_path / "mixed.parquet"
     leaderboard.write(target, as_table(real))
-    with pytest.raises(SubmissionError, match="non-synthetic rows; a synthetic run does not mix"):
+    with pytest.raises(SubmissionError, match="published or real rows; a synthetic run does not mix"):
         submit_run(tiny_run, target)
 
 
@@ -275,7 +283,7 @@ def test_schema_problems_are_named(tiny_run, tmp_path):
     pq.write_table(table, run_dir / "leaderboard.parquet")
     assert "missing columns ['ci_low']" in refused(run_dir, tmp_path / "board.parquet")
     (run_dir / "predictions.parquet").unlink()
-    assert "no predictions.parquet" in refused(run_dir, tmp_path / "board.parquet")
+    assert "predictions.parquet: no such file" in refused(run_dir, tmp_path / "board.parquet")
 
 
 def test_recompute_matches_the_runner(tiny_run):

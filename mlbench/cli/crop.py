@@ -6,155 +6,13 @@ progress bar and prints a summary.
 
 from __future__ import annotations
 
-import io
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
 
 import click
-import cv2
-import numpy as np
-import pandas as pd
 
-from mlbench import io as atomic_io
 from mlbench.cli import main
-from mlbench.data import Skip
-from mlbench.preprocessing import Preprocessor
-from mlbench.preprocessing.images import ImageReadError, read_grayscale
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-CROPS_CSV = "crops.csv"
-CSV_COLUMNS = ("file", "x0", "y0", "x1", "y1", "method", "fallback", "reason")
-
-
-@dataclass(frozen=True)
-class CropRow:
-    """One input file: its crop box in original pixels (exclusive ends), or why it was skipped."""
-
-    file: str
-    x0: int | None
-    y0: int | None
-    x1: int | None
-    y1: int | None
-    method: str
-    fallback: bool | None
-    reason: str
-
-
-@dataclass
-class CropReport:
-    """What :func:`crop_files` did: one row per input image (crops and skips), written to crops.csv."""
-
-    rows: list[CropRow]
-    skipped: list[Skip]
-    csv_path: Path
-
-    @property
-    def n_cropped(self) -> int:
-        return sum(r.fallback is not None for r in self.rows)
-
-    @property
-    def n_fallback(self) -> int:
-        return sum(bool(r.fallback) for r in self.rows)
-
-
-def find_images(inputs: Sequence[str | Path],
-                exclude: Path | None = None) -> tuple[list[tuple[Path, Path]], list[Skip]]:
-    """Expand files and folders into (image path, output name) pairs, sorted within each folder.
-
-    A folder is walked recursively for .png/.jpg/.jpeg; the output name keeps the path inside the
-    folder. Inputs that do not exist and names that would collide are returned as skips.
-    """
-    found: list[tuple[Path, Path]] = []
-    skipped: list[Skip] = []
-    used: dict[Path, Path] = {}
-    exclude = exclude.resolve() if exclude is not None else None
-    for raw in inputs:
-        source = Path(raw)
-        if source.is_dir():
-            candidates = [(p, p.relative_to(source)) for p in sorted(source.rglob("*"))
-                          if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                          and not (exclude is not None and exclude in p.resolve().parents)]
-        elif source.is_file():
-            candidates = [(source, Path(source.name))]
-        else:
-            skipped.append(Skip(str(source), "missing_file", "no such file or folder"))
-            continue
-        for path, relative in candidates:
-            name = relative.with_suffix(".png")
-            if name in used:
-                skipped.append(Skip(str(path), "duplicate_name", f"{name} is already the crop of {used[name]}"))
-                continue
-            used[name] = path
-            found.append((path, name))
-    return found, skipped
-
-
-def crop_files(inputs: Sequence[str | Path], out_dir: str | Path, preprocessor: Preprocessor, *,
-               invert: bool | None = None, bits: int = 16,
-               on_image: Callable[[Path], None] | None = None) -> CropReport:
-    """Crop every image under ``inputs`` with ``preprocessor``; write PNGs and ``out_dir/crops.csv``.
-
-    Unreadable files (missing, truncated, corrupt, too large) do not stop the run: each becomes a
-    row of crops.csv with empty coordinates and its reason, and a :class:`~mlbench.data.Skip`.
-    ``bits``: 8 or 16 for the written PNGs. ``on_image`` is called after each input (progress).
-    """
-    if bits not in (8, 16):
-        raise ValueError(f"bits must be 8 or 16, got {bits}")
-    out_dir = Path(out_dir)
-    images, skipped = find_images(inputs, exclude=out_dir)
-    rows = [_skipped_row(s) for s in skipped]
-    top = 255 if bits == 8 else 65535
-    for path, name in images:
-        try:
-            image = read_grayscale(path, invert=invert)
-        except ImageReadError as err:
-            skip = Skip(str(path), err.reason, err.detail)
-            skipped.append(skip)
-            rows.append(_skipped_row(skip))
-        else:
-            result = preprocessor(image)
-            pixels = np.round(np.clip(result.image, 0, 1) * top).astype(np.uint8 if bits == 8 else np.uint16)
-            ok, encoded = cv2.imencode(".png", pixels)
-            if not ok:
-                raise RuntimeError(f"could not encode the crop of {path} as PNG")
-            atomic_io.write_bytes(out_dir / name, encoded.tobytes())
-            x0, y0, x1, y1 = result.box
-            rows.append(CropRow(str(path), x0, y0, x1, y1, result.method, result.fallback, result.reason))
-        if on_image is not None:
-            on_image(path)
-    csv_path = out_dir / CROPS_CSV
-    atomic_io.write_text(csv_path, _csv_text(rows))
-    return CropReport(rows, skipped, csv_path)
-
-
-def _skipped_row(skip: Skip) -> CropRow:
-    """A crops.csv row for an input that produced no crop: empty box, ``reason: detail``."""
-    reason = f"{skip.reason}: {skip.detail}" if skip.detail else skip.reason
-    return CropRow(skip.item, None, None, None, None, "", None, reason)
-
-
-def _csv_text(rows: list[CropRow]) -> str:
-    frame = pd.DataFrame([asdict(r) for r in rows], columns=list(CSV_COLUMNS))
-    for column in ("x0", "y0", "x1", "y1"):
-        frame[column] = frame[column].astype("Int64")
-    frame["fallback"] = frame["fallback"].map({True: "true", False: "false"})
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False)
-    return buffer.getvalue()
-
-
-def _option_value(text: str) -> Any:
-    """``-o key=value`` values: numbers and true/false become numbers and booleans."""
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for parse in (int, float):
-        try:
-            return parse(text)
-        except ValueError:
-            pass
-    return text
+from mlbench.options import parse_pairs
+from mlbench.preprocessing.crop_files import crop_files, find_images
 
 
 @main.command("crop")
@@ -162,8 +20,8 @@ def _option_value(text: str) -> Any:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the cropped PNGs and crops.csv.")
 @click.option("--size", default=224, show_default=True, help="Side of the square crop in pixels.")
-@click.option("--preprocessor", default="padchest-lung-crop", show_default=True,
-              help="A registered preprocessor (see `mlbench plugins`).")
+@click.option("--preprocessor", help="A registered preprocessor (see `mlbench plugins`) [default: the one "
+              "registered besides resize].")
 @click.option("--segmenter", default=None, help="Lung segmenter: threshold (weight-free) or torch.")
 @click.option("--weights", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Lung-segmentation network for --segmenter torch (.pt2 or TorchScript).")
@@ -179,24 +37,26 @@ def crop(inputs: tuple[Path, ...], out_dir: Path, size: int, preprocessor: str, 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from mlbench.registry import PluginError, get_registry
+    from mlbench.registry import get_registry
 
-    extra: dict[str, Any] = {}
-    for item in options:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="-o/--option")
-        extra[key.strip()] = _option_value(value.strip())
+    registry = get_registry()
+    if preprocessor is None:
+        croppers = [n for n in registry.names("preprocessor") if n != "resize"]
+        if len(croppers) != 1:
+            raise click.UsageError(f"--preprocessor: expected one of {', '.join(registry.names('preprocessor'))}")
+        preprocessor = croppers[0]
+    extra = parse_pairs(options, "-o/--option")
     if segmenter is not None:
         extra["segmenter"] = segmenter
     if weights is not None:  # weights only make sense for a network
         extra["weights"] = weights
         extra.setdefault("segmenter", "torch")
-    try:
-        chosen = get_registry().create("preprocessor", preprocessor, size=size, **extra)
-    except PluginError as err:
-        raise click.ClickException(str(err)) from err
-    n_images = len(find_images(inputs, exclude=out_dir)[0])
+    chosen = registry.create("preprocessor", preprocessor, size=size, **extra)
+    found, missing = find_images(inputs, exclude=out_dir)
+    if not found:
+        named = "; ".join(f"{s.item}: {s.detail}" for s in missing) or ", ".join(map(str, inputs))
+        raise click.ClickException(f"no .png/.jpg/.jpeg image to crop in {named}")
+    n_images = len(found)
     console = Console(stderr=True)
     columns = (TextColumn("cropping"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
@@ -207,3 +67,6 @@ def crop(inputs: tuple[Path, ...], out_dir: Path, size: int, preprocessor: str, 
                   f"{len(report.skipped)} skipped -> {report.csv_path}")
     for skip in report.skipped:
         console.print(f"  skipped {skip.item}: {skip.reason} {skip.detail}".rstrip())
+    absent = [s.item for s in report.skipped if s.reason == "missing_file"]
+    if absent:
+        raise click.ClickException(f"{', '.join(absent)}: no such file or folder (the other inputs were cropped)")

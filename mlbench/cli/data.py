@@ -1,19 +1,12 @@
 """Data commands: ``mlbench datasets inspect``, ``mlbench split``, ``mlbench labels tree``.
 
-The report and split functions here return plain dicts that tests call directly; the click
-commands only parse options, call them and print. Datasets and benchmarks come from the plugin
-registry, so any dataset plugin gets these commands. A dataset may offer optional extras that
-the report uses when present: ``profile(source) -> dict`` (whole-file facts),
-``expand_findings(findings)`` (a label hierarchy) and ``label_tree()`` (an object with ``roots``,
-``children`` and ``describe(label)``).
+Each command parses its options, calls one function of :mod:`mlbench.data.inspect` and prints.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -22,145 +15,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-from mlbench.benchmark import Benchmark
 from mlbench.cli import main
-from mlbench.data import DataSource, Records, Skip
-from mlbench.data.imbalance import imbalance_by_split
-from mlbench.data.selection import compare_selection, count_labels, select_labels
-from mlbench.data.splits import SPLITS, split_benchmark
-from mlbench.registry import Registry, get_registry
-
-SKIP_EXAMPLES = 5
-# The rule variants the report checks against each pinned label set.
-RULE_MIN_COUNT = 200
-
-
-def skip_summary(skips: list[Skip], examples: int = SKIP_EXAMPLES) -> dict[str, dict[str, Any]]:
-    """Per reason: how many, and the first few items with their detail."""
-    out: dict[str, dict[str, Any]] = {}
-    for skip in skips:
-        entry = out.setdefault(skip.reason, {"count": 0, "examples": []})
-        entry["count"] += 1
-        if len(entry["examples"]) < examples:
-            entry["examples"].append(skip.as_dict())
-    return dict(sorted(out.items(), key=lambda kv: -kv[1]["count"]))
-
-
-def _benchmarks_of(registry: Registry, dataset: str) -> list[Benchmark]:
-    benches = [registry.create("benchmark", name) for name in registry.names("benchmark")]
-    return [b for b in benches if b.dataset == dataset]
+from mlbench.data import DataSource
+from mlbench.data.inspect import inspect_dataset, split_to_dir
+from mlbench.data.splits import SPLITS
+from mlbench.registry import get_registry
 
 
 def _source(csv: Path, images: Path | None) -> DataSource:
     return DataSource(Path(csv), Path(images) if images is not None else Path(csv).parent)
-
-
-def top_level_labels(tree_obj) -> set[str]:
-    """Standalone roots (no children) and the children of every root: a tree's most general labels."""
-    top: set[str] = set()
-    for root in tree_obj.roots:
-        kids = tree_obj.children.get(root, ())
-        top.update(kids if kids else (root,))
-    return top
-
-
-def selection_report(records: Records, benchmark: Benchmark, expand=None, tree_obj=None) -> list[dict[str, Any]]:
-    """How the generic selection rule, in its variants, compares with the benchmark's pinned labels.
-
-    With a label hierarchy (``expand``), counts are also taken after expansion to ancestors; with a
-    tree, also restricted to its top-level labels (on PadChest that variant finds Table 10's 54
-    plus three more).
-    """
-    findings = records.frame["findings"]
-    raw = count_labels(findings)
-    variants = [
-        ("raw labels, >= 200 images overall", raw, "all"),
-        ("raw labels, >= 200 images in a 20% test split", raw, "test"),
-    ]
-    if expand is not None:
-        expanded = count_labels(expand(f) for f in findings)
-        variants.append(("labels expanded to ancestors, >= 200 images overall", expanded, "all"))
-        if tree_obj is not None:
-            top = top_level_labels(tree_obj)
-            variants.append(("top-level tree labels, expanded, >= 200 images overall",
-                             {k: v for k, v in expanded.items() if k in top}, "all"))
-    out = []
-    for name, counts, counted_on in variants:
-        rule = select_labels(counts, min_count=RULE_MIN_COUNT, counted_on=counted_on, test_fraction=0.2)
-        comparison = compare_selection(rule, benchmark.labels).as_dict()
-        out.append({"rule": name, **comparison})
-    return out
-
-
-def benchmark_report(records: Records, benchmark: Benchmark, expand=None, tree_obj=None,
-                     seed: int | None = None) -> dict[str, Any]:
-    """Kept images, the split summary, imbalance per split and the rule comparison of one benchmark."""
-    split = split_benchmark(records, benchmark, seed=seed)
-    s = split.summary
-    imbalance = {name: r.as_dict() for name, r in imbalance_by_split(split.Y, benchmark.labels, split.splits).items()}
-    return {
-        "benchmark": benchmark.name,
-        "version": benchmark.version,
-        "n_labels": len(benchmark.labels),
-        "images_kept": s["n_images"],
-        "images_without_benchmark_label": s["images_without_benchmark_label"],
-        "patients": s["n_patients"],
-        "sizes": s["sizes"],
-        "fractions": s["fractions"],
-        "patients_per_split": s["patients"],
-        "max_prevalence_deviation": s["max_prevalence_deviation"],
-        "max_allocation_deviation": s["max_allocation_deviation"],
-        "labels_missing_from_a_split": s["labels_missing_from_a_split"],
-        "split_hash": s["split_hash"],
-        "seconds": split.seconds,
-        "imbalance": imbalance,
-        "selection": selection_report(records, benchmark, expand, tree_obj),
-    }
-
-
-def inspect_dataset(dataset_name: str, source: DataSource, *, registry: Registry | None = None) -> dict[str, Any]:
-    """The validation report of ``mlbench datasets inspect`` as a dict."""
-    registry = registry or get_registry()
-    dataset = registry.create("dataset", dataset_name)
-    t0 = time.perf_counter()
-    records = dataset.read(source)
-    read_seconds = time.perf_counter() - t0
-    profile = dataset.profile(source) if hasattr(dataset, "profile") else None
-    expand = getattr(dataset, "expand_findings", None)
-    tree_obj = dataset.label_tree() if hasattr(dataset, "label_tree") else None
-    frame = records.frame
-    return {
-        "dataset": dataset_name,
-        "csv": str(source.csv),
-        "csv_sha256": records.source_sha256,
-        "kind": records.kind,
-        "read_seconds": read_seconds,
-        "profile": profile,
-        "images_kept": int(len(frame)),
-        "patients_kept": int(frame["patient_id"].nunique()),
-        "images_without_findings": int(sum(1 for f in frame["findings"] if not f)),
-        "distinct_findings": len(count_labels(frame["findings"])),
-        "skipped": skip_summary(records.skipped),
-        "benchmarks": [benchmark_report(records, b, expand, tree_obj) for b in _benchmarks_of(registry, dataset_name)],
-    }
-
-
-def split_to_dir(benchmark_name: str, source: DataSource, out_dir: Path, *, seed: int | None = None,
-                 registry: Registry | None = None) -> dict[str, Any]:
-    """Read, map, split and write split.parquet, labels.json and summary.json; return the summary."""
-    registry = registry or get_registry()
-    t0 = time.perf_counter()
-    benchmark = registry.create("benchmark", benchmark_name)
-    dataset = registry.create("dataset", benchmark.dataset)
-    records = dataset.read(source)
-    t1 = time.perf_counter()
-    split = split_benchmark(records, benchmark, seed=seed)
-    split.summary["skipped"] = skip_summary(list(records.skipped) + split.skipped)
-    split.seconds["read"] = t1 - t0
-    split.seconds["total"] = time.perf_counter() - t0
-    paths = split.write(out_dir)
-    return {**split.summary, "seconds": split.seconds, "files": {k: str(v) for k, v in paths.items()}}
-
 
 # ---------------------------------------------------------------- printing
 
@@ -315,10 +178,17 @@ def find_label(tree_obj, name: str) -> str:
 
 @labels.command("tree")
 @click.argument("label", required=False)
-@click.option("--dataset", default="padchest", show_default=True, help="Dataset whose label tree to show.")
-def tree_command(label: str | None, dataset: str) -> None:
+@click.option("--dataset", help="Dataset whose label tree to show [default: the one dataset that has a tree].")
+def tree_command(label: str | None, dataset: str | None) -> None:
     """Show the label tree (or the subtree under LABEL, matched case-insensitively)."""
-    ds = get_registry().create("dataset", dataset)
+    registry = get_registry()
+    if dataset is None:
+        with_tree = [n for n in registry.names("dataset") if hasattr(registry.create("dataset", n), "label_tree")]
+        if len(with_tree) != 1:
+            raise click.UsageError(f"--dataset: expected one of {', '.join(with_tree) or 'none'} "
+                                   "(the datasets with a label tree)")
+        dataset = with_tree[0]
+    ds = registry.create("dataset", dataset)
     if not hasattr(ds, "label_tree"):
         raise click.ClickException(f"dataset '{dataset}' has no label tree")
     tree_obj = ds.label_tree()

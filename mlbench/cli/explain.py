@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from mlbench.cli import main
-
-
-def _option_value(text: str):
-    """An explainer option's value: JSON when it parses (numbers, true/false), else the string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+from mlbench.options import parse_pairs
 
 
 @main.command("explain")
@@ -41,9 +33,7 @@ def _option_value(text: str):
 def explain_command(run_dir, images, out, split, limit, labels, threshold, ensemble, agreeing_only, no_score, boxes,
                     lungs, explainer, options, batch_size, device):
     """Explain IMAGE files (or --split) with the run's ensemble: one panel per label, std map, JSON, scores."""
-    from mlbench.explainers import ExplainError
     from mlbench.explainers.pipeline import ExplainRequest, explain_run
-    from mlbench.registry import PluginError
 
     if images and split:
         raise click.UsageError("give IMAGE files or --split, not both")
@@ -51,21 +41,13 @@ def explain_command(run_dir, images, out, split, limit, labels, threshold, ensem
         raise click.UsageError("give IMAGE files to explain, or --split test")
     if limit and not split:
         raise click.UsageError("--limit goes with --split")
-    parsed = {}
-    for item in options:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--option")
-        parsed[key.strip()] = _option_value(value)
+    parsed = parse_pairs(options, "--option")
     names = [n.strip() for n in labels.split(",") if n.strip()] if labels else None
     request = ExplainRequest(run_dir=run_dir, out=out, images=images, split=split, limit=limit, labels=names,
                              threshold=threshold, ensemble=ensemble, device=device, batch_size=batch_size,
                              agreeing_only=agreeing_only, score=not no_score, boxes=boxes, lungs=lungs,
                              explainer=explainer, explainer_options=parsed)
-    try:
-        report = explain_run(request)
-    except (ExplainError, PluginError, FileNotFoundError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    report = explain_run(request)
     click.echo(f"explained {len(report.explained)} images in {report.seconds:.1f} s -> {report.out}")
     click.echo("target layers: " + ", ".join(f"{m}: {layer}" for m, layer in report.target_layers.items()))
     for item in report.summary:

@@ -1,7 +1,8 @@
 """``mlbench leaderboard show``, ``mlbench compare``, ``mlbench submit`` and ``mlbench plugins test``.
 
-Thin: each command parses its options, calls one function of mlbench.compare, mlbench.submit or
-mlbench.conformance, and prints the result.
+Thin: each command parses its options, calls one function of mlbench.leaderboard, mlbench.compare,
+mlbench.submit or mlbench.conformance, and prints the result. Reading and comparing leaderboards
+imports no torch.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rich.table import Table
 
 from mlbench.cli import main
 from mlbench.cli.plugins import plugins as plugins_group
+from mlbench.demo import is_synthetic
 from mlbench.leaderboard import METRICS, SOURCES
 
 
@@ -43,20 +45,16 @@ def leaderboard_group() -> None:
 @click.option("--variant", help="crop+aug, crop, none ... [default: every variant].")
 @click.option("--source", type=click.Choice(SOURCES), help="Only published or only run rows.")
 @click.option("--file", "file", type=click.Path(path_type=Path),
-              help="Leaderboard file [default: leaderboards/BENCHMARK.parquet, found as docs/leaderboard.md says].")
+              help="Leaderboard file [default: your leaderboards/BENCHMARK.parquet, else the published board].")
 def show_command(benchmark, label, metric, variant, source, file):
     """Show BENCHMARK's leaderboard: one label and metric per entry, best first."""
     from mlbench import leaderboard
-    from mlbench.compare import CompareError, leaderboard_path, leaderboard_rows
 
-    try:
-        path = leaderboard_path(benchmark, file)
-        rows = leaderboard_rows(leaderboard.read(path).to_pandas(), label=label, metric=metric, variant=variant,
-                                source=source)
-    except (CompareError, leaderboard.LeaderboardError) as exc:
-        raise click.ClickException(str(exc)) from None
+    path = leaderboard.find_board(benchmark, file)
+    rows = leaderboard.select_rows(leaderboard.read(path).to_pandas(), label=label, metric=metric, variant=variant,
+                                   source=source)
     table = Table(title=f"{benchmark}: {label or '__global__'} {metric}, best first ({path})")
-    mixed = set(rows["dataset_kind"]) != {"padchest"}
+    mixed = rows["dataset_kind"].nunique() > 1 or any(is_synthetic(k) for k in rows["dataset_kind"])
     columns = ["variant", "entry", metric, "95% CI", "n pos", "source"] + (["data"] if mixed else [])
     for column in columns:
         table.add_column(column, justify="right" if column in (metric, "n pos") else "left",
@@ -67,7 +65,7 @@ def show_command(benchmark, label, metric, variant, source, file):
                  "-" if n_pos is None or (isinstance(n_pos, float) and math.isnan(n_pos)) else str(int(n_pos)),
                  f"{r.source} {r.run_id}"]
         if mixed:
-            cells.append(r.dataset_kind if r.dataset_kind == "padchest" else f"[yellow]{r.dataset_kind}[/yellow]")
+            cells.append(f"[yellow]{r.dataset_kind}[/yellow]" if is_synthetic(r.dataset_kind) else r.dataset_kind)
         table.add_row(*cells)
     Console().print(table)
 
@@ -85,14 +83,11 @@ def show_command(benchmark, label, metric, variant, source, file):
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the comparison as JSON.")
 def compare_command(run_dir, against, variant, metric, file, png, entry, n_boot, json_path):
     """Per-label deltas of RUN_DIR vs the published baseline, with the run's 95% CIs."""
-    from mlbench.compare import CompareError, compare_run, plot_comparison
+    from mlbench.compare import compare_run, plot_comparison
     from mlbench.io import write_json
 
-    try:
-        result = compare_run(run_dir, against=against, variant=variant, metric=metric, leaderboard_file=file,
-                             n_boot=n_boot)
-    except CompareError as exc:
-        raise click.ClickException(str(exc)) from None
+    result = compare_run(run_dir, against=against, variant=variant, metric=metric, leaderboard_file=file,
+                         n_boot=n_boot)
     console = Console()
     for note in result.notes:
         console.print(f"[bold red]{note}[/bold red]" if note.startswith("NOT COMPARABLE") else note)
@@ -116,17 +111,14 @@ def compare_command(run_dir, against, variant, metric, file, png, entry, n_boot,
                                "ci_source": result.ci_source, "notes": result.notes,
                                "rows": json.loads(result.rows.to_json(orient="records"))})
     if png:
-        try:
-            path = plot_comparison(result, png, entry)
-        except CompareError as exc:
-            raise click.ClickException(str(exc)) from None
+        path = plot_comparison(result, png, entry)
         console.print(f"wrote {path}")
 
 
 @main.command("submit")
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--leaderboard", "leaderboard_file", type=click.Path(path_type=Path),
-              help="Leaderboard file to append to [default: the benchmark's leaderboards/BENCHMARK.parquet].")
+              help="Leaderboard file to append to [default: your leaderboards/BENCHMARK.parquet].")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False),
               help="The dataset's label file, if it moved since the run.")
 @click.option("--images", type=click.Path(path_type=Path, file_okay=False), help="Its image folder, if it moved.")
@@ -159,12 +151,9 @@ def submit_command(run_dir, leaderboard_file, csv_path, images):
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def plugins_test_command(plugin, as_json):
     """Conformance check of PLUGIN (an entry-point name): every item it registers, on CPU."""
-    from mlbench.conformance import FAIL, PASS, ConformanceError, check_plugin
+    from mlbench.conformance import FAIL, PASS, check_plugin
 
-    try:
-        report = check_plugin(plugin)
-    except ConformanceError as exc:
-        raise click.ClickException(str(exc)) from None
+    report = check_plugin(plugin)
     if as_json:
         click.echo(json.dumps({"plugin": report.plugin, "package": report.package, "version": report.version,
                                "passed": report.passed, "results": [r.as_dict() for r in report.results]}, indent=2))

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
-from typing import Any
 
 import click
 import pandas as pd
@@ -14,45 +11,20 @@ from rich.table import Table
 
 from mlbench.cli import main
 from mlbench.data import DataSource
+from mlbench.demo import is_synthetic
 from mlbench.leaderboard import GLOBAL_LABEL
+from mlbench.options import parse_pairs, parse_scoped_pairs
+from mlbench.progress import MODES
 from mlbench.registry import get_registry
 
 
-def _names(value: str | None) -> tuple[str, ...] | None:
+def _names(value: str | None, option: str) -> tuple[str, ...] | None:
     if value is None:
         return None
     names = tuple(v.strip() for v in value.split(",") if v.strip())
     if not names:
-        raise click.BadParameter("expected one or more comma-separated names")
+        raise click.BadParameter("expected one or more comma-separated names", param_hint=option)
     return names
-
-
-def _value(text: str) -> Any:
-    """A JSON literal (3, 0.5, true, [1, 2]) or else the plain string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def _key_values(pairs: tuple[str, ...], option: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint=option)
-        out[key] = _value(value)
-    return out
-
-
-def _backbone_options(pairs: tuple[str, ...], backbones: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    """``[BACKBONE.]KEY=VALUE``: without a backbone prefix the option goes to every backbone."""
-    out: dict[str, dict[str, Any]] = {}
-    for key, value in _key_values(pairs, "--backbone-option").items():
-        name, dot, field = key.rpartition(".")
-        for target in ([name] if dot else backbones):
-            out.setdefault(target, {})[field] = value
-    return out
 
 
 def results_table(board: pd.DataFrame, title: str) -> Table:
@@ -104,49 +76,43 @@ def results_table(board: pd.DataFrame, title: str) -> Table:
 @click.option("--bootstrap", "n_boot", default=1000, show_default=True, type=click.IntRange(min=0),
               help="Patient-bootstrap replicates for the 95% CIs (0: none).")
 @click.option("--compile", "use_compile", is_flag=True, help="torch.compile the training step (GPU speed option).")
-@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.option("--progress", "progress", type=click.Choice(MODES), default="auto", show_default=True,
+              help="Bars on a terminal, plain lines elsewhere (auto), or force one.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output (the final table still prints).")
+@click.option("--no-progress", is_flag=True, hidden=True, help="Same as --quiet (kept for old scripts).")
 def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, backbones, loss, ensembles, loss_option,
-                backbone_option, no_crop, no_augment,
-                epochs, image_size, seed, device, workers, only_backbone, ensemble_only, n_boot, use_compile,
-                no_progress):
+                backbone_option, no_crop, no_augment, epochs, image_size, seed, device, workers, only_backbone,
+                ensemble_only, n_boot, use_compile, progress, quiet, no_progress):
     """Run BENCHMARK end to end: split, preprocess, train, ensemble, score."""
     from mlbench.runner import RunOptions, make_recipe, run
 
     if only_backbone and ensemble_only:
         raise click.UsageError("--only-backbone and --ensemble-only exclude each other")
-    registry = get_registry()
-    bench = registry.create("benchmark", benchmark)
-    names = _names(backbones) or (bench.demo_recipe if demo else bench.recipe).backbones
-    opts = RunOptions(benchmark=benchmark, out=Path("."), csv=csv_path, images=images, demo=demo, cache=cache,
-                      loss_options=_key_values(loss_option, "--loss-option") or None,
-                      demo_options=_key_values(demo_option, "--demo-option") or None,
-                      backbone_options=_backbone_options(backbone_option, tuple(names)) or None,
-                      backbones=_names(backbones), loss=loss, ensembles=_names(ensembles),
+    names = _names(backbones, "--backbones")
+    opts = RunOptions(benchmark=benchmark, out=ensemble_only or out, csv=csv_path, images=images, demo=demo,
+                      cache=cache, loss_options=parse_pairs(loss_option, "--loss-option") or None,
+                      demo_options=parse_pairs(demo_option, "--demo-option") or None,
+                      backbones=names, loss=loss, ensembles=_names(ensembles, "--ensembles"),
                       crop=False if no_crop else None, augment=False if no_augment else None, max_epochs=epochs,
-                      image_size=image_size, seed=seed, device=device, workers=workers, only_backbones=only_backbone or None,
-                      ensemble_only=bool(ensemble_only), n_boot=n_boot, compile=use_compile,
-                      progress=not no_progress)
-    if ensemble_only:
-        opts.out = ensemble_only
-    elif out is not None:
-        opts.out = out
-    else:
-        variant = make_recipe(bench, opts).variant
-        opts.out = Path("runs") / f"{benchmark}-{variant}{'-demo' if demo else ''}"
-    console = Console()
-    if os.environ.get("RANK", "0") == "0":
-        console.print(f"[bold]mlbench run {benchmark}[/bold] -> {opts.out}")
+                      image_size=image_size, seed=seed, device=device, workers=workers,
+                      only_backbones=only_backbone or None, ensemble_only=bool(ensemble_only), n_boot=n_boot,
+                      compile=use_compile, progress="quiet" if quiet or no_progress else progress)
+    if backbone_option:
+        bench = get_registry().create("benchmark", benchmark)
+        in_run = make_recipe(bench, opts).backbones
+        opts.backbone_options = parse_scoped_pairs(backbone_option, "--backbone-option", in_run)
     result = run(opts)
     if not result.is_main:  # another rank of a torchrun job: rank 0 reports
         return
+    console = Console()
     if result.leaderboard is None:
         console.print(f"trained {', '.join(only_backbone)} in {result.run_dir}; "
                       f"run with --ensemble-only {result.run_dir} once every backbone is done")
         return
     kind = result.manifest["dataset_kind"]
     title = f"{benchmark} ({result.manifest['variant']}) on {kind} data — test split, macro over labels"
-    if kind == "synthetic":
-        title += "\nSYNTHETIC DEMO DATA: not comparable with published PadChest results"
+    if is_synthetic(kind):
+        title += "\nSYNTHETIC DEMO DATA: not comparable with published results"
     console.print(results_table(result.leaderboard, title))
     skipped = result.manifest.get("skipped", {}).get("counts", {})
     if skipped:
@@ -156,7 +122,7 @@ def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, back
 
 @main.command("demo-data")
 @click.argument("out_dir", type=click.Path(path_type=Path))
-@click.option("--benchmark", default="padchest-specific", show_default=True, help="Whose dataset writes the corpus.")
+@click.option("--benchmark", required=True, help="Whose dataset writes the corpus (see `mlbench plugins`).")
 @click.option("--seed", default=0, show_default=True, type=int)
 def demo_data_command(out_dir, benchmark, seed):
     """Write the synthetic demo corpus (the dataset's own format) to OUT_DIR."""
@@ -165,6 +131,8 @@ def demo_data_command(out_dir, benchmark, seed):
     dataset = registry.create("dataset", bench.dataset)
     if not hasattr(dataset, "write_demo"):
         raise click.ClickException(f"dataset '{bench.dataset}' has no demo corpus")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise click.ClickException(f"{out_dir}: is a file; expected a folder for the demo corpus")
     source: DataSource = dataset.write_demo(out_dir, seed=seed, **dict(bench.demo_options))
     click.echo(f"synthetic demo corpus written: csv={source.csv} images={source.images}")
 
@@ -175,7 +143,7 @@ def demo_data_command(out_dir, benchmark, seed):
 @click.option("--images", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
 @click.option("--cache", type=click.Path(path_type=Path), required=True, help="Cache folder (shared by runs).")
 @click.option("--no-crop", is_flag=True, help="Cache whole resized images instead of lung crops.")
-@click.option("--size", type=int, help="Image size [default: the benchmark recipe's].")
+@click.option("--size", type=click.IntRange(min=16), help="Image size in pixels [default: the benchmark recipe's].")
 @click.option("--workers", type=click.IntRange(min=1), help="Processes [default: all cores].")
 def preprocess_command(benchmark, csv_path, images, cache, no_crop, size, workers):
     """Decode, crop and resize every image of BENCHMARK once into CACHE (parallel, resumable)."""

@@ -13,6 +13,8 @@ from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
+from mlbench.errors import UserError
+
 # Columns every Records.frame carries (snake_case; a dataset's own names stay in its reader).
 RECORD_COLUMNS = ("image_id", "patient_id", "image_path", "findings")
 
@@ -70,5 +72,5 @@ class Dataset(Protocol):
     def read(self, source: DataSource) -> Records: ...
 
 
-class DatasetError(Exception):
+class DatasetError(UserError):
     """The dataset source cannot be used at all (the message names the file and what is wrong)."""

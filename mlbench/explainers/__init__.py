@@ -22,13 +22,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
 
+from mlbench.errors import UserError
 from mlbench import hookimpl
 
 if TYPE_CHECKING:
     import torch
 
 
-class ExplainError(ValueError):
+class ExplainError(UserError, ValueError):
     """The explanation cannot be made as asked (the message names the label, file or shape at fault)."""
 
 

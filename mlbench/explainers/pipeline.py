@@ -43,7 +43,10 @@ import torch
 from mlbench.data import DataSource, Skip
 from mlbench.explainers import ExplainError, Explanation
 from mlbench.explainers import render, scoring
+from mlbench import leaderboard
 from mlbench.io import write_json, write_text
+from mlbench.rundir import RunDir
+from mlbench.training import device_name
 
 SPLITS = ("train", "val", "test")
 FINDINGS_FILE = "findings.csv"
@@ -199,13 +202,13 @@ def _output_folders(out: Path, items: Mapping[str, Mapping[str, str]]) -> dict[s
     return unique_names(list(items), stem=lambda key: Path(key).stem, taken=taken)
 
 
-def _sidecar(request_path: Path | None, manifest: Mapping[str, Any], name: str) -> Path | None:
+def _sidecar(request_path: Path | None, manifest: Mapping[str, Any], name: str, run_dir: RunDir) -> Path | None:
     if request_path is not None:
         if not Path(request_path).is_file():
             raise ExplainError(f"{request_path}: no such box file")
         return Path(request_path)
     csv = manifest.get("source", {}).get("csv")
-    candidate = Path(csv).parent / name if csv else None
+    candidate = run_dir.resolve(csv).parent / name if csv else None
     return candidate if candidate is not None and candidate.is_file() else None
 
 
@@ -237,7 +240,7 @@ def _original_paths(trained) -> tuple[dict[str, Path], str]:
     source = trained.manifest.get("source", {})
     try:
         dataset = trained.registry.create("dataset", trained.benchmark.dataset)
-        records = dataset.read(DataSource(Path(source["csv"]), Path(source["images"])))
+        records = dataset.read(DataSource(trained.rundir.resolve(source["csv"]), trained.rundir.resolve(source["images"])))
         return dict(zip(records.frame["image_id"].astype(str), map(Path, records.frame["image_path"]))), ""
     except Exception as exc:  # display falls back to the model input; the reason is reported
         return {}, f"original images unavailable ({exc}); panels show the model input"
@@ -359,8 +362,8 @@ def explain_run(request: ExplainRequest, registry=None) -> ExplainReport:
     folders = _output_folders(out, identities)
     panels = unique_names(labels, taken={"std": None})
 
-    findings_path = _sidecar(request.boxes, trained.manifest, FINDINGS_FILE) if request.score else None
-    lungs_path = _sidecar(request.lungs, trained.manifest, LUNGS_FILE) if request.score else None
+    findings_path = _sidecar(request.boxes, trained.manifest, FINDINGS_FILE, trained.rundir) if request.score else None
+    lungs_path = _sidecar(request.lungs, trained.manifest, LUNGS_FILE, trained.rundir) if request.score else None
     boxes = _Boxes(scoring.read_boxes(findings_path) if findings_path else None,
                    scoring.read_boxes(lungs_path, key="side") if lungs_path else None, labels)
     tolerance = scoring.default_tolerance(size)
@@ -410,14 +413,13 @@ def explain_run(request: ExplainRequest, registry=None) -> ExplainReport:
         write_text(out / "cam_scores.csv", score_frame.to_csv(index=False, lineterminator="\n"))
         summary = scoring.summarize(score_frame, labels)
         if request.split == "test":
-            base = scoring.provenance(Path(request.run_dir), trained.manifest)
-            from mlbench.runner import device_name
-
+            base = trained.rundir.provenance(trained.manifest)
             entry = registry.get("explainer", explainer_name)
             rows = scoring.leaderboard_rows(summary, explainer=explainer_name,
                                             plugin_version=f"{entry.package or entry.plugin}=={entry.version or 'unknown'}",
                                             base=base, device=device_name(device), wall_time_s=round(explain_seconds, 3))
-            scoring.append_rows(Path(request.run_dir) / "leaderboard.parquet", rows)
+            # Under the run directory's lock: explain beside submit or another explain loses no row.
+            trained.rundir.append_leaderboard(leaderboard.to_table(rows), replace=scoring.superseded_by(rows))
             n_rows = len(rows)
     seconds = time.perf_counter() - started
     write_json(out / "explain.json", {

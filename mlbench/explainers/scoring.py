@@ -175,29 +175,6 @@ def summarize(scores: pd.DataFrame, labels: Sequence[str]) -> list[dict[str, Any
     return out
 
 
-def provenance(run_dir: Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """The run's identity and provenance columns: from its leaderboard rows, else its manifest."""
-    path = Path(run_dir) / "leaderboard.parquet"
-    keep = ("benchmark", "benchmark_version", "variant", "dataset_kind", "split_hash", "run_id", "backbones",
-            "loss", "seed", "mlbench_version", "git_commit", "plugin_versions")
-    if path.exists():
-        rows = leaderboard.read(path).to_pandas()
-        rows = rows[rows["source"] == "run"]
-        if not rows.empty:
-            first = rows.iloc[0]
-            return {k: (None if pd.isna(first[k]) else first[k]) for k in keep}
-    import mlbench
-
-    recipe = manifest.get("recipe", {})
-    return {"benchmark": manifest["benchmark"], "benchmark_version": manifest["benchmark_version"],
-            "variant": manifest.get("variant") or recipe.get("variant"), "dataset_kind": manifest["dataset_kind"],
-            "split_hash": manifest.get("split_hash"), "run_id": manifest["run_id"],
-            "backbones": ",".join(manifest.get("backbones", recipe.get("backbones", []))),
-            "loss": manifest.get("loss", recipe.get("loss")), "seed": manifest.get("seed", recipe.get("seed")),
-            "mlbench_version": mlbench.__version__, "git_commit": manifest.get("git_commit"),
-            "plugin_versions": json.dumps(manifest.get("versions", {}).get("plugins", {}), sort_keys=True)}
-
-
 def leaderboard_rows(summary: Sequence[Mapping[str, Any]], *, explainer: str, plugin_version: str,
                      base: Mapping[str, Any], device: str, wall_time_s: float | None) -> list[dict[str, Any]]:
     """Complete leaderboard rows (every column) for the ``summarize`` output."""
@@ -219,19 +196,14 @@ def leaderboard_rows(summary: Sequence[Mapping[str, Any]], *, explainer: str, pl
     return rows
 
 
-def append_rows(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
-    """Add ``rows`` to the leaderboard at ``path``, replacing this run's older cam_ rows of the same explainer."""
-    path = Path(path)
-    new = leaderboard.to_table(rows)
-    if not path.exists():
-        leaderboard.write(path, new)
-        return new
-    old = leaderboard.read(path)
-    frame = old.to_pandas()
-    replaced = set((r["run_id"], r["entry"]) for r in rows)
-    stale = (frame["entry_kind"] == "explainer") & frame["metric"].str.startswith(CAM_PREFIX) & pd.Series(
-        [(run, entry) in replaced for run, entry in zip(frame["run_id"], frame["entry"])], index=frame.index)
-    kept = old.filter(pa.array(~stale.to_numpy()))
-    table = pa.concat_tables([kept, new])
-    leaderboard.write(path, table)
-    return table
+def superseded_by(rows: Sequence[Mapping[str, Any]]):
+    """The old rows a new explain replaces: this run's cam_ rows of the same explainer (a mask function)."""
+    replaced = {(r["run_id"], r["entry"]) for r in rows}
+
+    def mask(old: pa.Table) -> pa.Array:
+        frame = old.select(["run_id", "entry", "entry_kind", "metric"]).to_pandas()
+        stale = (frame["entry_kind"] == "explainer") & frame["metric"].str.startswith(CAM_PREFIX) & pd.Series(
+            [(run, entry) in replaced for run, entry in zip(frame["run_id"], frame["entry"])], index=frame.index)
+        return pa.array(stale.to_numpy(dtype=bool))
+
+    return mask

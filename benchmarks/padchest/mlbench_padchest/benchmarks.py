@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from typing import Iterable
 
 from mlbench.benchmark import Benchmark, Recipe
@@ -47,6 +48,7 @@ def specific() -> Benchmark:
         recipe=PAPER_RECIPE,
         demo_recipe=DEMO_RECIPE,
         description="PadChest PA, the 35 specific labels of Liz et al. 2023 (Table 8)",
+        published_board=_board("padchest-specific"),
     )
 
 
@@ -63,4 +65,10 @@ def general() -> Benchmark:
         recipe=PAPER_RECIPE,
         demo_recipe=DEMO_RECIPE,
         description="PadChest PA, the 54 general labels of Liz et al. 2023 (Table 10), expanded along the term tree",
+        published_board=_board("padchest-general"),
     )
+
+
+def _board(name: str):
+    """The paper's tables as a published leaderboard, shipped as package data (built by leaderboards/transcribe.py)."""
+    return resources.files("mlbench_padchest") / "leaderboards" / f"{name}.parquet"

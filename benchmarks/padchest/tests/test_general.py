@@ -97,9 +97,11 @@ def test_split_command_on_a_small_csv(tmp_path):
 
 
 def test_inspect_report_on_a_small_csv(tmp_path):
-    from mlbench.cli.data import inspect_dataset, print_inspect_report
+    from click.testing import CliRunner
+
+    from mlbench.cli import main
     from mlbench.data import DataSource
-    from rich.console import Console
+    from mlbench.data.inspect import inspect_dataset
 
     csv = tiny_padchest_csv(tmp_path / "labels.csv")
     report = inspect_dataset("padchest", DataSource(csv, tmp_path))
@@ -115,7 +117,7 @@ def test_inspect_report_on_a_small_csv(tmp_path):
     assert "fracture" in gen["imbalance"]["all"]["irlbl"]
     rules = {r["rule"]: r for r in gen["selection"]}
     assert any("expanded" in name for name in rules)  # the dataset offers its tree expansion
-    console = Console(record=True, width=120)
-    print_inspect_report(report, console)
-    text = console.export_text()
+    shown = CliRunner().invoke(main, ["datasets", "inspect", "padchest", "--csv", str(csv)], terminal_width=120)
+    assert shown.exit_code == 0, shown.output
+    text = shown.output
     assert "padchest-general" in text and "MaxIR" in text and "not_pa" in text

@@ -275,7 +275,7 @@ def test_any_segmenter_object_plugs_in():
 def test_crop_files_writes_pngs_and_a_csv_listing_every_input(tmp_path):
     import shutil
 
-    from mlbench.cli.crop import CSV_COLUMNS, crop_files
+    from mlbench.preprocessing.crop_files import CSV_COLUMNS, crop_files
 
     source = tmp_path / "films"
     (source / "sub").mkdir(parents=True)

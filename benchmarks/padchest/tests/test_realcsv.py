@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from mlbench.cli.data import top_level_labels
+from mlbench.data.inspect import top_level_labels
 from mlbench.data import DataSource
 from mlbench.data.imbalance import imbalance_report
 from mlbench.data.selection import compare_selection, count_labels, select_labels

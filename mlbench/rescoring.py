@@ -1,0 +1,105 @@
+"""A finished run's test scores read back from its files, and its metrics recomputed from them.
+
+``submit`` recomputes every value it accepts, ``compare`` recomputes intervals a run lacks, and
+paired comparisons read two runs' scores on the same test images: all through this module, which
+reads only what :class:`mlbench.rundir.RunDir` gives it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlbench.errors import UserError
+from mlbench import predictions
+from mlbench.metrics import MetricWarning
+from mlbench.rundir import RunDir
+from mlbench.stats import metric_intervals
+
+DEFAULT_N_BOOT = 1000
+DEFAULT_BOOT_SEED = 0
+
+
+class StoredRunError(UserError, ValueError):
+    """A run's stored predictions do not cover what its split says (``problems`` lists each gap)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+@dataclass
+class StoredRun:
+    """A finished run's test-split arrays, read back from its files."""
+
+    run_dir: Path
+    manifest: dict[str, Any]
+    labels: list[str]
+    test_ids: list[str]
+    patient_ids: list[str]
+    y: np.ndarray  # (test images, labels) 0/1
+    train_counts: np.ndarray  # positives per label in the training images the run could use
+    entries: dict[str, str]  # entry -> entry_kind, in the run's order
+    scores: dict[str, np.ndarray]  # entry -> (test images, labels)
+    threshold: float
+    skipped: dict[str, str] = field(default_factory=dict)  # image id -> reason (preprocessing)
+
+
+def bootstrap_settings(manifest: dict[str, Any]) -> tuple[int, int]:
+    """(n_boot, seed) the run's intervals were computed with (``manifest["bootstrap"]``, else the defaults)."""
+    settings = manifest.get("bootstrap") or {}
+    return int(settings.get("n_boot", DEFAULT_N_BOOT)), int(settings.get("seed", DEFAULT_BOOT_SEED))
+
+
+def load_stored_run(run_dir: str | Path, split: pd.DataFrame | None = None) -> StoredRun:
+    """Read RUN_DIR's test labels (``split``, default its split.parquet) and every entry's test scores."""
+    rundir = RunDir(run_dir)
+    m = rundir.manifest()
+    if split is None:
+        split = rundir.split()
+    labels = [c for c in split.columns if c not in ("image_id", "patient_id", "split")]
+    skipped = rundir.skips("preprocess")
+    usable = ~split["image_id"].astype(str).isin(skipped)
+    test = split[(split["split"] == "test") & usable]
+    train = split[(split["split"] == "train") & usable]
+    entries = {**{b: "backbone" for b in m.get("backbones", [])}, **{e: "ensemble" for e in m.get("ensembles", [])}}
+    frame = predictions.read(rundir.predictions_file)
+    frame = frame[frame["split"] == "test"]
+    ids = test["image_id"].astype(str).tolist()
+    scores, problems = {}, []
+    for entry in entries:
+        try:
+            scores[entry] = predictions.wide(frame, entry, ids, labels)
+        except (KeyError, ValueError) as exc:
+            problems.append(f"{rundir.predictions_file.name}: {exc}")
+    if problems:
+        raise StoredRunError(problems)
+    return StoredRun(run_dir=rundir.path, manifest=m, labels=labels, test_ids=ids,
+                     patient_ids=test["patient_id"].astype(str).tolist(),
+                     y=test[labels].to_numpy(dtype=np.uint8), train_counts=train[labels].to_numpy().sum(axis=0),
+                     entries=entries, scores=scores, threshold=float(m["recipe"]["threshold"]), skipped=skipped)
+
+
+def recompute_scores(stored: StoredRun, *, n_boot: int, seed: int) -> pd.DataFrame:
+    """Every leaderboard metric of every entry, with intervals, recomputed from the stored arrays."""
+    out = []
+    for entry, kind in stored.entries.items():
+        scores = stored.scores[entry]
+        decisions = (scores >= stored.threshold).astype(np.uint8)
+        for row in metric_intervals(stored.y, scores, decisions, stored.patient_ids, stored.labels,
+                                    train_counts=stored.train_counts, n_boot=n_boot, seed=seed):
+            out.append({"entry": entry, "entry_kind": kind, **row})
+    return pd.DataFrame(out)
+
+
+def recompute_run(run_dir: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: int = DEFAULT_BOOT_SEED) -> pd.DataFrame:
+    """Recompute RUN_DIR's metrics and 95% CIs from its predictions and split.parquet."""
+    stored = load_stored_run(run_dir)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetricWarning)  # absent labels are NaN by design
+        return recompute_scores(stored, n_boot=n_boot, seed=seed)
