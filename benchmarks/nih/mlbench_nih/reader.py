@@ -222,7 +222,8 @@ def _records(raw: pd.DataFrame, csv_path: Path, images: Path, projections: Itera
 
 
 def profile_nih_csv(source: DataSource) -> dict:
-    """Whole-file facts for ``mlbench datasets inspect``: rows, views, patients, labels, skips."""
+    """Whole-file facts for ``mlbench datasets inspect``, both views: rows, images and patients per
+    view, label counts, No Finding films and the rows each check would skip."""
     csv_path = Path(source.csv)
     raw = _read_columns(csv_path)
     records = _records(raw, csv_path, Path(source.images), None)
@@ -241,6 +242,8 @@ def profile_nih_csv(source: DataSource) -> dict:
         "rows": int(len(raw)),
         "projections": {str(k): int(v) for k, v in projection.value_counts().items()},
         "patients": int(patients[patients != ""].nunique()),
+        "patients_per_projection": {str(k): int(v) for k, v in
+                                    patients[patients != ""].groupby(projection).nunique().items()},
         "label_counts": counts,
         "no_finding": no_finding,
         "skipped_by_reason": dict(sorted(reasons.items())),
