@@ -195,13 +195,13 @@ def measure(name: str, *, size: int, batch: int, steps: int, warmup: int, rounds
 
 
 def _steps_within(seconds_left: float, step_s: float, steps: int, rounds: int) -> int:
-    """The most steps per sample (5 to ``steps``) whose timed part fits ``seconds_left``.
+    """The most steps per sample (at least 5, or ``steps`` if fewer) whose timed part fits ``seconds_left``.
 
     Per round: a sample of each mode, a validation pass and a prep run, about 4 x ``steps`` steps'
     worth counted generously (warm-up steps run slower than timed ones, validation is 4 batches).
     """
     affordable = int(seconds_left / (rounds * 4 * max(step_s, 1e-6)))
-    return max(5, min(steps, affordable))
+    return max(min(5, steps), min(steps, affordable))
 
 
 def _hours(seconds: float) -> str:
