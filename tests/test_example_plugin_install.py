@@ -1,9 +1,15 @@
 """The example plugin installs with pip into a fresh virtual environment and works there end to end.
 
-The environment sees the system's site-packages (torch, timm, ... are not re-installed; there is no
-network), but mlbench and the plugin are installed into it from copies of their sources, so what
-runs is what pip installed: the test checks that both import from the environment, not from
-this checkout.
+mlbench and the plugin are built into wheels from copies of their sources and installed into a new
+virtual environment, so what runs is what pip installed: the test checks that both import from the
+environment, not from this checkout. The environment also sees the packages of the interpreter
+running the tests (torch, timm, ... are not re-installed), whether that is a virtual environment
+or not.
+
+Building needs each source's declared build backend (``[build-system] requires``). When this
+interpreter already has it, the wheels are built with it, offline. When it does not (a fresh
+machine: setuptools 65 without ``wheel`` cannot make a wheel), pip builds in isolation and fetches
+the backend from the package index, as any ``pip install`` of the sources would.
 """
 
 import json
@@ -11,10 +17,18 @@ import os
 import shutil
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: pytest itself depends on tomli there
+    import tomli as tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = REPO / "plugins" / "mlbench-imbalanced-losses"
@@ -37,20 +51,59 @@ def _sources(dest: Path) -> tuple[Path, Path]:
     return core, plugin
 
 
+def _installed(requirement: Requirement) -> bool:
+    try:
+        return requirement.specifier.contains(metadata.version(requirement.name), prereleases=True)
+    except metadata.PackageNotFoundError:
+        return False
+
+
+def missing_build_requirements(source: Path) -> list[str]:
+    """The source's build requirements this interpreter lacks (empty: it can build offline)."""
+    requires = tomllib.loads((source / "pyproject.toml").read_text())["build-system"]["requires"]
+    missing = [text for text in requires if not _installed(Requirement(text))]
+    # setuptools before 70.1 has no bdist_wheel of its own: its backend asks for `wheel` as well.
+    setuptools = next((Requirement(t) for t in requires if Requirement(t).name == "setuptools"), None)
+    if (setuptools is not None and _installed(setuptools) and Version(metadata.version("setuptools")) < Version("70.1")
+            and not _installed(Requirement("wheel"))):
+        missing.append("wheel")
+    return missing
+
+
+def _build_wheel(source: Path, wheels: Path, env: dict[str, str]) -> None:
+    offline = not missing_build_requirements(source)
+    flags = ["--no-build-isolation", "--no-index"] if offline else []
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(wheels),
+                    *flags, str(source)], check=True, cwd=source.parent, env=env)
+
+
+def _package_folders() -> list[str]:
+    """Where this interpreter's installed packages are (its venv's and, under it, the system's)."""
+    return [p for p in dict.fromkeys(sys.path) if Path(p).name in ("site-packages", "dist-packages") and Path(p).is_dir()]
+
+
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory):
     root = tmp_path_factory.mktemp("fresh-env")
     core, plugin = _sources(root)
     env_dir = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(env_dir)],
-                   check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
     python = env_dir / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    # After the environment's own packages, as --system-site-packages would (which, run from a
+    # virtual environment, would show the base interpreter's packages rather than this one's).
+    (Path(site) / "_test_runner_packages.pth").write_text(
+        "".join(f"import site; site.addsitedir({folder!r})\n" for folder in _package_folders()))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MLBENCH_PLUGINS", "VIRTUAL_ENV")}
-    env.update(PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1", OMP_NUM_THREADS="2")
+    env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", OMP_NUM_THREADS="2")
+    wheels = root / "wheels"
     for source in (core, plugin):
-        subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
-                        "--no-build-isolation", "--no-index", "--quiet", str(source)],
-                       check=True, cwd=root, env=env)
+        _build_wheel(source, wheels, env)
+    built = sorted(wheels.glob("*.whl"))
+    assert len(built) == 2, built
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
+                    "--quiet", *map(str, built)], check=True, cwd=root, env=env)
     return {"python": python, "mlbench": env_dir / "bin" / "mlbench", "env": env, "root": root}
 
 
