@@ -430,7 +430,7 @@ def apical_pleural_thickening(canvas: Canvas, rng: np.random.Generator) -> Box:
 
 def hilar_enlargement(canvas: Canvas, rng: np.random.Generator) -> Box:
     # both hila enlarged: lobulated dense masses beside the mediastinum
-    c, u = canvas.chest, canvas.chest.unit()
+    u = canvas.chest.unit()
     layer = canvas.layer()
     for side in (0, 1):
         x, y = lung_point(canvas, side, 0.12, 0.45)
@@ -453,7 +453,7 @@ def fibrotic_band(canvas: Canvas, rng: np.random.Generator) -> Box:
 
 def nodule(canvas: Canvas, rng: np.random.Generator) -> Box:
     # one well-defined round opacity in a lung
-    c, u = canvas.chest, canvas.chest.unit()
+    u = canvas.chest.unit()
     side = random_side(rng)
     x, y = lung_point(canvas, side, rng.uniform(0.35, 0.8), rng.uniform(0.25, 0.6))
     r = rng.uniform(0.5, 0.6) * u
@@ -464,7 +464,7 @@ def nodule(canvas: Canvas, rng: np.random.Generator) -> Box:
 
 def calcified_granuloma(canvas: Canvas, rng: np.random.Generator) -> Box:
     # a tiny, very dense dot (calcium) in a lung
-    c, u = canvas.chest, canvas.chest.unit()
+    u = canvas.chest.unit()
     side = random_side(rng)
     x, y = lung_point(canvas, side, rng.uniform(0.35, 0.8), rng.uniform(0.25, 0.65))
     r = rng.uniform(0.19, 0.22) * u
@@ -475,7 +475,7 @@ def calcified_granuloma(canvas: Canvas, rng: np.random.Generator) -> Box:
 
 def rib_callus(canvas: Canvas, rng: np.random.Generator) -> Box:
     # a dense spindle on a rib at the lateral chest wall
-    c, u = canvas.chest, canvas.chest.unit()
+    u = canvas.chest.unit()
     side = random_side(rng)
     x, y = lung_point(canvas, side, 1.0, rng.uniform(0.3, 0.6))
     layer = canvas.layer()
@@ -588,7 +588,7 @@ def vertebral_compression(canvas: Canvas, rng: np.random.Generator) -> Box:
 
 def suture_clips(canvas: Canvas, rng: np.random.Generator) -> Box:
     # a line of surgical clips across one upper zone
-    c, u = canvas.chest, canvas.chest.unit()
+    u = canvas.chest.unit()
     side = random_side(rng)
     p0 = np.array(lung_point(canvas, side, 0.35, rng.uniform(0.18, 0.22)))
     p1 = np.array(lung_point(canvas, side, 0.85, rng.uniform(0.32, 0.38)))
