@@ -36,6 +36,11 @@ class Recipe:
     preprocessor_options: Mapping[str, Any] = field(default_factory=dict)
     augment: bool = True
     threshold: float = 0.5
+    # "fixed": decide at ``threshold`` (the paper). "val-f1": also report decision metrics at
+    # per-label thresholds chosen on the validation split (extra *_tuned leaderboard rows).
+    threshold_rule: str = "fixed"
+    sampler: str = "uniform"  # the training batch order (a sampler plugin); the split never changes
+    sampler_options: Mapping[str, Any] = field(default_factory=dict)
     seed: int = 0
     # Extra keyword options per backbone plugin name, e.g. {"densenet201": {"drop_rate": 0.1}}.
     backbone_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)

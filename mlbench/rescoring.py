@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mlbench.errors import UserError
-from mlbench import predictions
+from mlbench import predictions, thresholds
 from mlbench.metrics import MetricWarning
 from mlbench.rundir import RunDir
 from mlbench.stats import metric_intervals
@@ -48,6 +48,9 @@ class StoredRun:
     scores: dict[str, np.ndarray]  # entry -> (test images, labels)
     threshold: float
     skipped: dict[str, str] = field(default_factory=dict)  # image id -> reason (preprocessing)
+    threshold_rule: str = "fixed"
+    y_val: np.ndarray | None = None  # validation labels and scores: what tuned thresholds are fitted on
+    val_scores: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def bootstrap_settings(manifest: dict[str, Any]) -> tuple[int, int]:
@@ -68,21 +71,28 @@ def load_stored_run(run_dir: str | Path, split: pd.DataFrame | None = None) -> S
     test = split[(split["split"] == "test") & usable]
     train = split[(split["split"] == "train") & usable]
     entries = {**{b: "backbone" for b in m.get("backbones", [])}, **{e: "ensemble" for e in m.get("ensembles", [])}}
-    frame = predictions.read(rundir.predictions_file)
-    frame = frame[frame["split"] == "test"]
-    ids = test["image_id"].astype(str).tolist()
-    scores, problems = {}, []
-    for entry in entries:
-        try:
-            scores[entry] = predictions.wide(frame, entry, ids, labels)
-        except (KeyError, ValueError) as exc:
-            problems.append(f"{rundir.predictions_file.name}: {exc}")
+    stored = predictions.read(rundir.predictions_file)
+    rule = str(m.get("recipe", {}).get("threshold_rule", "fixed"))
+    subsets = {"test": test} if rule == "fixed" else {"test": test, "val": split[(split["split"] == "val") & usable]}
+    scores: dict[str, dict[str, np.ndarray]] = {s: {} for s in subsets}
+    problems = []
+    for subset, rows in subsets.items():
+        frame = stored[stored["split"] == subset]
+        for entry in entries:
+            try:
+                scores[subset][entry] = predictions.wide(frame, entry, rows["image_id"].astype(str).tolist(), labels)
+            except (KeyError, ValueError) as exc:
+                problems.append(f"{rundir.predictions_file.name} ({subset}): {exc}")
     if problems:
         raise StoredRunError(problems)
+    ids = test["image_id"].astype(str).tolist()
     return StoredRun(run_dir=rundir.path, manifest=m, labels=labels, test_ids=ids,
                      patient_ids=test["patient_id"].astype(str).tolist(),
                      y=test[labels].to_numpy(dtype=np.uint8), train_counts=train[labels].to_numpy().sum(axis=0),
-                     entries=entries, scores=scores, threshold=float(m["recipe"]["threshold"]), skipped=skipped)
+                     entries=entries, scores=scores["test"], threshold=float(m["recipe"]["threshold"]),
+                     skipped=skipped, threshold_rule=rule,
+                     y_val=subsets["val"][labels].to_numpy(dtype=np.uint8) if "val" in subsets else None,
+                     val_scores=scores.get("val", {}))
 
 
 def recompute_scores(stored: StoredRun, *, n_boot: int, seed: int) -> pd.DataFrame:
@@ -91,9 +101,13 @@ def recompute_scores(stored: StoredRun, *, n_boot: int, seed: int) -> pd.DataFra
     for entry, kind in stored.entries.items():
         scores = stored.scores[entry]
         decisions = (scores >= stored.threshold).astype(np.uint8)
-        for row in metric_intervals(stored.y, scores, decisions, stored.patient_ids, stored.labels,
-                                    train_counts=stored.train_counts, n_boot=n_boot, seed=seed):
-            out.append({"entry": entry, "entry_kind": kind, **row})
+        rows = metric_intervals(stored.y, scores, decisions, stored.patient_ids, stored.labels,
+                                train_counts=stored.train_counts, n_boot=n_boot, seed=seed)
+        if stored.threshold_rule == "val-f1":
+            rows += thresholds.tuned_rows(stored.y_val, stored.val_scores[entry], stored.y, scores,
+                                          stored.patient_ids, stored.labels, train_counts=stored.train_counts,
+                                          n_boot=n_boot, seed=seed)[1]
+        out.extend({"entry": entry, "entry_kind": kind, **row} for row in rows)
     return pd.DataFrame(out)
 
 

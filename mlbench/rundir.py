@@ -67,6 +67,35 @@ def backbone_folder_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name.replace(":", "--"))
 
 
+def recipe_from_dict(saved: dict[str, Any], where: str) -> Recipe:
+    """A Recipe from its manifest form; fields the manifest predates take the Recipe's defaults."""
+    if not isinstance(saved, dict) or "backbones" not in saved:
+        raise RunDirError(f"{where}: no recipe with backbones; expected the manifest of a run")
+    fields = {f.name for f in dataclasses.fields(Recipe)}
+    values = {k: v for k, v in saved.items() if k in fields}
+    for key in ("backbones", "ensembles", "head_units"):
+        if key in values:
+            values[key] = tuple(values[key])
+    try:
+        return Recipe(**values)
+    except TypeError as exc:
+        raise RunDirError(f"{where}: the recipe cannot be rebuilt ({exc})") from None
+
+
+def identity_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The identity fields in which two runs differ (a recipe field added later counts at its default)."""
+    keys = [k for k in set(old) | set(new) if k != "recipe" and old.get(k) != new.get(k)]
+    if "recipe" in old or "recipe" in new:
+        try:
+            same = (recipe_from_dict(old.get("recipe"), "manifest.json").to_dict()
+                    == recipe_from_dict(new.get("recipe"), "the new recipe").to_dict())
+        except RunDirError:
+            same = False
+        if not same:
+            keys.append("recipe")
+    return sorted(keys)
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -173,11 +202,11 @@ class RunDir:
         """Create the manifest, or check that an existing one describes the same run (resume)."""
 
         def change(data: dict[str, Any]) -> None:
-            if data and data.get("identity") != identity:
-                old = data.get("identity", {})
-                diff = sorted(k for k in set(old) | set(identity) if old.get(k) != identity.get(k))
-                raise RunDirError(f"{self.path} holds another run (differs in: {', '.join(diff)}); "
-                                  "choose a new --out or delete it")
+            if data:
+                diff = identity_differences(data.get("identity", {}), identity)
+                if diff:
+                    raise RunDirError(f"{self.path} holds another run (differs in: {', '.join(diff)}); "
+                                      "choose a new --out or delete it")
             if not data:
                 data.update(identity=identity, **fields, stages={}, skipped={"counts": {}, "items": []})
             else:
@@ -211,18 +240,7 @@ class RunDir:
     # -- the recipe ------------------------------------------------------------------------------
     def recipe(self) -> Recipe:
         """The run's recipe rebuilt from the manifest (the Recipe dataclass's defaults fill old fields)."""
-        saved = self.manifest().get("recipe")
-        if not isinstance(saved, dict) or "backbones" not in saved:
-            raise RunDirError(f"{self.manifest_file}: no recipe with backbones; expected the manifest of a run")
-        fields = {f.name for f in dataclasses.fields(Recipe)}
-        values = {k: v for k, v in saved.items() if k in fields}
-        for key in ("backbones", "ensembles", "head_units"):
-            if key in values:
-                values[key] = tuple(values[key])
-        try:
-            return Recipe(**values)
-        except TypeError as exc:
-            raise RunDirError(f"{self.manifest_file}: the recipe cannot be rebuilt ({exc})") from None
+        return recipe_from_dict(self.manifest().get("recipe"), str(self.manifest_file))
 
     # -- split -----------------------------------------------------------------------------------
     def split(self) -> pd.DataFrame:

@@ -29,7 +29,7 @@ import torch
 
 import mlbench
 from mlbench.errors import UserError
-from mlbench import checkpoint, leaderboard, predictions
+from mlbench import checkpoint, leaderboard, predictions, thresholds
 from mlbench.benchmark import Benchmark, Recipe
 from mlbench.data import DataSource, Records
 from mlbench.data.splits import SPLITS, BenchmarkSplit, assert_patient_disjoint, split_benchmark, split_table
@@ -39,7 +39,7 @@ from mlbench.metrics import MetricWarning
 from mlbench.preprocessing.cache import Cache, build_cache
 from mlbench.progress import Reporter
 from mlbench.registry import Registry, get_registry
-from mlbench.rundir import RunDir, RunDirError
+from mlbench.rundir import RunDir, RunDirError, identity_differences
 from mlbench.stats import metric_intervals
 from mlbench.training import accepted_options, backbone_plugin, build_backbone, device_name, pick_device, predict, train
 
@@ -72,6 +72,9 @@ class RunOptions:
     seed: int | None = None
     demo_options: dict[str, Any] | None = None  # passed to the dataset's write_demo (e.g. n_patients)
     loss_options: dict[str, Any] | None = None
+    sampler: str | None = None
+    sampler_options: dict[str, Any] | None = None
+    threshold_rule: str | None = None  # "fixed" (the paper's 0.5) or "val-f1" (adds *_tuned rows)
     backbone_options: dict[str, dict[str, Any]] | None = None  # backbone name -> factory options
     device: str = "auto"
     workers: int | None = None
@@ -135,11 +138,14 @@ def make_recipe(bench: Benchmark, opts: RunOptions) -> Recipe:
     changes: dict[str, Any] = {}
     for field_name, value in (("backbones", opts.backbones), ("loss", opts.loss), ("ensembles", opts.ensembles),
                               ("crop", opts.crop), ("augment", opts.augment), ("max_epochs", opts.max_epochs),
-                              ("image_size", opts.image_size), ("seed", opts.seed)):
+                              ("image_size", opts.image_size), ("seed", opts.seed), ("sampler", opts.sampler),
+                              ("threshold_rule", opts.threshold_rule)):
         if value is not None:
             changes[field_name] = tuple(value) if isinstance(value, (list, tuple)) else value
     if opts.loss_options:
         changes["loss_options"] = {**dict(recipe.loss_options), **opts.loss_options}
+    if opts.sampler_options:
+        changes["sampler_options"] = {**dict(recipe.sampler_options), **opts.sampler_options}
     if opts.backbone_options:
         merged = {k: dict(v) for k, v in recipe.backbone_options.items()}
         for name, extra in opts.backbone_options.items():
@@ -169,6 +175,11 @@ def plan_run(opts: RunOptions, registry: Registry | None = None) -> RunPlan:
     # A loss built on dummy counts catches unknown or ill-typed --loss-option values now, not after preprocessing.
     registry.create("loss", recipe.loss, label_counts=[1] * len(bench.labels), n_samples=2,
                     **dict(recipe.loss_options))
+    # Likewise a sampler built on a tiny dummy label matrix checks its name and --sampler-option values.
+    registry.create("sampler", recipe.sampler, labels=np.eye(4, len(bench.labels), dtype=np.uint8) | 1, seed=0,
+                    **dict(recipe.sampler_options))
+    if recipe.threshold_rule not in thresholds.RULES:
+        raise RunError(f"--thresholds {recipe.threshold_rule}: expected one of {', '.join(thresholds.RULES)}")
     _check_backbone_options(registry, recipe)
     unknown = [b for b in (opts.only_backbones or ()) if b not in recipe.backbones]
     if unknown:
@@ -212,7 +223,8 @@ def _check_same_run(rundir: RunDir, bench: Benchmark, recipe: Recipe) -> None:
     identity = rundir.manifest().get("identity", {})
     want = {"benchmark": bench.name, "benchmark_version": bench.version, "variant": recipe.variant,
             "recipe": recipe.to_dict()}
-    diff = sorted(k for k in want if k in identity and identity[k] != want[k])
+    diff = identity_differences({k: identity.get(k) for k in want if k in identity}, {k: want[k] for k in identity
+                                                                                       if k in want})
     if diff:
         raise RunDirError(f"{rundir.path} holds another run (differs in: {', '.join(diff)}); "
                           "choose a new --out or delete it")
@@ -276,7 +288,7 @@ def start_manifest(plan: RunPlan, records: Records, source: DataSource, split: B
     bench, recipe, rundir = plan.benchmark, plan.recipe, plan.rundir
     identity = {"benchmark": bench.name, "benchmark_version": bench.version, "variant": recipe.variant,
                 "dataset_kind": records.kind, "csv_sha256": records.source_sha256, "recipe": recipe.to_dict()}
-    used = {"benchmark": [bench.name], "dataset": [bench.dataset], "loss": [recipe.loss],
+    used = {"benchmark": [bench.name], "dataset": [bench.dataset], "loss": [recipe.loss], "sampler": [recipe.sampler],
             "preprocessor": [recipe.active_preprocessor],
             "backbone": sorted({backbone_plugin(b) for b in recipe.backbones}), "ensemble": list(recipe.ensembles)}
     now = datetime.now(timezone.utc)
@@ -332,6 +344,8 @@ def train_stage(plan: RunPlan, prepared: Prepared, name: str) -> None:
     counts = prepared.Y[train_rows].sum(axis=0).astype(int).tolist()
     loss_fn = plan.registry.create("loss", recipe.loss, label_counts=counts, n_samples=len(train_rows),
                                    **dict(recipe.loss_options))
+    sampler = plan.registry.create("sampler", recipe.sampler, labels=prepared.Y[train_rows], seed=recipe.seed,
+                                   **dict(recipe.sampler_options))
     torch.manual_seed(recipe.seed)
     model = build_backbone(plan.registry, name, len(bench.labels), recipe)
     images = {s: torch.from_numpy(prepared.cache.load(prepared.ids(s))) for s in SPLITS}
@@ -346,7 +360,7 @@ def train_stage(plan: RunPlan, prepared: Prepared, name: str) -> None:
         state = train(model, loss_fn, recipe, train_images=images["train"], train_targets=targets["train"],
                       val_images=images["val"], val_targets=targets["val"], checkpoint_dir=rundir.backbone_dir(name),
                       device=plan.device, augmenter_factory=augmenter_factory, progress=progress, name=name,
-                      group=group, compile=plan.options.compile)
+                      group=group, compile=plan.options.compile, sampler=sampler)
     if not group.is_main:
         return
     tables = []
@@ -362,11 +376,22 @@ def train_stage(plan: RunPlan, prepared: Prepared, name: str) -> None:
 
 
 @dataclass
+class Entry:
+    """One backbone's or ensemble's scores: test scores and 0/1 decisions, and validation scores."""
+
+    name: str
+    kind: str  # backbone or ensemble
+    scores: np.ndarray  # test (images, labels)
+    decided: np.ndarray  # test decisions at the recipe's threshold
+    val_scores: np.ndarray
+
+
+@dataclass
 class Combined:
-    """Every entry's test scores and 0/1 decisions, backbones first then ensembles, in recipe order."""
+    """Every entry, backbones first then ensembles, in recipe order."""
 
     test_ids: list[str]
-    entries: list[tuple[str, str, np.ndarray, np.ndarray]] = field(default_factory=list)  # name, kind, scores, decided
+    entries: list[Entry] = field(default_factory=list)
 
 
 def ensemble_stage(plan: RunPlan, prepared: Prepared) -> Combined:
@@ -379,17 +404,19 @@ def ensemble_stage(plan: RunPlan, prepared: Prepared) -> Combined:
     tables = [predictions.from_frame(f) for f in frames]
     probs = {s: np.stack([predictions.wide(f, b, prepared.ids(s), labels) for f, b in zip(frames, recipe.backbones)])
              for s in EVAL_SPLITS}
-    test = probs["test"]
-    combined = Combined(prepared.ids("test"), [(b, "backbone", test[i], (test[i] >= recipe.threshold).astype(np.uint8))
-                                               for i, b in enumerate(recipe.backbones)])
+    test, val = probs["test"], probs["val"]
+    combined = Combined(prepared.ids("test"), [
+        Entry(b, "backbone", test[i], (test[i] >= recipe.threshold).astype(np.uint8), val[i])
+        for i, b in enumerate(recipe.backbones)])
     for name in recipe.ensembles:
         ensemble = plan.registry.create("ensemble", name, threshold=recipe.threshold)
+        combined_scores = {}
         for subset in EVAL_SPLITS:
-            scores, decided = ensemble.combine(probs[subset])
+            combined_scores[subset] = ensemble.combine(probs[subset])
             ids = prepared.ids(subset)
-            tables.append(predictions.to_table(ids, [subset] * len(ids), name, labels, scores))
-            if subset == "test":
-                combined.entries.append((name, "ensemble", scores, decided))
+            tables.append(predictions.to_table(ids, [subset] * len(ids), name, labels, combined_scores[subset][0]))
+        scores, decided = combined_scores["test"]
+        combined.entries.append(Entry(name, "ensemble", scores, decided, combined_scores["val"][0]))
     predictions.write(rundir.predictions_file, tables)
     return combined
 
@@ -401,23 +428,34 @@ def metrics_stage(plan: RunPlan, prepared: Prepared, combined: Combined) -> pd.D
     y = prepared.Y[test_rows]
     patients = prepared.frame["patient_id"].astype(str).to_numpy()[test_rows]
     train_counts = prepared.Y[prepared.rows("train")].sum(axis=0)
+    y_val = prepared.Y[prepared.rows("val")]
+    tuned = plan.recipe.threshold_rule == "val-f1"
     m = rundir.manifest()
     base = rundir.provenance(m)
-    rows = []
+    rows, fitted = [], {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MetricWarning)
-        for entry, kind, scores, decided in combined.entries:
-            wall = m["stages"].get(f"train:{entry}", {}).get("seconds") if kind == "backbone" else None
-            for row in metric_intervals(y, scores, decided, patients, labels, train_counts=train_counts,
-                                        n_boot=plan.options.n_boot, seed=BOOTSTRAP_SEED):
-                rows.append({**base, "entry": entry, "entry_kind": kind, "label": row["label"],
+        for entry in combined.entries:
+            wall = m["stages"].get(f"train:{entry.name}", {}).get("seconds") if entry.kind == "backbone" else None
+            scored = metric_intervals(y, entry.scores, entry.decided, patients, labels, train_counts=train_counts,
+                                      n_boot=plan.options.n_boot, seed=BOOTSTRAP_SEED)
+            if tuned:  # thresholds from validation labels only; the paper's rows above stay as they are
+                chosen, extra = thresholds.tuned_rows(y_val, entry.val_scores, y, entry.scores, patients, labels,
+                                                      train_counts=train_counts, n_boot=plan.options.n_boot,
+                                                      seed=BOOTSTRAP_SEED)
+                fitted[entry.name] = dict(zip(labels, map(float, chosen)))
+                scored += extra
+            for row in scored:
+                rows.append({**base, "entry": entry.name, "entry_kind": entry.kind, "label": row["label"],
                              "metric": row["metric"], "value": row["value"], "ci_low": row["ci_low"],
                              "ci_high": row["ci_high"], "n_positive": row["n_positive"], "wall_time_s": wall})
     notes = sorted({str(w.message) for w in caught if issubclass(w.category, MetricWarning)})
     for note in notes:  # once per label, not once per entry
         warnings.warn(note, MetricWarning, stacklevel=2)
     rundir.update_manifest(lambda m: m.update(metric_warnings=notes, bootstrap={
-        "n_boot": plan.options.n_boot, "seed": BOOTSTRAP_SEED, "resampled": "patients"}))
+        "n_boot": plan.options.n_boot, "seed": BOOTSTRAP_SEED, "resampled": "patients"}, thresholds={
+        "rule": plan.recipe.threshold_rule, "fixed": plan.recipe.threshold,
+        **({"fitted_on": "val", "objective": "f1_pos", "per_entry": fitted} if tuned else {})}))
     table = leaderboard.to_table(rows)
     rundir.write_leaderboard(table)
     return table.to_pandas()

@@ -37,6 +37,12 @@ from mlbench.data.imbalance import irlbl
 
 # Distinct streams per purpose, so an epoch's permutation never reuses the resampling's draws.
 _RESAMPLE_STREAM, _EPOCH_STREAM = 1, 2
+EPOCH_SEED_STRIDE = 100_003
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one training epoch (its order, dropout and augmentation), as mlbench has always drawn it."""
+    return seed * EPOCH_SEED_STRIDE + epoch
 
 
 class Sampler(Protocol):
@@ -86,7 +92,12 @@ class UniformSampler:
         self.seed = _check_seed(seed, "uniform")
 
     def epoch(self, i: int) -> np.ndarray:
-        return _rng(self.seed, _EPOCH_STREAM, _check_epoch(i, "uniform")).permutation(self.n).astype(np.int64)
+        # torch's permutation, seeded as training always seeded it: runs made before samplers
+        # existed resume, and reproduce, unchanged.
+        import torch
+
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, _check_epoch(i, "uniform")))
+        return torch.randperm(self.n, generator=generator).numpy().astype(np.int64)
 
 
 def minority_majority(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlbench.leaderboard import DECISION_METRICS, TUNED_SUFFIX
+from mlbench.stats import metric_intervals
+
 DEFAULT_THRESHOLD = 0.5
 OBJECTIVES = ("f1_pos", "f1")
 
@@ -88,3 +91,23 @@ def apply(p: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     if not np.isfinite(thresholds).all():
         raise ValueError("apply: thresholds contain NaN or infinity")
     return (p >= thresholds[None, :]).astype(np.uint8)
+
+
+# -- the rules a run can name -----------------------------------------------------------------------
+RULES = ("fixed", "val-f1")  # fixed: the recipe's threshold (the paper's 0.5); val-f1: fit_thresholds
+
+
+def tuned_rows(y_val: np.ndarray, scores_val: np.ndarray, y_test: np.ndarray, scores_test: np.ndarray,
+               patient_ids, labels, *, train_counts, n_boot: int, seed: int) -> tuple[np.ndarray, list[dict]]:
+    """Thresholds fitted on validation, then the test decision metrics at them, as ``*_tuned`` rows.
+
+    Returns (thresholds, rows); rows are :func:`mlbench.stats.metric_intervals` rows of the
+    decision metrics only, renamed ``f1_tuned``, ``f1_pos_tuned``, ``hamming_tuned``.
+    """
+    thresholds = fit_thresholds(y_val, scores_val)
+    decided = apply(scores_test, thresholds)
+    rows = [{**row, "metric": row["metric"] + TUNED_SUFFIX}
+            for row in metric_intervals(y_test, scores_test, decided, patient_ids, labels, train_counts=train_counts,
+                                        n_boot=n_boot, seed=seed)
+            if row["metric"] in DECISION_METRICS]
+    return thresholds, rows

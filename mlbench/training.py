@@ -28,6 +28,7 @@ from mlbench.benchmark import Recipe
 from mlbench.distributed import SINGLE, Group
 from mlbench import checkpoint
 from mlbench.io import read_json, write_json
+from mlbench.samplers import Sampler, UniformSampler, epoch_seed
 
 
 @dataclass
@@ -141,13 +142,15 @@ def train_step(net: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Optimi
 def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images: torch.Tensor,
           train_targets: torch.Tensor, val_images: torch.Tensor, val_targets: torch.Tensor,
           checkpoint_dir: Path, device: torch.device, augmenter_factory: Callable[[int], Callable] | None = None,
-          progress: Any = None, name: str = "model", group: Group = SINGLE, compile: bool = False) -> TrainState:
+          progress: Any = None, name: str = "model", group: Group = SINGLE, compile: bool = False,
+          sampler: Sampler | None = None) -> TrainState:
     """Train with Adam and early stopping on validation loss; leave ``best.pt`` in ``checkpoint_dir``.
 
     ``augmenter_factory(seed)`` returns a batch augmenter (None: no augmentation). Under DDP
     (``group.world`` > 1) every rank walks the same shuffled order and takes its slice of each
     global batch of ``recipe.batch_size`` images; rank 0 alone writes checkpoints. ``compile``
-    runs the training forward/backward through ``torch.compile``.
+    runs the training forward/backward through ``torch.compile``. ``sampler.epoch(i)`` gives each
+    epoch's indices into the training images (default: the uniform sampler, the paper's order).
     """
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     last_path, best_path = checkpoint_dir / "last.pt", checkpoint_dir / "best.pt"
@@ -171,19 +174,22 @@ def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images:
         state = TrainState(**saved["state"])
     train_targets = train_targets.float()
     val_targets = val_targets.float()
-    n = len(train_images)
-    if n == 0 or len(val_images) == 0:
-        raise ValueError(f"{name}: need training and validation images, got {n} and {len(val_images)}")
-    # Under DDP a final global batch too small to give every rank an image is dropped on all ranks.
-    steps = math.ceil(n / recipe.batch_size) if not group.active else max(1, (n - group.world) // recipe.batch_size + 1)
+    if len(train_images) == 0 or len(val_images) == 0:
+        raise ValueError(f"{name}: need training and validation images, got {len(train_images)} and "
+                         f"{len(val_images)}")
+    if sampler is None:
+        sampler = UniformSampler(np.zeros((len(train_images), 1), dtype=np.uint8), recipe.seed)
     epoch_task = progress.add_task(f"{name} epochs", total=recipe.max_epochs, completed=state.epoch) if progress else None
-    batch_task = progress.add_task(f"{name} batches", total=steps) if progress else None
+    batch_task = progress.add_task(f"{name} batches", total=1) if progress else None
 
     while state.epoch < recipe.max_epochs and state.bad_epochs < recipe.patience:
         epoch = state.epoch
-        seed = recipe.seed * 100_003 + epoch
+        seed = epoch_seed(recipe.seed, epoch)
+        order = torch.from_numpy(np.ascontiguousarray(sampler.epoch(epoch), dtype=np.int64))
+        n = len(order)
+        # Under DDP a final global batch too small to give every rank an image is dropped on all ranks.
+        steps = math.ceil(n / recipe.batch_size) if not group.active else max(1, (n - group.world) // recipe.batch_size + 1)
         torch.manual_seed(seed)  # dropout
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
         augment = augmenter_factory(seed * group.world + group.rank) if augmenter_factory is not None else None
         net.train()
         # The running loss stays on the device: reading it every step would stall the GPU queue.

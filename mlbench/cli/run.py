@@ -63,6 +63,12 @@ def results_table(board: pd.DataFrame, title: str) -> Table:
               help="Option for the loss factory (repeatable), e.g. gamma=2.")
 @click.option("--backbone-option", "backbone_option", multiple=True, metavar="[BACKBONE.]KEY=VALUE",
               help="Option for backbone factories (repeatable), e.g. densenet201.weights=/w/densenet201.pth.")
+@click.option("--sampler", help="Sampler plugin for the training batch order (uniform, ml-ros, class-aware, ...).")
+@click.option("--sampler-option", "sampler_option", multiple=True, metavar="KEY=VALUE",
+              help="Option for the sampler factory (repeatable), e.g. percentage=25.")
+@click.option("--thresholds", "threshold_rule", type=click.Choice(["fixed", "val-f1"]),
+              help="val-f1 adds *_tuned rows: decision metrics at per-label thresholds fitted on validation "
+                   "[default: fixed, the paper's 0.5 only].")
 @click.option("--no-crop", is_flag=True, help="Whole image resized, no lung crop (the paper's Tables 4-5 setting).")
 @click.option("--no-augment", is_flag=True, help="No data augmentation (the paper's Tables 4-7 settings).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Maximum epochs (early stopping may end sooner).")
@@ -81,7 +87,7 @@ def results_table(board: pd.DataFrame, title: str) -> Table:
 @click.option("--quiet", "-q", is_flag=True, help="No progress output (the final table still prints).")
 @click.option("--no-progress", is_flag=True, hidden=True, help="Same as --quiet (kept for old scripts).")
 def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, backbones, loss, ensembles, loss_option,
-                backbone_option, no_crop, no_augment, epochs, image_size, seed, device, workers, only_backbone,
+                backbone_option, sampler, sampler_option, threshold_rule, no_crop, no_augment, epochs, image_size, seed, device, workers, only_backbone,
                 ensemble_only, n_boot, use_compile, progress, quiet, no_progress):
     """Run BENCHMARK end to end: split, preprocess, train, ensemble, score."""
     from mlbench.runner import RunOptions, make_recipe, run
@@ -92,7 +98,9 @@ def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, back
     opts = RunOptions(benchmark=benchmark, out=ensemble_only or out, csv=csv_path, images=images, demo=demo,
                       cache=cache, loss_options=parse_pairs(loss_option, "--loss-option") or None,
                       demo_options=parse_pairs(demo_option, "--demo-option") or None,
-                      backbones=names, loss=loss, ensembles=_names(ensembles, "--ensembles"),
+                      backbones=names, loss=loss, ensembles=_names(ensembles, "--ensembles"), sampler=sampler,
+                      sampler_options=parse_pairs(sampler_option, "--sampler-option") or None,
+                      threshold_rule=threshold_rule,
                       crop=False if no_crop else None, augment=False if no_augment else None, max_epochs=epochs,
                       image_size=image_size, seed=seed, device=device, workers=workers,
                       only_backbones=only_backbone or None, ensemble_only=bool(ensemble_only), n_boot=n_boot,
