@@ -6,19 +6,12 @@ mapping (batch, in_chans, H, W) images in [0, 1] to logits (batch, num_labels).
 
 from __future__ import annotations
 
-import functools
 import math
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 from torch import nn
-
-from mlbench import hookimpl
-
-# The paper's five backbones (PAPER-FACTS maps them to timm names) and small ones for demos/tests.
-PAPER_BACKBONES = ("densenet201", "efficientnet_b0", "inception_v3", "inception_resnet_v2", "legacy_xception")
-SMALL_BACKBONES = ("mobilenetv3_small_050", "mobilenetv3_small_075", "resnet10t", "resnet18")
 
 
 def freeze_first_convs(model: nn.Module, fraction: float) -> int:
@@ -84,13 +77,3 @@ def timm_backbone(num_labels: int, in_chans: int = 1, pretrained: bool = False, 
                   **options: Any) -> TimmClassifier:
     """Any timm model by name (``--backbones timm:NAME`` on the command line)."""
     return TimmClassifier(model_name, num_labels, in_chans=in_chans, pretrained=pretrained, **options)
-
-
-@hookimpl
-def register_backbones(register):
-    register("timm", timm_backbone, summary="Any timm model: use timm:MODEL_NAME",
-             conformance_options={"model_name": "resnet10t"})
-    for name in PAPER_BACKBONES:
-        register(name, functools.partial(timm_backbone, model_name=name), summary=f"timm {name} + 2x512 head (paper)")
-    for name in SMALL_BACKBONES:
-        register(name, functools.partial(timm_backbone, model_name=name), summary=f"timm {name} + 2x512 head (small)")

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlbench import hookimpl
-
 
 def _check(probs: np.ndarray, name: str) -> np.ndarray:
     probs = np.asarray(probs, dtype=np.float64)
@@ -64,10 +62,3 @@ class ModeOfLabelSets:
         winner = support.argmax(axis=0)  # argmax takes the first (earliest) model on ties
         predictions = decisions[winner, np.arange(decisions.shape[1])].astype(np.uint8)
         return predictions.astype(np.float64), predictions
-
-
-@hookimpl
-def register_ensembles(register):
-    register("ctp", CombineThenPredict, summary="Combine then predict: mean probability (paper)")
-    register("ptc-lw", LabelwiseVote, summary="Predict then combine: label-wise majority vote (paper)")
-    register("ptc-mode", ModeOfLabelSets, summary="Predict then combine: most frequent label set (paper)")

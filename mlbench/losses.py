@@ -20,8 +20,6 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from mlbench import hookimpl
-
 
 def inverse_frequency_pos_weight(label_counts: Sequence[int], n_samples: int, max_weight: float | None = None) -> torch.Tensor:
     """pos_weight_j = (N - P_j) / P_j: positives of label j weigh as much, in total, as its negatives.
@@ -169,15 +167,3 @@ def distribution_balanced(label_counts: Sequence[int], n_samples: int, alpha: fl
         raise ValueError(f"distribution-balanced: lam (lambda) must be positive, got {lam}")
     return DistributionBalancedLoss(counts, n_samples, float(alpha), float(beta), float(mu), float(lam),
                                     float(kappa))
-
-
-@hookimpl
-def register_losses(register):
-    register("weighted-bce", weighted_bce, summary="BCE with logits, pos_weight = (N - P) / P per label (paper)")
-    register("bce", plain_bce, summary="Unweighted BCE with logits")
-    register("class-balanced", class_balanced,
-             summary="BCE weighted per label by the inverse effective number of samples (Cui et al. 2019); "
-                     "option beta (0.999)")
-    register("distribution-balanced", distribution_balanced,
-             summary="Distribution-balanced loss (Wu et al. 2020): re-balanced weights + negative-tolerant "
-                     "regularisation; options alpha, beta, mu, lam, kappa")

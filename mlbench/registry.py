@@ -7,6 +7,9 @@ the failure is kept in ``Registry.errors`` and shown by ``mlbench plugins``.
 
 from __future__ import annotations
 
+import functools
+import importlib
+import inspect
 import os
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -36,6 +39,43 @@ ONLY_PLUGINS_ENV = "MLBENCH_PLUGINS"
 
 class PluginError(UserError):
     """A plugin could not be found, loaded or used."""
+
+
+class LazyFactory:
+    """A factory named ``"module:attribute"``, imported on its first call.
+
+    A plugin module registers these so that building the registry (``mlbench plugins``,
+    ``mlbench leaderboard show``) imports no torch. ``bound`` keyword arguments are fixed as with
+    :func:`functools.partial`. :func:`inspect.signature` sees the real factory's signature (less
+    the bound arguments), which is what option filtering and conformance read.
+    """
+
+    def __init__(self, target: str, /, **bound: Any) -> None:
+        module, sep, attribute = target.partition(":")
+        if not sep or not module or not attribute:
+            raise ValueError(f"lazy factory target must be 'module:attribute', got {target!r}")
+        self.target = target
+        self.bound = bound
+        self._resolved: Callable[..., Any] | None = None
+
+    def resolve(self) -> Callable[..., Any]:
+        """Import the target (once) and return it with the bound arguments applied."""
+        if self._resolved is None:
+            module, _, attribute = self.target.partition(":")
+            factory = getattr(importlib.import_module(module), attribute)
+            self._resolved = functools.partial(factory, **self.bound) if self.bound else factory
+        return self._resolved
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.resolve()(*args, **kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return inspect.signature(self.resolve())
+
+    def __repr__(self) -> str:
+        bound = "".join(f", {k}={v!r}" for k, v in self.bound.items())
+        return f"LazyFactory({self.target!r}{bound})"
 
 
 @dataclass(frozen=True)

@@ -79,9 +79,9 @@ def test_distribution_balanced_ntr_by_hand():
 
 @pytest.mark.parametrize("name", ["class-balanced", "distribution-balanced"])
 def test_registered_finite_gradients_on_extremes_and_shape_errors(name):
-    import mlbench.losses
+    import mlbench.plugins.losses
 
-    registry = build_registry(entry_points=False, plugins=[mlbench.losses])
+    registry = build_registry(entry_points=False, plugins=[mlbench.plugins.losses])
     counts = [700, 30, 2, 0]
     loss = registry.create("loss", name, label_counts=counts, n_samples=1000)
     targets = torch.tensor([[1.0, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0]])

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
 
 from mlbench.errors import UserError
-from mlbench import hookimpl
 
 if TYPE_CHECKING:
     import torch
@@ -81,21 +80,3 @@ class Explainer(Protocol):
 
     def explain(self, models: Sequence["torch.nn.Module"], images: "torch.Tensor",
                 labels: Sequence[int]) -> Explanation: ...
-
-
-def _factory(method: str):
-    def make(**options: Any) -> Explainer:
-        from mlbench.explainers.gradcam import GradCAMExplainer
-
-        return GradCAMExplainer(method=method, **options)
-
-    make.__doc__ = f"The {method} explainer: ``factory(**options) -> GradCAMExplainer(method='{method}')``."
-    return make
-
-
-@hookimpl
-def register_explainers(register):
-    register("gradcam", _factory("gradcam"),
-             summary="Grad-CAM (paper), batched over images and labels: one forward per model and batch")
-    register("hirescam", _factory("hirescam"), summary="HiResCAM: element-wise gradient x activation, batched")
-    register("layercam", _factory("layercam"), summary="LayerCAM: positive gradients x activation, batched")

@@ -7,7 +7,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from mlbench import hookimpl
 from mlbench.preprocessing import Preprocessed
 from mlbench.preprocessing.images import normalize_intensity
 
@@ -33,8 +32,3 @@ class Resize:
     def __call__(self, image: np.ndarray) -> Preprocessed:
         h, w = image.shape
         return Preprocessed(resize_square(normalize_intensity(image), self.size), (0, 0, w, h), "resize")
-
-
-@hookimpl
-def register_preprocessors(register):
-    register("resize", Resize, summary="Whole image resized to the benchmark size (no crop)")

@@ -1,0 +1,19 @@
+"""Registers the built-in backbones (implemented in :mod:`mlbench.backbones`): timm models + the paper's head."""
+
+from mlbench.hookspecs import hookimpl
+from mlbench.registry import LazyFactory
+
+IMPLEMENTATION = "mlbench.backbones:timm_backbone"
+# The paper's five backbones (PAPER-FACTS maps them to timm names) and small ones for demos/tests.
+PAPER_BACKBONES = ("densenet201", "efficientnet_b0", "inception_v3", "inception_resnet_v2", "legacy_xception")
+SMALL_BACKBONES = ("mobilenetv3_small_050", "mobilenetv3_small_075", "resnet10t", "resnet18")
+
+
+@hookimpl
+def register_backbones(register):
+    register("timm", LazyFactory(IMPLEMENTATION), summary="Any timm model: use timm:MODEL_NAME",
+             conformance_options={"model_name": "resnet10t"})
+    for name in PAPER_BACKBONES:
+        register(name, LazyFactory(IMPLEMENTATION, model_name=name), summary=f"timm {name} + 2x512 head (paper)")
+    for name in SMALL_BACKBONES:
+        register(name, LazyFactory(IMPLEMENTATION, model_name=name), summary=f"timm {name} + 2x512 head (small)")

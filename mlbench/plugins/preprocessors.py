@@ -1,0 +1,10 @@
+"""Registers the built-in preprocessor (implemented in :mod:`mlbench.preprocessing.plugin`)."""
+
+from mlbench.hookspecs import hookimpl
+from mlbench.registry import LazyFactory
+
+
+@hookimpl
+def register_preprocessors(register):
+    register("resize", LazyFactory("mlbench.preprocessing.plugin:Resize"),
+             summary="Whole image resized to the benchmark size (no crop)")
