@@ -34,7 +34,8 @@ from mlbench import leaderboard
 from mlbench.demo import is_synthetic
 from mlbench.io import write_bytes
 from mlbench.leaderboard import GLOBAL_LABEL, LOWER_IS_BETTER, find_board
-from mlbench.rescoring import StoredRunError, recompute_run
+from mlbench.grid import compare_stored
+from mlbench.rescoring import StoredRunError, load_stored_run, recompute_run
 from mlbench.rundir import RunDir
 
 
@@ -257,3 +258,33 @@ def plot_comparison(comparison: Comparison, path: str | Path, entry: str | None 
     write_bytes(path, buffer.getvalue())
     return Path(path)
 
+
+# -- one run against another ---------------------------------------------------------------------------
+@dataclass
+class PairedComparison:
+    """RUN_B - RUN_A per entry both have, with paired patient-bootstrap 95% CIs (:mod:`mlbench.paired`)."""
+
+    run_a: str
+    run_b: str
+    rows: pd.DataFrame  # entry + mlbench.paired.COLUMNS
+    notes: list[str] = field(default_factory=list)
+
+
+def compare_runs(run_a: str | Path, run_b: str | Path, *, n_boot: int = 1000, seed: int = 0) -> PairedComparison:
+    """Compare two runs of one benchmark on the same test images: differences B - A, paired over patients."""
+    try:
+        a, b = load_stored_run(run_a), load_stored_run(run_b)
+    except StoredRunError as exc:
+        raise CompareError(str(exc)) from None
+    for key in ("benchmark", "benchmark_version", "split_hash"):
+        if a.manifest.get(key) != b.manifest.get(key):
+            raise CompareError(f"{run_b}: {key} {b.manifest.get(key)!r} differs from {run_a}'s "
+                               f"{a.manifest.get(key)!r}; a paired comparison needs the same benchmark and split")
+    tables = [c.table.assign(entry=entry) for entry, c in compare_stored(a, b, n_boot=n_boot, seed=seed).items()]
+    rows = pd.concat(tables, ignore_index=True)
+    rows = rows[["entry"] + [c for c in rows.columns if c != "entry"]]
+    notes = [f"differences are {run_b} minus {run_a}, on their {len(a.test_ids)} shared test images; intervals "
+             f"resample the same patients for both runs ({n_boot} replicates, seed {seed})"]
+    if is_synthetic(a.manifest.get("dataset_kind")):
+        notes.append("SYNTHETIC DEMO DATA: the comparison exercises the method, it says nothing about real data")
+    return PairedComparison(str(run_a), str(run_b), rows, notes)

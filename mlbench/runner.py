@@ -510,9 +510,10 @@ def run(opts: RunOptions, registry: Registry | None = None) -> RunResult:
         if not opts.only_backbones:
             combined = _timed(plan, "ensemble", ensemble_stage, plan, prepared)
             table = _timed(plan, "metrics", metrics_stage, plan, prepared, combined)
+        finished = {"finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")} if table is not None else {}
         m = plan.rundir.update_manifest(lambda m: m.update(
             wall_time_s=round(sum(s["seconds"] for s in m["stages"].values()), 3),
-            last_invocation_s=round(time.perf_counter() - started, 3)))
+            last_invocation_s=round(time.perf_counter() - started, 3), **finished))
         return RunResult(plan.rundir.path, table, m)
     finally:
         shutdown(plan.group)

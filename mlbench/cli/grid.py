@@ -1,0 +1,133 @@
+"""``mlbench grid BENCHMARK ...`` and ``mlbench grid status GRID_DIR``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from mlbench.progress import MODES
+
+EXECUTORS = ("inline", "local", "slurm")
+
+
+class _GridGroup(click.Group):
+    """``grid status DIR`` is a subcommand; anything else is ``grid run ...`` (``mlbench grid BENCH``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+def _names(value: str | None, option: str) -> list[str] | None:
+    if value is None:
+        return None
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise click.BadParameter("expected one or more comma-separated names", param_hint=option)
+    return names
+
+
+def _seeds(value: str) -> list[int]:
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected comma-separated integers", param_hint="--seeds") from None
+
+
+@click.group("grid", cls=_GridGroup)
+def grid_group() -> None:
+    """Imbalance remedies side by side: `mlbench grid BENCHMARK --remedies ...`, `mlbench grid status DIR`."""
+
+
+@grid_group.command("run")
+@click.argument("benchmark")
+@click.option("--remedies", required=True,
+              help="Comma-separated remedies, the first is the baseline: samplers (uniform, ml-ros, class-aware), "
+                   "losses (class-balanced, ...), val-f1, or +-joined combinations.")
+@click.option("--backbones", help="Comma-separated backbones [default: the recipe's].")
+@click.option("--seeds", default="0", show_default=True, help="Comma-separated training seeds.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Grid directory.")
+@click.option("--demo", is_flag=True, help="On the embedded synthetic demo corpus (results labelled synthetic).")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="The dataset's label CSV.")
+@click.option("--images", type=click.Path(path_type=Path), help="Root folder of the dataset's images.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Maximum epochs of every cell.")
+@click.option("--image-size", type=click.IntRange(min=16), help="Training image size of every cell.")
+@click.option("--ensembles", help="Comma-separated ensembles of every cell [default: the recipe's].")
+@click.option("--bootstrap", "n_boot", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="Patient-bootstrap replicates for every CI (cells and the paired comparison).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--workers", type=click.IntRange(min=1), help="Processes for preprocessing [default: all cores].")
+@click.option("--executor", type=click.Choice(EXECUTORS), default="inline", show_default=True,
+              help="inline (this process), local (submitit subprocesses) or slurm (submitit jobs).")
+@click.option("--progress", type=click.Choice(MODES), default="auto", show_default=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+def grid_run_command(benchmark, remedies, backbones, seeds, out, demo, csv_path, images, epochs, image_size, ensembles,
+                     n_boot, device, workers, executor, progress, quiet):
+    """Run every remedy x seed (each an ordinary run directory) and compare each remedy with the first."""
+    from mlbench.grid import GridSpec, run_grid
+
+    run_options = {"n_boot": n_boot, "device": device}
+    for key, value in (("max_epochs", epochs), ("image_size", image_size), ("workers", workers),
+                       ("ensembles", _names(ensembles, "--ensembles"))):
+        if value is not None:
+            run_options[key] = value
+    spec = GridSpec(benchmark=benchmark, out=out, remedies=_names(remedies, "--remedies"),
+                    backbones=_names(backbones, "--backbones"), seeds=_seeds(seeds), demo=demo, csv=csv_path,
+                    images=images, run_options=run_options, n_boot=n_boot,
+                    progress="quiet" if quiet else progress)
+    console = Console()
+    result = run_grid(spec, executor=_executor(executor, out), say=console.print)
+    print_comparison(console, result.comparison)
+    console.print(f"wrote {Path(out) / 'comparison.parquet'}")
+
+
+def _executor(name: str, out: Path):
+    from mlbench.grid import run_inline
+
+    if name == "inline":
+        return run_inline
+    from mlbench.executors import submitit_executor
+
+    return submitit_executor(name, Path(out))
+
+
+def print_comparison(console: Console, comparison) -> None:
+    """Macro and frequency-group rows, one table per metric."""
+    if comparison.empty:
+        console.print("one remedy only: nothing to compare (the first remedy is the baseline)")
+        return
+    shown = comparison[comparison["scope"] != "label"]
+    for metric, rows in shown.groupby("metric", sort=False):
+        table = Table(title=f"{metric}: remedy minus baseline ({rows['baseline'].iloc[0]}), paired 95% CI")
+        for column in ("remedy", "entry", "scope", "name", "difference", "sd", "95% CI", "seeds", "verdict"):
+            table.add_column(column, justify="right" if column in ("difference", "sd", "95% CI", "seeds") else "left")
+        for r in rows.itertuples(index=False):
+            style = {"helps": "[green]", "hurts": "[red]"}.get(r.verdict, "")
+            ci = "-" if r.ci_low != r.ci_low else f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]"
+            sd = "-" if r.sd != r.sd else f"{r.sd:.4f}"
+            table.add_row(r.remedy, r.entry, r.scope, r.name, f"{r.difference:+.4f}", sd, ci, str(r.n_seeds),
+                          f"{style}{r.verdict}")
+        console.print(table)
+    console.print("verdicts are per row, without a multiplicity correction: expect a few by chance over many rows")
+
+
+@grid_group.command("status")
+@click.argument("grid_dir", type=click.Path(path_type=Path))
+def grid_status_command(grid_dir):
+    """Every cell's state: done, running, pending or failed (with the tail of its log)."""
+    from mlbench.grid import grid_status
+
+    cells = grid_status(grid_dir)
+    table = Table(title=f"grid {grid_dir}")
+    for column in ("remedy", "seed", "state", "detail"):
+        table.add_column(column, overflow="fold")
+    for c in cells:
+        style = {"done": "green", "failed": "bold red", "running": "yellow"}.get(c.state, "")
+        table.add_row(c.remedy, str(c.seed), f"[{style}]{c.state}[/{style}]" if style else c.state, c.detail)
+    Console().print(table)
+    counts = {s: sum(c.state == s for c in cells) for s in ("done", "running", "pending", "failed")}
+    click.echo(", ".join(f"{n} {s}" for s, n in counts.items()))

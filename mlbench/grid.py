@@ -1,0 +1,314 @@
+"""``mlbench grid``: imbalance remedies side by side on one split and one cache, with paired statistics.
+
+A grid runs every (remedy, seed) as an ordinary run directory holding every backbone of the grid
+(so ``explain``, ``compare``, ``submit`` and ``report`` work per cell), all cells sharing one
+demo corpus and one preprocessing cache. The first remedy listed is the baseline; every other
+remedy is compared with it entry by entry (each backbone, each ensemble) on the same test images,
+with paired patient-bootstrap 95% CIs (:mod:`mlbench.paired`), and across seeds as mean ± sd::
+
+    GRID_DIR/
+      grid.json                 the grid's spec (a re-run with another spec is refused)
+      shared/demo-data/         the demo corpus (--demo), written once
+      shared/cache/             the preprocessing cache, built once
+      cells/REMEDY/seed-N/      one run directory per remedy and seed
+      comparison.parquet        remedy, baseline, entry, scope, name, metric, difference, ci_low,
+                                ci_high, sd, n_seeds, verdict
+
+A remedy is a registered sampler (``ml-ros``), a registered loss (``class-balanced``), the
+threshold rule ``val-f1``, or several joined by ``+`` (``ml-ros+class-balanced``). A killed grid
+resumes: finished cells are reused, an unfinished one resumes inside its run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from mlbench import paired
+from mlbench.errors import UserError
+from mlbench.io import read_json, write_json, write_parquet
+from mlbench.registry import Registry, get_registry
+from mlbench.rescoring import StoredRun, load_stored_run
+from mlbench.rundir import RunDir
+from mlbench.thresholds import RULES, apply
+
+GRID_FILE = "grid.json"
+COMPARISON = "comparison.parquet"
+CELLS = "cells"
+SHARED = "shared"
+COMPARISON_COLUMNS = ("remedy", "baseline", "entry") + paired.COLUMNS
+TUNED_RULE = "val-f1"
+
+
+class GridError(UserError):
+    """The grid cannot run as asked (the message names the option or file)."""
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """What a remedy changes in the recipe; None keeps the benchmark's choice."""
+
+    name: str
+    sampler: str | None = None
+    loss: str | None = None
+    threshold_rule: str | None = None
+
+
+def parse_remedy(spec: str, registry: Registry) -> Remedy:
+    """``ml-ros``, ``class-balanced``, ``val-f1`` or ``+``-joined combinations of them."""
+    sampler = loss = rule = None
+    for part in (p.strip() for p in spec.split("+")):
+        samplers, losses = registry.names("sampler"), registry.names("loss")
+        if part in RULES and part != "fixed":
+            rule = part
+        elif part in samplers and sampler is None:
+            sampler = part
+        elif part in losses and loss is None:
+            loss = part
+        else:
+            raise GridError(f"--remedies {spec}: '{part}' is neither a sampler ({', '.join(samplers)}), a loss "
+                            f"({', '.join(losses)}) nor the threshold rule {TUNED_RULE} (one of each at most)")
+    return Remedy(spec, sampler, loss, rule)
+
+
+@dataclass
+class GridSpec:
+    """Everything ``mlbench grid`` can be told; ``run_options`` holds the overrides every cell takes."""
+
+    benchmark: str
+    out: Path
+    remedies: Sequence[str]
+    backbones: Sequence[str] | None = None
+    seeds: Sequence[int] = (0,)
+    demo: bool = False
+    csv: Path | None = None
+    images: Path | None = None
+    run_options: dict[str, Any] = field(default_factory=dict)  # RunOptions fields: max_epochs, ensembles, ...
+    n_boot: int = 1000  # paired bootstrap replicates of the comparison
+    progress: bool | str = "auto"
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two grids the same grid (paths and progress do not)."""
+        return {"benchmark": self.benchmark, "remedies": list(self.remedies),
+                "backbones": list(self.backbones) if self.backbones else None, "seeds": [int(s) for s in self.seeds],
+                "demo": self.demo, "run_options": {k: _plain(v) for k, v in sorted(self.run_options.items())},
+                "n_boot": self.n_boot}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def folder_name(remedy: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", remedy)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (remedy, seed) of the grid: an ordinary run directory."""
+
+    remedy: Remedy
+    seed: int
+    options: Any  # mlbench.runner.RunOptions
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.options.out)
+
+    @property
+    def label(self) -> str:
+        return f"{self.remedy.name} seed {self.seed}"
+
+
+def cell_dir(grid_dir: Path, remedy: str, seed: int) -> Path:
+    return Path(grid_dir) / CELLS / folder_name(remedy) / f"seed-{seed}"
+
+
+def plan_grid(spec: GridSpec, registry: Registry | None = None) -> list[Cell]:
+    """Every cell's RunOptions, each checked by :func:`mlbench.runner.plan_run` before any work."""
+    from mlbench.runner import RunOptions, plan_run
+
+    registry = registry or get_registry()
+    if not spec.remedies:
+        raise GridError("--remedies: expected at least one remedy (the first is the baseline)")
+    if len(set(spec.remedies)) != len(spec.remedies):
+        raise GridError(f"--remedies {','.join(spec.remedies)}: a remedy is listed twice")
+    if not spec.seeds or len(set(spec.seeds)) != len(spec.seeds):
+        raise GridError(f"--seeds {spec.seeds}: expected distinct seeds")
+    unknown = set(spec.run_options) - {f.name for f in dataclasses.fields(RunOptions)}
+    if unknown:
+        raise GridError(f"grid run options {sorted(unknown)}: not options of mlbench run")
+    remedies = [parse_remedy(r, registry) for r in spec.remedies]
+    shared = Path(spec.out) / SHARED
+    cells = []
+    for remedy in remedies:
+        for seed in spec.seeds:
+            opts = RunOptions(benchmark=spec.benchmark, out=cell_dir(spec.out, remedy.name, seed), demo=spec.demo,
+                              demo_dir=shared / "demo-data", cache=shared / "cache", csv=spec.csv,
+                              images=spec.images, backbones=spec.backbones, seed=int(seed), sampler=remedy.sampler,
+                              loss=remedy.loss, threshold_rule=remedy.threshold_rule, progress=spec.progress,
+                              **spec.run_options)
+            plan_run(opts, registry)  # every name and option checked now, not hours into the grid
+            cells.append(Cell(remedy, int(seed), opts))
+    return cells
+
+
+def is_finished(run_dir: Path) -> bool:
+    """A cell whose run completed (leaderboard written and the manifest says finished)."""
+    rundir = RunDir(run_dir)
+    return rundir.leaderboard_file.is_file() and rundir.exists() and bool(rundir.manifest().get("finished_at"))
+
+
+def _start(spec: GridSpec) -> None:
+    """Write grid.json, or check that GRID_DIR holds this same grid."""
+    path = Path(spec.out) / GRID_FILE
+    if path.exists():
+        old = read_json(path)
+        if old != spec.identity():
+            diff = sorted(k for k in set(old) | set(spec.identity()) if old.get(k) != spec.identity().get(k))
+            raise GridError(f"{spec.out} holds another grid (differs in: {', '.join(diff)}); choose a new --out")
+    else:
+        write_json(path, spec.identity())
+
+
+@dataclass
+class GridResult:
+    grid_dir: Path
+    cells: list[Cell]
+    reused: list[str]  # labels of cells already finished before this invocation
+    comparison: pd.DataFrame
+
+
+Executor = Callable[[list[Cell]], None]
+
+
+def run_inline(cells: list[Cell]) -> None:
+    """Run the cells one after the other in this process."""
+    from mlbench.runner import run
+
+    for cell in cells:
+        run(cell.options)
+
+
+def run_grid(spec: GridSpec, *, executor: Executor = run_inline, registry: Registry | None = None,
+             say: Callable[[str], None] = lambda _: None) -> GridResult:
+    """Plan, run the unfinished cells through ``executor`` and write comparison.parquet."""
+    from mlbench.runner import plan_run, prepare
+
+    cells = plan_grid(spec, registry)
+    _start(spec)
+    todo = [c for c in cells if not is_finished(c.run_dir)]
+    reused = [c.label for c in cells if c not in todo]
+    if reused:
+        say(f"reusing {len(reused)} finished cell(s): {', '.join(reused)}")
+    if todo:
+        # One corpus and one cache for every cell, made here once before any cell runs in parallel.
+        prepare(plan_run(todo[0].options, registry))
+        say(f"running {len(todo)} cell(s): {', '.join(c.label for c in todo)}")
+        executor(todo)
+    missing = [c.label for c in cells if not is_finished(c.run_dir)]
+    if missing:
+        raise GridError(f"{spec.out}: cells {', '.join(missing)} did not finish; see `mlbench grid status`")
+    comparison = compare_cells(cells, spec.remedies[0], n_boot=spec.n_boot)
+    write_parquet(Path(spec.out) / COMPARISON, pa.Table.from_pandas(comparison, preserve_index=False))
+    return GridResult(Path(spec.out), cells, reused, comparison)
+
+
+# -- comparison ---------------------------------------------------------------------------------------
+def _decisions(stored: StoredRun, entry: str) -> np.ndarray:
+    """The entry's test decisions: at the tuned thresholds when the run fitted them, else at its threshold."""
+    fitted = stored.manifest.get("thresholds", {}).get("per_entry", {}).get(entry)
+    if stored.threshold_rule == TUNED_RULE and fitted:
+        return apply(stored.scores[entry], np.array([fitted[label] for label in stored.labels]))
+    return (stored.scores[entry] >= stored.threshold).astype(np.uint8)
+
+
+def compare_stored(a: StoredRun, b: StoredRun, *, n_boot: int, seed: int = 0) -> dict[str, paired.Comparison]:
+    """Per entry both runs have: B - A with paired patient-bootstrap CIs on their shared test images."""
+    if a.test_ids != b.test_ids or a.labels != b.labels:
+        raise GridError(f"{b.run_dir} and {a.run_dir} were not scored on the same test images and labels "
+                        "(another split, or other skips); a paired comparison needs the same ones")
+    out = {}
+    for entry in (e for e in a.entries if e in b.entries):
+        out[entry] = paired.paired_differences(a.y, a.scores[entry], b.scores[entry], _decisions(a, entry),
+                                               _decisions(b, entry), a.patient_ids, a.labels, a.train_counts,
+                                               n_boot=n_boot, seed=seed)
+    if not out:
+        raise GridError(f"{a.run_dir} and {b.run_dir} share no entry (backbone or ensemble) to compare")
+    return out
+
+
+def compare_cells(cells: list[Cell], baseline: str, *, n_boot: int) -> pd.DataFrame:
+    """Every remedy against the baseline, per entry, combined over seeds."""
+    stored = {(c.remedy.name, c.seed): load_stored_run(c.run_dir) for c in cells}
+    seeds = sorted({c.seed for c in cells})
+    tables = []
+    for remedy in dict.fromkeys(c.remedy.name for c in cells):
+        if remedy == baseline:
+            continue
+        per_seed = [compare_stored(stored[(baseline, s)], stored[(remedy, s)], n_boot=n_boot) for s in seeds]
+        for entry in per_seed[0]:
+            combined = paired.combine_seeds([comparisons[entry] for comparisons in per_seed])
+            tables.append(combined.table.assign(remedy=remedy, baseline=baseline, entry=entry))
+    if not tables:
+        return pd.DataFrame(columns=list(COMPARISON_COLUMNS))
+    return pd.concat(tables, ignore_index=True)[list(COMPARISON_COLUMNS)]
+
+
+# -- status -------------------------------------------------------------------------------------------
+@dataclass
+class CellStatus:
+    remedy: str
+    seed: int
+    state: str  # done, running (a manifest, unfinished), pending (nothing yet), failed (a job log says so)
+    run_dir: Path
+    detail: str = ""
+
+
+def grid_status(grid_dir: str | Path, registry: Registry | None = None) -> list[CellStatus]:
+    """Every cell of GRID_DIR and its state, from the files the cells and jobs left."""
+    grid_dir = Path(grid_dir)
+    path = grid_dir / GRID_FILE
+    if not path.is_file():
+        raise GridError(f"{path}: no such file; expected a grid directory made by `mlbench grid`")
+    spec = read_json(path)
+    out = []
+    for remedy in spec["remedies"]:
+        for seed in spec["seeds"]:
+            run_dir = cell_dir(grid_dir, remedy, seed)
+            failure = _job_failure(run_dir)
+            if is_finished(run_dir):
+                state, detail = "done", ""
+            elif failure:
+                state, detail = "failed", failure
+            elif RunDir(run_dir).exists():
+                done = sorted(RunDir(run_dir).manifest().get("stages", {}))
+                state, detail = "running", f"stages done: {', '.join(done) or 'none'}"
+            else:
+                state, detail = "pending", ""
+            out.append(CellStatus(remedy, int(seed), state, run_dir, detail))
+    return out
+
+
+FAILURE_FILE = "failed.json"  # written into a cell by an executor whose job failed
+
+
+def _job_failure(run_dir: Path) -> str:
+    path = run_dir / FAILURE_FILE
+    if not path.is_file():
+        return ""
+    info = read_json(path)
+    return f"{info.get('error', 'failed')}\n{info.get('log_tail', '')}".strip()

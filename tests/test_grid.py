@@ -1,0 +1,78 @@
+"""mlbench grid: remedies on one split and cache, finished cells reused, paired comparison written."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlbench.grid import (COMPARISON, COMPARISON_COLUMNS, GridError, GridSpec, cell_dir, grid_status,
+                          parse_remedy, run_grid)
+from mlbench.metrics import MetricWarning
+from mlbench.registry import get_registry
+from mlbench.rundir import RunDir
+
+RUN = {"max_epochs": 1, "image_size": 32, "ensembles": ("ctp",), "n_boot": 20, "workers": 1,
+       "demo_options": {"n_patients": 40, "image_size": 96}}
+
+
+def tiny_spec(out, **changes):
+    spec = dict(benchmark="padchest-specific", out=out, remedies=["uniform", "class-balanced"],
+                backbones=["resnet10t"], seeds=[0, 1], demo=True, run_options=dict(RUN), n_boot=20, progress=False)
+    spec.update(changes)
+    return GridSpec(**spec)
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetricWarning)
+        return run_grid(tiny_spec(tmp_path_factory.mktemp("grid")))
+
+
+def test_cells_are_run_directories_sharing_one_split_and_cache(grid):
+    hashes = {RunDir(c.run_dir).manifest()["split_hash"] for c in grid.cells}
+    caches = {str(RunDir(c.run_dir).cache_path().resolve()) for c in grid.cells}
+    assert len(grid.cells) == 4 and len(hashes) == 1 and len(caches) == 1
+    assert RunDir(cell_dir(grid.grid_dir, "class-balanced", 1)).recipe().loss == "class-balanced"
+
+
+def test_comparison_has_paired_rows_per_entry_group_and_label(grid):
+    table = pd.read_parquet(grid.grid_dir / COMPARISON)
+    assert list(table.columns) == list(COMPARISON_COLUMNS)
+    assert set(table["remedy"]) == {"class-balanced"} and set(table["baseline"]) == {"uniform"}
+    assert set(table["entry"]) == {"resnet10t", "ctp"}
+    assert {"macro", "group", "label"} == set(table["scope"]) and (table["n_seeds"] <= 2).all()
+    macro = table[(table["scope"] == "macro") & (table["metric"] == "auc")]
+    assert ((macro["ci_low"] <= macro["difference"]) & (macro["difference"] <= macro["ci_high"])).all()
+
+
+def test_a_rerun_reuses_finished_cells_and_a_killed_cell_reruns(grid):
+    kept = RunDir(cell_dir(grid.grid_dir, "uniform", 0)).backbone_predictions("resnet10t").stat().st_mtime_ns
+    victim = RunDir(cell_dir(grid.grid_dir, "class-balanced", 1))
+    victim.leaderboard_file.unlink()  # as if killed before its metrics stage
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetricWarning)
+        again = run_grid(tiny_spec(grid.grid_dir))
+    assert sorted(again.reused) == ["class-balanced seed 0", "uniform seed 0", "uniform seed 1"]
+    assert RunDir(cell_dir(grid.grid_dir, "uniform", 0)).backbone_predictions("resnet10t").stat().st_mtime_ns == kept
+    assert victim.leaderboard_file.is_file()
+    pd.testing.assert_frame_equal(again.comparison, grid.comparison)
+
+
+def test_status_names_every_cell(grid):
+    states = {(c.remedy, c.seed): c.state for c in grid_status(grid.grid_dir)}
+    assert states == {(r, s): "done" for r in ("uniform", "class-balanced") for s in (0, 1)}
+
+
+def test_another_grid_in_the_same_folder_is_refused(grid):
+    with pytest.raises(GridError, match="holds another grid"):
+        run_grid(tiny_spec(grid.grid_dir, seeds=[0]))
+
+
+def test_remedy_names_are_checked_before_any_work(tmp_path):
+    registry = get_registry()
+    assert parse_remedy("ml-ros+class-balanced+val-f1", registry).sampler == "ml-ros"
+    with pytest.raises(GridError, match="'nosuch' is neither a sampler"):
+        run_grid(tiny_spec(tmp_path / "g", remedies=["uniform", "nosuch"]))
+    assert not (tmp_path / "g").exists()
