@@ -1,6 +1,6 @@
 """``mlbench crop``: crop chest X-rays to their lungs and say where each crop came from.
 
-:func:`crop_files` does the work (tests call it too); the command parses options, shows a rich
+:func:`mlbench.preprocessing.crop_files.crop_files` does the work (tests call it too); the command parses options, shows a rich
 progress bar and prints a summary.
 """
 
@@ -10,12 +10,10 @@ from pathlib import Path
 
 import click
 
-from mlbench.cli import main
 from mlbench.options import parse_pairs
-from mlbench.preprocessing.crop_files import crop_files, find_images
 
 
-@main.command("crop")
+@click.command("crop")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the cropped PNGs and crops.csv.")
@@ -37,6 +35,7 @@ def crop(inputs: tuple[Path, ...], out_dir: Path, size: int, preprocessor: str, 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from mlbench.preprocessing.crop_files import crop_files, find_images  # OpenCV: not for --help
     from mlbench.registry import get_registry
 
     registry = get_registry()

@@ -15,7 +15,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-from mlbench.cli import main
 from mlbench.data import DataSource
 from mlbench.data.inspect import inspect_dataset, split_to_dir
 from mlbench.data.splits import SPLITS
@@ -109,7 +108,7 @@ def _short(items: list[str], n: int = 6) -> str:
 # ---------------------------------------------------------------- commands
 
 
-@main.group("datasets")
+@click.group("datasets")
 def datasets() -> None:
     """Inspect dataset sources."""
 
@@ -129,7 +128,7 @@ def inspect_command(dataset: str, csv_path: Path, images: Path | None, as_json: 
         print_inspect_report(report, Console())
 
 
-@main.command("split")
+@click.command("split")
 @click.argument("benchmark")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), required=True, help="The dataset's label file.")
 @click.option("--images", type=click.Path(path_type=Path), default=None, help="Image root (default: the CSV's folder).")
@@ -151,7 +150,7 @@ def split_command(benchmark: str, csv_path: Path, images: Path | None, out_dir: 
     console.print(f"split hash [bold]{summary['split_hash']}[/bold]")
 
 
-@main.group("labels")
+@click.group("labels")
 def labels() -> None:
     """Label hierarchies of datasets."""
 

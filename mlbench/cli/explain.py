@@ -6,11 +6,10 @@ from pathlib import Path
 
 import click
 
-from mlbench.cli import main
 from mlbench.options import parse_pairs
 
 
-@main.command("explain")
+@click.command("explain")
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.argument("images", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the panels, maps and JSON.")
@@ -35,12 +34,12 @@ def explain_command(run_dir, images, out, split, limit, labels, threshold, ensem
     """Explain IMAGE files (or --split) with the run's ensemble: one panel per label, std map, JSON, scores."""
     from mlbench.explainers.pipeline import ExplainRequest, explain_run
 
+    if limit and not split:  # checked first: it is the more precise message
+        raise click.UsageError("--limit goes with --split; expected --split train, val or test")
     if images and split:
         raise click.UsageError("give IMAGE files or --split, not both")
     if not images and not split:
         raise click.UsageError("give IMAGE files to explain, or --split test")
-    if limit and not split:
-        raise click.UsageError("--limit goes with --split")
     parsed = parse_pairs(options, "--option")
     names = [n.strip() for n in labels.split(",") if n.strip()] if labels else None
     request = ExplainRequest(run_dir=run_dir, out=out, images=images, split=split, limit=limit, labels=names,

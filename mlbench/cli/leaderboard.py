@@ -1,7 +1,7 @@
-"""``mlbench leaderboard show``, ``mlbench compare``, ``mlbench submit`` and ``mlbench plugins test``.
+"""``mlbench leaderboard show``, ``mlbench compare`` and ``mlbench submit``.
 
-Thin: each command parses its options, calls one function of mlbench.leaderboard, mlbench.compare,
-mlbench.submit or mlbench.conformance, and prints the result. Reading and comparing leaderboards
+Thin: each command parses its options, calls one function of mlbench.leaderboard, mlbench.compare
+or mlbench.submit, and prints the result. Reading and comparing leaderboards
 imports no torch.
 """
 
@@ -15,8 +15,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from mlbench.cli import main
-from mlbench.cli.plugins import plugins as plugins_group
 from mlbench.demo import is_synthetic
 from mlbench.leaderboard import METRICS, SOURCES
 
@@ -33,7 +31,7 @@ def _ci(low, high) -> str:
     return f"[{low:.3f}, {high:.3f}]"
 
 
-@main.group("leaderboard")
+@click.group("leaderboard")
 def leaderboard_group() -> None:
     """Read leaderboard files (the published baselines and submitted runs)."""
 
@@ -70,7 +68,7 @@ def show_command(benchmark, label, metric, variant, source, file):
     Console().print(table)
 
 
-@main.command("compare")
+@click.command("compare")
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--against", default="published", show_default=True, help="What to compare with (published rows).")
 @click.option("--variant", help="Published variant to compare with [default: the run's].")
@@ -115,7 +113,7 @@ def compare_command(run_dir, against, variant, metric, file, png, entry, n_boot,
         console.print(f"wrote {path}")
 
 
-@main.command("submit")
+@click.command("submit")
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--leaderboard", "leaderboard_file", type=click.Path(path_type=Path),
               help="Leaderboard file to append to [default: your leaderboards/BENCHMARK.parquet].")
@@ -134,39 +132,16 @@ def submit_command(run_dir, leaderboard_file, csv_path, images):
     try:
         result = submit_run(run_dir, leaderboard_file, source=source)
     except SubmissionError as exc:
-        console.print(f"[bold red]refused[/bold red] {run_dir}:")
-        for problem in exc.problems:
-            console.print(f"  - {problem}", markup=False, highlight=False)
-        raise SystemExit(1) from None
+        problems = exc.problems or [str(exc)]
+        if len(problems) > 1:  # every reason listed; the closing Error line names the first
+            console.print(f"[bold red]refused[/bold red] {run_dir}: {len(problems)} problems")
+            for problem in problems:
+                console.print(f"  - {problem}", markup=False, highlight=False)
+        more = f" (and {len(problems) - 1} more, listed above)" if len(problems) > 1 else ""
+        raise click.ClickException(f"{run_dir}: submission refused: {problems[0]}{more}") from None
     for check in result.validation.passed:
         console.print(f"  ok: {check}", markup=False, highlight=False)
     for note in result.validation.left_out:
         console.print(f"  left out: {note}", markup=False, highlight=False)
     console.print(f"[green]accepted[/green] run {result.run_id}: {result.rows_appended} rows appended to "
                   f"{result.leaderboard} ({result.rows_in_file} rows now)")
-
-
-@plugins_group.command("test")
-@click.argument("plugin")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def plugins_test_command(plugin, as_json):
-    """Conformance check of PLUGIN (an entry-point name): every item it registers, on CPU."""
-    from mlbench.conformance import FAIL, PASS, check_plugin
-
-    report = check_plugin(plugin)
-    if as_json:
-        click.echo(json.dumps({"plugin": report.plugin, "package": report.package, "version": report.version,
-                               "passed": report.passed, "results": [r.as_dict() for r in report.results]}, indent=2))
-    else:
-        table = Table(title=f"plugin '{report.plugin}' ({report.package or '?'} {report.version or ''})")
-        for column in ("kind", "name", "result", "seconds", "details"):
-            table.add_column(column, justify="right" if column == "seconds" else "left", overflow="fold")
-        for r in report.results:
-            style = {PASS: "green", FAIL: "bold red"}.get(r.status, "yellow")
-            table.add_row(r.kind, r.name, f"[{style}]{r.status}[/{style}]", f"{r.seconds:.2f}",
-                          "\n".join(r.checks) if r.status == PASS else r.detail)
-        Console().print(table)
-        counts = report.counts()
-        click.echo(f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped")
-    if not report.passed:
-        raise SystemExit(1)

@@ -1,4 +1,4 @@
-"""``mlbench plugins``: what is installed, who registered it, what failed to load."""
+"""``mlbench plugins``: what is installed, who registered it, what failed to load; ``mlbench plugins test``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from mlbench.cli import main
 from mlbench.registry import get_registry
 
 
@@ -19,7 +18,7 @@ def plugin_rows() -> tuple[list[dict], list[dict]]:
     return rows, errors
 
 
-@main.group("plugins", invoke_without_command=True)
+@click.group("plugins", invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 @click.pass_context
 def plugins(ctx: click.Context, as_json: bool) -> None:
@@ -39,3 +38,29 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
     console.print(table)
     for e in errors:
         console.print(f"[red]plugin '{e['plugin']}' ({e['package'] or 'unknown package'}) failed:[/red] {e['error']}")
+
+
+@plugins.command("test")
+@click.argument("plugin")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def plugins_test_command(plugin, as_json):
+    """Conformance check of PLUGIN (an entry-point name): every item it registers, on CPU."""
+    from mlbench.conformance import FAIL, PASS, check_plugin
+
+    report = check_plugin(plugin)
+    if as_json:
+        click.echo(json.dumps({"plugin": report.plugin, "package": report.package, "version": report.version,
+                               "passed": report.passed, "results": [r.as_dict() for r in report.results]}, indent=2))
+    else:
+        table = Table(title=f"plugin '{report.plugin}' ({report.package or '?'} {report.version or ''})")
+        for column in ("kind", "name", "result", "seconds", "details"):
+            table.add_column(column, justify="right" if column == "seconds" else "left", overflow="fold")
+        for r in report.results:
+            style = {PASS: "green", FAIL: "bold red"}.get(r.status, "yellow")
+            table.add_row(r.kind, r.name, f"[{style}]{r.status}[/{style}]", f"{r.seconds:.2f}",
+                          "\n".join(r.checks) if r.status == PASS else r.detail)
+        Console().print(table)
+        counts = report.counts()
+        click.echo(f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped")
+    if not report.passed:
+        raise SystemExit(1)

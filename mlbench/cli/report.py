@@ -6,10 +6,9 @@ from pathlib import Path
 
 import click
 
-from mlbench.cli import main
 
 
-@main.command("report")
+@click.command("report")
 @click.argument("path_in", metavar="RUN_OR_GRID_DIR", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help="The HTML file to write.")
 @click.option("--against", type=click.Choice(["published"]),

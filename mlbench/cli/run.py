@@ -9,7 +9,6 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from mlbench.cli import main
 from mlbench.data import DataSource
 from mlbench.demo import is_synthetic
 from mlbench.leaderboard import GLOBAL_LABEL
@@ -47,7 +46,7 @@ def results_table(board: pd.DataFrame, title: str) -> Table:
     return table
 
 
-@main.command("run")
+@click.command("run")
 @click.argument("benchmark")
 @click.option("--demo", is_flag=True, help="Run on the embedded synthetic demo corpus (results are labelled synthetic).")
 @click.option("--demo-option", "demo_option", multiple=True, metavar="KEY=VALUE",
@@ -128,7 +127,7 @@ def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, back
     console.print(f"files in {result.run_dir}: manifest.json, split.parquet, predictions.parquet, leaderboard.parquet")
 
 
-@main.command("demo-data")
+@click.command("demo-data")
 @click.argument("out_dir", type=click.Path(path_type=Path))
 @click.option("--benchmark", required=True, help="Whose dataset writes the corpus (see `mlbench plugins`).")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -145,7 +144,7 @@ def demo_data_command(out_dir, benchmark, seed):
     click.echo(f"synthetic demo corpus written: csv={source.csv} images={source.images}")
 
 
-@main.command("preprocess")
+@click.command("preprocess")
 @click.argument("benchmark")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True)
 @click.option("--images", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
