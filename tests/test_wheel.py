@@ -1,10 +1,11 @@
-"""The project's wheel carries the published boards, and an installed wheel shows them.
+"""The project's wheel carries the published boards, and an installed wheel shows them (a plugin's too).
 
 What a user gets from ``pip install mlbench-imbalanced`` is the wheel, not this checkout: the test
 builds the wheel from a copy of the sources pyproject.toml packages, checks that every benchmark
 package's ``leaderboards/*.parquet`` is inside, installs it into a new virtual environment and runs
 ``mlbench leaderboard show`` there from an empty folder, so nothing but the installed package data
-can supply the published rows.
+can supply the published rows. The third-party plugin of tests/test_third_party_benchmark.py is
+built and installed beside it: its board must travel in its wheel the same way.
 
 The environment also sees the packages of the interpreter running the tests (torch, pandas, ...
 are not re-installed), after its own: the wheel's ``mlbench`` comes first, and the test checks
@@ -13,7 +14,6 @@ interpreter has it, else pip's build isolation fetches it from the package index
 """
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -33,6 +33,8 @@ except ModuleNotFoundError:  # Python 3.10: pytest itself depends on tomli there
 
 REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+# A third-party benchmark plugin that ships its own board (tests/test_third_party_benchmark.py).
+TOY_PLUGIN = REPO / "tests" / "data" / "plugins" / "toy_xray"
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "build", "*.egg-info", "dist")
 
 pytestmark = pytest.mark.slow
@@ -68,10 +70,11 @@ def _installed(requirement: Requirement) -> bool:
         return False
 
 
-def can_build_offline() -> bool:
+def can_build_offline(source: Path) -> bool:
     """This interpreter has the declared backend. setuptools from 70.1 builds wheels itself; before
     that it needs the ``wheel`` package too, whatever ``requires`` lists."""
-    requires = [Requirement(text) for text in PYPROJECT["build-system"]["requires"]]
+    declared = tomllib.loads((source / "pyproject.toml").read_text())["build-system"]["requires"]
+    requires = [Requirement(text) for text in declared]
     setuptools = next((r for r in requires if r.name == "setuptools"), None)
     if setuptools is None or not _installed(setuptools):
         return False
@@ -91,13 +94,16 @@ def installed(tmp_path_factory):
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "MLBENCH_PLUGINS", "MLBENCH_LEADERBOARDS", "VIRTUAL_ENV")}
     env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", PYTHONNOUSERSITE="1", OMP_NUM_THREADS="1", COLUMNS="200")
-    source = _copy_sources(root / "src")
     wheels = root / "wheels"
-    offline = ["--no-build-isolation", "--no-index"] if can_build_offline() else []
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(wheels),
-                    *offline, str(source)], check=True, cwd=root, env=env, timeout=300)
+    plugin = root / "toy-src"
+    shutil.copytree(TOY_PLUGIN, plugin, ignore=IGNORE)
+    for source in (_copy_sources(root / "src"), plugin):
+        offline = ["--no-build-isolation", "--no-index"] if can_build_offline(source) else []
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(wheels),
+                        *offline, str(source)], check=True, cwd=root, env=env, timeout=300)
     built = sorted(wheels.glob("mlbench_imbalanced-*.whl"))
-    assert len(built) == 1, built
+    toy = sorted(wheels.glob("mlbench_toy_xray-*.whl"))
+    assert len(built) == 1 and len(toy) == 1, sorted(wheels.iterdir())
 
     env_dir = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True, timeout=120)
@@ -109,10 +115,10 @@ def installed(tmp_path_factory):
     (site / "_test_runner_packages.pth").write_text(
         "".join(f"import site; site.addsitedir({folder!r})\n" for folder in _site_folders()))
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
-                    "--quiet", str(built[0])], check=True, cwd=root, env=env, timeout=300)
+                    "--quiet", str(built[0]), str(toy[0])], check=True, cwd=root, env=env, timeout=300)
     empty = root / "empty"
     empty.mkdir()
-    return {"wheel": built[0], "python": python, "mlbench": env_dir / "bin" / "mlbench", "site": site,
+    return {"wheel": built[0], "toy_wheel": toy[0], "python": python, "mlbench": env_dir / "bin" / "mlbench", "site": site,
             "cwd": empty, "env": env}
 
 
@@ -168,3 +174,11 @@ def test_leaderboard_show_prints_the_published_general_rows(installed):
     out = _run(installed, installed["mlbench"], "leaderboard", "show", "padchest-general", "--variant", "crop+aug")
     shown = {entry: value for _, entry, value, *_ in _table_rows(out.stdout)}
     assert shown["ctp"] == "0.819" and len(shown) == 8, out.stdout
+
+
+def test_a_third_party_plugin_wheel_ships_its_board_and_show_finds_it(installed):
+    assert "mlbench_toy_xray/leaderboards/toy-xray.parquet" in zipfile.ZipFile(installed["toy_wheel"]).namelist()
+    out = _run(installed, installed["mlbench"], "leaderboard", "show", "toy-xray")
+    rows = _table_rows(out.stdout)
+    assert {(entry, value) for _, entry, value, *_ in rows} == {("ctp", "0.620"), ("resnet10t", "0.610")}, out.stdout
+    assert all(r[-1] == "published toy-fixture-not-a-publication" for r in rows)
