@@ -69,6 +69,7 @@ class EpochTimes:
     build_s: float  # the one-off cache build
     seconds: dict[str, float]  # epoch kind -> seconds of its fastest epoch; "cache" first
     skips: list[Skip] = field(default_factory=list)
+    offered: int = 0  # films given; more than were timed when a time budget left some out
 
     @property
     def cache_s(self) -> float:
@@ -145,18 +146,46 @@ def fastest_epochs(kinds: dict[str, Callable[[], int]], epochs: int) -> dict[str
     return best
 
 
+def films_within(budget_s: float, paths: Sequence[str], pipelines: Sequence[Preprocessor], epochs: int,
+                 workers: int) -> int:
+    """How many of ``paths`` fit ``budget_s``: one probe film per pipeline, then the cache build and
+    (1 warm-up + ``epochs``) decoding passes of every pipeline, with half as much again to spare."""
+    for path in paths:  # the first readable film is the probe
+        try:
+            costs = []
+            for pipeline in pipelines:
+                started = time.perf_counter()
+                pipeline(read_grayscale(path))
+                costs.append(time.perf_counter() - started)
+            break
+        except ImageReadError:
+            continue
+    else:
+        return len(paths)  # nothing readable: time_epochs says so
+    per_film = (1 + epochs) * sum(costs) + costs[0] / workers
+    return max(1, min(len(paths), int(budget_s / (1.5 * per_film))))
+
+
 def time_epochs(items: pd.DataFrame, cache_dir: Path, *, size: int, batch: int, epochs: int, workers: int,
-                crop: bool = True) -> EpochTimes:
+                crop: bool = True, budget_s: float | None = None) -> EpochTimes:
     """Build the cache of ``items`` in ``cache_dir``, then time cache and decoding epochs over it.
 
     Call it with OpenCV and torch limited to one thread (as :func:`main` does): the figures are
-    per core. Raises :class:`NothingToTime` when no image could be preprocessed.
+    per core. With ``budget_s`` only the first films that should fit that many seconds are used
+    (see :func:`films_within`). Raises :class:`NothingToTime` when no image could be preprocessed.
     """
+    called = time.perf_counter()
     registry = get_registry()
     recipe = registry.create("benchmark", BENCHMARK).recipe.replace(crop=crop)
     preprocessor = registry.create("preprocessor", recipe.active_preprocessor, size=size,
                                    **dict(recipe.preprocessor_options))
     resize_only = registry.create("preprocessor", "resize", size=size)
+    offered = len(items)
+    if budget_s is not None:
+        pipelines = [preprocessor] if recipe.active_preprocessor == "resize" else [preprocessor, resize_only]
+        keep = films_within(budget_s - (time.perf_counter() - called), items["image_path"].tolist(), pipelines,
+                            epochs, workers)
+        items = items.iloc[:keep]
     started = time.perf_counter()
     cache = build_cache(items, preprocessor, size, cache_dir, workers=workers)
     build_s = time.perf_counter() - started
@@ -174,7 +203,7 @@ def time_epochs(items: pd.DataFrame, cache_dir: Path, *, size: int, batch: int, 
     for epoch in kinds.values():  # warm-up: files into the page cache, allocator, imports
         epoch()
     return EpochTimes(len(ids), f"{sample.shape[1]} x {sample.shape[0]} {sample.dtype}", recipe.active_preprocessor,
-                      size, batch, workers, build_s, fastest_epochs(kinds, epochs), skips)
+                      size, batch, workers, build_s, fastest_epochs(kinds, epochs), skips, offered)
 
 
 def print_skips(stage: str, skips: list[Skip]) -> None:
