@@ -26,8 +26,8 @@ from typing import Any
 import torch
 
 from _machine import describe_machine
-from mlbench import manifest
-from mlbench.runner import RunOptions, _dir_name, run
+from mlbench.rundir import RunDir, RunDirError
+from mlbench.runner import RunOptions, run
 
 BENCHMARK = "padchest-specific"
 DEMO_BUDGET_S = 600
@@ -35,7 +35,7 @@ DEMO_BUDGET_S = 600
 
 def _training_detail(run_dir: Path, backbone: str) -> str:
     """Epochs trained and seconds per epoch, from the backbone's history.json."""
-    path = run_dir / "backbones" / _dir_name(backbone) / "history.json"
+    path = RunDir(run_dir).history_file(backbone)
     if not path.exists():
         return ""
     history = json.loads(path.read_text())
@@ -51,8 +51,8 @@ def _training_detail(run_dir: Path, backbone: str) -> str:
 def print_stages(run_dir: Path, invocation_s: float | None = None) -> None:
     """The stage table of RUN_DIR's manifest; with ``invocation_s``, also the time outside stages."""
     try:
-        m: dict[str, Any] = manifest.read(run_dir)
-    except manifest.ManifestError as exc:
+        m: dict[str, Any] = RunDir(run_dir).manifest()
+    except RunDirError as exc:
         raise SystemExit(str(exc)) from None
     stages: dict[str, dict[str, Any]] = m.get("stages", {})
     if not stages:
@@ -94,7 +94,7 @@ def main() -> None:
     print(f"machine: {describe_machine()}")
     with tempfile.TemporaryDirectory(prefix="mlbench-demo-stages-") as tmp:
         out = args.out or Path(tmp) / "run"
-        fresh = not (out / manifest.MANIFEST).exists()
+        fresh = not RunDir(out).exists()
         opts = RunOptions(benchmark=BENCHMARK, out=out, demo=True, max_epochs=args.epochs, device=args.device,
                           workers=args.workers, progress=args.progress,
                           demo_options={"n_patients": args.patients} if args.patients else None)

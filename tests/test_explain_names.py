@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mlbench.explainers.pipeline import ExplainRequest, _output_folders, explain_run, slug, unique_names
+from mlbench.explainers.pipeline import ExplainRequest, output_folders, explain_run, slug, unique_names
 
 
 def _stem(key: str) -> str:
@@ -51,7 +51,7 @@ def test_earlier_output_of_another_image_is_not_reused(tmp_path):
     (tmp_path / "stray").mkdir()
     (tmp_path / "stray" / "notes.txt").write_text("not an explanation")
     (tmp_path / "empty").mkdir()
-    folders = _output_folders(tmp_path, {"a-b.png": {"image_id": "a-b.png"}, "a b.png": {"image_id": "a b.png"},
+    folders = output_folders(tmp_path, {"a-b.png": {"image_id": "a-b.png"}, "a b.png": {"image_id": "a b.png"},
                                          "stray.png": {"image_id": "stray.png"}, "empty.png": {"image_id": "empty.png"},
                                          "explain.json.png": {"image_id": "explain.json.png"}})
     assert folders["a b.png"] == "a-b"  # its own earlier output: rewritten in place

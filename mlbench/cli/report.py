@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 
-
 @click.command("report")
 @click.argument("path_in", metavar="RUN_OR_GRID_DIR", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help="The HTML file to write.")
@@ -19,12 +18,12 @@ import click
 def report_command(path_in, out, against, explain_dirs):
     """Write one self-contained HTML report of a run directory or a remedy grid directory."""
     from mlbench.leaderboard import LeaderboardError
-    from mlbench.manifest import ManifestError
     from mlbench.report import ReportError, write_report
+    from mlbench.rundir import RunDirError
 
     try:
         path = write_report(path_in, out, against=against, explain_dirs=list(explain_dirs))
-    except (ReportError, LeaderboardError, ManifestError) as exc:
+    except (ReportError, LeaderboardError, RunDirError) as exc:
         raise click.ClickException(str(exc)) from None
     size = path.stat().st_size
     click.echo(f"report written to {path} ({size / 1e6:.2f} MB)")

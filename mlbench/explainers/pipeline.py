@@ -177,7 +177,7 @@ def unique_names(keys: Sequence[str], stem: Callable[[str], str] = lambda key: k
     return names
 
 
-def _output_folders(out: Path, items: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+def output_folders(out: Path, items: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
     """Image id -> its folder in ``out``: unique in this call and never another image's earlier output.
 
     ``items`` maps each image id to what identifies its image (written into explanation.json); an
@@ -359,7 +359,7 @@ def explain_run(request: ExplainRequest, registry=None) -> ExplainReport:
     # What identifies each image in its explanation.json: a file given by path is that file.
     identities = ({i.image_id: {"image_id": i.image_id, "file": str(Path(i.original).resolve())} for i in items_all}
                   if request.images else {i: {"image_id": i} for i in ids})
-    folders = _output_folders(out, identities)
+    folders = output_folders(out, identities)
     panels = unique_names(labels, taken={"std": None})
 
     findings_path = _sidecar(request.boxes, trained.manifest, FINDINGS_FILE, trained.rundir) if request.score else None

@@ -17,7 +17,8 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from mlbench import leaderboard, manifest
+from mlbench import leaderboard
+from mlbench.rundir import RunDir, RunDirError
 
 COMPARISON = "comparison.parquet"
 EXPLAIN_SUMMARY = "explain.json"
@@ -72,10 +73,10 @@ def read_run(run_dir: Path, explain_dirs: list[Path] | None = None) -> RunFiles:
     """Read a finished run directory; ``explain_dirs`` adds explain output kept elsewhere."""
     run_dir = Path(run_dir)
     try:
-        info = manifest.read(run_dir)
-    except manifest.ManifestError as exc:
+        info = RunDir(run_dir).manifest()
+    except RunDirError as exc:
         raise ReportError(str(exc)) from None
-    board_path = run_dir / "leaderboard.parquet"
+    board_path = RunDir(run_dir).leaderboard_file
     if not board_path.is_file():
         raise ReportError(f"{run_dir}: no leaderboard.parquet; is the run finished?")
     board = leaderboard.read(board_path).to_pandas()
@@ -134,10 +135,11 @@ def read_grid(grid_dir: Path) -> GridFiles:
         if not run.is_dir():
             continue
         remedy, backbone, seed = run.parent.parent.name, run.parent.name, run.name.removeprefix("seed-")
-        info = manifest.read(run) if (run / manifest.MANIFEST).is_file() else {}
+        cell = RunDir(run)
+        info = cell.manifest() if cell.exists() else {}
         cells.append({"remedy": remedy, "backbone": backbone, "seed": seed,
                       "path": str(run.relative_to(grid_dir)), "run_id": info.get("run_id"),
-                      "finished": (run / "leaderboard.parquet").is_file(),
+                      "finished": cell.leaderboard_file.is_file(),
                       "dataset_kind": info.get("dataset_kind")})
     return GridFiles(grid_dir, comparison, cells)
 

@@ -1,0 +1,310 @@
+"""The design rules, read statically from the source (ast): no import cycle, the CLI as a skin,
+no private names across modules, plugins apart from one another, a core that names no dataset.
+
+Every rule reports each offence with its file and line, so a failure says what to fix.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from functools import cache
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CORE = REPO / "mlbench"
+# Plugin roots (each a separately installable package) and the top-level packages they own.
+PLUGIN_ROOTS = {
+    REPO / "benchmarks" / "padchest": {"mlbench_padchest"},
+    REPO / "benchmarks" / "nih": {"mlbench_nih"},
+    **{root: {p.name for p in root.iterdir() if (p / "__init__.py").is_file()}
+       for root in sorted((REPO / "plugins").iterdir()) if root.is_dir()},
+}
+PLUGIN_PACKAGES = set().union(*PLUGIN_ROOTS.values())
+# The built-in plugins' registration modules: a plugin of its own, not core for other plugins.
+BUILTIN_PLUGIN_PACKAGE = "mlbench.plugins"
+FIRST_PARTY = {"mlbench"} | PLUGIN_PACKAGES
+SCANNED = [CORE, REPO / "benchmarks", REPO / "plugins", REPO / "tests"]
+# Names of datasets and benchmarks the core must not spell in code (docstrings and comments may).
+DATASET_WORDS = re.compile(r"padchest|chestx|chest x-?ray ?14|\bnih\b|mimic|chexpert", re.IGNORECASE)
+
+
+def python_files(*roots: Path) -> list[Path]:
+    skip = {"__pycache__", "build", "dist", ".eggs"}
+    return sorted(p for root in roots for p in root.rglob("*.py")
+                  if not skip.intersection(p.relative_to(REPO).parts) and ".egg-info" not in str(p))
+
+
+@cache
+def parse(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+def where(path: Path, node: ast.AST) -> str:
+    return f"{path.relative_to(REPO)}:{getattr(node, 'lineno', '?')}"
+
+
+def is_test(path: Path) -> bool:
+    return "tests" in path.relative_to(REPO).parts
+
+
+def core_module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+CORE_MODULES = {core_module_name(p): p for p in python_files(CORE)}
+
+
+def type_checking_nodes(tree: ast.Module) -> set[int]:
+    """Nodes under ``if TYPE_CHECKING:``: never imported at run time."""
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If):
+            test = node.test
+            name = test.id if isinstance(test, ast.Name) else getattr(test, "attr", None)
+            if name == "TYPE_CHECKING":
+                skipped.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    return skipped
+
+
+def package_of(path: Path) -> list[str]:
+    """The dotted package a file belongs to (for relative imports), from its folders' __init__ files."""
+    parts: list[str] = []
+    folder = path.parent
+    while (folder / "__init__.py").is_file():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return parts
+
+
+def imports(path: Path) -> list[tuple[str, list[str], ast.AST]]:
+    """Every run-time import anywhere in the file (functions included): (module, imported names, node).
+
+    ``import a.b`` gives ("a.b", []); ``from a import b, c`` gives ("a", ["b", "c"]); relative
+    imports are resolved against the file's package.
+    """
+    tree = parse(path)
+    skipped = type_checking_nodes(tree)
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found += [(alias.name, [], node) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                package = package_of(path)
+                package = package[:len(package) - (node.level - 1)]
+                module = ".".join(package + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            found.append((module, [alias.name for alias in node.names], node))
+    return found
+
+
+def import_targets(path: Path) -> list[tuple[str, ast.AST]]:
+    """The full dotted names a file imports: ``from a import b`` gives ``a.b`` (a module or a name in a)."""
+    targets = []
+    for module, names, node in imports(path):
+        targets += [(module, node)] if not names else [(f"{module}.{n}", node) for n in names]
+    return targets
+
+
+def core_module(name: str) -> str | None:
+    """The mlbench module a dotted name lives in (its longest prefix that is a module file)."""
+    while name and name not in CORE_MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def import_graph() -> dict[str, dict[str, str]]:
+    """module -> {imported module: where}. The root package ``mlbench`` is left out: Python runs it
+    before any submodule anyway, and its lazy ``__getattr__`` (the public API) reaches every layer
+    by design; ``test_the_root_package_imports_only_the_hook_markers`` keeps it light instead."""
+    graph: dict[str, dict[str, str]] = {}
+    for name, path in CORE_MODULES.items():
+        if name == "mlbench":
+            continue
+        edges = graph.setdefault(name, {})
+        for target, node in import_targets(path):
+            module = core_module(target) if target.split(".")[0] == "mlbench" else None
+            if module and module not in (name, "mlbench"):
+                edges.setdefault(module, where(path, node))
+    return graph
+
+
+def find_cycles(graph: dict[str, dict[str, str]]) -> list[list[str]]:
+    """One cycle per back edge of a depth-first search (empty when the graph is acyclic)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, {})):
+            if state.get(nxt) == 1:
+                cycles.append(path[path.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt)
+        path.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    return cycles
+
+
+def describe(cycle: list[str], graph: dict[str, dict[str, str]]) -> str:
+    return " -> ".join(f"{a} ({graph[a][b]})" for a, b in zip(cycle, cycle[1:])) + f" -> {cycle[-1]}"
+
+
+# -- the rules -------------------------------------------------------------------------------------
+def test_the_cycle_finder_finds_a_cycle_through_a_function_level_import():
+    graph = {"a": {"b": "a.py:3"}, "b": {"c": "b.py:9"}, "c": {"a": "c.py:40"}, "d": {"a": "d.py:1"}}
+    assert find_cycles(graph) == [["a", "b", "c", "a"]]
+    tree = ast.parse("def f():\n    from mlbench import compare\n")
+    assert [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)] == ["mlbench"]
+
+
+def test_no_import_cycle_among_mlbench_modules_function_level_imports_included():
+    graph = import_graph()
+    assert len(graph) > 40 and sum(map(len, graph.values())) > 100  # the graph was really read
+    cycles = find_cycles(graph)
+    assert not cycles, "import cycles:\n" + "\n".join(describe(c, graph) for c in cycles)
+
+
+def test_the_root_package_imports_only_the_hook_markers():
+    # ``import mlbench`` must stay light: the public API loads on first use (module __getattr__).
+    tree = parse(CORE / "__init__.py")
+    eager = [(n, where(CORE / "__init__.py", n)) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    modules = sorted({n.module if isinstance(n, ast.ImportFrom) else n.names[0].name for n, _ in eager})
+    assert modules in ([], ["mlbench.hookspecs"]), f"mlbench/__init__.py imports {modules} at import time"
+
+
+def test_nothing_outside_the_cli_imports_it():
+    offences = []
+    for path in python_files(*SCANNED):
+        inside = path.is_relative_to(CORE / "cli")
+        if inside:
+            continue
+        for target, node in import_targets(path):
+            if not (target == "mlbench.cli" or target.startswith("mlbench.cli.")):
+                continue
+            entry_point = target == "mlbench.cli.main" and (is_test(path) or path == CORE / "__main__.py")
+            if not entry_point:
+                offences.append(f"{where(path, node)} imports {target}")
+    assert not offences, "only mlbench/cli/ imports the CLI (tests and __main__: mlbench.cli.main):\n" + \
+        "\n".join(offences)
+
+
+def private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def first_party(module: str) -> bool:
+    return module.split(".")[0] in FIRST_PARTY
+
+
+def module_aliases(path: Path) -> dict[str, str]:
+    """Local names bound to first-party modules: ``import mlbench.x as y`` -> {y: mlbench.x}, etc."""
+    aliases = {}
+    tree = parse(path)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if first_party(alias.name):
+                    aliases[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else \
+                        alias.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and not node.level and first_party(node.module or ""):
+            for alias in node.names:
+                if alias.name[:1].islower() and _is_module(f"{node.module}.{alias.name}"):
+                    aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    return aliases
+
+
+def _is_module(name: str) -> bool:
+    if name in CORE_MODULES:
+        return True
+    top, _, rest = name.partition(".")
+    for root, packages in PLUGIN_ROOTS.items():
+        if top in packages:
+            base = root.joinpath(top, *rest.split(".")) if rest else root / top
+            return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+    return False
+
+
+def dotted(node: ast.AST) -> str | None:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.insert(0, node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        return ".".join([node.id] + parts)
+    return None
+
+
+def test_no_module_uses_another_modules_private_names():
+    offences = []
+    for path in python_files(*SCANNED):
+        for module, names, node in imports(path):
+            if first_party(module):
+                offences += [f"{where(path, node)} imports {module}.{n}" for n in names if private(n)]
+                if any(private(part) for part in module.split(".")):
+                    offences.append(f"{where(path, node)} imports private module {module}")
+        aliases = module_aliases(path)
+        for node in ast.walk(parse(path)):
+            if isinstance(node, ast.Attribute) and private(node.attr):
+                owner = dotted(node.value)
+                if owner and owner.split(".")[0] in aliases:
+                    offences.append(f"{where(path, node)} reads {owner}.{node.attr}")
+    assert not offences, "private names used across modules (make the helper public):\n" + "\n".join(offences)
+
+
+def test_plugins_import_only_the_core_never_another_plugin():
+    offences = []
+    for root, own in PLUGIN_ROOTS.items():
+        foreign = (PLUGIN_PACKAGES - own)
+        for path in python_files(root):
+            for target, node in import_targets(path):
+                top = target.split(".")[0]
+                if top in foreign:
+                    offences.append(f"{where(path, node)} imports another plugin's module {target}")
+                elif target == BUILTIN_PLUGIN_PACKAGE or target.startswith(BUILTIN_PLUGIN_PACKAGE + "."):
+                    offences.append(f"{where(path, node)} imports the built-in plugins' registration {target}")
+    assert len(PLUGIN_ROOTS) >= 3, PLUGIN_ROOTS
+    assert not offences, "\n".join(offences)
+
+
+def docstring_nodes(tree: ast.Module) -> set[int]:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and \
+                    isinstance(first.value.value, str):
+                found.add(id(first.value))
+    return found
+
+
+def test_the_core_names_no_dataset_or_benchmark_in_code():
+    offences = []
+    for path in python_files(CORE):
+        tree = parse(path)
+        docs = docstring_nodes(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+                hit = DATASET_WORDS.search(node.value)
+                if hit:
+                    offences.append(f"{where(path, node)} {hit.group(0)!r} in {node.value[:60]!r}")
+    assert not offences, "the core asks the registry; it names no dataset or benchmark:\n" + "\n".join(offences)
+
+
+def test_the_dataset_rule_sees_strings_but_not_docstrings():
+    tree = ast.parse('"""About PadChest."""\nX = "padchest-specific"\ndef f():\n    """NIH."""\n    return f"nih {1}"\n')
+    docs = docstring_nodes(tree)
+    hits = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            and id(n) not in docs and DATASET_WORDS.search(n.value)]
+    assert hits == ["padchest-specific", "nih "]
