@@ -151,8 +151,8 @@ def published_board(benchmark: str, registry: Any = None) -> Path | None:
         return None
     path = Path(_extracted.enter_context(resources.as_file(shipped)))
     if not path.is_file():
-        raise LeaderboardError(f"benchmark '{benchmark}': its published board {path} is not installed; "
-                               "reinstall the plugin that registers it")
+        raise LeaderboardError(f"benchmark '{benchmark}': its published board {path} is not in the installed "
+                               "package; the plugin must ship it as package data (e.g. leaderboards/*.parquet)")
     return path
 
 

@@ -247,6 +247,11 @@ def get_registry() -> Registry:
     return _default
 
 
-def reset_registry() -> None:
+def use_registry(registry: Registry | None) -> None:
+    """Make ``registry`` the process-wide one (in-process plugins, tests); None rebuilds on next use."""
     global _default
-    _default = None
+    _default = registry
+
+
+def reset_registry() -> None:
+    use_registry(None)

@@ -437,7 +437,7 @@ def append_to_leaderboard(path: str | Path, table: pa.Table) -> int:
                                        f"{next(iter(benchmarks))}; use that benchmark's leaderboard"])
             old_synthetic = set(old["dataset_kind"]) == {SYNTHETIC_KIND} and not (old["source"] == "published").any()
             if synthetic != old_synthetic:
-                what = "synthetic" if synthetic else "real"
+                what = SYNTHETIC_KIND if synthetic else "real"
                 held = "only synthetic rows" if old_synthetic else "published or real rows"
                 raise SubmissionError([f"{path}: holds {held}; a {what} run does not mix with them"])
             combined = pa.concat_tables([existing, table])

@@ -62,7 +62,7 @@ def write_real_corpus(folder: Path, *, n_subjects: int = 24, films_per_subject: 
 
 
 def _cli(registry, *args: object, code: int = 0) -> str:
-    mlbench.registry._default = registry  # the process-wide registry, with the toy plugin in it
+    mlbench.registry.use_registry(registry)  # the process-wide registry, with the toy plugin in it
     result = CliRunner().invoke(main, [str(a) for a in args], env={"COLUMNS": "200"})
     assert result.exit_code == code, f"{args}: exit {result.exit_code}\n{result.output}\n{result.exception!r}"
     return result.output
@@ -87,8 +87,10 @@ def toy(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _toy_registry(toy, _fresh_registry, monkeypatch):
-    monkeypatch.setattr(mlbench.registry, "_default", toy["registry"])
+def _toy_registry(toy, _fresh_registry):
+    mlbench.registry.use_registry(toy["registry"])
+    yield
+    mlbench.registry.use_registry(None)
 
 
 def test_the_shipped_board_is_the_one_board_tsv_describes():
