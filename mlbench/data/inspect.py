@@ -16,7 +16,7 @@ from mlbench.benchmark import Benchmark
 from mlbench.data import DataSource, Records, Skip
 from mlbench.data.imbalance import imbalance_by_split
 from mlbench.data.selection import compare_selection, count_labels, select_labels
-from mlbench.data.splits import split_benchmark
+from mlbench.data.splits import BenchmarkSplit, SplitError, split_benchmark
 from mlbench.registry import Registry, get_registry
 
 SKIP_EXAMPLES = 5
@@ -77,10 +77,20 @@ def selection_report(records: Records, benchmark: Benchmark, expand=None, tree_o
     return out
 
 
+def split_of(records: Records, benchmark: Benchmark, source: DataSource | None, seed: int | None) -> BenchmarkSplit:
+    """:func:`split_benchmark`, its refusal naming the label file it was read from."""
+    try:
+        return split_benchmark(records, benchmark, seed=seed)
+    except SplitError as exc:
+        if source is None:
+            raise
+        raise SplitError(f"{source.csv}: {exc}") from None
+
+
 def benchmark_report(records: Records, benchmark: Benchmark, expand=None, tree_obj=None,
-                     seed: int | None = None) -> dict[str, Any]:
+                     seed: int | None = None, source: DataSource | None = None) -> dict[str, Any]:
     """Kept images, the split summary, imbalance per split and the rule comparison of one benchmark."""
-    split = split_benchmark(records, benchmark, seed=seed)
+    split = split_of(records, benchmark, source, seed)
     s = split.summary
     imbalance = {name: r.as_dict() for name, r in imbalance_by_split(split.Y, benchmark.labels, split.splits).items()}
     return {
@@ -126,7 +136,8 @@ def inspect_dataset(dataset_name: str, source: DataSource, *, registry: Registry
         "images_without_findings": int(sum(1 for f in frame["findings"] if not f)),
         "distinct_findings": len(count_labels(frame["findings"])),
         "skipped": skip_summary(records.skipped),
-        "benchmarks": [benchmark_report(records, b, expand, tree_obj) for b in benchmarks_of(registry, dataset_name)],
+        "benchmarks": [benchmark_report(records, b, expand, tree_obj, source=source)
+                       for b in benchmarks_of(registry, dataset_name)],
     }
 
 
@@ -137,9 +148,13 @@ def split_to_dir(benchmark_name: str, source: DataSource, out_dir: Path, *, seed
     t0 = time.perf_counter()
     benchmark = registry.create("benchmark", benchmark_name)
     dataset = registry.create("dataset", benchmark.dataset)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():  # refused before reading: the CSV may take a minute
+        raise SplitError(f"--out {out_dir}: is a file; expected a folder for split.parquet, labels.json and "
+                         "summary.json")
     records = dataset.read(source)
     t1 = time.perf_counter()
-    split = split_benchmark(records, benchmark, seed=seed)
+    split = split_of(records, benchmark, source, seed)
     split.summary["skipped"] = skip_summary(list(records.skipped) + split.skipped)
     split.seconds["read"] = t1 - t0
     split.seconds["total"] = time.perf_counter() - t0

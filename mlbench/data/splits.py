@@ -28,6 +28,7 @@ import pyarrow as pa
 from mlbench.benchmark import Benchmark
 from mlbench.data import Records, Skip
 from mlbench.data.labels import label_matrix
+from mlbench.errors import UserError
 from mlbench.io import write_json, write_parquet
 
 SPLITS = ("train", "val", "test")
@@ -36,8 +37,8 @@ LABELS_FILE = "labels.json"
 SUMMARY_FILE = "summary.json"
 
 
-class SplitError(ValueError):
-    """A split breaks one of its guarantees (e.g. a patient in two subsets)."""
+class SplitError(UserError, ValueError):
+    """A split breaks one of its guarantees (e.g. a patient in two subsets) or has nothing to split."""
 
 
 def _check_fractions(fractions: Sequence[float]) -> np.ndarray:
@@ -262,15 +263,29 @@ class BenchmarkSplit:
                                  {**self.summary, "seconds": self.seconds})
 
 
+def no_image_message(records: Records, benchmark: Benchmark) -> str:
+    """Why nothing is left to split: how many images were read and the rows skipped, by reason."""
+    reasons: dict[str, int] = {}
+    for skip in records.skipped:
+        reasons[skip.reason] = reasons.get(skip.reason, 0) + 1
+    skipped = ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    return (f"no image carries a label of benchmark '{benchmark.name}' ({len(records.frame)} images read, none "
+            "with one of its labels" + (f"; rows skipped: {skipped}" if skipped else "") + "); expected at least "
+            "one image with one of its labels")
+
+
 def split_benchmark(records: Records, benchmark: Benchmark, *, seed: int | None = None) -> BenchmarkSplit:
     """Map ``records`` to ``benchmark``'s labels and split them by patient.
 
     ``seed`` defaults to the benchmark's ``split_seed``; the rule is :func:`split_images`.
-    Images left with no benchmark label are dropped and returned in ``skipped``.
+    Images left with no benchmark label are dropped and returned in ``skipped``; a SplitError
+    says so when no image is left at all.
     """
     seed = benchmark.split_seed if seed is None else seed
     t0 = time.perf_counter()
     frame, Y, skipped = label_matrix(records, benchmark)
+    if len(frame) == 0:  # an empty split would still get a hash (of nothing) and look like a result
+        raise SplitError(no_image_message(records, benchmark))
     t1 = time.perf_counter()
     splits = split_images(frame, Y, benchmark, seed)
     t2 = time.perf_counter()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
-from mlbench.data import DataSource, Records
+from mlbench.data import DataSource, DatasetError, Records
 from mlbench_padchest.reader import profile_padchest_csv, read_padchest_csv
 from mlbench_padchest.tree import TermTree, expand, known_labels, load_tree
 
@@ -40,6 +40,19 @@ class PadChestDataset:
 
     def write_demo(self, out_dir: str | Path, **options: Any) -> DataSource:
         """Write the synthetic PadChest-format corpus into ``out_dir`` and return its source."""
+        import inspect
+
         from mlbench_padchest.demo import write_demo_corpus  # heavy (images); only when asked
 
-        return write_demo_corpus(out_dir, **options)
+        # Every option of the corpus is a whole number: a mistake here is the user's, said in one line.
+        accepted = [p for p in inspect.signature(write_demo_corpus).parameters if p != "out_dir"]
+        for key, value in options.items():
+            if key not in accepted:
+                raise DatasetError(f"demo option '{key}': unknown; expected one of {', '.join(accepted)}")
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise DatasetError(f"demo option {key}={value!r}: expected a whole number")
+        try:
+            return write_demo_corpus(out_dir, **options)
+        except ValueError as exc:  # the corpus's own range checks (n_patients >= 1, image_size >= 64 ...)
+            given = ", ".join(f"{k}={v}" for k, v in options.items()) or "defaults"
+            raise DatasetError(f"demo options ({given}): {exc}") from None

@@ -90,9 +90,12 @@ def _read_columns(path: Path) -> pd.DataFrame:
             f"expected {', '.join(REQUIRED_COLUMNS)}; found {found}")
     wanted = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in header]
     try:
-        return pd.read_csv(path, usecols=wanted, dtype=str, keep_default_na=False, na_filter=False)
+        raw = pd.read_csv(path, usecols=wanted, dtype=str, keep_default_na=False, na_filter=False)
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, ValueError) as exc:
         raise DatasetError(f"{path}: cannot read it as a CSV file: {exc}") from exc
+    if raw.empty:
+        raise DatasetError(f"{path}: no data rows, only a header; expected one row per image")
+    return raw
 
 
 def read_padchest_csv(
