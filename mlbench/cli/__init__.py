@@ -31,6 +31,7 @@ COMMANDS = {
     "split": "mlbench.cli.data:split_command",
     "labels": "mlbench.cli.data:labels",
     "explain": "mlbench.cli.explain:explain_command",
+    "grid": "mlbench.cli.grid:grid_group",
     "crop": "mlbench.cli.crop:crop",
     "leaderboard": "mlbench.cli.leaderboard:leaderboard_group",
     "compare": "mlbench.cli.leaderboard:compare_command",
