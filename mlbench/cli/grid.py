@@ -8,9 +8,41 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from mlbench.options import parse_pairs
 from mlbench.progress import MODES
 
 EXECUTORS = ("inline", "local", "slurm")
+
+
+def executor_options(command):
+    """--executor and the job resources, shared by `mlbench grid` and `mlbench run`."""
+    options = [
+        click.option("--executor", type=click.Choice(EXECUTORS), default="inline", show_default=True,
+                     help="inline (this process), local (submitit subprocesses, one job per backbone) or slurm "
+                          "(submitit SLURM jobs; the ensembles job waits on its training jobs)."),
+        click.option("--gpus-per-node", type=click.IntRange(min=0),
+                     help="GPUs per training job, one process each [default: local 1 with CUDA, else 0; slurm 0]."),
+        click.option("--cpus-per-task", type=click.IntRange(min=1), help="CPUs per job process (slurm)."),
+        click.option("--mem-gb", type=click.FloatRange(min=0, min_open=True), help="Memory per job (slurm)."),
+        click.option("--timeout-min", type=click.IntRange(min=1), default=24 * 60, show_default=True,
+                     help="Time limit per job; a job hitting it is requeued and resumes from its last epoch."),
+        click.option("--partition", help="SLURM partition."),
+        click.option("--slurm-param", "slurm_param", multiple=True, metavar="KEY=VALUE",
+                     help="Extra #SBATCH --KEY=VALUE line (repeatable), e.g. account=myproj, qos=high."),
+        click.option("--parallel", type=click.IntRange(min=1),
+                     help="local: jobs at once [default: one per GPU slot, 1 without GPUs]."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def executor_resources(gpus_per_node, cpus_per_task, mem_gb, timeout_min, partition, slurm_param,
+                       parallel) -> dict:
+    """The keyword arguments of mlbench.executors.Resources."""
+    extra = {key: str(value) for key, value in parse_pairs(slurm_param, "--slurm-param").items()}
+    return {"gpus_per_node": gpus_per_node, "cpus_per_task": cpus_per_task, "mem_gb": mem_gb,
+            "timeout_min": timeout_min, "partition": partition, "slurm_parameters": extra, "parallel": parallel}
 
 
 class _GridGroup(click.Group):
@@ -61,12 +93,12 @@ def grid_group() -> None:
               help="Patient-bootstrap replicates for every CI (cells and the paired comparison).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--workers", type=click.IntRange(min=1), help="Processes for preprocessing [default: all cores].")
-@click.option("--executor", type=click.Choice(EXECUTORS), default="inline", show_default=True,
-              help="inline (this process), local (submitit subprocesses) or slurm (submitit jobs).")
+@executor_options
 @click.option("--progress", type=click.Choice(MODES), default="auto", show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 def grid_run_command(benchmark, remedies, backbones, seeds, out, demo, csv_path, images, epochs, image_size, ensembles,
-                     n_boot, device, workers, executor, progress, quiet):
+                     n_boot, device, workers, executor, gpus_per_node, cpus_per_task, mem_gb, timeout_min,
+                     partition, slurm_param, parallel, progress, quiet):
     """Run every remedy x seed (each an ordinary run directory) and compare each remedy with the first."""
     from mlbench.grid import GridSpec, run_grid
 
@@ -80,19 +112,21 @@ def grid_run_command(benchmark, remedies, backbones, seeds, out, demo, csv_path,
                     images=images, run_options=run_options, n_boot=n_boot,
                     progress="quiet" if quiet else progress)
     console = Console()
-    result = run_grid(spec, executor=_executor(executor, out), say=console.print)
+    resources = executor_resources(gpus_per_node, cpus_per_task, mem_gb, timeout_min, partition, slurm_param,
+                                   parallel)
+    result = run_grid(spec, executor=_executor(executor, out, console.print, resources), say=console.print)
     print_comparison(console, result.comparison)
     console.print(f"wrote {Path(out) / 'comparison.parquet'}")
 
 
-def _executor(name: str, out: Path):
+def _executor(name: str, out: Path, say, resources: dict):
     from mlbench.grid import run_inline
 
     if name == "inline":
         return run_inline
     from mlbench.executors import submitit_executor
 
-    return submitit_executor(name, Path(out))
+    return submitit_executor(name, Path(out), say, **resources)
 
 
 def print_comparison(console: Console, comparison) -> None:

@@ -9,6 +9,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from mlbench.cli.grid import executor_options, executor_resources
 from mlbench.data import DataSource
 from mlbench.demo import is_synthetic
 from mlbench.leaderboard import GLOBAL_LABEL
@@ -85,9 +86,11 @@ def results_table(board: pd.DataFrame, title: str) -> Table:
               help="Bars on a terminal, plain lines elsewhere (auto), or force one.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output (the final table still prints).")
 @click.option("--no-progress", is_flag=True, hidden=True, help="Same as --quiet (kept for old scripts).")
+@executor_options
 def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, backbones, loss, ensembles, loss_option,
                 backbone_option, sampler, sampler_option, threshold_rule, no_crop, no_augment, epochs, image_size, seed, device, workers, only_backbone,
-                ensemble_only, n_boot, use_compile, progress, quiet, no_progress):
+                ensemble_only, n_boot, use_compile, progress, quiet, no_progress, executor, gpus_per_node,
+                cpus_per_task, mem_gb, timeout_min, partition, slurm_param, parallel):
     """Run BENCHMARK end to end: split, preprocess, train, ensemble, score."""
     from mlbench.runner import RunOptions, make_recipe, run
 
@@ -108,7 +111,13 @@ def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, back
         bench = get_registry().create("benchmark", benchmark)
         in_run = make_recipe(bench, opts).backbones
         opts.backbone_options = parse_scoped_pairs(backbone_option, "--backbone-option", in_run)
-    result = run(opts)
+    if executor == "inline":
+        result = run(opts)
+    else:  # one submitit job per backbone, then the ensembles job
+        from mlbench.executors import run_with_executor
+
+        result = run_with_executor(opts, executor, Console().print, **executor_resources(
+            gpus_per_node, cpus_per_task, mem_gb, timeout_min, partition, slurm_param, parallel))
     if not result.is_main:  # another rank of a torchrun job: rank 0 reports
         return
     console = Console()

@@ -1,0 +1,300 @@
+"""Run a grid's cells (or one run) as submitit jobs: subprocesses on this machine, or SLURM jobs.
+
+Every (run, backbone) is one training job (``only_backbones=(name,)``); each run then gets one
+ensembles/metrics job (``ensemble_only=True``) once its training jobs succeeded: on SLURM through
+``--dependency=afterok:...``, locally by submitting it when they finished (the local executor has no
+dependencies). A job is a :class:`RunJob`, a ``submitit.helpers.Checkpointable``: on preemption or
+timeout submitit requeues it and it resumes from the backbone's last finished epoch, because
+re-running ``mlbench.runner.run`` on a run directory resumes it.
+
+Files, under ``FOLDER/jobs`` (FOLDER: the grid directory, or the run directory for ``mlbench run``)::
+
+    jobs/JOB_ID/               submitit's pickles and logs of one job
+    jobs/submissions.json      every job submitted: run directory, task, job id, executor, time
+
+A failed job leaves ``failed.json`` (:data:`mlbench.grid.FAILURE_FILE`) in its run directory with the
+error and the tail of the job's log; ``mlbench grid status`` shows it, and the next invocation removes
+it and submits only what is missing (backbones without predictions, runs without a leaderboard).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import submitit
+from submitit.core.utils import FailedJobError, UncompletedJobError
+
+from mlbench.errors import UserError
+from mlbench.grid import FAILURE_FILE, Cell, is_finished
+from mlbench.io import read_json, write_json
+from mlbench.rundir import RunDir
+
+KINDS = ("local", "slurm")
+JOBS = "jobs"
+SUBMISSIONS = "submissions.json"
+LOG_TAIL_LINES = 30
+DEFAULT_TIMEOUT_MIN = 24 * 60
+# SLURM states in which a recorded job will still run: a re-invocation waits for it instead of resubmitting.
+LIVE_STATES = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED"}
+ENSEMBLES_TASK = "ensembles"
+
+
+class ExecutorError(UserError):
+    """The executor cannot run as asked (the message names the option)."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What each training job asks for; the ensembles job takes the same minus the GPUs."""
+
+    gpus_per_node: int | None = None  # local default: 1 when CUDA is available, else 0
+    cpus_per_task: int | None = None
+    mem_gb: float | None = None
+    timeout_min: int = DEFAULT_TIMEOUT_MIN
+    partition: str | None = None
+    slurm_parameters: Mapping[str, str] = field(default_factory=dict)  # extra #SBATCH --KEY=VALUE lines
+    parallel: int | None = None  # local only: jobs at once (default: one per GPU slot, else 1)
+    poll_s: float | None = None  # seconds between looks at the jobs (default: 1 local, 30 SLURM)
+
+
+class RunJob(submitit.helpers.Checkpointable):
+    """One ``mlbench.runner.run`` inside a job; requeued as it is after preemption or timeout (it resumes)."""
+
+    def __init__(self, options: Any) -> None:
+        self.options = options
+
+    def __call__(self) -> str:
+        env = submitit.JobEnvironment()
+        if env.num_tasks > 1:  # one task per GPU: the torch.distributed variables torchrun would set
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+        from mlbench.runner import run
+
+        return str(run(self.options).run_dir)
+
+
+@dataclass
+class Task:
+    """One job to run: a backbone's training, or a run's ensembles after its training tasks."""
+
+    run_dir: Path
+    name: str  # "train:BACKBONE" or "ensembles"
+    options: Any
+    needs: list["Task"] = field(default_factory=list)
+    job: Any = None
+    outcome: str = "waiting"  # waiting, submitted, done, failed, skipped
+
+    @property
+    def label(self) -> str:
+        return f"{self.run_dir} {self.name}"
+
+
+def plan_tasks(options_list: Sequence[Any]) -> list[Task]:
+    """Training tasks for every backbone still without predictions, then each run's ensembles task."""
+    from mlbench.runner import plan_run
+
+    tasks = []
+    for opts in options_list:
+        rundir = RunDir(opts.out)
+        backbones = plan_run(opts).recipe.backbones
+        train = [Task(rundir.path, f"train:{b}", dataclasses.replace(opts, only_backbones=(b,), ensemble_only=False))
+                 for b in backbones if not rundir.backbone_predictions(b).exists()]
+        tasks += train
+        tasks.append(Task(rundir.path, ENSEMBLES_TASK, dataclasses.replace(opts, only_backbones=None,
+                                                                             ensemble_only=True), needs=train))
+    return tasks
+
+
+def _cuda_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+class Submitter:
+    """Submits tasks through one submitit executor kind and records every submission."""
+
+    def __init__(self, kind: str, folder: Path, resources: Resources) -> None:
+        if kind not in KINDS:
+            raise ExecutorError(f"--executor {kind}: expected one of inline, {', '.join(KINDS)}")
+        self.kind, self.folder, self.resources = kind, Path(folder), resources
+        self.record_file = self.folder / SUBMISSIONS
+        self.record: list[dict[str, Any]] = read_json(self.record_file) if self.record_file.is_file() else []
+        gpus = resources.gpus_per_node
+        if kind == "local":
+            gpus = (1 if _cuda_count() else 0) if gpus is None else gpus
+            available = _cuda_count()
+            if gpus > available:
+                raise ExecutorError(f"--gpus-per-node {gpus}: this machine has {available} CUDA device(s)")
+            slots = max(1, available // gpus) if gpus else 1
+            self.parallel = resources.parallel or slots
+            if gpus and self.parallel > slots:
+                raise ExecutorError(f"--parallel {self.parallel}: {available} GPU(s) give {slots} job(s) of "
+                                    f"{gpus} GPU(s) at once")
+        else:
+            self.parallel = 0  # SLURM queues everything; the scheduler decides
+        self.gpus = gpus or 0
+        self.poll_s = resources.poll_s if resources.poll_s is not None else (1.0 if kind == "local" else 30.0)
+
+    # -- the submitit executor for one job ------------------------------------------------------------
+    def executor(self, task: Task, slot: int = 0) -> submitit.Executor:
+        r = self.resources
+        gpus = 0 if task.name == ENSEMBLES_TASK else self.gpus
+        tasks_per_node = max(1, gpus)  # one process per GPU (torch.distributed inside the job)
+        if self.kind == "local":
+            ex = submitit.LocalExecutor(folder=self.folder / "%j")
+            ex.update_parameters(timeout_min=r.timeout_min, gpus_per_node=gpus, tasks_per_node=tasks_per_node,
+                                 visible_gpus=tuple(range(slot * self.gpus, slot * self.gpus + gpus)))
+            return ex
+        ex = submitit.AutoExecutor(folder=self.folder / "%j", cluster="slurm")
+        extra = dict(r.slurm_parameters)
+        if task.needs:
+            # afterok: run only once every training job succeeded; a failed one cancels this job.
+            extra.update(dependency="afterok:" + ":".join(t.job.job_id for t in task.needs),
+                         **{"kill-on-invalid-dep": "yes"})
+        ex.update_parameters(name=f"mlbench-{task.run_dir.name}-{task.name.replace(':', '-')}",
+                             timeout_min=r.timeout_min, gpus_per_node=gpus or None, tasks_per_node=tasks_per_node,
+                             cpus_per_task=r.cpus_per_task, mem_gb=r.mem_gb, slurm_partition=r.partition,
+                             slurm_additional_parameters=extra or None)
+        return ex
+
+    def submit(self, task: Task, slot: int = 0) -> None:
+        live = self.live_job(task)
+        task.job = live if live is not None else self.executor(task, slot).submit(RunJob(task.options))
+        task.outcome = "submitted"
+        if live is None:
+            self.record.append({"run_dir": str(task.run_dir), "task": task.name, "job_id": task.job.job_id,
+                                "executor": self.kind,
+                                "submitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+            write_json(self.record_file, self.record)
+
+    def live_job(self, task: Task):
+        """A SLURM job an earlier invocation submitted for this task that is still queued or running."""
+        if self.kind != "slurm":
+            return None  # local jobs of an earlier invocation were cancelled when it ended
+        for entry in reversed(self.record):
+            if entry["run_dir"] == str(task.run_dir) and entry["task"] == task.name and entry["executor"] == "slurm":
+                job = submitit.SlurmJob(folder=self.folder / "%j", job_id=entry["job_id"])
+                return job if job.state.split()[0].upper() in LIVE_STATES else None
+        return None
+
+
+def _tail(text: str | None, lines: int = LOG_TAIL_LINES) -> str:
+    return "\n".join((text or "").rstrip().splitlines()[-lines:])
+
+
+def record_failure(task: Task, error: BaseException) -> None:
+    """failed.json in the task's run directory: one error line and the tail of the job's log."""
+    job = task.job
+    log = _tail(job.stderr()) or _tail(job.stdout())
+    last = next((line.strip() for line in reversed(log.splitlines()) if line.strip()), "")
+    died = isinstance(error, UncompletedJobError) and not isinstance(error, FailedJobError)
+    if died:  # killed, out of memory, cancelled: no traceback of ours, only the scheduler's state
+        reason = f"ended without a result (state {job.state})"
+    else:
+        reason = last or type(error).__name__
+    write_json(task.run_dir / FAILURE_FILE, {
+        "error": f"{task.name} job {job.job_id} failed: {reason}", "log_tail": log, "task": task.name,
+        "job_id": job.job_id, "log": str(job.paths.stderr), "failed_at": datetime.now(timezone.utc).isoformat(
+            timespec="seconds")})
+
+
+def run_tasks(tasks: list[Task], submitter: Submitter, say: Callable[[str], None] = lambda _: None) -> list[Task]:
+    """Submit every task when its training tasks succeeded (or at once, with dependencies, on SLURM); wait.
+
+    Returns the failed tasks. Interrupted (Ctrl-C), local jobs are cancelled; SLURM jobs keep running
+    and a re-invocation waits for them instead of submitting them again.
+    """
+    slots: dict[int, Task | None] = {i: None for i in range(submitter.parallel)}
+    try:
+        while True:
+            for task in tasks:
+                if task.outcome == "submitted" and task.job.done():
+                    _collect(task, say)
+                    for slot, holder in slots.items():
+                        if holder is task:
+                            slots[slot] = None
+            for task in tasks:
+                if task.outcome != "waiting":
+                    continue
+                if any(t.outcome in ("failed", "skipped") for t in task.needs):
+                    task.outcome = "skipped"  # its run already failed and says why
+                    continue
+                if submitter.kind == "slurm":
+                    if all(t.outcome in ("submitted", "done") for t in task.needs):
+                        submitter.submit(task)
+                        say(f"submitted {task.label}: job {task.job.job_id}")
+                elif all(t.outcome == "done" for t in task.needs):
+                    free = next((s for s, holder in slots.items() if holder is None), None)
+                    if free is None:
+                        break
+                    submitter.submit(task, free)
+                    slots[free] = task
+                    say(f"submitted {task.label}: job {task.job.job_id}")
+            if all(t.outcome in ("done", "failed", "skipped") for t in tasks):
+                return [t for t in tasks if t.outcome == "failed"]
+            time.sleep(submitter.poll_s)
+    except BaseException as stop:
+        if submitter.kind == "local":  # the jobs die with the command that waits on them
+            for task in tasks:
+                if task.outcome == "submitted":
+                    task.job.cancel(check=False)
+        elif isinstance(stop, KeyboardInterrupt):
+            say(f"stopped waiting; SLURM jobs keep running (see {submitter.record_file}); "
+                "run the same command again to wait for them")
+        raise
+
+
+def _collect(task: Task, say: Callable[[str], None]) -> None:
+    try:
+        task.job.results()
+    except Exception as error:  # the job's own failure: recorded in the run directory, not raised here
+        task.outcome = "failed"
+        if task.name == ENSEMBLES_TASK and task.job.state.upper().startswith("CANCELLED") and any(
+                t.outcome == "failed" for t in task.needs):
+            return  # cancelled by SLURM because a training job failed; that one wrote failed.json
+        record_failure(task, error)
+        say(f"failed {task.label}: job {task.job.job_id}; see {task.run_dir / FAILURE_FILE}")
+        return
+    task.outcome = "done"
+
+
+def _clear_failures(run_dirs: Sequence[Path]) -> None:
+    for run_dir in run_dirs:
+        (Path(run_dir) / FAILURE_FILE).unlink(missing_ok=True)
+
+
+def submitit_executor(kind: str, grid_dir: Path, say: Callable[[str], None] = lambda _: None,
+                      **resources: Any) -> Callable[[list[Cell]], None]:
+    """An executor for :func:`mlbench.grid.run_grid`: every unfinished cell's jobs, under GRID_DIR/jobs."""
+    submitter = Submitter(kind, Path(grid_dir) / JOBS, Resources(**resources))
+
+    def execute(cells: list[Cell]) -> None:
+        _clear_failures([c.run_dir for c in cells])  # stale: these cells are submitted again now
+        tasks = plan_tasks([c.options for c in cells if not is_finished(c.run_dir)])
+        run_tasks(tasks, submitter, say)  # failures are in the cells' failed.json; run_grid names them
+
+    return execute
+
+
+def run_with_executor(opts: Any, kind: str, say: Callable[[str], None] = lambda _: None, **resources: Any):
+    """``mlbench run --executor local|slurm``: one job per backbone, then the ensembles job, under RUN_DIR/jobs."""
+    from mlbench.runner import RunError, RunResult, plan_run, prepare
+
+    if opts.only_backbones or opts.ensemble_only:
+        raise ExecutorError("--executor: splits the run into jobs itself; drop --only-backbone/--ensemble-only")
+    plan = plan_run(opts)
+    submitter = Submitter(kind, plan.rundir.path / JOBS, Resources(**resources))
+    opts = dataclasses.replace(opts, out=plan.rundir.path)
+    if not is_finished(plan.rundir.path):
+        prepare(plan)  # corpus, split and cache once, before the jobs start side by side
+        _clear_failures([plan.rundir.path])
+        failed = run_tasks(plan_tasks([opts]), submitter, say)
+        if failed or not is_finished(plan.rundir.path):
+            raise RunError(f"{plan.rundir.path}: the run did not finish; see {plan.rundir.path / FAILURE_FILE}")
+    return RunResult(plan.rundir.path, RunDir(plan.rundir.path).leaderboard().to_pandas(),
+                     RunDir(plan.rundir.path).manifest())
