@@ -83,13 +83,20 @@ def no_labels_csv(tmp: Path) -> Path:
     return write_csv(tmp / "nolabels.csv", rows=[r[:5] for r in ROWS], columns=COLUMNS[:5])
 
 
+def png_as_csv(tmp: Path) -> Path:
+    (tmp / "film.csv").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(128, 256)) * 4)
+    return tmp / "film.csv"
+
+
+# case -> (how to make it, what the Error line must say besides the file's name)
 BAD_CSVS = {
     "missing": (lambda tmp: tmp / "nosuch.csv", "not found"),
-    "no-labels-column": (no_labels_csv, "Labels"),
-    "empty": (empty_csv, "empty.csv"),
-    "header-only": (header_only_csv, "header.csv"),
-    "binary": (binary_csv, "binary.csv"),
-    "broken-gzip": (broken_gzip_csv, "broken.csv.gz"),
+    "no-labels-column": (no_labels_csv, "missing required column(s) Labels"),
+    "empty": (empty_csv, "cannot read it as a CSV"),
+    "header-only": (header_only_csv, "no data rows"),
+    "binary": (binary_csv, "binary content"),
+    "png": (png_as_csv, "cannot read it as a CSV"),
+    "broken-gzip": (broken_gzip_csv, "cannot read it as a CSV"),
 }
 
 

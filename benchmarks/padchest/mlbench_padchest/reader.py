@@ -74,10 +74,31 @@ class _LabelParser:
         return tuple(item.strip() for item in value), ""
 
 
+def _looks_binary(path: Path, probe: int = 8192) -> bool:
+    """A NUL byte in the header line (decompressed for .gz): an image or archive, not a CSV.
+
+    Only the header: NUL bytes in a data row are a hostile row, skipped and listed by the reader."""
+    import gzip
+
+    try:
+        if path.suffix.lower() == ".gz":
+            with gzip.open(path, "rb") as f:
+                head = f.read(probe)
+        else:
+            with path.open("rb") as f:
+                head = f.read(probe)
+    except (OSError, EOFError):  # a broken gzip stream: pandas' read says what is wrong with it
+        return False
+    return b"\x00" in head.split(b"\n", 1)[0]
+
+
 def _read_columns(path: Path) -> pd.DataFrame:
     """The needed columns as strings; a DatasetError names the file and what is wrong with it."""
     if not path.is_file():
         raise DatasetError(f"{path}: PadChest label CSV not found")
+    if _looks_binary(path):
+        raise DatasetError(f"{path}: binary content (NUL bytes in the header line), not a CSV text file; expected "
+                           "PadChest's label CSV (.csv or .csv.gz)")
     try:
         header = list(pd.read_csv(path, nrows=0).columns)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as exc:
