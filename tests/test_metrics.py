@@ -1,7 +1,5 @@
 """Metrics agree with scikit-learn and reproduce the paper's conventions (PAPER-FACTS)."""
 
-import warnings
-
 import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, f1_score, hamming_loss, roc_auc_score
