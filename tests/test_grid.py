@@ -76,3 +76,43 @@ def test_remedy_names_are_checked_before_any_work(tmp_path):
     with pytest.raises(GridError, match="'nosuch' is neither a sampler"):
         run_grid(tiny_spec(tmp_path / "g", remedies=["uniform", "nosuch"]))
     assert not (tmp_path / "g").exists()
+
+
+def test_a_run_compared_with_itself_differs_by_zero_with_ci_zero(grid):
+    from mlbench.compare import compare_runs
+
+    cell = cell_dir(grid.grid_dir, "uniform", 0)
+    rows = compare_runs(cell, cell, n_boot=50).rows
+    assert (rows["difference"].dropna() == 0).all()
+    assert (rows["ci_low"].dropna() == 0).all() and (rows["ci_high"].dropna() == 0).all()
+    assert set(rows["verdict"]) == {"no evidence"}
+
+
+def test_paired_intervals_are_narrower_than_unpaired_for_two_seeds(grid):
+    from mlbench.paired import paired_differences, unpaired_differences
+    from mlbench.rescoring import load_stored_run
+
+    a = load_stored_run(cell_dir(grid.grid_dir, "uniform", 0))
+    b = load_stored_run(cell_dir(grid.grid_dir, "uniform", 1))
+    args = (a.y, a.scores["resnet10t"], b.scores["resnet10t"], (a.scores["resnet10t"] >= .5).astype(np.uint8),
+            (b.scores["resnet10t"] >= .5).astype(np.uint8), a.patient_ids, a.labels, a.train_counts)
+    width = {}
+    for name, compare in (("paired", paired_differences), ("unpaired", unpaired_differences)):
+        t = compare(*args, n_boot=200).table
+        macro = t[(t["scope"] == "macro") & (t["metric"] == "auc")].iloc[0]
+        width[name] = macro["ci_high"] - macro["ci_low"]
+    assert width["paired"] < width["unpaired"]
+
+
+def test_cli_grid_status_and_paired_compare(grid):
+    from click.testing import CliRunner
+
+    from mlbench.cli import main
+
+    status = CliRunner().invoke(main, ["grid", "status", str(grid.grid_dir)])
+    assert status.exit_code == 0 and "4 done" in status.output, status.output
+    compared = CliRunner().invoke(main, ["compare", str(cell_dir(grid.grid_dir, "class-balanced", 0)), "--against",
+                                         str(cell_dir(grid.grid_dir, "uniform", 0)), "--n-boot", "50"],
+                                  env={"COLUMNS": "200"})
+    assert compared.exit_code == 0, compared.output
+    assert "macro" in compared.output and "SYNTHETIC" in compared.output

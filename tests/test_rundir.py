@@ -5,7 +5,6 @@ import os
 import shutil
 import warnings
 
-import pyarrow as pa
 import pytest
 
 from mlbench import leaderboard

@@ -70,7 +70,8 @@ def show_command(benchmark, label, metric, variant, source, file):
 
 @click.command("compare")
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("--against", default="published", show_default=True, help="What to compare with (published rows).")
+@click.option("--against", default="published", show_default=True,
+              help="'published' (the benchmark's published rows) or another RUN_DIR (paired differences).")
 @click.option("--variant", help="Published variant to compare with [default: the run's].")
 @click.option("--metric", default="auc", show_default=True)
 @click.option("--file", "file", type=click.Path(path_type=Path), help="Published leaderboard file [default: found].")
@@ -80,9 +81,15 @@ def show_command(benchmark, label, metric, variant, source, file):
               help="Replicates, when the run's leaderboard has no intervals.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the comparison as JSON.")
 def compare_command(run_dir, against, variant, metric, file, png, entry, n_boot, json_path):
-    """Per-label deltas of RUN_DIR vs the published baseline, with the run's 95% CIs."""
-    from mlbench.compare import compare_run, plot_comparison
+    """Per-label deltas of RUN_DIR vs the published baseline (or paired differences vs another RUN_DIR)."""
+    from mlbench.compare import compare_run, compare_runs, plot_comparison
     from mlbench.io import write_json
+
+    if against != "published":
+        if not Path(against).is_dir():
+            raise click.BadParameter(f"{against}: expected 'published' or a run directory", param_hint="--against")
+        _print_paired(compare_runs(against, run_dir, n_boot=n_boot), metric, json_path)
+        return
 
     result = compare_run(run_dir, against=against, variant=variant, metric=metric, leaderboard_file=file,
                          n_boot=n_boot)
@@ -111,6 +118,26 @@ def compare_command(run_dir, against, variant, metric, file, png, entry, n_boot,
     if png:
         path = plot_comparison(result, png, entry)
         console.print(f"wrote {path}")
+
+
+def _print_paired(result, metric: str, json_path) -> None:
+    from mlbench.io import write_json
+
+    console = Console()
+    for note in result.notes:
+        console.print(f"[bold red]{note}[/bold red]" if note.startswith("SYNTHETIC") else note)
+    for entry, rows in result.rows.groupby("entry", sort=False):
+        shown = rows[(rows["metric"] == metric) & (rows["scope"] != "label")]
+        table = Table(title=f"{entry}: {result.run_b} minus {result.run_a}, {metric} (macro and frequency groups)")
+        for column in ("scope", "name", "difference", "95% CI", "verdict"):
+            table.add_column(column, justify="right" if column in ("difference", "95% CI") else "left")
+        for r in shown.itertuples(index=False):
+            style = {"helps": "[green]", "hurts": "[red]"}.get(r.verdict, "")
+            table.add_row(r.scope, r.name, _fmt(r.difference, 4), _ci(r.ci_low, r.ci_high), f"{style}{r.verdict}")
+        console.print(table)
+    if json_path:
+        write_json(json_path, {"run_a": result.run_a, "run_b": result.run_b, "notes": result.notes,
+                               "rows": json.loads(result.rows.to_json(orient="records"))})
 
 
 @click.command("submit")
