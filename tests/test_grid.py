@@ -116,3 +116,13 @@ def test_cli_grid_status_and_paired_compare(grid):
                                   env={"COLUMNS": "200"})
     assert compared.exit_code == 0, compared.output
     assert "macro" in compared.output and "SYNTHETIC" in compared.output
+
+
+def test_the_grid_report_shows_the_comparison(grid, tmp_path):
+    from mlbench.report import write_report
+
+    out = write_report(grid.grid_dir, tmp_path / "grid.html")
+    text = out.read_text()
+    macro = grid.comparison[(grid.comparison["scope"] == "macro") & (grid.comparison["metric"] == "auc")
+                            & (grid.comparison["entry"] == "ctp")].iloc[0]
+    assert repr(float(macro["difference"])) in text and "class-balanced" in text and "SYNTHETIC" in text

@@ -239,15 +239,16 @@ def test_explain_folder_elsewhere_and_mistakes_are_one_line(run_dir, tmp_path):
 def _grid(tmp_path: Path, rows: list[dict]) -> Path:
     grid = tmp_path / "grid"
     for seed in (0, 1):
-        cell = grid / "cells" / "focal" / "resnet10t" / f"seed-{seed}"
+        cell = grid / "cells" / "focal" / f"seed-{seed}"
         cell.mkdir(parents=True)
-        write_json(cell / "manifest.json", {"run_id": f"cell-{seed}", "dataset_kind": "synthetic"})
+        write_json(cell / "manifest.json", {"run_id": f"cell-{seed}", "dataset_kind": "synthetic",
+                                            "backbones": ["resnet10t"]})
     pq.write_table(pa.Table.from_pylist(rows), grid / "comparison.parquet")
     return grid
 
 
 def _row(scope, name, difference, low, high, verdict, metric="auc", remedy="focal"):
-    return {"remedy": remedy, "baseline": "weighted-bce", "backbone": "resnet10t", "scope": scope, "name": name,
+    return {"remedy": remedy, "baseline": "weighted-bce", "entry": "resnet10t", "scope": scope, "name": name,
             "metric": metric, "difference": difference, "ci_low": low, "ci_high": high, "n_seeds": 2,
             "verdict": verdict}
 

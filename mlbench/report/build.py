@@ -253,7 +253,7 @@ def _gallery(files: collect.ExplainFiles) -> Gallery:
 
 
 # -- grids -----------------------------------------------------------------------------------------
-GRID_COLUMNS = ("remedy", "baseline", "backbone", "scope", "name", "metric", "difference", "ci_low", "ci_high",
+GRID_COLUMNS = ("remedy", "baseline", "entry", "scope", "name", "metric", "difference", "ci_low", "ci_high",
                 "n_seeds", "verdict")
 SCOPES = ("macro", "group", "label")
 VERDICTS = ("helps", "hurts", "no evidence")
@@ -302,7 +302,7 @@ def build_grid(grid_dir: Path) -> GridReport:
     frame["_scope"] = frame["scope"].map(order)
     frame["_group"] = [group_order.get(n, len(group_order)) if s == "group" else 0
                        for s, n in zip(frame["scope"], frame["name"])]
-    frame = frame.sort_values(["remedy", "metric", "backbone", "_scope", "_group", "name"], kind="stable")
+    frame = frame.sort_values(["remedy", "metric", "entry", "_scope", "_group", "name"], kind="stable")
     frame = frame.drop(columns=["_scope", "_group"]).reset_index(drop=True)
     metrics = sorted(frame["metric"].unique(), key=lambda m: (METRICS.index(m) if m in METRICS else len(METRICS), m))
     return GridReport(title=f"remedy grid · {Path(grid_dir).resolve().name}", grid_dir=str(grid_dir), rows=frame,

@@ -3,7 +3,7 @@
 A run directory: ``manifest.json``, ``leaderboard.parquet``, ``split.parquet``,
 ``backbones/NAME/history.json``; ``mlbench explain`` output (``explain.json``, per image
 ``explanation.json`` and panel PNGs) wherever ``--out`` put it. A grid directory:
-``comparison.parquet`` and ordinary run directories under ``cells/<remedy>/<backbone>/seed-<n>/``.
+``comparison.parquet`` and ordinary run directories under ``cells/<remedy>/seed-<n>/`` (:mod:`mlbench.grid`).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class RunFiles:
 class GridFiles:
     grid_dir: Path
     comparison: pd.DataFrame
-    cells: list[dict[str, Any]]  # remedy, backbone, seed, path, run_id, finished, dataset_kind
+    cells: list[dict[str, Any]]  # remedy, backbones, seed, path, run_id, finished, dataset_kind
 
 
 def is_grid(path: Path) -> bool:
@@ -131,13 +131,13 @@ def read_grid(grid_dir: Path) -> GridFiles:
     except (OSError, ValueError) as exc:
         raise ReportError(f"{path}: cannot read parquet ({exc})") from None
     cells = []
-    for run in sorted((grid_dir / "cells").glob("*/*/seed-*")):
+    for run in sorted((grid_dir / "cells").glob("*/seed-*")):
         if not run.is_dir():
             continue
-        remedy, backbone, seed = run.parent.parent.name, run.parent.name, run.name.removeprefix("seed-")
+        remedy, seed = run.parent.name, run.name.removeprefix("seed-")
         cell = RunDir(run)
         info = cell.manifest() if cell.exists() else {}
-        cells.append({"remedy": remedy, "backbone": backbone, "seed": seed,
+        cells.append({"remedy": remedy, "backbones": ", ".join(info.get("backbones", [])), "seed": seed,
                       "path": str(run.relative_to(grid_dir)), "run_id": info.get("run_id"),
                       "finished": cell.leaderboard_file.is_file(),
                       "dataset_kind": info.get("dataset_kind")})

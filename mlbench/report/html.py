@@ -417,24 +417,24 @@ def render_grid(report: GridReport) -> str:
             sel = part[(part["metric"] == metric) & (part["scope"] != "label")]
             if sel.empty:
                 continue
-            plot_rows = [{"label": f"{r.backbone} · {'macro' if r.scope == 'macro' else r.name}", "note": f"{int(r.n_seeds)} seeds", "difference": r.difference,
+            plot_rows = [{"label": f"{r.entry} · {'macro' if r.scope == 'macro' else r.name}", "note": f"{int(r.n_seeds)} seeds", "difference": r.difference,
                           "ci_low": r.ci_low, "ci_high": r.ci_high, "verdict": r.verdict}
                          for r in sel.itertuples(index=False)]
             parts.append(svg.differences(plot_rows, title=f"{remedy}: {METRIC_NAMES.get(metric, metric)} difference "
                                                             "by frequency group",
                                          x_label=f"{metric} (remedy − baseline)", source="comparison.parquet"))
         parts.append("</section>")
-    headers = ["remedy", "baseline", "backbone", "scope", "name", "metric", "difference", "95% CI", "seeds", "verdict"]
-    table_rows = [[Cell(r.remedy), Cell(str(r.baseline)), Cell(r.backbone), Cell(r.scope), Cell(r.name), Cell(r.metric),
+    headers = ["remedy", "baseline", "entry", "scope", "name", "metric", "difference", "95% CI", "seeds", "verdict"]
+    table_rows = [[Cell(r.remedy), Cell(str(r.baseline)), Cell(r.entry), Cell(r.scope), Cell(r.name), Cell(r.metric),
                    num(r.difference), ci(r.ci_low, r.ci_high), count(int(r.n_seeds)), Cell(r.verdict)]
                   for r in rows.itertuples(index=False)]
     parts.append('<section id="all-rows"><h2>All differences</h2>')
     parts.append(table("grid-table", headers, table_rows, filterable=True, scroll=True, numeric=(6, 8)))
     parts.append("</section>")
-    cells = [[Cell(c["remedy"]), Cell(c["backbone"]), Cell(c["seed"]), Cell(c["run_id"] or "–"),
+    cells = [[Cell(c["remedy"]), Cell(c["backbones"]), Cell(c["seed"]), Cell(c["run_id"] or "–"),
               Cell("yes" if c["finished"] else "no"), Cell(c["path"])] for c in report.cells]
     parts.append('<section id="cells"><h2>Cells</h2>')
-    parts.append(table("cells-table", ["remedy", "backbone", "seed", "run id", "finished", "folder"], cells,
+    parts.append(table("cells-table", ["remedy", "backbones", "seed", "run id", "finished", "folder"], cells,
                        filterable=True) if cells else "<p>No cell run directories under cells/.</p>")
     parts.append("</section><footer>Written by <code>mlbench report</code>.</footer>")
     banner = None
