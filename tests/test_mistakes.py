@@ -304,6 +304,17 @@ def test_run_images_is_a_file(tmp_path):
                      "labels.csv")
 
 
+@pytest.mark.xfail(strict=True, reason="lead: runner.train_stage says only 'the training split is empty' when "
+                   "preprocessing found none of the images; say it in preprocess_stage, naming --images")
+def test_run_with_an_images_folder_holding_none_of_the_images(tmp_path):
+    """The CSV is right, --images points at the wrong (empty) folder: every image is missing."""
+    csv = write_csv(tmp_path / "labels.csv")
+    (tmp_path / "images").mkdir()
+    assert_one_error(cli("run", BENCH, "--csv", csv, "--images", tmp_path / "images", "--out", tmp_path / "run",
+                         "--image-size", "32", "--backbones", "resnet10t", "--workers", "1", "--quiet"),
+                     str(tmp_path / "images"), "missing")
+
+
 def test_run_out_is_a_file(tmp_path):
     (tmp_path / "run").write_text("not a folder")
     assert_one_error(demo_run(tmp_path), "--out", "run")
@@ -377,6 +388,21 @@ def test_preprocess_size_out_of_range(tmp_path, size):
     assert_one_error(cli("preprocess", BENCH, "--csv", csv, "--images", tmp_path / "images", "--cache",
                          tmp_path / "cache", "--size", size), "--size", size)
     assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("where", ["file", "under-a-file"])
+def test_preprocess_cache_is_a_file(tiny_run, tmp_path, where):
+    (tmp_path / "taken").write_text("x")
+    cache = tmp_path / "taken" if where == "file" else tmp_path / "taken" / "cache"
+    demo = tiny_run / "demo-data"
+    assert_one_error(cli("preprocess", BENCH, "--csv", demo / "PADCHEST_demo_labels.csv", "--images", demo / "images",
+                         "--cache", cache, "--workers", "1"), "taken")
+
+
+def test_run_cache_is_a_file(tmp_path):
+    (tmp_path / "taken").write_text("x")
+    assert_one_error(demo_run(tmp_path, "--cache", tmp_path / "taken"), "--cache", "taken")
+    assert not (tmp_path / "run").exists()
 
 
 def test_preprocess_of_a_bad_csv(tmp_path):
@@ -541,6 +567,22 @@ def test_explain_on_a_device_that_does_not_exist(tiny_run, tmp_path):
                      "cuda:7")
 
 
+@pytest.mark.parametrize("where", ["file", "under-a-file"])
+def test_explain_out_is_a_file(tiny_run, tmp_path, where):
+    run_dir = copy_run(tiny_run, tmp_path / "run", checkpoint=True)
+    (tmp_path / "taken").write_text("x")
+    out = tmp_path / "taken" if where == "file" else tmp_path / "taken" / "explain"
+    assert_one_error(cli("explain", run_dir, one_image(tiny_run), "--out", out, "--device", "cpu"), "--out", "taken")
+
+
+@pytest.mark.xfail(strict=True, reason="lead: mlbench.io.atomic_path lets path.parent.mkdir's FileExistsError out "
+                   "(a traceback); turn it into a UserError naming the file in the way")
+def test_report_out_under_a_file(tiny_run, tmp_path):
+    run_dir = copy_run(tiny_run, tmp_path / "run")
+    (tmp_path / "taken").write_text("x")
+    assert_one_error(cli("report", run_dir, "--out", tmp_path / "taken" / "report.html"), "taken")
+
+
 def test_explain_limit_without_split(tiny_run, tmp_path):
     assert_one_error(cli("explain", tiny_run, "--limit", "3", "--out", tmp_path / "explain"), "--limit", "--split")
 
@@ -564,8 +606,8 @@ def test_explain_of_a_missing_image(tiny_run, tmp_path):
                          "cpu"), "nosuch.png")
 
 
-@pytest.mark.parametrize("option, value, named", [("--threshold", "2", "--threshold"), ("--ensemble", "nosuch", "nosuch"),
-                                                  ("--option", "nosuch=1", "nosuch")])
+@pytest.mark.parametrize("option, value, named", [
+    ("--threshold", "2", "--threshold"), ("--ensemble", "nosuch", "nosuch"), ("--option", "nosuch=1", "nosuch")])
 def test_explain_bad_option(tiny_run, tmp_path, option, value, named):
     run_dir = copy_run(tiny_run, tmp_path / "run", checkpoint=True)
     assert_one_error(cli("explain", run_dir, one_image(tiny_run), "--out", tmp_path / "explain", "--device", "cpu",
@@ -586,7 +628,8 @@ def test_no_traceback_reaches_stderr(tiny_run, tmp_path, case):
     """The installed command as a user types it: one line on stderr, exit 1."""
     env = {k: v for k, v in os.environ.items() if k != ONLY_PLUGINS_ENV}
     if case == "wrong-csv":
-        args, named = ["split", BENCH, "--csv", str(tmp_path / "nosuch.csv"), "--out", str(tmp_path / "s")], "nosuch.csv"
+        args = ["split", BENCH, "--csv", str(tmp_path / "nosuch.csv"), "--out", str(tmp_path / "s")]
+        named = "nosuch.csv"
     elif case == "truncated-board":
         run_dir = copy_run(tiny_run, tmp_path / "run")
         truncate(run_dir / "leaderboard.parquet")

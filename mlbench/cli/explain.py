@@ -12,7 +12,8 @@ from mlbench.options import parse_pairs
 @click.command("explain")
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.argument("images", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the panels, maps and JSON.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Folder for the panels, maps and JSON.")
 @click.option("--split", type=click.Choice(["train", "val", "test"]), help="Explain this split of the run instead of files.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many images of --split (in split order).")
 @click.option("--labels", help="Comma-separated labels to explain [default: those the ensemble predicts].")

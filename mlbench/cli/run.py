@@ -55,7 +55,8 @@ def results_table(board: pd.DataFrame, title: str) -> Table:
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="The dataset's label CSV (.csv or .csv.gz).")
 @click.option("--images", type=click.Path(path_type=Path), help="Root folder of the dataset's images.")
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory [default: runs/BENCHMARK-VARIANT[-demo]].")
-@click.option("--cache", type=click.Path(path_type=Path), help="Preprocessing cache folder [default: RUN_DIR/cache].")
+@click.option("--cache", type=click.Path(path_type=Path, file_okay=False),
+              help="Preprocessing cache folder [default: RUN_DIR/cache].")
 @click.option("--backbones", help="Comma-separated backbone plugins (or timm:MODEL) replacing the recipe's.")
 @click.option("--loss", help="Loss plugin replacing the recipe's.")
 @click.option("--ensembles", help="Comma-separated ensemble plugins replacing the recipe's.")
@@ -157,7 +158,8 @@ def demo_data_command(out_dir, benchmark, seed):
 @click.argument("benchmark")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True)
 @click.option("--images", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
-@click.option("--cache", type=click.Path(path_type=Path), required=True, help="Cache folder (shared by runs).")
+@click.option("--cache", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Cache folder (shared by runs).")
 @click.option("--no-crop", is_flag=True, help="Cache whole resized images instead of lung crops.")
 @click.option("--size", type=click.IntRange(min=16), help="Image size in pixels [default: the benchmark recipe's].")
 @click.option("--workers", type=click.IntRange(min=1), help="Processes [default: all cores].")

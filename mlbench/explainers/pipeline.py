@@ -327,6 +327,11 @@ def explain_run(request: ExplainRequest, registry=None) -> ExplainReport:
         raise ExplainError(f"--limit must be at least 1, got {request.limit}")
     if request.batch_size < 1:
         raise ExplainError(f"--batch-size must be at least 1, got {request.batch_size}")
+    # Checked before the models load: the first existing path at or above --out must be a folder.
+    existing = next((p for p in (Path(request.out), *Path(request.out).parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ExplainError(f"--out {request.out}: {existing} is a file; expected a folder for the panels, maps "
+                           "and JSON")
     device = pick_device(request.device)
     trained = load_trained(request.run_dir, device, registry)
     registry = trained.registry

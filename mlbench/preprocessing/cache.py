@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlbench.data import Skip
+from mlbench.errors import UserError
 from mlbench.io import atomic_path, write_json, write_parquet
 from mlbench.preprocessing import Preprocessor
 from mlbench.preprocessing.images import ImageReadError, read_grayscale
@@ -43,6 +44,10 @@ CACHE_FORMAT = 2  # 2: rows record their source file's state (format-1 caches ar
 SHARD_COLUMNS = ("image_id", "row", "status", "x0", "y0", "x1", "y1", "method", "fallback", "reason")
 SOURCE_COLUMNS = ("source_size", "source_mtime_ns", "built_ns")
 NO_FILE = (-1, -1)  # the source state of a path that is not there (its skip lasts until it appears)
+
+
+class CacheError(UserError):
+    """The preprocessing cache cannot live where it was asked to (the message names the path)."""
 
 
 def cache_key(config: dict[str, Any]) -> str:
@@ -177,6 +182,9 @@ def build_cache(items: pd.DataFrame, preprocessor: Preprocessor, size: int, cach
     config["size"] = int(size)
     root = Path(cache_dir) / cache_key(config)
     shard_dir = root / "shards"
+    existing = next((p for p in (shard_dir, *shard_dir.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise CacheError(f"{cache_dir}: {existing} is a file; expected a folder for the preprocessing cache (--cache)")
     shard_dir.mkdir(parents=True, exist_ok=True)
     if not (root / "config.json").exists():
         write_json(root / "config.json", config)
