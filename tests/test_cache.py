@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from mlbench.preprocessing.cache import Cache, build_cache, cache_key
-from mlbench.preprocessing.plugin import Resize
+from mlbench.preprocessing.resize import Resize
 
 
 def _images(root, n, size=40):

@@ -1,4 +1,4 @@
-"""Registers the built-in preprocessor (implemented in :mod:`mlbench.preprocessing.plugin`)."""
+"""Registers the built-in preprocessor (implemented in :mod:`mlbench.preprocessing.resize`)."""
 
 from mlbench.hookspecs import hookimpl
 from mlbench.registry import LazyFactory
@@ -6,5 +6,5 @@ from mlbench.registry import LazyFactory
 
 @hookimpl
 def register_preprocessors(register):
-    register("resize", LazyFactory("mlbench.preprocessing.plugin:Resize"),
+    register("resize", LazyFactory("mlbench.preprocessing.resize:Resize"),
              summary="Whole image resized to the benchmark size (no crop)")

@@ -353,3 +353,10 @@ def looks_inverted(image: np.ndarray) -> bool:
     if float(thumb.max() - thumb.min()) < 1e-6:  # blank: nothing to tell
         return False
     return sum(v < 0 for v in _cues(thumb).values()) >= 2
+
+
+def resize_square(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize a float image to (size, size); INTER_AREA when shrinking avoids aliasing."""
+    h, w = image.shape
+    interp = cv2.INTER_AREA if (h > size or w > size) else cv2.INTER_LINEAR
+    return cv2.resize(image.astype(np.float32, copy=False), (size, size), interpolation=interp)

@@ -19,7 +19,7 @@ import numpy as np
 
 from mlbench.preprocessing import Preprocessed
 from mlbench.preprocessing.images import area_downscale, normalize_intensity
-from mlbench.preprocessing.plugin import resize_square
+from mlbench.preprocessing.images import resize_square
 from mlbench_padchest.segmenters import Segmenter, make_segmenter
 
 PREPROCESSOR_NAME = "padchest-lung-crop"

@@ -4,18 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import cv2
 import numpy as np
 
 from mlbench.preprocessing import Preprocessed
-from mlbench.preprocessing.images import normalize_intensity
-
-
-def resize_square(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize a float image to (size, size); INTER_AREA when shrinking avoids aliasing."""
-    h, w = image.shape
-    interp = cv2.INTER_AREA if (h > size or w > size) else cv2.INTER_LINEAR
-    return cv2.resize(image.astype(np.float32, copy=False), (size, size), interpolation=interp)
+from mlbench.preprocessing.images import normalize_intensity, resize_square
 
 
 class Resize:
