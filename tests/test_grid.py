@@ -126,3 +126,42 @@ def test_the_grid_report_shows_the_comparison(grid, tmp_path):
     macro = grid.comparison[(grid.comparison["scope"] == "macro") & (grid.comparison["metric"] == "auc")
                             & (grid.comparison["entry"] == "ctp")].iloc[0]
     assert repr(float(macro["difference"])) in text and "class-balanced" in text and "SYNTHETIC" in text
+
+
+class _ReversedUniform:
+    """A third party's sampler: the uniform order, reversed (enough to be a different remedy)."""
+
+    def __init__(self, labels, seed):
+        from mlbench.samplers import UniformSampler
+
+        self.inner = UniformSampler(labels, seed)
+
+    def epoch(self, i):
+        return self.inner.epoch(i)[::-1].copy()
+
+
+class _SamplerPlugin:
+    """Stands for a separately installed plugin: it enters through the same hook."""
+
+    @staticmethod
+    def register_samplers(register):
+        register("reversed-uniform", _ReversedUniform, summary="test plugin")
+
+
+def test_a_sampler_from_another_plugin_works_in_a_grid(tmp_path):
+    import mlbench.registry
+    from mlbench import hookimpl
+
+    _SamplerPlugin.register_samplers = hookimpl(_SamplerPlugin.register_samplers)
+    registry = mlbench.registry.build_registry(plugins=[_SamplerPlugin])
+    mlbench.registry.use_registry(registry)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MetricWarning)
+            result = run_grid(tiny_spec(tmp_path / "g", remedies=["uniform", "reversed-uniform"], seeds=[0]))
+    finally:
+        mlbench.registry.use_registry(None)
+    assert set(result.comparison["remedy"]) == {"reversed-uniform"}
+    manifest = RunDir(cell_dir(result.grid_dir, "reversed-uniform", 0)).manifest()
+    assert manifest["recipe"]["sampler"] == "reversed-uniform"
+    assert manifest["versions"]["plugins"]["sampler:reversed-uniform"].startswith("_SamplerPlugin")
