@@ -20,6 +20,7 @@ it and submits only what is missing (backbones without predictions, runs without
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -136,6 +137,10 @@ class Submitter:
                 raise ExecutorError(f"--parallel {self.parallel}: {available} GPU(s) give {slots} job(s) of "
                                     f"{gpus} GPU(s) at once")
         else:
+            missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
+            if missing:
+                raise ExecutorError(f"--executor slurm: no {' or '.join(missing)} on PATH; run on a SLURM login "
+                                    "node, or use --executor local")
             self.parallel = 0  # SLURM queues everything; the scheduler decides
         self.gpus = gpus or 0
         self.poll_s = resources.poll_s if resources.poll_s is not None else (1.0 if kind == "local" else 30.0)

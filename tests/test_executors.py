@@ -6,14 +6,18 @@ the sbatch files submitit writes for the dependency and the resources.
 
 import os
 import shutil
+import signal
 import stat
+import threading
+import time
 import warnings
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from mlbench.executors import (ENSEMBLES_TASK, JOBS, SUBMISSIONS, Resources, Submitter, plan_tasks,
-                               submitit_executor)
+from mlbench.executors import (ENSEMBLES_TASK, JOBS, SUBMISSIONS, ExecutorError, Resources, Submitter, Task,
+                               plan_tasks, run_tasks, submitit_executor)
 from mlbench.grid import COMPARISON, FAILURE_FILE, GridError, GridSpec, cell_dir, grid_status, run_grid
 from mlbench.io import read_json
 from mlbench.metrics import MetricWarning
@@ -79,35 +83,73 @@ def test_one_job_per_backbone_then_each_cells_ensembles_job(grids):
     assert sorted(p.name for p in job_folders) == sorted(r["job_id"] for r in record)
 
 
-def test_a_failed_cell_is_reported_and_a_rerun_resubmits_only_it(grids):
+def job_process(grid_dir, index, timeout_s=120):
+    """The pid of the task process of the index-th submitted job (a local job's id is its controller's pid)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        record = submissions(grid_dir) if (grid_dir / JOBS / SUBMISSIONS).is_file() else []
+        if len(record) > index:
+            controller = record[index]["job_id"]
+            for stat_file in Path("/proc").glob("[0-9]*/stat"):
+                try:
+                    parent = stat_file.read_text().rsplit(")", 1)[1].split()[1]
+                except (OSError, IndexError):
+                    continue
+                if parent == controller:
+                    return int(stat_file.parent.name), record[index]
+        time.sleep(0.05)
+    raise AssertionError(f"no process for job {index} of {grid_dir}")
+
+
+def test_killing_a_cells_job_and_rerunning_resubmits_only_that_cell(grids):
     _, local = grids
     grid_dir, before = local.grid_dir, len(submissions(local.grid_dir))
     victim = RunDir(cell_dir(grid_dir, "class-balanced", 0))
     kept = RunDir(cell_dir(grid_dir, "uniform", 0)).backbone_predictions("resnet10t").stat().st_mtime_ns
-    # A killed cell: its backbone's work and its leaderboard gone; a file where the checkpoints go makes it fail.
-    shutil.rmtree(victim.backbone_dir("resnet10t"))
+    shutil.rmtree(victim.backbone_dir("resnet10t"))  # its work to do again: the job we kill below
     victim.leaderboard_file.unlink()
-    victim.backbone_dir("resnet10t").write_text("in the way")
-    executor = submitit_executor("local", grid_dir, poll_s=0.2)
-    with pytest.raises(GridError, match="class-balanced seed 0 did not finish"):
-        quietly(run_grid, tiny_spec(grid_dir), executor=executor)
-    failure = read_json(victim.path / FAILURE_FILE)
-    assert failure["error"].startswith("train:resnet10t job ") and "FileExistsError" in failure["error"]
-    assert "Traceback" in failure["log_tail"] and len(failure["log_tail"].splitlines()) <= 30
-    states = {c.remedy: c for c in grid_status(grid_dir)}
-    assert states["class-balanced"].state == "failed" and "FileExistsError" in states["class-balanced"].detail
-    assert states["uniform"].state == "done"
-    # The training job failed, so its ensembles job was never submitted.
-    assert [r["task"] for r in submissions(grid_dir)[before:]] == ["train:resnet10t"]
+    outcome = {}
 
-    victim.backbone_dir("resnet10t").unlink()
-    again = quietly(run_grid, tiny_spec(grid_dir), executor=executor)
+    def run_in_background():
+        try:
+            quietly(run_grid, tiny_spec(grid_dir), executor=submitit_executor("local", grid_dir, poll_s=0.2))
+        except GridError as error:
+            outcome["error"] = str(error)
+
+    thread = threading.Thread(target=run_in_background)
+    thread.start()
+    pid, killed = job_process(grid_dir, before)
+    os.kill(pid, signal.SIGKILL)
+    thread.join(timeout=300)
+    assert (killed["run_dir"], killed["task"]) == (str(victim.path), "train:resnet10t")
+    assert "cells class-balanced seed 0 did not finish" in outcome["error"]
+    failure = read_json(victim.path / FAILURE_FILE)
+    assert failure["error"] == f"train:resnet10t job {killed['job_id']} failed: ended without a result (state FINISHED)"
+    states = {c.remedy: c for c in grid_status(grid_dir)}
+    assert states["class-balanced"].state == "failed" and killed["job_id"] in states["class-balanced"].detail
+    assert states["uniform"].state == "done"
+    assert len(submissions(grid_dir)) == before + 1  # no ensembles job after a failed training job
+
+    again = quietly(run_grid, tiny_spec(grid_dir), executor=submitit_executor("local", grid_dir, poll_s=0.2))
     added = submissions(grid_dir)[before + 1:]
     assert [(r["run_dir"], r["task"]) for r in added] == [(str(victim.path), "train:resnet10t"),
                                                           (str(victim.path), ENSEMBLES_TASK)]
     assert not (victim.path / FAILURE_FILE).exists()
     assert RunDir(cell_dir(grid_dir, "uniform", 0)).backbone_predictions("resnet10t").stat().st_mtime_ns == kept
     pd.testing.assert_frame_equal(again.comparison, local.comparison, atol=1e-9, rtol=0)
+
+
+def test_a_failing_job_leaves_its_error_and_log_tail(tmp_path):
+    run_dir = tmp_path / "run"
+    opts = RunOptions(benchmark="padchest-specific", out=run_dir, backbones=("resnet10t",), progress=False)
+    task = Task(run_dir, "train:resnet10t", opts)  # no --csv/--images: the job's run() refuses at once
+    failed = run_tasks([task], Submitter("local", tmp_path / JOBS, Resources(poll_s=0.2)))
+    assert failed == [task]
+    failure = read_json(run_dir / FAILURE_FILE)
+    assert failure["error"] == (f"train:resnet10t job {task.job.job_id} failed: mlbench.runner.RunError: "
+                                "--csv and --images: give the dataset's label file and image folder, or --demo")
+    lines = failure["log_tail"].splitlines()
+    assert 1 < len(lines) <= 30 and "Traceback" in failure["log_tail"]
 
 
 # -- SLURM without a cluster ----------------------------------------------------------------------------
@@ -169,3 +211,9 @@ def test_slurm_jobs_carry_resources_and_the_afterok_dependency(fake_slurm):
         again.submit(task)
     assert (fake_slurm / "count").read_text().strip() == "1003"
     assert len(read_json(fake_slurm / JOBS / SUBMISSIONS)) == 3
+
+
+def test_slurm_without_sbatch_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ExecutorError, match="--executor slurm: no sbatch or srun on PATH"):
+        submitit_executor("slurm", tmp_path / "grid")
