@@ -13,6 +13,12 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mlbench.errors import UserError
+
+
+class OutputPathError(UserError):
+    """A file cannot be written where asked (the message names the path in the way)."""
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -24,7 +30,13 @@ def _umask() -> int:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in [path.parent, *path.parent.parents] if p.exists() and not p.is_dir()), path.parent)
+        raise OutputPathError(f"{path}: cannot write here, {blocker} is a file; expected a folder") from None
+    if path.is_dir():
+        raise OutputPathError(f"{path}: is a folder; expected a file name to write")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:

@@ -139,8 +139,13 @@ class Registry:
             return self._entries[kind][name]
         except KeyError:
             known = ", ".join(sorted(self._entries[kind])) or "none"
-            failed = f" ({len(self.errors)} plugin load error(s): see `mlbench plugins`)" if self.errors else ""
-            raise PluginError(f"no {kind} named '{name}'; registered {kind}s: {known}{failed}") from None
+            failed = ""
+            if self.errors:
+                first = self.errors[0]
+                failed = (f" ({len(self.errors)} plugin load error(s), see `mlbench plugins`; first: plugin "
+                          f"'{first.plugin}': {first.message})")
+            plural = f"{kind}es" if kind.endswith("s") else f"{kind}s"
+            raise PluginError(f"no {kind} named '{name}'; registered {plural}: {known}{failed}") from None
 
     def create(self, kind: str, name: str, /, **kwargs: Any) -> Any:
         """Call the factory registered as ``name``; errors name the plugin that failed."""

@@ -17,6 +17,7 @@ import subprocess
 import time
 import uuid
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -32,13 +33,13 @@ from mlbench.errors import UserError
 from mlbench import checkpoint, leaderboard, predictions, thresholds
 from mlbench.benchmark import Benchmark, Recipe
 from mlbench.data import DataSource, Records
-from mlbench.data.splits import SPLITS, BenchmarkSplit, assert_patient_disjoint, split_benchmark, split_table
+from mlbench.data.splits import SPLITS, BenchmarkSplit, SplitError, assert_patient_disjoint, split_benchmark, split_table
 from mlbench.distributed import Group, from_environment, shutdown
 from mlbench.io import read_json, write_json
 from mlbench.metrics import MetricWarning
 from mlbench.preprocessing.cache import Cache, build_cache
 from mlbench.progress import Reporter
-from mlbench.registry import Registry, get_registry
+from mlbench.registry import PluginError, Registry, get_registry
 from mlbench.rundir import RunDir, RunDirError, identity_differences
 from mlbench.stats import metric_intervals
 from mlbench.training import accepted_options, backbone_plugin, build_backbone, device_name, pick_device, predict, train
@@ -197,6 +198,9 @@ def plan_run(opts: RunOptions, registry: Registry | None = None) -> RunPlan:
             raise RunError(f"--images {opts.images}: no such folder")
     if rundir.path.exists() and not rundir.path.is_dir():
         raise RunError(f"--out {rundir.path}: is a file; expected a run directory")
+    if opts.ensemble_only and not rundir.exists():
+        raise RunError(f"--ensemble-only {rundir.path}: not a run directory (no manifest.json); expected the "
+                       "RUN_DIR whose backbones were trained with --only-backbone")
     _check_same_run(rundir, bench, recipe)
     group, device_name = from_environment(opts.device)
     device = pick_device(device_name)
@@ -214,6 +218,12 @@ def _check_backbone_options(registry: Registry, recipe: Recipe) -> None:
         if unknown:
             raise RunError(f"--backbone-option {name}.{unknown[0]}: backbone '{name}' takes no option "
                            f"'{unknown[0]}'")
+        # A factory taking **options cannot say what it accepts: build it once, weightless, on the meta device.
+        try:
+            with torch.device("meta"):
+                build_backbone(registry, name, 1, recipe.replace(pretrained=False))
+        except PluginError as exc:
+            raise RunError(f"--backbone-option {name}: {exc}") from None
 
 
 def _check_same_run(rundir: RunDir, bench: Benchmark, recipe: Recipe) -> None:
@@ -277,9 +287,10 @@ def data_stage(plan: RunPlan, source: DataSource) -> Records:
 
 def split_stage(plan: RunPlan, source: DataSource, records: Records) -> BenchmarkSplit:
     """Map findings to the benchmark's labels and split by patient (the one canonical split function)."""
-    split = split_benchmark(records, plan.benchmark)
-    if len(split.frame) == 0:
-        raise RunError(f"{source.csv}: no image carries a label of benchmark '{plan.benchmark.name}'")
+    try:
+        split = split_benchmark(records, plan.benchmark)
+    except SplitError as exc:
+        raise RunError(f"{source.csv}: {exc}") from None
     assert_patient_disjoint(split.frame["patient_id"].astype(str).tolist(), split.splits)
     return split
 
@@ -329,7 +340,15 @@ def preprocess_stage(plan: RunPlan, split: BenchmarkSplit) -> tuple[Cache, np.nd
         config = {"path": rundir.stored_path(cache.root), "config": read_json(cache.root / "config.json")}
         rundir.update_manifest(lambda m: m.update(cache=config))
     unusable = {s.item for s in skips}
+    if len(ids) and len(unusable) >= len(ids):
+        reasons = ", ".join(f"{r} {n}" for r, n in Counter(s.reason for s in skips).most_common())
+        raise RunError(f"--images {source_images(plan)}: none of the {len(ids)} images could be used ({reasons}, "
+                       f"e.g. {skips[0].item}); expected the folder the label file's image paths are relative to")
     return cache, ~split.frame["image_id"].astype(str).isin(unusable).to_numpy()
+
+
+def source_images(plan: RunPlan) -> str:
+    return str(plan.options.images) if plan.options.images is not None else "(the demo corpus)"
 
 
 def train_stage(plan: RunPlan, prepared: Prepared, name: str) -> None:

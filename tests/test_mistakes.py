@@ -185,8 +185,6 @@ def test_csv_with_no_usable_row_gives_no_split(tmp_path):
     assert not (out / "split.parquet").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="lead: runner.split_stage lets split_benchmark's SplitError through without the "
-                   "CSV's name; wrap it: except SplitError as exc: raise RunError(f'{source.csv}: {exc}')")
 def test_run_on_a_csv_with_no_usable_row(tmp_path):
     csv = write_csv(tmp_path / "lateral.csv", rows=[(*r[:4], "L", r[5]) for r in ROWS])
     (tmp_path / "images").mkdir()
@@ -260,8 +258,6 @@ def test_backbone_option_for_a_backbone_not_in_the_run(tmp_path):
     assert_nothing_done(tmp_path / "run")
 
 
-@pytest.mark.xfail(strict=True, reason="lead: runner._check_backbone_options trusts a factory taking **options; "
-                   "the TypeError comes after split and preprocessing, without naming --backbone-option")
 def test_unknown_backbone_option(tmp_path):
     assert_one_error(demo_run(tmp_path, "--backbones", "resnet10t", "--backbone-option", "resnet10t.nosuch=1"),
                      "--backbone-option", "nosuch")
@@ -294,8 +290,6 @@ def test_run_device_that_does_not_exist(tmp_path):
     assert_nothing_done(tmp_path / "run")
 
 
-@pytest.mark.xfail(strict=True, reason="lead: runner.source_stage builds DataSource(Path(None)) for --ensemble-only "
-                   "of a folder that is not a run (TypeError traceback); plan_run should refuse it")
 def test_ensemble_only_of_a_folder_that_is_not_a_run(tmp_path):
     (tmp_path / "notarun").mkdir()
     assert_one_error(cli("run", BENCH, "--ensemble-only", tmp_path / "notarun", "--quiet"), "--ensemble-only", "notarun")
@@ -311,8 +305,6 @@ def test_run_images_is_a_file(tmp_path):
                      "labels.csv")
 
 
-@pytest.mark.xfail(strict=True, reason="lead: runner.train_stage says only 'the training split is empty' when "
-                   "preprocessing found none of the images; say it in preprocess_stage, naming --images")
 def test_run_with_an_images_folder_holding_none_of_the_images(tmp_path):
     """The CSV is right, --images points at the wrong (empty) folder: every image is missing."""
     csv = write_csv(tmp_path / "labels.csv")
@@ -358,8 +350,6 @@ def test_plugins_says_the_named_plugin_is_not_installed(only_garbage_plugins):
     assert "garbage" in result.output and ONLY_PLUGINS_ENV in result.output, result.output
 
 
-@pytest.mark.xfail(strict=True, reason="lead: Registry.get says '1 plugin load error(s): see mlbench plugins' "
-                   "without the error itself; name the first one")
 def test_run_with_garbage_plugins_names_the_load_error(only_garbage_plugins, tmp_path):
     assert_one_error(cli("run", BENCH, "--demo", "--out", tmp_path / "run"), BENCH, "garbage", ONLY_PLUGINS_ENV)
 
@@ -582,8 +572,6 @@ def test_explain_out_is_a_file(tiny_run, tmp_path, where):
     assert_one_error(cli("explain", run_dir, one_image(tiny_run), "--out", out, "--device", "cpu"), "--out", "taken")
 
 
-@pytest.mark.xfail(strict=True, reason="lead: mlbench.io.atomic_path lets path.parent.mkdir's FileExistsError out "
-                   "(a traceback); turn it into a UserError naming the file in the way")
 def test_report_out_under_a_file(tiny_run, tmp_path):
     run_dir = copy_run(tiny_run, tmp_path / "run")
     (tmp_path / "taken").write_text("x")

@@ -61,7 +61,7 @@ def test_broken_hook_does_not_take_others_down():
 
 def test_unknown_name_lists_what_exists():
     registry = build_registry(entry_points=False, plugins=[_plugin("p", register_losses=lambda register: register("a", dict))])
-    with pytest.raises(PluginError, match="no loss named 'zzz'; registered losss?: a"):
+    with pytest.raises(PluginError, match="no loss named 'zzz'; registered losses: a"):
         registry.get("loss", "zzz")
 
 
