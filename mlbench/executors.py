@@ -161,7 +161,8 @@ class Submitter:
             # afterok: run only once every training job succeeded; a failed one cancels this job.
             extra.update(dependency="afterok:" + ":".join(t.job.job_id for t in task.needs),
                          **{"kill-on-invalid-dep": "yes"})
-        ex.update_parameters(name=f"mlbench-{task.run_dir.name}-{task.name.replace(':', '-')}",
+        where = f"{task.run_dir.parent.name}-{task.run_dir.name}"  # a grid cell: REMEDY-seed-N
+        ex.update_parameters(name=f"mlbench-{where}-{task.name.replace(':', '-')}",
                              timeout_min=r.timeout_min, gpus_per_node=gpus or None, tasks_per_node=tasks_per_node,
                              cpus_per_task=r.cpus_per_task, mem_gb=r.mem_gb, slurm_partition=r.partition,
                              slurm_additional_parameters=extra or None)

@@ -217,3 +217,16 @@ def test_slurm_without_sbatch_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ExecutorError, match="--executor slurm: no sbatch or srun on PATH"):
         submitit_executor("slurm", tmp_path / "grid")
+
+
+def test_run_executor_refuses_a_hand_split_run_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from mlbench.cli import main
+
+    result = CliRunner().invoke(main, ["run", "padchest-specific", "--demo", "--only-backbone", "resnet10t",
+                                       "--executor", "local", "--out", str(tmp_path / "run")])
+    assert result.exit_code != 0
+    assert result.output.strip().splitlines() == [
+        "Error: --executor: splits the run into jobs itself; drop --only-backbone/--ensemble-only"]
+    assert not (tmp_path / "run").exists()
