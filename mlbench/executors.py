@@ -31,13 +31,13 @@ import submitit
 from submitit.core.utils import FailedJobError, UncompletedJobError
 
 from mlbench.errors import UserError
-from mlbench.grid import FAILURE_FILE, Cell, is_finished
+from mlbench.grid import FAILURE_FILE, JOBS_DIR, SUBMISSIONS_FILE, Cell, is_finished
 from mlbench.io import read_json, write_json
 from mlbench.rundir import RunDir
 
 KINDS = ("local", "slurm")
-JOBS = "jobs"
-SUBMISSIONS = "submissions.json"
+JOBS = JOBS_DIR
+SUBMISSIONS = SUBMISSIONS_FILE
 LOG_TAIL_LINES = 30
 DEFAULT_TIMEOUT_MIN = 24 * 60
 # SLURM states in which a recorded job will still run: a re-invocation waits for it instead of resubmitting.

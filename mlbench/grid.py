@@ -285,11 +285,13 @@ def grid_status(grid_dir: str | Path, registry: Registry | None = None) -> list[
     if not path.is_file():
         raise GridError(f"{path}: no such file; expected a grid directory made by `mlbench grid`")
     spec = read_json(path)
+    jobs = _submitted_jobs(grid_dir)
     out = []
     for remedy in spec["remedies"]:
         for seed in spec["seeds"]:
             run_dir = cell_dir(grid_dir, remedy, seed)
             failure = _job_failure(run_dir)
+            submitted = jobs.get(str(run_dir)) or jobs.get(str(run_dir.resolve()), "")
             if is_finished(run_dir):
                 state, detail = "done", ""
             elif failure:
@@ -297,13 +299,32 @@ def grid_status(grid_dir: str | Path, registry: Registry | None = None) -> list[
             elif RunDir(run_dir).exists():
                 done = sorted(RunDir(run_dir).manifest().get("stages", {}))
                 state, detail = "running", f"stages done: {', '.join(done) or 'none'}"
+                detail += f"; {submitted}" if submitted else ""
             else:
-                state, detail = "pending", ""
+                state, detail = "pending", submitted
             out.append(CellStatus(remedy, int(seed), state, run_dir, detail))
     return out
 
 
 FAILURE_FILE = "failed.json"  # written into a cell by an executor whose job failed
+JOBS_DIR = "jobs"  # an executor's job folders and its record of submissions, in the grid (or run) directory
+SUBMISSIONS_FILE = "submissions.json"
+
+
+def _submitted_jobs(grid_dir: Path) -> dict[str, str]:
+    """Per cell, the jobs an executor submitted last for each of its tasks: 'jobs: train:NAME 123, ...'."""
+    path = grid_dir / JOBS_DIR / SUBMISSIONS_FILE
+    if not path.is_file():
+        return {}
+    latest: dict[str, dict[str, str]] = {}
+    for entry in read_json(path):
+        latest.setdefault(entry["run_dir"], {})[entry["task"]] = entry["job_id"]
+    # Stored as the submitting process saw them; match cells by their resolved path too.
+    out = {}
+    for run_dir, tasks in latest.items():
+        text = "jobs: " + ", ".join(f"{task} {job}" for task, job in tasks.items())
+        out[run_dir] = out[str(Path(run_dir).resolve())] = text
+    return out
 
 
 def _job_failure(run_dir: Path) -> str:

@@ -18,8 +18,9 @@ import pytest
 
 from mlbench.executors import (ENSEMBLES_TASK, JOBS, SUBMISSIONS, ExecutorError, Resources, Submitter, Task,
                                plan_tasks, run_tasks, submitit_executor)
-from mlbench.grid import COMPARISON, FAILURE_FILE, GridError, GridSpec, cell_dir, grid_status, run_grid
-from mlbench.io import read_json
+from mlbench.grid import (COMPARISON, FAILURE_FILE, GRID_FILE, GridError, GridSpec, cell_dir, grid_status,
+                          run_grid)
+from mlbench.io import read_json, write_json
 from mlbench.metrics import MetricWarning
 from mlbench.rundir import RunDir
 from mlbench.runner import RunOptions
@@ -184,11 +185,13 @@ def sbatch_lines(job):
 
 
 def test_slurm_jobs_carry_resources_and_the_afterok_dependency(fake_slurm):
-    opts = RunOptions(benchmark="padchest-specific", out=fake_slurm / "run", demo=True,
+    grid_dir = fake_slurm / "grid"
+    write_json(grid_dir / GRID_FILE, tiny_spec(grid_dir).identity())
+    opts = RunOptions(benchmark="padchest-specific", out=cell_dir(grid_dir, "uniform", 0), demo=True,
                       backbones=("resnet10t", "resnet18"), progress=False)
     resources = Resources(gpus_per_node=2, cpus_per_task=8, mem_gb=64, timeout_min=600, partition="gpu",
                           slurm_parameters={"account": "proj"})
-    submitter = Submitter("slurm", fake_slurm / JOBS, resources)
+    submitter = Submitter("slurm", grid_dir / JOBS, resources)
     tasks = plan_tasks([opts])
     assert [t.name for t in tasks] == ["train:resnet10t", "train:resnet18", ENSEMBLES_TASK]
     for task in tasks:
@@ -203,14 +206,17 @@ def test_slurm_jobs_carry_resources_and_the_afterok_dependency(fake_slurm):
     assert common | {"#SBATCH --dependency=afterok:1001:1002", "#SBATCH --kill-on-invalid-dep=yes",
                      "#SBATCH --ntasks-per-node=1"} <= ensembles
     assert not any("gpus" in line for line in ensembles)
-    assert [r["job_id"] for r in read_json(fake_slurm / JOBS / SUBMISSIONS)] == ["1001", "1002", "1003"]
+    assert [r["job_id"] for r in submissions(grid_dir)] == ["1001", "1002", "1003"]
+    assert {(c.remedy, c.state, c.detail) for c in grid_status(grid_dir)} == {
+        ("uniform", "pending", "jobs: train:resnet10t 1001, train:resnet18 1002, ensembles 1003"),
+        ("class-balanced", "pending", "")}
 
     # Another invocation finds the jobs still queued or running (sacct says so) and waits for them instead.
-    again = Submitter("slurm", fake_slurm / JOBS, resources)
+    again = Submitter("slurm", grid_dir / JOBS, resources)
     for task in plan_tasks([opts]):
         again.submit(task)
     assert (fake_slurm / "count").read_text().strip() == "1003"
-    assert len(read_json(fake_slurm / JOBS / SUBMISSIONS)) == 3
+    assert len(submissions(grid_dir)) == 3
 
 
 def test_slurm_without_sbatch_is_one_line(tmp_path, monkeypatch):
