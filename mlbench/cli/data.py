@@ -72,16 +72,19 @@ def _print_imbalance(console: Console, name: str, imbalance: dict[str, dict[str,
 
 def print_inspect_report(report: dict[str, Any], console: Console) -> None:
     console.print(f"[bold]{report['dataset']}[/bold] {report['csv']} ({report['kind']}, sha256 {report['csv_sha256'][:12]}…)")
-    profile = report.get("profile")
-    if profile:
-        console.print(f"rows {profile['rows']:,}; patients {profile['patients']:,}; projections "
-                      + ", ".join(f"{k} {v:,}" for k, v in profile["projections"].items()))
+    profile = report.get("profile") or {}
+    # A dataset's profile is optional and free-form: show the facts it has.
+    if "rows" in profile:
+        console.print(f"rows {profile['rows']:,}; patients {profile.get('patients', 0):,}; projections "
+                      + ", ".join(f"{k} {v:,}" for k, v in profile.get("projections", {}).items()))
+    if profile.get("patients_per_projection"):
         console.print("patients per projection: "
                       + ", ".join(f"{k} {v:,}" for k, v in profile["patients_per_projection"].items()))
+    if "skipped_by_reason" in profile:
         console.print("whole file (all projections): "
                       + (", ".join(f"{k} {v:,}" for k, v in profile["skipped_by_reason"].items()) or "no problem rows"))
-        if profile.get("unknown_labels"):
-            console.print("unknown labels: " + ", ".join(f"'{k}' ×{v}" for k, v in profile["unknown_labels"].items()))
+    if profile.get("unknown_labels"):
+        console.print("unknown labels: " + ", ".join(f"'{k}' ×{v}" for k, v in profile["unknown_labels"].items()))
     console.print(f"kept {report['images_kept']:,} images of {report['patients_kept']:,} patients "
                   f"({report['distinct_findings']} distinct findings; {report['images_without_findings']:,} "
                   f"images with no finding left); read in {report['read_seconds']:.1f} s")

@@ -26,7 +26,7 @@ def label_matrix(records: Records, benchmark: Benchmark) -> tuple[pd.DataFrame, 
         if unknown:
             raise ValueError(
                 f"benchmark '{benchmark.name}': targets() returned labels outside its label set: {unknown}")
-        if not targets:
+        if not targets and not benchmark.keep_unlabelled:
             keep.append(False)
             skipped.append(Skip(str(image_id), "no_benchmark_label",
                                 "none of its findings is a benchmark label"))
