@@ -69,13 +69,15 @@ class RunJob(submitit.helpers.Checkpointable):
     def __init__(self, options: Any) -> None:
         self.options = options
 
-    def __call__(self) -> str:
+    def __call__(self) -> tuple[str, bool]:
+        """The run directory, and whether this process was the writing rank (False on other ranks)."""
         env = submitit.JobEnvironment()
         if env.num_tasks > 1:  # one task per GPU: the torch.distributed variables torchrun would set
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
         from mlbench.runner import run
 
-        return str(run(self.options).run_dir)
+        result = run(self.options)
+        return str(result.run_dir), result.is_main
 
 
 @dataclass

@@ -11,6 +11,7 @@ with paired patient-bootstrap 95% CIs (:mod:`mlbench.paired`), and across seeds 
       shared/demo-data/         the demo corpus (--demo), written once
       shared/cache/             the preprocessing cache, built once
       cells/REMEDY/seed-N/      one run directory per remedy and seed
+      jobs/                     with --executor local|slurm: submitit's job folders and submissions.json
       comparison.parquet        remedy, baseline, entry, scope, name, metric, difference, ci_low,
                                 ci_high, sd, n_seeds, verdict
 

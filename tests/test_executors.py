@@ -236,3 +236,25 @@ def test_run_executor_refuses_a_hand_split_run_in_one_line(tmp_path):
     assert result.output.strip().splitlines() == [
         "Error: --executor: splits the run into jobs itself; drop --only-backbone/--ensemble-only"]
     assert not (tmp_path / "run").exists()
+
+
+def test_a_two_process_job_trains_as_torch_distributed_ranks(grids, tmp_path):
+    """What --gpus-per-node 2 submits (two tasks, RunJob exporting RANK/WORLD_SIZE/MASTER_*), here on CPU/gloo."""
+    import dataclasses
+
+    import numpy as np
+    import submitit
+
+    from mlbench.executors import RunJob
+
+    inline, _ = grids
+    single = inline.cells[0]
+    opts = dataclasses.replace(single.options, out=tmp_path / "ddp", only_backbones=("resnet10t",), device="cpu")
+    executor = submitit.LocalExecutor(folder=tmp_path / JOBS / "%j")
+    executor.update_parameters(timeout_min=10, tasks_per_node=2)
+    job = executor.submit(RunJob(opts))
+    assert job.results() == [(str(opts.out), True), (str(opts.out), False)]  # rank 0 writes, rank 1 does not
+    h1, h2 = (read_json(RunDir(d).history_file("resnet10t"))["history"] for d in (single.run_dir, opts.out))
+    # Same global batches and seed; BatchNorm statistics (per rank) and float order differ.
+    np.testing.assert_allclose([e["val_loss"] for e in h1], [e["val_loss"] for e in h2], rtol=0.01)
+    assert RunDir(opts.out).backbone_predictions("resnet10t").is_file()
