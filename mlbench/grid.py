@@ -153,6 +153,10 @@ def plan_grid(spec: GridSpec, registry: Registry | None = None) -> list[Cell]:
     if unknown:
         raise GridError(f"grid run options {sorted(unknown)}: not options of mlbench run")
     remedies = [parse_remedy(r, registry) for r in spec.remedies]
+    run_options = dict(spec.run_options)
+    if spec.backbones is not None and len(spec.backbones) == 1:
+        # An ensemble of one model repeats it (CTP) or thresholds it (PTC): the grid compares the model itself.
+        run_options.setdefault("ensembles", ())
     shared = Path(spec.out) / SHARED
     cells = []
     for remedy in remedies:
@@ -161,7 +165,7 @@ def plan_grid(spec: GridSpec, registry: Registry | None = None) -> list[Cell]:
                               demo_dir=shared / "demo-data", cache=shared / "cache", csv=spec.csv,
                               images=spec.images, backbones=spec.backbones, seed=int(seed), sampler=remedy.sampler,
                               loss=remedy.loss, threshold_rule=remedy.threshold_rule, progress=spec.progress,
-                              **spec.run_options)
+                              **run_options)
             plan_run(opts, registry)  # every name and option checked now, not hours into the grid
             cells.append(Cell(remedy, int(seed), opts))
     return cells

@@ -165,3 +165,13 @@ def test_a_sampler_from_another_plugin_works_in_a_grid(tmp_path):
     manifest = RunDir(cell_dir(result.grid_dir, "reversed-uniform", 0)).manifest()
     assert manifest["recipe"]["sampler"] == "reversed-uniform"
     assert manifest["versions"]["plugins"]["sampler:reversed-uniform"].startswith("_SamplerPlugin")
+
+
+def test_a_one_backbone_grid_compares_the_model_not_ensembles_of_it(tmp_path):
+    from mlbench.grid import plan_grid
+
+    run_options = {k: v for k, v in RUN.items() if k != "ensembles"}
+    cells = plan_grid(tiny_spec(tmp_path / "g", run_options=run_options))
+    assert all(tuple(c.options.ensembles) == () for c in cells)
+    two = plan_grid(tiny_spec(tmp_path / "h", run_options=run_options, backbones=["resnet10t", "mobilenetv3_small_050"]))
+    assert all(c.options.ensembles is None for c in two)  # the recipe's ensembles

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -52,6 +53,11 @@ class _GridGroup(click.Group):
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = ["run", *args]
         return super().parse_args(ctx, args)
+
+
+def _console() -> Console:
+    """Wide tables in logs too (rich assumes 80 columns off a terminal, which truncates the CIs)."""
+    return Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _names(value: str | None, option: str) -> list[str] | None:
@@ -111,7 +117,7 @@ def grid_run_command(benchmark, remedies, backbones, seeds, out, demo, csv_path,
                     backbones=_names(backbones, "--backbones"), seeds=_seeds(seeds), demo=demo, csv=csv_path,
                     images=images, run_options=run_options, n_boot=n_boot,
                     progress="quiet" if quiet else progress)
-    console = Console()
+    console = _console()
     resources = executor_resources(gpus_per_node, cpus_per_task, mem_gb, timeout_min, partition, slurm_param,
                                    parallel)
     result = run_grid(spec, executor=_executor(executor, out, console.print, resources), say=console.print)
@@ -162,6 +168,6 @@ def grid_status_command(grid_dir):
     for c in cells:
         style = {"done": "green", "failed": "bold red", "running": "yellow"}.get(c.state, "")
         table.add_row(c.remedy, str(c.seed), f"[{style}]{c.state}[/{style}]" if style else c.state, c.detail)
-    Console().print(table)
+    _console().print(table)
     counts = {s: sum(c.state == s for c in cells) for s in ("done", "running", "pending", "failed")}
     click.echo(", ".join(f"{n} {s}" for s, n in counts.items()))
