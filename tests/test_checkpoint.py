@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import random
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,17 @@ def test_garbage_is_refused_naming_the_file(tmp_path, content):
     path.write_bytes(content)
     with pytest.raises(CheckpointError, match=r"last\.pt"):
         checkpoint.load(path)
+
+
+def test_random_bytes_are_refused_whatever_they_hold(tmp_path):
+    # The weights-only unpickler fails in many ways on garbage (IndexError, KeyError, ...): each is one line.
+    path = tmp_path / "best.pt"
+    for seed in range(200):
+        rng = random.Random(seed)
+        head = rng.choice([b"", b"PK\x03\x04", pickle.dumps({"model": 1})[:8], b"\x80\x02"])
+        path.write_bytes(head + rng.randbytes(rng.randrange(1, 2048)))
+        with pytest.raises(CheckpointError, match="best.pt"):
+            checkpoint.load(path)
 
 
 def test_missing_keys_and_missing_file(tmp_path):
