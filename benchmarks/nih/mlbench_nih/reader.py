@@ -29,7 +29,8 @@ from typing import Iterable
 
 import pandas as pd
 
-from mlbench.data import DataSource, DatasetError, Records, Skip
+from mlbench.data import DataSource, Records, Skip
+from mlbench.data.labelfile import read_columns
 from mlbench.demo import SYNTHETIC_KIND, is_marked_synthetic
 from mlbench.io import sha256_file
 from mlbench_nih.labels import LABELS, NO_FINDING, normalize_patient_id
@@ -106,27 +107,7 @@ def index_images(root: Path) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def _read_columns(path: Path) -> pd.DataFrame:
-    """The needed columns as strings; a DatasetError names the file and what is wrong with it."""
-    if not path.is_file():
-        raise DatasetError(f"{path}: NIH label file (Data_Entry_2017_v2020.csv) not found")
-    try:
-        header = list(pd.read_csv(path, nrows=0).columns)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as exc:
-        raise DatasetError(f"{path}: cannot read it as a CSV file: {exc}") from exc
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        found = ", ".join(c for c in header if not c.startswith("Unnamed:")) or "no named columns"
-        raise DatasetError(f"{path}: missing required column(s) {', '.join(missing)}; "
-                           f"expected {', '.join(REQUIRED_COLUMNS)}; found {found}")
-    wanted = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in header]
-    try:
-        raw = pd.read_csv(path, usecols=wanted, dtype=str, keep_default_na=False, na_filter=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, ValueError) as exc:
-        raise DatasetError(f"{path}: cannot read it as a CSV file: {exc}") from exc
-    for column in OPTIONAL_COLUMNS:
-        if column not in raw.columns:
-            raw[column] = ""
-    return raw
+    return read_columns(path, REQUIRED_COLUMNS, OPTIONAL_COLUMNS, what="NIH label file (Data_Entry_2017_v2020.csv)")
 
 
 def read_nih_csv(source: DataSource, *, projections: Iterable[str] | None = PROJECTIONS) -> Records:

@@ -19,7 +19,8 @@ from typing import Iterable
 
 import pandas as pd
 
-from mlbench.data import DataSource, DatasetError, Records, Skip
+from mlbench.data import DataSource, Records, Skip
+from mlbench.data.labelfile import read_columns
 from mlbench.demo import SYNTHETIC_KIND, is_marked_synthetic
 from mlbench.io import sha256_file
 
@@ -74,49 +75,8 @@ class _LabelParser:
         return tuple(item.strip() for item in value), ""
 
 
-def _looks_binary(path: Path, probe: int = 8192) -> bool:
-    """A NUL byte in the header line (decompressed for .gz): an image or archive, not a CSV.
-
-    Only the header: NUL bytes in a data row are a hostile row, skipped and listed by the reader."""
-    import gzip
-
-    try:
-        if path.suffix.lower() == ".gz":
-            with gzip.open(path, "rb") as f:
-                head = f.read(probe)
-        else:
-            with path.open("rb") as f:
-                head = f.read(probe)
-    except (OSError, EOFError):  # a broken gzip stream: pandas' read says what is wrong with it
-        return False
-    return b"\x00" in head.split(b"\n", 1)[0]
-
-
 def _read_columns(path: Path) -> pd.DataFrame:
-    """The needed columns as strings; a DatasetError names the file and what is wrong with it."""
-    if not path.is_file():
-        raise DatasetError(f"{path}: PadChest label CSV not found")
-    if _looks_binary(path):
-        raise DatasetError(f"{path}: binary content (NUL bytes in the header line), not a CSV text file; expected "
-                           "PadChest's label CSV (.csv or .csv.gz)")
-    try:
-        header = list(pd.read_csv(path, nrows=0).columns)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as exc:
-        raise DatasetError(f"{path}: cannot read it as a CSV file: {exc}") from exc
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        found = ", ".join(c for c in header if not c.startswith("Unnamed:")) or "no named columns"
-        raise DatasetError(
-            f"{path}: missing required column(s) {', '.join(missing)}; "
-            f"expected {', '.join(REQUIRED_COLUMNS)}; found {found}")
-    wanted = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in header]
-    try:
-        raw = pd.read_csv(path, usecols=wanted, dtype=str, keep_default_na=False, na_filter=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, ValueError) as exc:
-        raise DatasetError(f"{path}: cannot read it as a CSV file: {exc}") from exc
-    if raw.empty:
-        raise DatasetError(f"{path}: no data rows, only a header; expected one row per image")
-    return raw
+    return read_columns(path, REQUIRED_COLUMNS, OPTIONAL_COLUMNS, what="PadChest's label CSV")
 
 
 def read_padchest_csv(

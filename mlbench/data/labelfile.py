@@ -1,0 +1,63 @@
+"""Reading a dataset's label file (CSV, plain or gzipped) as text columns, with one-line errors.
+
+Dataset readers call :func:`read_columns` for the columns they need; every way the file can be
+unusable as a whole (missing, binary, not CSV, a required column absent, no data row) becomes a
+:class:`mlbench.data.DatasetError` naming the file and what was expected. Bad *rows* are the
+reader's business: it counts and lists them as skips.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from mlbench.data import DatasetError
+
+_CSV_ERRORS = (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError)
+
+
+def looks_binary(path: Path, probe: int = 8192) -> bool:
+    """NUL bytes in the header line: an image or archive passed as the label file.
+
+    Only the header: NUL bytes in a data row are a hostile row, skipped and listed by the reader."""
+    try:
+        opener = gzip.open if path.suffix.lower() == ".gz" else open
+        with opener(path, "rb") as f:
+            head = f.read(probe)
+    except (OSError, EOFError):  # a broken gzip stream: pandas' read says what is wrong with it
+        return False
+    return b"\x00" in head.split(b"\n", 1)[0]
+
+
+def read_columns(path: Path, required: Sequence[str], optional: Sequence[str] = (), *, what: str) -> pd.DataFrame:
+    """``required`` and the present ``optional`` columns of the label file as strings (absent optional
+    columns become empty strings). ``what`` names the file for messages, e.g. "PadChest's label CSV"."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: {what} not found")
+    if looks_binary(path):
+        raise DatasetError(f"{path}: binary content (NUL bytes in the header line), not a CSV text file; "
+                           f"expected {what} (.csv or .csv.gz)")
+    try:
+        header = list(pd.read_csv(path, nrows=0).columns)
+    except _CSV_ERRORS as exc:
+        raise DatasetError(f"{path}: cannot read it as a CSV file: {exc}") from None
+    missing = [c for c in required if c not in header]
+    if missing:
+        found = ", ".join(c for c in header if not c.startswith("Unnamed:")) or "no named columns"
+        raise DatasetError(f"{path}: missing required column(s) {', '.join(missing)}; "
+                           f"expected {', '.join(required)}; found {found}")
+    wanted = [c for c in (*required, *optional) if c in header]
+    try:
+        raw = pd.read_csv(path, usecols=wanted, dtype=str, keep_default_na=False, na_filter=False)
+    except (*_CSV_ERRORS, ValueError) as exc:
+        raise DatasetError(f"{path}: cannot read it as a CSV file: {exc}") from None
+    if raw.empty:
+        raise DatasetError(f"{path}: no data rows, only a header; expected one row per image")
+    for column in optional:
+        if column not in raw.columns:
+            raw[column] = ""
+    return raw
