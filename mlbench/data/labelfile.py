@@ -9,6 +9,7 @@ reader's business: it counts and lists them as skips.
 from __future__ import annotations
 
 import gzip
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -16,7 +17,18 @@ import pandas as pd
 
 from mlbench.data import DatasetError
 
+_UNSAFE_CHARACTER = re.compile(r"[/\\:\x00-\x1f]")
 _CSV_ERRORS = (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError)
+
+
+def unsafe_name_reason(name: str) -> str | None:
+    """Why ``name`` (a file or folder name from a label file) is not one plain name, or None.
+
+    Names with separators, drive colons or control characters could reach outside the image folder."""
+    if name in ("", ".", ".."):
+        return f"{name!r} is not a file name"
+    found = _UNSAFE_CHARACTER.search(name)
+    return f"contains {found.group()!r}" if found else None
 
 
 def looks_binary(path: Path, probe: int = 8192) -> bool:

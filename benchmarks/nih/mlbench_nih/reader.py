@@ -30,7 +30,7 @@ from typing import Iterable
 import pandas as pd
 
 from mlbench.data import DataSource, Records, Skip
-from mlbench.data.labelfile import read_columns
+from mlbench.data.labelfile import read_columns, unsafe_name_reason
 from mlbench.demo import SYNTHETIC_KIND, is_marked_synthetic
 from mlbench.io import sha256_file
 from mlbench_nih.labels import LABELS, NO_FINDING, normalize_patient_id
@@ -46,15 +46,6 @@ DEFAULT_IMAGE_FOLDER = "images"  # where a file is expected when the root holds 
 _IMAGE_FOLDER = re.compile(r"images(_\d+)?", re.IGNORECASE)
 _MAX_DEPTH = 3  # root / images_001 / images / NAME.png, with one spare level
 _MISSING = frozenset({"", "nan", "none", "null", "na", "n/a"})
-_UNSAFE_CHARACTER = re.compile(r"[/\\:\x00-\x1f]")
-
-
-def unsafe_name_reason(name: str) -> str | None:
-    """Why ``name`` is not a plain file name, or None when it is one."""
-    if name in ("", ".", ".."):
-        return f"{name!r} is not a file name"
-    found = _UNSAFE_CHARACTER.search(name)
-    return f"contains {found.group()!r}" if found else None
 
 
 def _inside(path: str, root: str) -> bool:

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import ast
 import os
-import re
 from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
 
 from mlbench.data import DataSource, Records, Skip
-from mlbench.data.labelfile import read_columns
+from mlbench.data.labelfile import read_columns, unsafe_name_reason
 from mlbench.demo import SYNTHETIC_KIND, is_marked_synthetic
 from mlbench.io import sha256_file
 
@@ -33,19 +32,8 @@ IGNORED_LABELS = frozenset({"", "exclude"})
 _MISSING = frozenset({"", "nan", "none", "null", "na", "n/a"})
 # Characters that would let a name leave its folder (Windows drive colons included), and
 # control characters (NUL among them) that have no place in a file name.
-_UNSAFE_CHARACTER = re.compile(r"[/\\:\x00-\x1f]")
 
 FRAME_COLUMNS = ("image_id", "patient_id", "study_id", "image_dir", "projection", "image_path", "findings")
-
-
-def unsafe_name_reason(name: str) -> str | None:
-    """Why ``name`` is not a plain file or folder name, or None when it is one."""
-    if name in ("", ".", ".."):
-        return f"{name!r} is not a file name"
-    found = _UNSAFE_CHARACTER.search(name)
-    if found:
-        return f"contains {found.group()!r}"
-    return None
 
 
 class _LabelParser:

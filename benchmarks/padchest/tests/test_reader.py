@@ -10,7 +10,8 @@ import pytest
 from mlbench.data import DataSource, DatasetError
 from mlbench_padchest.dataset import PadChestDataset
 from mlbench.demo import MARKER_NAME as DEMO_MARKER
-from mlbench_padchest.reader import read_padchest_csv, unsafe_name_reason
+from mlbench.data.labelfile import unsafe_name_reason
+from mlbench_padchest.reader import read_padchest_csv
 from mlbench_padchest.tree import known_labels
 
 # (ImageID, ImageDir, PatientID, StudyID, Projection, Labels)
