@@ -34,8 +34,7 @@ from mlbench import leaderboard
 from mlbench.demo import is_synthetic
 from mlbench.io import write_bytes
 from mlbench.leaderboard import GLOBAL_LABEL, LOWER_IS_BETTER, find_board
-from mlbench.grid import compare_stored
-from mlbench.rescoring import StoredRunError, load_stored_run, recompute_run
+from mlbench.rescoring import StoredRunError, compare_stored, load_stored_run, recompute_run
 from mlbench.rundir import RunDir
 
 
@@ -280,7 +279,11 @@ def compare_runs(run_a: str | Path, run_b: str | Path, *, n_boot: int = 1000, se
         if a.manifest.get(key) != b.manifest.get(key):
             raise CompareError(f"{run_b}: {key} {b.manifest.get(key)!r} differs from {run_a}'s "
                                f"{a.manifest.get(key)!r}; a paired comparison needs the same benchmark and split")
-    tables = [c.table.assign(entry=entry) for entry, c in compare_stored(a, b, n_boot=n_boot, seed=seed).items()]
+    try:
+        compared = compare_stored(a, b, n_boot=n_boot, seed=seed)
+    except StoredRunError as exc:
+        raise CompareError(str(exc)) from None
+    tables = [c.table.assign(entry=entry) for entry, c in compared.items()]
     rows = pd.concat(tables, ignore_index=True)
     rows = rows[["entry"] + [c for c in rows.columns if c != "entry"]]
     notes = [f"differences are {run_b} minus {run_a}, on their {len(a.test_ids)} shared test images; intervals "

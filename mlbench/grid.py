@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -36,16 +35,16 @@ from mlbench import paired
 from mlbench.errors import UserError
 from mlbench.io import read_json, write_json, write_parquet
 from mlbench.registry import Registry, get_registry
-from mlbench.rescoring import StoredRun, load_stored_run
+from mlbench.rescoring import compare_stored, load_stored_run
 from mlbench.rundir import RunDir
-from mlbench.thresholds import RULES, apply
+from mlbench.thresholds import RULES
 
 GRID_FILE = "grid.json"
 COMPARISON = "comparison.parquet"
 CELLS = "cells"
 SHARED = "shared"
 COMPARISON_COLUMNS = ("remedy", "baseline", "entry") + paired.COLUMNS
-TUNED_RULE = "val-f1"
+TUNED_RULE = "val-f1"  # the one threshold rule besides "fixed"
 
 
 class GridError(UserError):
@@ -233,29 +232,6 @@ def run_grid(spec: GridSpec, *, executor: Executor = run_inline, registry: Regis
 
 
 # -- comparison ---------------------------------------------------------------------------------------
-def _decisions(stored: StoredRun, entry: str) -> np.ndarray:
-    """The entry's test decisions: at the tuned thresholds when the run fitted them, else at its threshold."""
-    fitted = stored.manifest.get("thresholds", {}).get("per_entry", {}).get(entry)
-    if stored.threshold_rule == TUNED_RULE and fitted:
-        return apply(stored.scores[entry], np.array([fitted[label] for label in stored.labels]))
-    return (stored.scores[entry] >= stored.threshold).astype(np.uint8)
-
-
-def compare_stored(a: StoredRun, b: StoredRun, *, n_boot: int, seed: int = 0) -> dict[str, paired.Comparison]:
-    """Per entry both runs have: B - A with paired patient-bootstrap CIs on their shared test images."""
-    if a.test_ids != b.test_ids or a.labels != b.labels:
-        raise GridError(f"{b.run_dir} and {a.run_dir} were not scored on the same test images and labels "
-                        "(another split, or other skips); a paired comparison needs the same ones")
-    out = {}
-    for entry in (e for e in a.entries if e in b.entries):
-        out[entry] = paired.paired_differences(a.y, a.scores[entry], b.scores[entry], _decisions(a, entry),
-                                               _decisions(b, entry), a.patient_ids, a.labels, a.train_counts,
-                                               n_boot=n_boot, seed=seed)
-    if not out:
-        raise GridError(f"{a.run_dir} and {b.run_dir} share no entry (backbone or ensemble) to compare")
-    return out
-
-
 def compare_cells(cells: list[Cell], baseline: str, *, n_boot: int) -> pd.DataFrame:
     """Every remedy against the baseline, per entry, combined over seeds."""
     stored = {(c.remedy.name, c.seed): load_stored_run(c.run_dir) for c in cells}

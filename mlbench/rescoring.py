@@ -17,6 +17,7 @@ import pandas as pd
 
 from mlbench.errors import UserError
 from mlbench import predictions, thresholds
+from mlbench.paired import Comparison, paired_differences
 from mlbench.metrics import MetricWarning
 from mlbench.rundir import RunDir
 from mlbench.stats import metric_intervals
@@ -117,3 +118,27 @@ def recompute_run(run_dir: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetricWarning)  # absent labels are NaN by design
         return recompute_scores(stored, n_boot=n_boot, seed=seed)
+
+
+# -- two stored runs on the same test images ------------------------------------------------------------
+def decisions(stored: StoredRun, entry: str) -> np.ndarray:
+    """The entry's test decisions: at the tuned thresholds when the run fitted them, else at its threshold."""
+    fitted = stored.manifest.get("thresholds", {}).get("per_entry", {}).get(entry)
+    if stored.threshold_rule == "val-f1" and fitted:
+        return thresholds.apply(stored.scores[entry], np.array([fitted[label] for label in stored.labels]))
+    return (stored.scores[entry] >= stored.threshold).astype(np.uint8)
+
+
+def compare_stored(a: StoredRun, b: StoredRun, *, n_boot: int, seed: int = 0) -> dict[str, Comparison]:
+    """Per entry both runs have: B - A with paired patient-bootstrap CIs on their shared test images."""
+    if a.test_ids != b.test_ids or a.labels != b.labels:
+        raise StoredRunError([f"{b.run_dir} and {a.run_dir} were not scored on the same test images and labels "
+                              "(another split, or other skips); a paired comparison needs the same ones"])
+    out = {}
+    for entry in (e for e in a.entries if e in b.entries):
+        out[entry] = paired_differences(a.y, a.scores[entry], b.scores[entry], decisions(a, entry),
+                                        decisions(b, entry), a.patient_ids, a.labels, a.train_counts,
+                                        n_boot=n_boot, seed=seed)
+    if not out:
+        raise StoredRunError([f"{a.run_dir} and {b.run_dir} share no entry (backbone or ensemble) to compare"])
+    return out

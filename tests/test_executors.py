@@ -150,7 +150,7 @@ def test_a_failing_job_leaves_its_error_and_log_tail(tmp_path):
     assert failure["error"] == (f"train:resnet10t job {task.job.job_id} failed: mlbench.runner.RunError: "
                                 "--csv and --images: give the dataset's label file and image folder, or --demo")
     lines = failure["log_tail"].splitlines()
-    assert 1 < len(lines) <= 30 and "Traceback" in failure["log_tail"]
+    assert 2 <= len(lines) <= 30 and "Traceback" in failure["log_tail"]
 
 
 # -- SLURM without a cluster ----------------------------------------------------------------------------
