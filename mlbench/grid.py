@@ -4,7 +4,8 @@ A grid runs every (remedy, seed) as an ordinary run directory holding every back
 (so ``explain``, ``compare``, ``submit`` and ``report`` work per cell), all cells sharing one
 demo corpus and one preprocessing cache. The first remedy listed is the baseline; every other
 remedy is compared with it entry by entry (each backbone, each ensemble) on the same test images,
-with paired patient-bootstrap 95% CIs (:mod:`mlbench.paired`), and across seeds as mean ± sd::
+with paired patient-bootstrap 95% CIs (:mod:`mlbench.paired`), and across seeds as mean ± sd. Verdicts
+are Holm-adjusted over every remedy within each (entry, scope, metric)::
 
     GRID_DIR/
       grid.json                 the grid's spec (a re-run with another spec is refused)
@@ -13,7 +14,7 @@ with paired patient-bootstrap 95% CIs (:mod:`mlbench.paired`), and across seeds 
       cells/REMEDY/seed-N/      one run directory per remedy and seed
       jobs/                     with --executor local|slurm: submitit's job folders and submissions.json
       comparison.parquet        remedy, baseline, entry, scope, name, metric, difference, ci_low,
-                                ci_high, sd, n_seeds, verdict
+                                ci_high, sd, n_seeds, p_value, p_adjusted, verdict
 
 A remedy is a registered sampler (``ml-ros``), a registered loss (``class-balanced``), the
 threshold rule ``val-f1``, or several joined by ``+`` (``ml-ros+class-balanced``). A killed grid
@@ -246,7 +247,9 @@ def compare_cells(cells: list[Cell], baseline: str, *, n_boot: int) -> pd.DataFr
             tables.append(combined.table.assign(remedy=remedy, baseline=baseline, entry=entry))
     if not tables:
         return pd.DataFrame(columns=list(COMPARISON_COLUMNS))
-    return pd.concat(tables, ignore_index=True)[list(COMPARISON_COLUMNS)]
+    # One family per (entry, scope, metric) over every remedy: k remedies against one baseline are k tests.
+    return paired.adjust(pd.concat(tables, ignore_index=True)[list(COMPARISON_COLUMNS)],
+                         family=("entry",) + paired.FAMILY)
 
 
 # -- status -------------------------------------------------------------------------------------------

@@ -16,9 +16,18 @@ Rows (a pandas DataFrame; columns ``COLUMNS``), each a difference B - A:
 Metrics are those of :mod:`mlbench.stats` (AUC and AUPRC from scores, F1 — the paper's mean of
 both classes' F1 — from the 0/1 decisions), computed the same way on the whole split and on each
 replicate; macro means average, within a replicate, the labels defined there. The interval is the
-percentile 95% interval of the replicates' differences. ``verdict`` is ``helps`` when the whole
-interval lies on the better side of 0 (above for these higher-is-better metrics), ``hurts`` when
-it lies on the worse side, else ``no evidence``.
+percentile 95% interval of the replicates' differences; it is per row, not adjusted.
+
+Many rows are tested at once (every label, every metric, and in a grid every remedy), so some
+intervals exclude 0 by chance alone. ``p_value`` is the two-sided bootstrap p-value of "no
+difference" (twice the smaller share of replicates on either side of 0, counting the observed
+split as one replicate); ``p_adjusted`` is Holm's step-down adjustment of those p-values within a
+*family*: the rows of one (scope, metric) of a comparison (:data:`FAMILY`), and in a grid the same
+rows over every remedy against the baseline (:func:`adjust`). Holm controls the chance of any
+false "helps" or "hurts" in a family at 5% whatever the dependence between its rows.
+``verdict`` is ``helps`` when the interval lies wholly on the better side of 0 (above for these
+higher-is-better metrics) *and* ``p_adjusted`` < 0.05, ``hurts`` likewise on the worse side,
+else ``no evidence``.
 
 Across training seeds, :func:`combine_seeds` gives the mean difference, its standard deviation
 across seeds and the interval of the mean over seeds (the seeds' comparisons share the bootstrap
@@ -38,7 +47,11 @@ from mlbench.leaderboard import GLOBAL_LABEL
 from mlbench.stats import (CI_LEVEL, PatientBootstrap, decision_metrics, label_groups, patient_bootstrap,
                            ranking_metrics)
 
-COLUMNS = ("scope", "name", "metric", "difference", "ci_low", "ci_high", "sd", "n_seeds", "verdict")
+COLUMNS = ("scope", "name", "metric", "difference", "ci_low", "ci_high", "sd", "n_seeds", "p_value", "p_adjusted",
+           "verdict")
+# The rows Holm's adjustment treats as one family of tests within one comparison.
+FAMILY = ("scope", "metric")
+ALPHA = 1 - CI_LEVEL
 DEFAULT_METRICS = ("auc", "auprc", "f1")
 RANKING = ("auc", "auprc")
 DECISION = ("f1", "f1_pos", "hamming")
@@ -126,14 +139,57 @@ def _interval(replicates: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def verdict(metric: str, ci_low: float, ci_high: float) -> str:
-    """helps / hurts / no evidence from an interval of B - A (module docstring)."""
-    if np.isnan(ci_low) or np.isnan(ci_high):
+def p_value(replicates: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of a zero difference: twice the smaller tail of the replicates at 0.
+
+    The +1s count the observed split as a replicate, so p is never 0 (at least 2 / (n_boot + 1)).
+    """
+    finite = replicates[np.isfinite(replicates)]
+    if finite.size == 0:
+        return float("nan")
+    tail = min(int((finite <= 0).sum()), int((finite >= 0).sum()))
+    return float(min(1.0, 2 * (tail + 1) / (finite.size + 1)))
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values (NaN stays NaN and does not count as a test)."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    tested = np.flatnonzero(np.isfinite(p))
+    order = tested[np.argsort(p[tested], kind="stable")]
+    m = order.size
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))  # monotone: never below a smaller p's
+        out[i] = running
+    return out
+
+
+def verdict(metric: str, ci_low: float, ci_high: float, p_adjusted: float = 0.0) -> str:
+    """helps / hurts / no evidence from an interval of B - A and its adjusted p-value (module docstring)."""
+    if np.isnan(ci_low) or np.isnan(ci_high) or not p_adjusted < ALPHA:
         return NO_EVIDENCE
     above, below = ci_low > 0, ci_high < 0
     if metric in LOWER_IS_BETTER:
         above, below = below, above
     return HELPS if above else HURTS if below else NO_EVIDENCE
+
+
+def adjust(table: pd.DataFrame, family: Sequence[str] = FAMILY) -> pd.DataFrame:
+    """``p_adjusted`` by Holm within each family (rows sharing the ``family`` columns), and the verdicts.
+
+    A verdict already withdrawn for a reason other than its p-value (seeds that disagree) stays
+    ``no evidence``.
+    """
+    table = table.copy()
+    adjusted = np.full(len(table), np.nan)
+    for _, rows in table.groupby(list(family), sort=False, dropna=False).indices.items():
+        adjusted[rows] = holm(table["p_value"].to_numpy(dtype=float)[rows])
+    table["p_adjusted"] = adjusted
+    table["verdict"] = [NO_EVIDENCE if old == NO_EVIDENCE else verdict(m, lo, hi, p)
+                        for old, m, lo, hi, p in zip(table["verdict"], table["metric"], table["ci_low"],
+                                                     table["ci_high"], adjusted)]
+    return table
 
 
 def _compare(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, labels, train_counts, *,
@@ -164,8 +220,10 @@ def _compare(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, label
             difference = float(_macro(point_b[metric][:, columns])[0] - _macro(point_a[metric][:, columns])[0])
             reps = _macro(reps_b[metric][:, columns]) - _macro(reps_a[metric][:, columns])
         low, high = _interval(reps) if not np.isnan(difference) else (float("nan"), float("nan"))
+        p = p_value(reps) if not np.isnan(difference) else float("nan")
         rows.append({"scope": scope, "name": name, "metric": metric, "difference": difference, "ci_low": low,
-                     "ci_high": high, "sd": float("nan"), "n_seeds": 1, "verdict": verdict(metric, low, high)})
+                     "ci_high": high, "sd": float("nan"), "n_seeds": 1, "p_value": p, "p_adjusted": float("nan"),
+                     "verdict": verdict(metric, low, high)})
         replicate_rows.append(reps)
 
     index = {label: j for j, label in enumerate(labels)}
@@ -175,7 +233,7 @@ def _compare(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, label
         for name, members in groups.items():
             add("group", name, metric, [index[m] for m in members])
         add("macro", GLOBAL_LABEL, metric, list(range(len(labels))))
-    table = pd.DataFrame(rows, columns=list(COLUMNS))
+    table = adjust(pd.DataFrame(rows, columns=list(COLUMNS)))
     return Comparison(table, np.vstack(replicate_rows), (int(n_boot), int(seed), _fingerprint(patient_ids)))
 
 
@@ -206,8 +264,9 @@ def combine_seeds(comparisons: Sequence[Comparison]) -> Comparison:
     ``difference`` is the mean over the seeds with a defined difference (``n_seeds`` of them),
     ``sd`` their sample standard deviation (NaN for one seed), and the interval that of the mean
     over seeds, replicate by replicate (every seed was compared on the same bootstrap draws).
-    ``helps`` / ``hurts`` need that interval to exclude 0 and every seed's difference to lie on
-    the same side; otherwise ``no evidence``.
+    ``p_value`` is that of the mean over seeds, adjusted by Holm within each (scope, metric).
+    ``helps`` / ``hurts`` need that interval to exclude 0, the adjusted p-value to be below 0.05
+    and every seed's difference to lie on the same side; otherwise ``no evidence``.
     """
     comparisons = list(comparisons)
     if not comparisons:
@@ -235,8 +294,9 @@ def combine_seeds(comparisons: Sequence[Comparison]) -> Comparison:
     for r, base in enumerate(first.table[keys].itertuples(index=False)):
         if n_seeds[r]:
             low, high = _interval(mean_reps[r])
+            p = p_value(mean_reps[r])
         else:
-            low = high = float("nan")
+            low = high = p = float("nan")
         call = verdict(base.metric, low, high)
         seeds = differences[r][defined[r]]
         better = seeds < 0 if base.metric in LOWER_IS_BETTER else seeds > 0
@@ -245,5 +305,5 @@ def combine_seeds(comparisons: Sequence[Comparison]) -> Comparison:
             call = NO_EVIDENCE
         rows.append({"scope": base.scope, "name": base.name, "metric": base.metric, "difference": float(mean[r]),
                      "ci_low": low, "ci_high": high, "sd": float(sd[r]), "n_seeds": int(n_seeds[r]),
-                     "verdict": call})
-    return Comparison(pd.DataFrame(rows, columns=list(COLUMNS)), mean_reps, first.bootstrap)
+                     "p_value": p, "p_adjusted": float("nan"), "verdict": call})
+    return Comparison(adjust(pd.DataFrame(rows, columns=list(COLUMNS))), mean_reps, first.bootstrap)

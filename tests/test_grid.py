@@ -115,7 +115,7 @@ def test_cli_grid_status_and_paired_compare(grid):
                                          str(cell_dir(grid.grid_dir, "uniform", 0)), "--n-boot", "50"],
                                   env={"COLUMNS": "200"})
     assert compared.exit_code == 0, compared.output
-    assert "macro" in compared.output and "SYNTHETIC" in compared.output
+    assert "macro" in compared.output and "SYNTHETIC" in compared.output and "p (Holm)" in compared.output
 
 
 def test_the_grid_report_shows_the_comparison(grid, tmp_path):
@@ -175,3 +175,44 @@ def test_a_one_backbone_grid_compares_the_model_not_ensembles_of_it(tmp_path):
     assert all(tuple(c.options.ensembles) == () for c in cells)
     two = plan_grid(tiny_spec(tmp_path / "h", run_options=run_options, backbones=["resnet10t", "mobilenetv3_small_050"]))
     assert all(c.options.ensembles is None for c in two)  # the recipe's ensembles
+
+
+def test_verdicts_are_adjusted_over_every_remedy_against_the_baseline(monkeypatch):
+    """k remedies against one baseline are k tests of each (entry, scope, metric): Holm runs over all of them."""
+    import mlbench.grid
+    from mlbench.grid import Cell, Remedy, compare_cells
+    from mlbench.paired import holm, paired_differences
+
+    rng = np.random.default_rng(5)
+    n, labels = 300, ["a", "b", "c"]
+    y = (rng.random((n, 3)) < 0.3).astype(int)
+    patients = np.char.add("p", np.arange(n).astype(str))
+
+    def scores(signal):
+        s = 1 / (1 + np.exp(-(signal * (2 * y - 1) + rng.normal(size=y.shape))))
+        return s, (s >= 0.5).astype(int)
+
+    runs = {"base": scores(1.0), "better": scores(1.3), "same": scores(1.0)}
+
+    def compare_stored(a, b, *, n_boot):
+        (sa, da), (sb, db) = runs[a], runs[b]
+        return {"m": paired_differences(y, sa, sb, da, db, patients, labels, [90, 60, 30], n_boot=n_boot)}
+
+    monkeypatch.setattr(mlbench.grid, "load_stored_run", lambda run_dir: str(run_dir))
+    monkeypatch.setattr(mlbench.grid, "compare_stored", compare_stored)
+
+    class Out:
+        def __init__(self, name):
+            self.out = name
+
+    cells = [Cell(Remedy(name), 0, Out(name)) for name in runs]
+    table = compare_cells(cells, "base", n_boot=300)
+    alone = {r: compare_stored("base", r, n_boot=300)["m"].table for r in ("better", "same")}
+    for (scope, metric), rows in table.groupby(["scope", "metric"]):
+        assert rows["p_adjusted"].to_numpy() == pytest.approx(holm(rows["p_value"].to_numpy()))
+        assert set(rows["remedy"]) == {"better", "same"}
+    # each remedy's own p-values are those of its comparison alone; only the adjustment sees both
+    for remedy, own in alone.items():
+        mine = table[table["remedy"] == remedy].reset_index(drop=True)
+        assert mine["p_value"].to_numpy() == pytest.approx(own["p_value"].to_numpy())
+        assert (mine["p_adjusted"].to_numpy() >= own["p_adjusted"].to_numpy() - 1e-12).all()

@@ -6,8 +6,8 @@ import pytest
 
 from mlbench.leaderboard import GLOBAL_LABEL
 from mlbench.metrics import evaluate
-from mlbench.paired import (COLUMNS, HELPS, HURTS, NO_EVIDENCE, combine_seeds, paired_differences,
-                            unpaired_differences, verdict)
+from mlbench.paired import (COLUMNS, HELPS, HURTS, NO_EVIDENCE, adjust, combine_seeds, holm, p_value,
+                            paired_differences, unpaired_differences, verdict)
 
 LABELS = [f"l{j}" for j in range(6)]
 TRAIN_COUNTS = [600, 300, 150, 80, 40, 20]
@@ -138,3 +138,60 @@ def test_mistakes_are_one_line_errors():
         paired_differences(y, a[0], a[0], a[0], a[1], patients, LABELS, TRAIN_COUNTS)
     with pytest.raises(ValueError, match="unknown metrics"):
         paired_differences(y, a[0], a[0], a[1], a[1], patients, LABELS, TRAIN_COUNTS, metrics=("accuracy",))
+
+
+# -- multiplicity: p-values and Holm's adjustment -------------------------------------------------------
+def test_holm_matches_the_step_down_by_hand():
+    # sorted: 0.005*4=0.02, 0.01*3=0.03, 0.03*2=0.06, 0.04*1=0.04 -> raised to 0.06 (monotone)
+    adjusted = holm([0.01, 0.04, 0.03, 0.005, np.nan])
+    assert adjusted[:4] == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert np.isnan(adjusted[4])  # not a test: not counted in m either
+    assert holm([0.6, 0.7]) == pytest.approx([1.0, 1.0])  # capped at 1
+
+
+def test_bootstrap_p_value_counts_the_replicates_on_each_side():
+    assert p_value(np.full(99, 0.1)) == pytest.approx(2 / 100)  # none on the other side: the floor
+    assert p_value(np.r_[np.full(94, 0.1), np.full(5, -0.1)]) == pytest.approx(2 * 6 / 100)
+    assert p_value(np.zeros(50)) == 1.0
+    assert np.isnan(p_value(np.full(10, np.nan)))
+
+
+def test_a_larger_family_withdraws_a_verdict_a_single_test_would_give():
+    row = {"scope": "label", "metric": "auc", "difference": 0.02, "ci_low": 0.005, "ci_high": 0.035, "sd": np.nan,
+           "n_seeds": 1, "p_value": 0.01, "p_adjusted": np.nan, "verdict": HELPS}
+    alone = adjust(pd.DataFrame([{**row, "name": "l0"}]))
+    assert alone["p_adjusted"].tolist() == [0.01] and alone["verdict"].tolist() == [HELPS]
+    family = adjust(pd.DataFrame([{**row, "name": f"l{j}"} for j in range(20)]))
+    assert family["p_adjusted"].tolist() == pytest.approx([0.2] * 20)
+    assert set(family["verdict"]) == {NO_EVIDENCE}
+    # other metrics or scopes are other families
+    mixed = adjust(pd.DataFrame([{**row, "name": "l0"}, {**row, "name": "l1", "metric": "auprc"}]))
+    assert mixed["verdict"].tolist() == [HELPS, HELPS]
+
+
+def test_holm_keeps_chance_findings_of_a_null_comparison_out_of_the_verdicts():
+    # 60 labels, two runs of the same quality: every per-label difference is noise.
+    rng = np.random.default_rng(7)
+    n, k = 300, 60
+    labels = [f"n{j}" for j in range(k)]
+    y = (rng.random((n, k)) < 0.3).astype(int)
+    patients = np.char.add("p", np.arange(n).astype(str))
+    a, b = run(y, 0.0, rng), run(y, 0.0, rng)
+    table = paired_differences(y, a[0], b[0], a[1], b[1], patients, labels, [100] * k, n_boot=300,
+                               metrics=("auc",)).table
+    rows = table[table["scope"] == "label"]
+    by_chance = ((rows["ci_low"] > 0) | (rows["ci_high"] < 0)).sum()
+    assert by_chance >= 1  # unadjusted, some intervals exclude 0: the family has chance findings to remove
+    assert (rows["p_adjusted"] >= rows["p_value"]).all()
+    assert set(rows["verdict"]) == {NO_EVIDENCE}
+
+
+def test_every_verdict_has_its_interval_and_its_adjusted_p_value():
+    y, patients, shared, rng = split(seed=3)
+    a, b = run(y, shared, rng), run(y, shared, rng, signal=1.6)
+    table = compare(y, a, b, patients, n_boot=300).table
+    helps = table[table["verdict"] == HELPS]
+    assert len(helps) > 0
+    assert (helps["ci_low"] > 0).all() and (helps["p_adjusted"] < 0.05).all()
+    quiet = table[(table["verdict"] == NO_EVIDENCE) & (table["ci_low"] > 0)]
+    assert (quiet["p_adjusted"] >= 0.05).all()  # an interval above 0 without a verdict: the adjustment said no

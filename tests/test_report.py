@@ -247,10 +247,10 @@ def _grid(tmp_path: Path, rows: list[dict]) -> Path:
     return grid
 
 
-def _row(scope, name, difference, low, high, verdict, metric="auc", remedy="focal"):
+def _row(scope, name, difference, low, high, verdict, metric="auc", remedy="focal", p_adjusted=0.0123):
     return {"remedy": remedy, "baseline": "weighted-bce", "entry": "resnet10t", "scope": scope, "name": name,
             "metric": metric, "difference": difference, "ci_low": low, "ci_high": high, "n_seeds": 2,
-            "verdict": verdict}
+            "p_value": p_adjusted, "p_adjusted": p_adjusted, "verdict": verdict}
 
 
 def test_grid_report_shows_paired_differences_per_frequency_group(tmp_path):
@@ -273,7 +273,9 @@ def test_grid_report_shows_paired_differences_per_frequency_group(tmp_path):
     assert [(r[3][0], r[4][0]) for r in focal] == [("macro", "__global__"), ("group", "frequent"),
                                                   ("group", "medium"), ("group", "rare"), ("label", "nodule")]
     rare = next(r for r in focal if r[4][0] == "rare")
-    assert rare[6] == ("0.0412", repr(0.0412345)) and rare[7][0] == "[0.0110, 0.0720]" and rare[9][0] == "helps"
+    assert rare[6] == ("0.0412", repr(0.0412345)) and rare[7][0] == "[0.0110, 0.0720]"
+    assert rare[9] == ("0.0123", repr(0.0123)) and rare[10][0] == "helps"
+    assert "Holm-adjusted p-value is below 0.05" in text
     assert 'id="remedy-focal"' in text and 'id="remedy-oversample"' in text
     assert "focal: ROC AUC difference by frequency group" in text and "resnet10t · rare" in text
     assert "oversample: AUPRC difference by frequency group" in text
@@ -281,6 +283,15 @@ def test_grid_report_shows_paired_differences_per_frequency_group(tmp_path):
     assert [r[2][0] for r in tables["cells-table"]] == ["0", "1"]
     assert "SYNTHETIC DATA" in text  # the cells ran on the demo corpus
     assert not re.search(r"(https?)://", text)
+
+
+def test_a_grid_written_before_holm_adjustment_still_reports(tmp_path):
+    old = {k: v for k, v in _row("macro", "__global__", 0.01, -0.02, 0.03, "no evidence").items()
+           if k not in ("p_value", "p_adjusted")}
+    out = tmp_path / "old.html"
+    write_report(_grid(tmp_path, [old]), out)
+    (row,) = parse(out.read_text()).tables["grid-table"]
+    assert row[9][0] == "–" and row[10][0] == "no evidence"
 
 
 def test_grid_mistakes_name_the_row_and_field(tmp_path):

@@ -129,12 +129,15 @@ def _print_paired(result, metric: str, json_path) -> None:
     for entry, rows in result.rows.groupby("entry", sort=False):
         shown = rows[(rows["metric"] == metric) & (rows["scope"] != "label")]
         table = Table(title=f"{entry}: {result.run_b} minus {result.run_a}, {metric} (macro and frequency groups)")
-        for column in ("scope", "name", "difference", "95% CI", "verdict"):
-            table.add_column(column, justify="right" if column in ("difference", "95% CI") else "left")
+        for column in ("scope", "name", "difference", "95% CI", "p (Holm)", "verdict"):
+            table.add_column(column, justify="right" if column in ("difference", "95% CI", "p (Holm)") else "left")
         for r in shown.itertuples(index=False):
             style = {"helps": "[green]", "hurts": "[red]"}.get(r.verdict, "")
-            table.add_row(r.scope, r.name, _fmt(r.difference, 4), _ci(r.ci_low, r.ci_high), f"{style}{r.verdict}")
+            table.add_row(r.scope, r.name, _fmt(r.difference, 4), _ci(r.ci_low, r.ci_high), _fmt(r.p_adjusted, 3),
+                          f"{style}{r.verdict}")
         console.print(table)
+    console.print("helps / hurts: the 95% CI excludes 0 and the p-value, Holm-adjusted within each entry, scope "
+                  "and metric, is below 0.05")
     if json_path:
         write_json(json_path, {"run_a": result.run_a, "run_b": result.run_b, "notes": result.notes,
                                "rows": json.loads(result.rows.to_json(orient="records"))})

@@ -295,7 +295,9 @@ def build_grid(grid_dir: Path) -> GridReport:
             frame[column] = frame[column].astype(float)
         except (TypeError, ValueError):
             raise ReportError(f"{where}: column '{column}' must hold numbers") from None
-    frame = frame[list(GRID_COLUMNS)].copy()
+    frame = frame[list(GRID_COLUMNS)].assign(
+        # grids written before verdicts were Holm-adjusted have no p-values: shown as "–"
+        p_adjusted=frame["p_adjusted"].astype(float) if "p_adjusted" in frame.columns else np.nan)
     frame["name"] = [group_name(n) if s == "group" else str(n) for s, n in zip(frame["scope"], frame["name"])]
     order = {"macro": 0, "group": 1, "label": 2}
     group_order = {g: i for i, g in enumerate(GROUP_NAMES)}

@@ -408,7 +408,9 @@ def render_grid(report: GridReport) -> str:
     rows = report.rows
     parts = [f"<h1>{escape(report.title)}</h1>",
              f'<p class="sub">Remedy against baseline, paired differences with 95% CIs over seeds '
-             f"(from {escape(report.grid_dir)}/comparison.parquet). helps / hurts: the CI excludes 0.</p>"]
+             f"(from {escape(report.grid_dir)}/comparison.parquet). helps / hurts: the CI excludes 0 and the "
+             "Holm-adjusted p-value is below 0.05, the family being every remedy and name within one entry, "
+             "scope and metric; the CIs themselves are per row.</p>"]
     for remedy in report.remedies:
         part = rows[rows["remedy"] == remedy]
         baselines = ", ".join(dict.fromkeys(part["baseline"].astype(str)))
@@ -424,12 +426,14 @@ def render_grid(report: GridReport) -> str:
                                                             "by frequency group",
                                          x_label=f"{metric} (remedy − baseline)", source="comparison.parquet"))
         parts.append("</section>")
-    headers = ["remedy", "baseline", "entry", "scope", "name", "metric", "difference", "95% CI", "seeds", "verdict"]
+    headers = ["remedy", "baseline", "entry", "scope", "name", "metric", "difference", "95% CI", "seeds",
+               "p (Holm)", "verdict"]
     table_rows = [[Cell(r.remedy), Cell(str(r.baseline)), Cell(r.entry), Cell(r.scope), Cell(r.name), Cell(r.metric),
-                   num(r.difference), ci(r.ci_low, r.ci_high), count(int(r.n_seeds)), Cell(r.verdict)]
+                   num(r.difference), ci(r.ci_low, r.ci_high), count(int(r.n_seeds)), num(r.p_adjusted),
+                   Cell(r.verdict)]
                   for r in rows.itertuples(index=False)]
     parts.append('<section id="all-rows"><h2>All differences</h2>')
-    parts.append(table("grid-table", headers, table_rows, filterable=True, scroll=True, numeric=(6, 8)))
+    parts.append(table("grid-table", headers, table_rows, filterable=True, scroll=True, numeric=(6, 8, 9)))
     parts.append("</section>")
     cells = [[Cell(c["remedy"]), Cell(c["backbones"]), Cell(c["seed"]), Cell(c["run_id"] or "–"),
               Cell("yes" if c["finished"] else "no"), Cell(c["path"])] for c in report.cells]
