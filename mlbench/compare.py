@@ -155,6 +155,8 @@ def compare_run(run_dir: str | Path, *, against: str = "published", variant: str
     if published_variant != run_variant:
         notes.append(f"run variant '{run_variant}' is compared with published variant '{published_variant}'.")
     notes.append("Published values may come from another test split than this run's: compare intervals, not points.")
+    notes.append("Each label's verdict is its own test (the run's 95% CI against the published value), without a "
+                 "multiplicity correction: over many labels a few fall outside by chance.")
 
     rows = run_board[(run_board["metric"] == metric) & ~run_board["label"].str.startswith("__group_")]
     ci_source = "run"

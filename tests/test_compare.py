@@ -79,6 +79,7 @@ def test_synthetic_runs_are_loudly_not_comparable(tmp_path):
     result = compare_run(run, leaderboard_file=PUBLISHED)
     assert not result.comparable
     assert any(n.startswith("NOT COMPARABLE") and "synthetic" in n for n in result.notes)
+    assert any("without a multiplicity correction" in n for n in result.notes)  # per-label calls are not a family test
     assert result.beats().empty and set(result.rows["verdict"]) == {"not comparable"}
     out = CliRunner().invoke(main, ["compare", str(run), "--file", str(PUBLISHED)], env=WIDE)
     assert out.exit_code == 0, out.output
