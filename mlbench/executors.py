@@ -43,6 +43,10 @@ DEFAULT_TIMEOUT_MIN = 24 * 60
 # SLURM states in which a recorded job will still run: a re-invocation waits for it instead of resubmitting.
 LIVE_STATES = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED"}
 ENSEMBLES_TASK = "ensembles"
+# The job folder pattern. submitit's local job controller also makes the pattern itself, unformatted, as
+# an empty folder (Controller.start_tasks: self.folder.mkdir() before formatting); remove_placeholder
+# removes it once the jobs started.
+JOB_FOLDER = "%j"
 
 
 class ExecutorError(UserError):
@@ -153,11 +157,11 @@ class Submitter:
         gpus = 0 if task.name == ENSEMBLES_TASK else self.gpus
         tasks_per_node = max(1, gpus)  # one process per GPU (torch.distributed inside the job)
         if self.kind == "local":
-            ex = submitit.LocalExecutor(folder=self.folder / "%j")
+            ex = submitit.LocalExecutor(folder=self.folder / JOB_FOLDER)
             ex.update_parameters(timeout_min=r.timeout_min, gpus_per_node=gpus, tasks_per_node=tasks_per_node,
                                  visible_gpus=tuple(range(slot * self.gpus, slot * self.gpus + gpus)))
             return ex
-        ex = submitit.AutoExecutor(folder=self.folder / "%j", cluster="slurm")
+        ex = submitit.AutoExecutor(folder=self.folder / JOB_FOLDER, cluster="slurm")
         extra = dict(r.slurm_parameters)
         if task.needs:
             # afterok: run only once every training job succeeded; a failed one cancels this job.
@@ -186,9 +190,15 @@ class Submitter:
             return None  # local jobs of an earlier invocation were cancelled when it ended
         for entry in reversed(self.record):
             if entry["run_dir"] == str(task.run_dir) and entry["task"] == task.name and entry["executor"] == "slurm":
-                job = submitit.SlurmJob(folder=self.folder / "%j", job_id=entry["job_id"])
+                job = submitit.SlurmJob(folder=self.folder / JOB_FOLDER, job_id=entry["job_id"])
                 return job if job.state.split()[0].upper() in LIVE_STATES else None
         return None
+
+    def remove_placeholder(self) -> None:
+        """The empty literal ``%j`` folder submitit's local controllers leave (see JOB_FOLDER)."""
+        placeholder = self.folder / JOB_FOLDER
+        if placeholder.is_dir() and not any(placeholder.iterdir()):
+            placeholder.rmdir()
 
 
 def _tail(text: str | None, lines: int = LOG_TAIL_LINES) -> str:
@@ -255,6 +265,8 @@ def run_tasks(tasks: list[Task], submitter: Submitter, say: Callable[[str], None
             say(f"stopped waiting; SLURM jobs keep running (see {submitter.record_file}); "
                 "run the same command again to wait for them")
         raise
+    finally:
+        submitter.remove_placeholder()  # every local controller has started by now (or was cancelled)
 
 
 def _collect(task: Task, say: Callable[[str], None]) -> None:
