@@ -7,6 +7,11 @@ dependencies). A job is a :class:`RunJob`, a ``submitit.helpers.Checkpointable``
 timeout submitit requeues it and it resumes from the backbone's last finished epoch, because
 re-running ``mlbench.runner.run`` on a run directory resumes it.
 
+With ``wait=False`` (``--no-wait``, SLURM only) every job is submitted at once, the ensembles jobs
+chained by SLURM itself, and :class:`JobsSubmitted` is raised instead of waiting: nothing on the login
+node has to outlive the submission. ``mlbench grid status`` then asks sacct for the jobs' states, and
+the same command run again resubmits what failed, or writes the results once everything is done.
+
 Files, under ``FOLDER/jobs`` (FOLDER: the grid directory, or the run directory for ``mlbench run``)::
 
     jobs/JOB_ID/               submitit's pickles and logs of one job
@@ -15,6 +20,7 @@ Files, under ``FOLDER/jobs`` (FOLDER: the grid directory, or the run directory f
 A failed job leaves ``failed.json`` (:data:`mlbench.grid.FAILURE_FILE`) in its run directory with the
 error and the tail of the job's log; ``mlbench grid status`` shows it, and the next invocation removes
 it and submits only what is missing (backbones without predictions, runs without a leaderboard).
+Without a waiting process, ``mlbench grid status`` reads a failure from sacct and the job's log instead.
 """
 
 from __future__ import annotations
@@ -25,13 +31,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, NoReturn, Sequence
 
 import submitit
 from submitit.core.utils import FailedJobError, UncompletedJobError
+from submitit.slurm.slurm import SlurmInfoWatcher
 
 from mlbench.errors import UserError
-from mlbench.grid import FAILURE_FILE, JOBS_DIR, SUBMISSIONS_FILE, Cell, is_finished
+from mlbench.grid import FAILURE_FILE, JOBS_DIR, SUBMISSIONS_FILE, Cell, JobState, is_finished, latest_jobs
 from mlbench.io import read_json, write_json
 from mlbench.rundir import RunDir
 
@@ -42,7 +49,10 @@ LOG_TAIL_LINES = 30
 DEFAULT_TIMEOUT_MIN = 24 * 60
 # SLURM states in which a recorded job will still run: a re-invocation waits for it instead of resubmitting.
 LIVE_STATES = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED"}
+# SLURM states of a job that ended without doing its work.
+ENDED_BADLY = {"FAILED", "TIMEOUT", "OUT_OF_MEMORY", "CANCELLED", "NODE_FAIL", "BOOT_FAIL", "DEADLINE", "PREEMPTED"}
 ENSEMBLES_TASK = "ensembles"
+TRAIN_TASK = "train:"  # + the backbone's name
 # The job folder pattern. submitit's local job controller also makes the pattern itself, unformatted, as
 # an empty folder (Controller.start_tasks: self.folder.mkdir() before formatting); remove_placeholder
 # removes it once the jobs started.
@@ -51,6 +61,31 @@ JOB_FOLDER = "%j"
 
 class ExecutorError(UserError):
     """The executor cannot run as asked (the message names the option)."""
+
+
+class JobsSubmitted(Exception):
+    """Not a failure: ``--no-wait`` queued the SLURM jobs and returns without waiting for them.
+
+    ``tasks`` holds every task with its job; ``task.reused`` marks the jobs an earlier invocation had
+    submitted and that are still queued or running.
+    """
+
+    def __init__(self, tasks: list["Task"], record_file: Path) -> None:
+        self.tasks, self.record_file = tasks, record_file
+        new = sum(not t.reused for t in tasks)
+        super().__init__(f"{new} SLURM job(s) submitted, {len(tasks) - new} still queued or running from before; "
+                         f"not waiting for them (see {record_file})")
+
+    @property
+    def job_ids(self) -> list[str]:
+        return [t.job.job_id for t in self.tasks]
+
+
+def check_wait(kind: str, wait: bool) -> None:
+    """--no-wait leaves the jobs to SLURM; inline runs and local jobs live only as long as this command."""
+    if not wait and kind != "slurm":
+        raise ExecutorError(f"--no-wait: only with --executor slurm (--executor {kind} runs the work inside this "
+                            "command, which must wait for it)")
 
 
 @dataclass(frozen=True)
@@ -94,6 +129,7 @@ class Task:
     needs: list["Task"] = field(default_factory=list)
     job: Any = None
     outcome: str = "waiting"  # waiting, submitted, done, failed, skipped
+    reused: bool = False  # its job is an earlier invocation's, still queued or running on SLURM
 
     @property
     def label(self) -> str:
@@ -108,7 +144,7 @@ def plan_tasks(options_list: Sequence[Any]) -> list[Task]:
     for opts in options_list:
         rundir = RunDir(opts.out)
         backbones = plan_run(opts).recipe.backbones
-        train = [Task(rundir.path, f"train:{b}", dataclasses.replace(opts, only_backbones=(b,), ensemble_only=False))
+        train = [Task(rundir.path, TRAIN_TASK + b, dataclasses.replace(opts, only_backbones=(b,), ensemble_only=False))
                  for b in backbones if not rundir.backbone_predictions(b).exists()]
         tasks += train
         tasks.append(Task(rundir.path, ENSEMBLES_TASK, dataclasses.replace(opts, only_backbones=None,
@@ -125,10 +161,11 @@ def _cuda_count() -> int:
 class Submitter:
     """Submits tasks through one submitit executor kind and records every submission."""
 
-    def __init__(self, kind: str, folder: Path, resources: Resources) -> None:
+    def __init__(self, kind: str, folder: Path, resources: Resources, wait: bool = True) -> None:
         if kind not in KINDS:
             raise ExecutorError(f"--executor {kind}: expected one of inline, {', '.join(KINDS)}")
-        self.kind, self.folder, self.resources = kind, Path(folder), resources
+        check_wait(kind, wait)
+        self.kind, self.folder, self.resources, self.wait = kind, Path(folder), resources, wait
         self.record_file = self.folder / SUBMISSIONS
         self.record: list[dict[str, Any]] = read_json(self.record_file) if self.record_file.is_file() else []
         gpus = resources.gpus_per_node
@@ -143,7 +180,8 @@ class Submitter:
                 raise ExecutorError(f"--parallel {self.parallel}: {available} GPU(s) give {slots} job(s) of "
                                     f"{gpus} GPU(s) at once")
         else:
-            missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
+            # sacct too: without it a re-invocation cannot tell a queued job from a failed one.
+            missing = [tool for tool in ("sbatch", "srun", "sacct") if shutil.which(tool) is None]
             if missing:
                 raise ExecutorError(f"--executor slurm: no {' or '.join(missing)} on PATH; run on a SLURM login "
                                     "node, or use --executor local")
@@ -175,30 +213,93 @@ class Submitter:
         return ex
 
     def submit(self, task: Task, slot: int = 0) -> None:
-        live = self.live_job(task)
-        task.job = live if live is not None else self.executor(task, slot).submit(RunJob(task.options))
-        task.outcome = "submitted"
-        if live is None:
+        """Submit the task's job, unless it took a live job of an earlier invocation (adopt_live_jobs)."""
+        if not task.reused:
+            task.job = self.executor(task, slot).submit(RunJob(task.options))
             self.record.append({"run_dir": str(task.run_dir), "task": task.name, "job_id": task.job.job_id,
                                 "executor": self.kind,
                                 "submitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
             write_json(self.record_file, self.record)
+        task.outcome = "submitted"
 
-    def live_job(self, task: Task):
-        """A SLURM job an earlier invocation submitted for this task that is still queued or running."""
+    def adopt_live_jobs(self, tasks: list[Task], say: Callable[[str], None] = lambda _: None) -> None:
+        """Tasks whose last SLURM job (an earlier invocation's) is still queued or running take it, not a new one.
+
+        One sacct call for all. A dependent task keeps its old job only if all its training tasks kept
+        theirs: an old ensembles job waits on the old job ids, not on resubmitted ones.
+        """
         if self.kind != "slurm":
-            return None  # local jobs of an earlier invocation were cancelled when it ended
-        for entry in reversed(self.record):
-            if entry["run_dir"] == str(task.run_dir) and entry["task"] == task.name and entry["executor"] == "slurm":
-                job = submitit.SlurmJob(folder=self.folder / JOB_FOLDER, job_id=entry["job_id"])
-                return job if job.state.split()[0].upper() in LIVE_STATES else None
-        return None
+            return  # local jobs of an earlier invocation were cancelled when it ended
+        last = {(str(Path(e["run_dir"]).resolve()), e["task"]): e["job_id"]
+                for e in self.record if e["executor"] == "slurm"}
+        job_ids = {id(t): last.get((str(t.run_dir.resolve()), t.name)) for t in tasks}
+        states = slurm_states(j for j in job_ids.values() if j)
+        for task in tasks:  # training tasks come before the ensembles task that needs them
+            job_id = job_ids[id(task)]
+            state = states.get(job_id, "UNKNOWN") if job_id else ""
+            if state in LIVE_STATES and all(t.reused for t in task.needs):
+                task.job, task.reused = submitit.SlurmJob(folder=self.folder / JOB_FOLDER, job_id=job_id), True
+            elif state in ENDED_BADLY:
+                say(f"{task.label}: its job {job_id} ended {state}; submitting it again")
 
     def remove_placeholder(self) -> None:
         """The empty literal ``%j`` folder submitit's local controllers leave (see JOB_FOLDER)."""
         placeholder = self.folder / JOB_FOLDER
         if placeholder.is_dir() and not any(placeholder.iterdir()):
             placeholder.rmdir()
+
+
+def slurm_states(job_ids: Iterable[str]) -> dict[str, str]:
+    """sacct's state of each job, one call for all: PENDING, RUNNING, COMPLETED, FAILED, ... ({} without sacct).
+
+    A fresh watcher: submitit's shared one (behind ``SlurmJob.state``) keeps states for minutes.
+    """
+    job_ids = sorted(set(job_ids))
+    if not job_ids or shutil.which("sacct") is None:
+        return {}
+    watcher = SlurmInfoWatcher()
+    for job_id in job_ids:
+        watcher.register_job(job_id)
+    watcher.update()  # an sacct that fails is logged by submitit; its jobs read UNKNOWN
+    # "CANCELLED by 1234" is CANCELLED.
+    return {job_id: watcher.get_state(job_id, mode="cache").split()[0].upper() for job_id in job_ids}
+
+
+def slurm_job_states(folder: str | Path) -> dict[str, JobState] | None:
+    """The state of the last SLURM job of every task of FOLDER's unfinished runs, for ``mlbench grid status``.
+
+    FOLDER is a grid directory (or a run directory) holding ``jobs/submissions.json``. A job that ended
+    badly (FAILED, TIMEOUT, OUT_OF_MEMORY, CANCELLED, ...) without its work being done comes with the
+    tail of its log: with ``--no-wait`` no process is there to write failed.json. Returns {} when no
+    SLURM job is recorded, None when some are but sacct is not on PATH.
+    """
+    jobs_dir = Path(folder) / JOBS
+    asked: dict[str, tuple[Path, str]] = {}
+    for run_dir, tasks in latest_jobs(folder).items():
+        if not is_finished(Path(run_dir)):
+            asked.update({e["job_id"]: (Path(run_dir), task) for task, e in tasks.items() if e["executor"] == "slurm"})
+    if not asked:
+        return {}
+    if shutil.which("sacct") is None:
+        return None
+    states = slurm_states(asked)
+    out = {}
+    for job_id, (run_dir, task) in asked.items():
+        state = states.get(job_id, "UNKNOWN")
+        if state in ENDED_BADLY and not _work_done(run_dir, task):
+            job = submitit.SlurmJob(folder=jobs_dir / JOB_FOLDER, job_id=job_id)
+            log = _tail(job.stderr()) or _tail(job.stdout())
+            out[job_id] = JobState(state, failed=True, log_tail=log, log=str(job.paths.stderr))
+        else:
+            out[job_id] = JobState(state)
+    return out
+
+
+def _work_done(run_dir: Path, task: str) -> bool:
+    """A training task whose backbone has predictions needs no job any more (a later step may still fail)."""
+    if task.startswith(TRAIN_TASK):
+        return RunDir(run_dir).backbone_predictions(task.removeprefix(TRAIN_TASK)).exists()
+    return is_finished(run_dir)
 
 
 def _tail(text: str | None, lines: int = LOG_TAIL_LINES) -> str:
@@ -228,6 +329,7 @@ def run_tasks(tasks: list[Task], submitter: Submitter, say: Callable[[str], None
     and a re-invocation waits for them instead of submitting them again.
     """
     slots: dict[int, Task | None] = {i: None for i in range(submitter.parallel)}
+    submitter.adopt_live_jobs(tasks, say)
     try:
         while True:
             for task in tasks:
@@ -245,14 +347,14 @@ def run_tasks(tasks: list[Task], submitter: Submitter, say: Callable[[str], None
                 if submitter.kind == "slurm":
                     if all(t.outcome in ("submitted", "done") for t in task.needs):
                         submitter.submit(task)
-                        say(f"submitted {task.label}: job {task.job.job_id}")
+                        _announce(task, say)
                 elif all(t.outcome == "done" for t in task.needs):
                     free = next((s for s, holder in slots.items() if holder is None), None)
                     if free is None:
                         break
                     submitter.submit(task, free)
                     slots[free] = task
-                    say(f"submitted {task.label}: job {task.job.job_id}")
+                    _announce(task, say)
             if all(t.outcome in ("done", "failed", "skipped") for t in tasks):
                 return [t for t in tasks if t.outcome == "failed"]
             time.sleep(submitter.poll_s)
@@ -267,6 +369,29 @@ def run_tasks(tasks: list[Task], submitter: Submitter, say: Callable[[str], None
         raise
     finally:
         submitter.remove_placeholder()  # every local controller has started by now (or was cancelled)
+
+
+def submit_without_waiting(tasks: list[Task], submitter: Submitter,
+                           say: Callable[[str], None] = lambda _: None) -> NoReturn:
+    """SLURM, ``--no-wait``: every task's job now (or its live earlier one), then raise :class:`JobsSubmitted`.
+
+    The ensembles jobs need no waiting process: SLURM starts each once its training jobs succeeded
+    (``afterok``) and cancels it when one failed.
+    """
+    assert submitter.kind == "slurm" and not submitter.wait
+    submitter.adopt_live_jobs(tasks, say)
+    for task in tasks:  # in plan order: each training job has its id before the ensembles job names it
+        submitter.submit(task)
+        _announce(task, say)
+    submitter.remove_placeholder()
+    raise JobsSubmitted(tasks, submitter.record_file)
+
+
+def _announce(task: Task, say: Callable[[str], None]) -> None:
+    if task.reused:
+        say(f"still queued or running from before: {task.label}: job {task.job.job_id}")
+    else:
+        say(f"submitted {task.label}: job {task.job.job_id}")
 
 
 def _collect(task: Task, say: Callable[[str], None]) -> None:
@@ -288,31 +413,44 @@ def _clear_failures(run_dirs: Sequence[Path]) -> None:
         (Path(run_dir) / FAILURE_FILE).unlink(missing_ok=True)
 
 
-def submitit_executor(kind: str, grid_dir: Path, say: Callable[[str], None] = lambda _: None,
+def submitit_executor(kind: str, grid_dir: Path, say: Callable[[str], None] = lambda _: None, wait: bool = True,
                       **resources: Any) -> Callable[[list[Cell]], None]:
-    """An executor for :func:`mlbench.grid.run_grid`: every unfinished cell's jobs, under GRID_DIR/jobs."""
-    submitter = Submitter(kind, Path(grid_dir) / JOBS, Resources(**resources))
+    """An executor for :func:`mlbench.grid.run_grid`: every unfinished cell's jobs, under GRID_DIR/jobs.
+
+    ``wait=False`` (SLURM only): it raises :class:`JobsSubmitted` through run_grid once the jobs are
+    queued; run_grid run again later writes the comparison when every cell is done.
+    """
+    submitter = Submitter(kind, Path(grid_dir) / JOBS, Resources(**resources), wait=wait)
 
     def execute(cells: list[Cell]) -> None:
         _clear_failures([c.run_dir for c in cells])  # stale: these cells are submitted again now
         tasks = plan_tasks([c.options for c in cells if not is_finished(c.run_dir)])
+        if not wait:
+            submit_without_waiting(tasks, submitter, say)
         run_tasks(tasks, submitter, say)  # failures are in the cells' failed.json; run_grid names them
 
     return execute
 
 
-def run_with_executor(opts: Any, kind: str, say: Callable[[str], None] = lambda _: None, **resources: Any):
-    """``mlbench run --executor local|slurm``: one job per backbone, then the ensembles job, under RUN_DIR/jobs."""
+def run_with_executor(opts: Any, kind: str, say: Callable[[str], None] = lambda _: None, wait: bool = True,
+                      **resources: Any):
+    """``mlbench run --executor local|slurm``: one job per backbone, then the ensembles job, under RUN_DIR/jobs.
+
+    ``wait=False`` (SLURM only) raises :class:`JobsSubmitted` once the jobs are queued, unless the run
+    is finished: then, as with waiting, it returns the run's result.
+    """
     from mlbench.runner import RunError, RunResult, plan_run, prepare
 
     if opts.only_backbones or opts.ensemble_only:
         raise ExecutorError("--executor: splits the run into jobs itself; drop --only-backbone/--ensemble-only")
     plan = plan_run(opts)
-    submitter = Submitter(kind, plan.rundir.path / JOBS, Resources(**resources))
+    submitter = Submitter(kind, plan.rundir.path / JOBS, Resources(**resources), wait=wait)
     opts = dataclasses.replace(opts, out=plan.rundir.path)
     if not is_finished(plan.rundir.path):
         prepare(plan)  # corpus, split and cache once, before the jobs start side by side
         _clear_failures([plan.rundir.path])
+        if not wait:
+            submit_without_waiting(plan_tasks([opts]), submitter, say)
         failed = run_tasks(plan_tasks([opts]), submitter, say)
         if failed or not is_finished(plan.rundir.path):
             raise RunError(f"{plan.rundir.path}: the run did not finish; see {plan.rundir.path / FAILURE_FILE}")

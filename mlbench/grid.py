@@ -257,31 +257,51 @@ def compare_cells(cells: list[Cell], baseline: str, *, n_boot: int) -> pd.DataFr
 class CellStatus:
     remedy: str
     seed: int
-    state: str  # done, running (a manifest, unfinished), pending (nothing yet), failed (a job log says so)
+    state: str  # done, running (a manifest, unfinished, or a running job), pending (nothing yet), failed
     run_dir: Path
     detail: str = ""
 
 
-def grid_status(grid_dir: str | Path, registry: Registry | None = None) -> list[CellStatus]:
-    """Every cell of GRID_DIR and its state, from the files the cells and jobs left."""
+@dataclass(frozen=True)
+class JobState:
+    """The scheduler's word on one submitted job (:func:`mlbench.executors.slurm_job_states` asks sacct)."""
+
+    state: str  # SLURM's: PENDING, RUNNING, COMPLETED, FAILED, TIMEOUT, OUT_OF_MEMORY, CANCELLED, ...
+    failed: bool = False  # ended without doing its work (nobody may have written failed.json for it)
+    log_tail: str = ""
+    log: str = ""  # the job's log file
+
+
+def grid_status(grid_dir: str | Path, registry: Registry | None = None,
+                job_states: dict[str, JobState] | None = None) -> list[CellStatus]:
+    """Every cell of GRID_DIR and its state, from the files the cells and jobs left.
+
+    ``job_states`` (job id -> state, from the scheduler) adds each job's state to the detail, and
+    makes a cell whose job ended badly failed, with the job's log tail, when no failed.json says so.
+    """
     grid_dir = Path(grid_dir)
     path = grid_dir / GRID_FILE
     if not path.is_file():
         raise GridError(f"{path}: no such file; expected a grid directory made by `mlbench grid`")
     spec = read_json(path)
-    jobs = _submitted_jobs(grid_dir)
+    jobs = latest_jobs(grid_dir)
+    job_states = job_states or {}
     out = []
     for remedy in spec["remedies"]:
         for seed in spec["seeds"]:
             run_dir = cell_dir(grid_dir, remedy, seed)
             failure = _job_failure(run_dir)
-            submitted = jobs.get(str(run_dir)) or jobs.get(str(run_dir.resolve()), "")
+            cell_jobs = jobs.get(str(run_dir.resolve()), {})
+            submitted = _jobs_text(cell_jobs, job_states)
+            states = [job_states[e["job_id"]] for e in cell_jobs.values() if e["job_id"] in job_states]
             if is_finished(run_dir):
                 state, detail = "done", ""
             elif failure:
                 state, detail = "failed", failure
-            elif RunDir(run_dir).exists():
-                done = sorted(RunDir(run_dir).manifest().get("stages", {}))
+            elif any(s.failed for s in states):
+                state, detail = "failed", _scheduler_failure(cell_jobs, job_states)
+            elif RunDir(run_dir).exists() or any(s.state == "RUNNING" for s in states):
+                done = sorted(RunDir(run_dir).manifest().get("stages", {})) if RunDir(run_dir).exists() else []
                 state, detail = "running", f"stages done: {', '.join(done) or 'none'}"
                 detail += f"; {submitted}" if submitted else ""
             else:
@@ -295,20 +315,40 @@ JOBS_DIR = "jobs"  # an executor's job folders and its record of submissions, in
 SUBMISSIONS_FILE = "submissions.json"
 
 
-def _submitted_jobs(grid_dir: Path) -> dict[str, str]:
-    """Per cell, the jobs an executor submitted last for each of its tasks: 'jobs: train:NAME 123, ...'."""
-    path = grid_dir / JOBS_DIR / SUBMISSIONS_FILE
+def latest_jobs(folder: str | Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per run directory (resolved), the last submission of each of its tasks, from FOLDER/jobs/submissions.json.
+
+    {run_dir: {task: {"run_dir", "task", "job_id", "executor", "submitted_at"}}}, tasks in submission order.
+    """
+    path = Path(folder) / JOBS_DIR / SUBMISSIONS_FILE
     if not path.is_file():
         return {}
-    latest: dict[str, dict[str, str]] = {}
+    latest: dict[str, dict[str, dict[str, Any]]] = {}
     for entry in read_json(path):
-        latest.setdefault(entry["run_dir"], {})[entry["task"]] = entry["job_id"]
-    # Stored as the submitting process saw them; match cells by their resolved path too.
-    out = {}
-    for run_dir, tasks in latest.items():
-        text = "jobs: " + ", ".join(f"{task} {job}" for task, job in tasks.items())
-        out[run_dir] = out[str(Path(run_dir).resolve())] = text
-    return out
+        # Stored as the submitting process saw them (relative or not): one key per directory.
+        latest.setdefault(str(Path(entry["run_dir"]).resolve()), {})[entry["task"]] = entry
+    return latest
+
+
+def _jobs_text(cell_jobs: dict[str, dict[str, Any]], job_states: dict[str, JobState]) -> str:
+    """'jobs: train:NAME 123 RUNNING, ensembles 124 PENDING' (the states when known)."""
+    if not cell_jobs:
+        return ""
+    shown = []
+    for task, entry in cell_jobs.items():
+        state = job_states.get(entry["job_id"])
+        shown.append(f"{task} {entry['job_id']}" + (f" {state.state}" if state else ""))
+    return "jobs: " + ", ".join(shown)
+
+
+def _scheduler_failure(cell_jobs: dict[str, dict[str, Any]], job_states: dict[str, JobState]) -> str:
+    """Which jobs ended badly, and the log tail of the first with a log (a training job's, usually)."""
+    failed = [(task, e["job_id"], job_states[e["job_id"]]) for task, e in cell_jobs.items()
+              if e["job_id"] in job_states and job_states[e["job_id"]].failed]
+    lines = [f"{task} job {job_id} ended {state.state}" + (f" (log {state.log})" if state.log_tail else "")
+             for task, job_id, state in failed]
+    tail = next((state.log_tail for _, _, state in failed if state.log_tail), "")
+    return "\n".join(lines + ([tail] if tail else []))
 
 
 def _job_failure(run_dir: Path) -> str:

@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlbench.executors import (ENSEMBLES_TASK, JOBS, SUBMISSIONS, ExecutorError, Resources, Submitter, Task,
-                               plan_tasks, run_tasks, submitit_executor)
+from mlbench.executors import (ENSEMBLES_TASK, JOBS, LOG_TAIL_LINES, SUBMISSIONS, ExecutorError, JobsSubmitted,
+                               Resources, Submitter, Task, plan_tasks, run_tasks, slurm_job_states, submitit_executor)
 from mlbench.grid import (COMPARISON, FAILURE_FILE, GRID_FILE, GridError, GridSpec, cell_dir, grid_status,
                           run_grid)
 from mlbench.io import read_json, write_json
@@ -162,9 +162,12 @@ echo "$1" >> "$FAKE_SLURM/sbatch.log"
 echo "Submitted batch job $n"
 """
 FAKE_SACCT = """#!/bin/sh
-# stands in for sacct: every job asked about is still running
+# stands in for sacct: a job's state is in $FAKE_SLURM/state-ID, else it is running; logs each call
+echo "$@" >> "$FAKE_SLURM/sacct.log"
 echo "JobID|State|NodeList"
-for id in $(echo "$@" | tr ' ' '\\n' | grep -E '^[0-9]+$'); do echo "$id|RUNNING|node1"; done
+for id in $(echo "$@" | tr ' ' '\\n' | grep -E '^[0-9]+$'); do
+  echo "$id|$(cat "$FAKE_SLURM/state-$id" 2>/dev/null || echo RUNNING)|node1"
+done
 """
 
 
@@ -183,6 +186,17 @@ def fake_slurm(tmp_path, monkeypatch):
 def sbatch_lines(job):
     text = job.paths.submission_file.read_text()
     return {line for line in text.splitlines() if line.startswith("#SBATCH")}
+
+
+def dependency(folder, job_id):
+    """The --dependency line of a job's sbatch file under FOLDER/jobs, or None."""
+    text = (folder / JOBS / job_id / f"{job_id}_submission.sh").read_text()
+    return next((line for line in text.splitlines() if line.startswith("#SBATCH --dependency")), None)
+
+
+def set_states(fake_slurm, **states):
+    for job_id, state in states.items():
+        (fake_slurm / f"state-{job_id.removeprefix('job')}").write_text(state + "\n")
 
 
 def test_slurm_jobs_carry_resources_and_the_afterok_dependency(fake_slurm):
@@ -214,15 +228,18 @@ def test_slurm_jobs_carry_resources_and_the_afterok_dependency(fake_slurm):
 
     # Another invocation finds the jobs still queued or running (sacct says so) and waits for them instead.
     again = Submitter("slurm", grid_dir / JOBS, resources)
-    for task in plan_tasks([opts]):
+    tasks = plan_tasks([opts])
+    again.adopt_live_jobs(tasks)
+    for task in tasks:
         again.submit(task)
+    assert [(t.job.job_id, t.reused) for t in tasks] == [("1001", True), ("1002", True), ("1003", True)]
     assert (fake_slurm / "count").read_text().strip() == "1003"
     assert len(submissions(grid_dir)) == 3
 
 
 def test_slurm_without_sbatch_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(ExecutorError, match="--executor slurm: no sbatch or srun on PATH"):
+    with pytest.raises(ExecutorError, match="--executor slurm: no sbatch or srun or sacct on PATH"):
         submitit_executor("slurm", tmp_path / "grid")
 
 
@@ -237,6 +254,168 @@ def test_run_executor_refuses_a_hand_split_run_in_one_line(tmp_path):
     assert result.output.strip().splitlines() == [
         "Error: --executor: splits the run into jobs itself; drop --only-backbone/--ensemble-only"]
     assert not (tmp_path / "run").exists()
+
+
+# -- --no-wait: submit, return, and let a later invocation pick up ----------------------------------------
+def submit_grid(grid_dir, say=lambda _: None):
+    """One `mlbench grid --executor slurm --no-wait` of the tiny grid: the jobs it queued (or found queued)."""
+    with pytest.raises(JobsSubmitted) as submitted:
+        quietly(run_grid, tiny_spec(grid_dir), executor=submitit_executor("slurm", grid_dir, say, wait=False))
+    return submitted.value
+
+
+def recorded(grid_dir):
+    return [(Path(r["run_dir"]).parent.name, r["task"], r["job_id"]) for r in submissions(grid_dir)]
+
+
+def status_of(grid_dir):
+    return {c.remedy: c for c in grid_status(grid_dir, job_states=slurm_job_states(grid_dir))}
+
+
+def cli(*args):
+    from click.testing import CliRunner
+
+    from mlbench.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], env={"COLUMNS": "200"})
+
+
+def test_no_wait_queues_every_job_chained_by_afterok_and_returns(fake_slurm):
+    grid_dir = fake_slurm / "grid"
+    submitted = submit_grid(grid_dir)
+    assert recorded(grid_dir) == [("uniform", "train:resnet10t", "1001"), ("uniform", ENSEMBLES_TASK, "1002"),
+                                  ("class-balanced", "train:resnet10t", "1003"),
+                                  ("class-balanced", ENSEMBLES_TASK, "1004")]
+    assert submitted.job_ids == ["1001", "1002", "1003", "1004"] and not any(t.reused for t in submitted.tasks)
+    # SLURM chains each ensembles job on its cell's training job: nothing has to wait on the login node.
+    assert [dependency(grid_dir, j) for j in submitted.job_ids] == [
+        None, "#SBATCH --dependency=afterok:1001", None, "#SBATCH --dependency=afterok:1003"]
+    assert not (grid_dir / COMPARISON).exists()
+
+
+def test_a_no_wait_rerun_submits_nothing_while_the_jobs_are_queued(fake_slurm):
+    grid_dir = fake_slurm / "grid"
+    submit_grid(grid_dir)
+    set_states(fake_slurm, job1001="RUNNING", job1002="PENDING", job1003="PENDING", job1004="PENDING")
+    assert not (fake_slurm / "sacct.log").exists()  # nothing recorded before: nothing to ask sacct
+    again = submit_grid(grid_dir)
+    assert [(t.job.job_id, t.reused) for t in again.tasks] == [(j, True) for j in ("1001", "1002", "1003", "1004")]
+    assert (fake_slurm / "count").read_text().strip() == "1004" and len(submissions(grid_dir)) == 4
+    assert len((fake_slurm / "sacct.log").read_text().splitlines()) == 1  # one sacct call for every job
+
+    cells = status_of(grid_dir)
+    assert cells["uniform"].state == "running"  # the first cell holds the grid's prepared split
+    assert cells["uniform"].detail.endswith("; jobs: train:resnet10t 1001 RUNNING, ensembles 1002 PENDING")
+    assert (cells["class-balanced"].state, cells["class-balanced"].detail) == (
+        "pending", "jobs: train:resnet10t 1003 PENDING, ensembles 1004 PENDING")
+    shown = cli("grid", "status", grid_dir)
+    assert shown.exit_code == 0 and "ensembles 1004 PENDING" in shown.output, shown.output
+    assert shown.output.splitlines()[-1] == "0 done, 1 running, 1 pending, 0 failed"
+
+
+# SLURM cancels the ensembles job of a failed training job (--kill-on-invalid-dep); until it does, the
+# ensembles job still waits on the failed job's id and must be replaced, not kept.
+@pytest.mark.parametrize("ensembles_state", ["CANCELLED by 0", "PENDING"])
+def test_a_job_that_failed_unwatched_shows_failed_with_its_log_and_only_its_cell_is_resubmitted(fake_slurm,
+                                                                                                ensembles_state):
+    grid_dir = fake_slurm / "grid"
+    submit_grid(grid_dir)
+    set_states(fake_slurm, job1001="RUNNING", job1002="PENDING", job1003="FAILED", job1004=ensembles_state)
+    log = grid_dir / JOBS / "1003" / "1003_0_log.err"
+    log.write_text("".join(f"epoch {i}\n" for i in range(40)) + "torch.OutOfMemoryError: CUDA out of memory\n")
+
+    failed = status_of(grid_dir)["class-balanced"]
+    assert failed.state == "failed"
+    ended = [f"train:resnet10t job 1003 ended FAILED (log {log})"]
+    ended += ["ensembles job 1004 ended CANCELLED"] if ensembles_state.startswith("CANCELLED") else []
+    assert failed.detail.splitlines() == ended + log.read_text().splitlines()[-LOG_TAIL_LINES:]
+    assert status_of(grid_dir)["uniform"].state == "running"
+    shown = cli("grid", "status", grid_dir)
+    assert shown.exit_code == 0 and "torch.OutOfMemoryError: CUDA out of memory" in shown.output, shown.output
+    assert shown.output.splitlines()[-1] == "0 done, 1 running, 0 pending, 1 failed"
+
+    said = []
+    again = submit_grid(grid_dir, said.append)
+    assert recorded(grid_dir)[4:] == [("class-balanced", "train:resnet10t", "1005"),
+                                      ("class-balanced", ENSEMBLES_TASK, "1006")]
+    assert dependency(grid_dir, "1006") == "#SBATCH --dependency=afterok:1005"
+    assert [(t.job.job_id, t.reused) for t in again.tasks] == [("1001", True), ("1002", True), ("1005", False),
+                                                               ("1006", False)]
+    assert any("job 1003 ended FAILED; submitting it again" in line for line in said), said
+
+    # Without sacct the status says so and shows what the files say, without a traceback.
+    (fake_slurm / "bin" / "sacct").unlink()
+    shown = cli("grid", "status", grid_dir)
+    assert shown.exit_code == 0 and "Traceback" not in shown.output, shown.output
+    assert "jobs: train:resnet10t 1005, ensembles 1006" in shown.output
+    assert shown.output.splitlines()[-1].startswith("no sacct on PATH")
+
+
+def test_once_the_jobs_did_their_work_the_same_no_wait_command_writes_the_comparison(grids, fake_slurm):
+    from submitit.core.utils import DelayedSubmission
+
+    from mlbench.runner import run
+
+    inline, _ = grids
+    grid_dir = fake_slurm / "grid"
+    submitted = submit_grid(grid_dir)
+    for job_id in submitted.job_ids:  # the cluster runs each submitted job, in order
+        pickled = DelayedSubmission.load(grid_dir / JOBS / job_id / f"{job_id}_submitted.pkl")
+        quietly(run, pickled.function.options)
+        set_states(fake_slurm, **{f"job{job_id}": "COMPLETED"})
+    result = quietly(run_grid, tiny_spec(grid_dir), executor=submitit_executor("slurm", grid_dir, wait=False))
+    assert len(submissions(grid_dir)) == 4
+    assert {c.state for c in grid_status(grid_dir)} == {"done"}
+    pd.testing.assert_frame_equal(pd.read_parquet(grid_dir / COMPARISON), inline.comparison, atol=1e-9, rtol=0)
+    pd.testing.assert_frame_equal(result.comparison, inline.comparison, atol=1e-9, rtol=0)
+
+
+GRID_ARGS = ["--remedies", "uniform,class-balanced", "--backbones", "resnet10t", "--epochs", "1", "--image-size", "32",
+             "--ensembles", "ctp", "--bootstrap", "20", "--workers", "1", "--quiet"]
+
+
+def test_grid_and_run_no_wait_on_the_command_line_print_the_jobs_and_the_next_commands(fake_slurm):
+    from mlbench.registry import get_registry
+
+    registry = get_registry()
+    dataset = registry.create("dataset", registry.create("benchmark", "padchest-specific").dataset)
+    source = dataset.write_demo(fake_slurm / "corpus", seed=0, **RUN["demo_options"])
+    grid_dir = fake_slurm / "grid"
+    command = ["grid", "padchest-specific", *GRID_ARGS, "--csv", source.csv, "--images", source.images,
+               "--executor", "slurm", "--no-wait", "--out", grid_dir]
+    first = cli(*command)
+    assert first.exit_code == 0, first.output
+    assert "submitted 4 SLURM job(s): 1001 1002 1003 1004" in first.output
+    assert f"mlbench grid status {grid_dir}" in first.output and "comparison.parquet" in " ".join(
+        first.output.split())
+    again = cli(*command)  # the stand-in sacct says every job still runs
+    assert again.exit_code == 0, again.output
+    assert "still queued or running from before: 1001 1002 1003 1004" in again.output
+    assert "submitted" not in again.output
+    assert len(submissions(grid_dir)) == 4
+
+    run_dir = fake_slurm / "run"
+    ran = cli("run", "padchest-specific", "--demo", "--demo-option", "n_patients=40", "--demo-option", "image_size=96",
+              "--backbones", "resnet10t", "--ensembles", "ctp", "--epochs", "1", "--image-size", "32", "--workers", "1",
+              "--bootstrap", "20", "--quiet", "--executor", "slurm", "--no-wait", "--out", run_dir)
+    assert ran.exit_code == 0, ran.output
+    flat = " ".join(ran.output.split())
+    assert "submitted 2 SLURM job(s): 1005 1006" in flat and "sacct -j 1005,1006" in flat
+    assert "to print the leaderboard once they are done" in flat
+    assert dependency(run_dir, "1006") == "#SBATCH --dependency=afterok:1005"
+    assert not RunDir(run_dir).leaderboard_file.exists()
+
+
+@pytest.mark.parametrize("command", [["grid", "padchest-specific", "--remedies", "uniform", "--demo", "--executor",
+                                      "local"], ["run", "padchest-specific", "--demo"]])
+def test_no_wait_without_slurm_is_refused_in_one_line_before_any_work(tmp_path, command):
+    result = cli(*command, "--no-wait", "--out", tmp_path / "out")
+    executor = "local" if "local" in command else "inline"
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: --no-wait: only with --executor slurm (--executor {executor} runs the work inside this command, "
+        "which must wait for it)"]
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_two_process_job_trains_as_torch_distributed_ranks(grids, tmp_path):

@@ -32,10 +32,32 @@ def executor_options(command):
                      help="Extra #SBATCH --KEY=VALUE line (repeatable), e.g. account=myproj, qos=high."),
         click.option("--parallel", type=click.IntRange(min=1),
                      help="local: jobs at once [default: one per GPU slot, 1 without GPUs]."),
+        click.option("--no-wait", is_flag=True,
+                     help="slurm: submit the jobs and return; run the same command again later to resubmit "
+                          "failed jobs or, once all are done, to write the results."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def check_no_wait(executor: str, no_wait: bool) -> None:
+    """--no-wait with an executor that runs the work inside this command: one line, before any work."""
+    if no_wait:
+        from mlbench.executors import check_wait
+
+        check_wait(executor, wait=False)
+
+
+def print_submitted(console: Console, submitted, then: str) -> None:
+    """What --no-wait queued, and the commands that follow."""
+    new = [t.job.job_id for t in submitted.tasks if not t.reused]
+    old = [t.job.job_id for t in submitted.tasks if t.reused]
+    if new:
+        console.print(f"submitted {len(new)} SLURM job(s): {' '.join(new)}")
+    if old:
+        console.print(f"still queued or running from before: {' '.join(old)}")
+    console.print(f"not waiting for them (every submission is in {submitted.record_file}); {then}")
 
 
 def executor_resources(gpus_per_node, cpus_per_task, mem_gb, timeout_min, partition, slurm_param,
@@ -104,8 +126,9 @@ def grid_group() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 def grid_run_command(benchmark, remedies, backbones, seeds, out, demo, csv_path, images, epochs, image_size, ensembles,
                      n_boot, device, workers, executor, gpus_per_node, cpus_per_task, mem_gb, timeout_min,
-                     partition, slurm_param, parallel, progress, quiet):
+                     partition, slurm_param, parallel, no_wait, progress, quiet):
     """Run every remedy x seed (each an ordinary run directory) and compare each remedy with the first."""
+    check_no_wait(executor, no_wait)
     from mlbench.grid import GridSpec, run_grid
 
     run_options = {"n_boot": n_boot, "device": device}
@@ -120,19 +143,31 @@ def grid_run_command(benchmark, remedies, backbones, seeds, out, demo, csv_path,
     console = _console()
     resources = executor_resources(gpus_per_node, cpus_per_task, mem_gb, timeout_min, partition, slurm_param,
                                    parallel)
-    result = run_grid(spec, executor=_executor(executor, out, console.print, resources), say=console.print)
+    execute = _executor(executor, out, console.print, resources, wait=not no_wait)
+    if no_wait:
+        from mlbench.executors import JobsSubmitted
+
+        try:
+            result = run_grid(spec, executor=execute, say=console.print)
+        except JobsSubmitted as submitted:
+            print_submitted(console, submitted, f"watch them with `mlbench grid status {out}`, then run this same "
+                            f"command again: it resubmits failed jobs, or writes {Path(out) / 'comparison.parquet'} "
+                            "once every cell is done")
+            return
+    else:
+        result = run_grid(spec, executor=execute, say=console.print)
     print_comparison(console, result.comparison)
     console.print(f"wrote {Path(out) / 'comparison.parquet'}")
 
 
-def _executor(name: str, out: Path, say, resources: dict):
+def _executor(name: str, out: Path, say, resources: dict, wait: bool = True):
     from mlbench.grid import run_inline
 
     if name == "inline":
         return run_inline
     from mlbench.executors import submitit_executor
 
-    return submitit_executor(name, Path(out), say, **resources)
+    return submitit_executor(name, Path(out), say, wait=wait, **resources)
 
 
 def print_comparison(console: Console, comparison) -> None:
@@ -158,10 +193,15 @@ def print_comparison(console: Console, comparison) -> None:
 @grid_group.command("status")
 @click.argument("grid_dir", type=click.Path(path_type=Path))
 def grid_status_command(grid_dir):
-    """Every cell's state: done, running, pending or failed (with the tail of its log)."""
+    """Every cell's state: done, running, pending or failed (with the tail of its log).
+
+    Cells with SLURM jobs show each job's state (sacct), and a job that ended badly shows as failed.
+    """
+    from mlbench.executors import slurm_job_states
     from mlbench.grid import grid_status
 
-    cells = grid_status(grid_dir)
+    job_states = slurm_job_states(grid_dir)
+    cells = grid_status(grid_dir, job_states=job_states)
     table = Table(title=f"grid {grid_dir}")
     for column in ("remedy", "seed", "state", "detail"):
         table.add_column(column, overflow="fold")
@@ -171,3 +211,5 @@ def grid_status_command(grid_dir):
     _console().print(table)
     counts = {s: sum(c.state == s for c in cells) for s in ("done", "running", "pending", "failed")}
     click.echo(", ".join(f"{n} {s}" for s, n in counts.items()))
+    if job_states is None:
+        click.echo("no sacct on PATH: the SLURM jobs' states are not shown, only what their files say")

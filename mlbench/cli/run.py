@@ -9,7 +9,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from mlbench.cli.grid import executor_options, executor_resources
+from mlbench.cli.grid import check_no_wait, executor_options, executor_resources, print_submitted
 from mlbench.data import DataSource
 from mlbench.demo import is_synthetic
 from mlbench.leaderboard import GLOBAL_LABEL
@@ -91,12 +91,13 @@ def results_table(board: pd.DataFrame, title: str) -> Table:
 def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, backbones, loss, ensembles, loss_option,
                 backbone_option, sampler, sampler_option, threshold_rule, no_crop, no_augment, epochs, image_size, seed, device, workers, only_backbone,
                 ensemble_only, n_boot, use_compile, progress, quiet, no_progress, executor, gpus_per_node,
-                cpus_per_task, mem_gb, timeout_min, partition, slurm_param, parallel):
+                cpus_per_task, mem_gb, timeout_min, partition, slurm_param, parallel, no_wait):
     """Run BENCHMARK end to end: split, preprocess, train, ensemble, score."""
     from mlbench.runner import RunOptions, make_recipe, run
 
     if only_backbone and ensemble_only:
         raise click.UsageError("--only-backbone and --ensemble-only exclude each other")
+    check_no_wait(executor, no_wait)
     names = _names(backbones, "--backbones")
     opts = RunOptions(benchmark=benchmark, out=ensemble_only or out, csv=csv_path, images=images, demo=demo,
                       cache=cache, loss_options=parse_pairs(loss_option, "--loss-option") or None,
@@ -115,10 +116,16 @@ def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, back
     if executor == "inline":
         result = run(opts)
     else:  # one submitit job per backbone, then the ensembles job
-        from mlbench.executors import run_with_executor
+        from mlbench.executors import JobsSubmitted, run_with_executor
 
-        result = run_with_executor(opts, executor, Console().print, **executor_resources(
-            gpus_per_node, cpus_per_task, mem_gb, timeout_min, partition, slurm_param, parallel))
+        try:
+            result = run_with_executor(opts, executor, Console().print, wait=not no_wait, **executor_resources(
+                gpus_per_node, cpus_per_task, mem_gb, timeout_min, partition, slurm_param, parallel))
+        except JobsSubmitted as submitted:
+            print_submitted(Console(), submitted, f"`sacct -j {','.join(submitted.job_ids)}` shows their state; "
+                            "run this same command again to resubmit failed jobs, or to print the leaderboard "
+                            "once they are done")
+            return
     if not result.is_main:  # another rank of a torchrun job: rank 0 reports
         return
     console = Console()
