@@ -50,6 +50,9 @@ DEFAULT_TIMEOUT_MIN = 24 * 60
 # SLURM states in which a recorded job will still run: a re-invocation waits for it instead of resubmitting.
 LIVE_STATES = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED"}
 # SLURM states of a job that ended without doing its work.
+# sacct may not list a job for a little while after sbatch returned (accounting lags the controller): a
+# job recorded this recently that sacct does not know yet is taken as queued, not submitted twice.
+SACCT_GRACE_S = 300
 ENDED_BADLY = {"FAILED", "TIMEOUT", "OUT_OF_MEMORY", "CANCELLED", "NODE_FAIL", "BOOT_FAIL", "DEADLINE", "PREEMPTED"}
 ENSEMBLES_TASK = "ensembles"
 TRAIN_TASK = "train:"  # + the backbone's name
@@ -230,14 +233,17 @@ class Submitter:
         """
         if self.kind != "slurm":
             return  # local jobs of an earlier invocation were cancelled when it ended
-        last = {(str(Path(e["run_dir"]).resolve()), e["task"]): e["job_id"]
-                for e in self.record if e["executor"] == "slurm"}
-        job_ids = {id(t): last.get((str(t.run_dir.resolve()), t.name)) for t in tasks}
-        states = slurm_states(j for j in job_ids.values() if j)
+        last = {(str(Path(e["run_dir"]).resolve()), e["task"]): e for e in self.record if e["executor"] == "slurm"}
+        entries = {id(t): last.get((str(t.run_dir.resolve()), t.name)) for t in tasks}
+        states = slurm_states(e["job_id"] for e in entries.values() if e)
+        now = datetime.now(timezone.utc)
         for task in tasks:  # training tasks come before the ensembles task that needs them
-            job_id = job_ids[id(task)]
+            entry = entries[id(task)]
+            job_id = entry["job_id"] if entry else None
             state = states.get(job_id, "UNKNOWN") if job_id else ""
-            if state in LIVE_STATES and all(t.reused for t in task.needs):
+            just_submitted = state == "UNKNOWN" and (
+                now - datetime.fromisoformat(entry["submitted_at"])).total_seconds() < SACCT_GRACE_S
+            if (state in LIVE_STATES or just_submitted) and all(t.reused for t in task.needs):
                 task.job, task.reused = submitit.SlurmJob(folder=self.folder / JOB_FOLDER, job_id=job_id), True
             elif state in ENDED_BADLY:
                 say(f"{task.label}: its job {job_id} ended {state}; submitting it again")

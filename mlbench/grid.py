@@ -222,7 +222,7 @@ def run_grid(spec: GridSpec, *, executor: Executor = run_inline, registry: Regis
     if todo:
         # One corpus and one cache for every cell, made here once before any cell runs in parallel.
         prepare(plan_run(todo[0].options, registry))
-        say(f"running {len(todo)} cell(s): {', '.join(c.label for c in todo)}")
+        say(f"{len(todo)} cell(s) to run: {', '.join(c.label for c in todo)}")
         executor(todo)
     missing = [c.label for c in cells if not is_finished(c.run_dir)]
     if missing:

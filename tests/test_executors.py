@@ -166,7 +166,8 @@ FAKE_SACCT = """#!/bin/sh
 echo "$@" >> "$FAKE_SLURM/sacct.log"
 echo "JobID|State|NodeList"
 for id in $(echo "$@" | tr ' ' '\\n' | grep -E '^[0-9]+$'); do
-  echo "$id|$(cat "$FAKE_SLURM/state-$id" 2>/dev/null || echo RUNNING)|node1"
+  state=$(cat "$FAKE_SLURM/state-$id" 2>/dev/null || echo RUNNING)
+  [ "$state" = ABSENT ] || echo "$id|$state|node1"  # ABSENT: accounting does not list the job (yet)
 done
 """
 
@@ -311,6 +312,21 @@ def test_a_no_wait_rerun_submits_nothing_while_the_jobs_are_queued(fake_slurm):
     shown = cli("grid", "status", grid_dir)
     assert shown.exit_code == 0 and "ensembles 1004 PENDING" in shown.output, shown.output
     assert shown.output.splitlines()[-1] == "0 done, 1 running, 1 pending, 0 failed"
+
+
+def test_a_rerun_right_after_submitting_does_not_submit_jobs_sacct_does_not_list_yet(fake_slurm):
+    grid_dir = fake_slurm / "grid"
+    submit_grid(grid_dir)
+    set_states(fake_slurm, job1001="ABSENT", job1002="ABSENT", job1003="ABSENT", job1004="ABSENT")
+    again = submit_grid(grid_dir)  # seconds later: accounting lags, the jobs are queued all the same
+    assert all(t.reused for t in again.tasks) and (fake_slurm / "count").read_text().strip() == "1004"
+    # Long after submission, a job sacct does not know is gone: submitted again.
+    record = submissions(grid_dir)
+    for entry in record:
+        entry["submitted_at"] = "2020-01-01T00:00:00+00:00"
+    write_json(grid_dir / JOBS / SUBMISSIONS, record)
+    later = submit_grid(grid_dir)
+    assert not any(t.reused for t in later.tasks) and (fake_slurm / "count").read_text().strip() == "1008"
 
 
 # SLURM cancels the ensembles job of a failed training job (--kill-on-invalid-dep); until it does, the

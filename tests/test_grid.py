@@ -216,3 +216,18 @@ def test_verdicts_are_adjusted_over_every_remedy_against_the_baseline(monkeypatc
         mine = table[table["remedy"] == remedy].reset_index(drop=True)
         assert mine["p_value"].to_numpy() == pytest.approx(own["p_value"].to_numpy())
         assert (mine["p_adjusted"].to_numpy() >= own["p_adjusted"].to_numpy() - 1e-12).all()
+
+
+def test_the_grid_command_prints_holm_adjusted_p_values_beside_the_verdicts(grid):
+    from rich.console import Console
+
+    from mlbench.cli.grid import print_comparison
+
+    console = Console(record=True, width=220)
+    print_comparison(console, grid.comparison)
+    text = console.export_text()
+    macro = grid.comparison[(grid.comparison["scope"] == "macro") & (grid.comparison["metric"] == "auc")
+                            & (grid.comparison["entry"] == "ctp")].iloc[0]
+    assert "p (Holm)" in text and "Holm-adjusted over every remedy" in text
+    row = next(line for line in text.splitlines() if "ctp" in line and "__global__" in line)
+    assert f"{macro['p_adjusted']:.3f}" in row and macro["verdict"] in row

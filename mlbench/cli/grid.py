@@ -178,16 +178,19 @@ def print_comparison(console: Console, comparison) -> None:
     shown = comparison[comparison["scope"] != "label"]
     for metric, rows in shown.groupby("metric", sort=False):
         table = Table(title=f"{metric}: remedy minus baseline ({rows['baseline'].iloc[0]}), paired 95% CI")
-        for column in ("remedy", "entry", "scope", "name", "difference", "sd", "95% CI", "seeds", "verdict"):
-            table.add_column(column, justify="right" if column in ("difference", "sd", "95% CI", "seeds") else "left")
+        numbers = ("difference", "sd", "95% CI", "seeds", "p (Holm)")
+        for column in ("remedy", "entry", "scope", "name", *numbers, "verdict"):
+            table.add_column(column, justify="right" if column in numbers else "left")
         for r in rows.itertuples(index=False):
             style = {"helps": "[green]", "hurts": "[red]"}.get(r.verdict, "")
             ci = "-" if r.ci_low != r.ci_low else f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]"
             sd = "-" if r.sd != r.sd else f"{r.sd:.4f}"
-            table.add_row(r.remedy, r.entry, r.scope, r.name, f"{r.difference:+.4f}", sd, ci, str(r.n_seeds),
+            p = "-" if r.p_adjusted != r.p_adjusted else f"{r.p_adjusted:.3f}"
+            table.add_row(r.remedy, r.entry, r.scope, r.name, f"{r.difference:+.4f}", sd, ci, str(r.n_seeds), p,
                           f"{style}{r.verdict}")
         console.print(table)
-    console.print("verdicts are per row, without a multiplicity correction: expect a few by chance over many rows")
+    console.print("helps / hurts: the 95% CI excludes 0 and the p-value, Holm-adjusted over every remedy and name "
+                  "within one entry, scope and metric, is below 0.05 (the CIs themselves are per row)")
 
 
 @grid_group.command("status")
