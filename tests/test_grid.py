@@ -218,16 +218,18 @@ def test_verdicts_are_adjusted_over_every_remedy_against_the_baseline(monkeypatc
         assert (mine["p_adjusted"].to_numpy() >= own["p_adjusted"].to_numpy() - 1e-12).all()
 
 
-def test_the_grid_command_prints_holm_adjusted_p_values_beside_the_verdicts(grid):
-    from rich.console import Console
+def test_the_grid_command_prints_holm_adjusted_p_values_beside_the_verdicts(grid, monkeypatch, tmp_path):
+    from click.testing import CliRunner
 
-    from mlbench.cli.grid import print_comparison
+    import mlbench.grid
+    from mlbench.cli import main
 
-    console = Console(record=True, width=220)
-    print_comparison(console, grid.comparison)
-    text = console.export_text()
+    monkeypatch.setattr(mlbench.grid, "run_grid", lambda spec, **_: grid)  # the fixture's finished grid
+    shown = CliRunner().invoke(main, ["grid", "padchest-specific", "--remedies", "uniform,class-balanced", "--demo",
+                                      "--out", str(tmp_path / "g")], env={"COLUMNS": "220"})
+    assert shown.exit_code == 0, shown.output
     macro = grid.comparison[(grid.comparison["scope"] == "macro") & (grid.comparison["metric"] == "auc")
                             & (grid.comparison["entry"] == "ctp")].iloc[0]
-    assert "p (Holm)" in text and "Holm-adjusted over every remedy" in text
-    row = next(line for line in text.splitlines() if "ctp" in line and "__global__" in line)
+    assert "p (Holm)" in shown.output and "Holm-adjusted over every remedy" in shown.output
+    row = next(line for line in shown.output.splitlines() if "ctp" in line and "__global__" in line)
     assert f"{macro['p_adjusted']:.3f}" in row and macro["verdict"] in row
