@@ -149,11 +149,15 @@ def test_holm_matches_the_step_down_by_hand():
     assert holm([0.6, 0.7]) == pytest.approx([1.0, 1.0])  # capped at 1
 
 
-def test_bootstrap_p_value_counts_the_replicates_on_each_side():
-    assert p_value(np.full(99, 0.1)) == pytest.approx(2 / 100)  # none on the other side: the floor
-    assert p_value(np.r_[np.full(94, 0.1), np.full(5, -0.1)]) == pytest.approx(2 * 6 / 100)
-    assert p_value(np.zeros(50)) == 1.0
-    assert np.isnan(p_value(np.full(10, np.nan)))
+def test_p_value_is_the_normal_tail_of_difference_over_bootstrap_sd():
+    reps = np.random.default_rng(0).normal(0.0, 0.01, 1000)
+    sd = reps.std(ddof=1)
+    assert p_value(1.96 * sd, reps) == pytest.approx(0.05, abs=1e-4)
+    assert p_value(-1.96 * sd, reps) == pytest.approx(0.05, abs=1e-4)  # two-sided
+    # far below 1 / n_boot when the difference is many sds away: what Holm over many labels needs
+    assert p_value(5 * sd, reps) == pytest.approx(5.7e-7, rel=0.01)
+    assert p_value(0.0, np.zeros(50)) == 1.0 and p_value(0.1, np.zeros(50)) == 0.0
+    assert np.isnan(p_value(0.1, np.full(10, np.nan))) and np.isnan(p_value(np.nan, reps))
 
 
 def test_a_larger_family_withdraws_a_verdict_a_single_test_would_give():
@@ -182,8 +186,23 @@ def test_holm_keeps_chance_findings_of_a_null_comparison_out_of_the_verdicts():
     rows = table[table["scope"] == "label"]
     by_chance = ((rows["ci_low"] > 0) | (rows["ci_high"] < 0)).sum()
     assert by_chance >= 1  # unadjusted, some intervals exclude 0: the family has chance findings to remove
+    assert ((rows["p_value"] < 0.05) == (rows["ci_low"] > 0) | (rows["ci_high"] < 0)).mean() > 0.9
     assert (rows["p_adjusted"] >= rows["p_value"]).all()
     assert set(rows["verdict"]) == {NO_EVIDENCE}
+
+
+def test_clear_per_label_gains_survive_holm_over_many_labels_with_few_replicates():
+    # 60 labels and 300 replicates: counting replicates could not give p below ~2/300, times 60 > 0.05.
+    rng = np.random.default_rng(11)
+    n, k = 400, 60
+    labels = [f"n{j}" for j in range(k)]
+    y = (rng.random((n, k)) < 0.3).astype(int)
+    patients = np.char.add("p", np.arange(n).astype(str))
+    a, b = run(y, 0.0, rng, signal=0.3), run(y, 0.0, rng, signal=2.0)
+    table = paired_differences(y, a[0], b[0], a[1], b[1], patients, labels, [100] * k, n_boot=300,
+                               metrics=("auc",)).table
+    rows = table[table["scope"] == "label"]
+    assert (rows["verdict"] == HELPS).mean() > 0.9
 
 
 def test_every_verdict_has_its_interval_and_its_adjusted_p_value():
