@@ -49,10 +49,10 @@ LOG_TAIL_LINES = 30
 DEFAULT_TIMEOUT_MIN = 24 * 60
 # SLURM states in which a recorded job will still run: a re-invocation waits for it instead of resubmitting.
 LIVE_STATES = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED"}
-# SLURM states of a job that ended without doing its work.
 # sacct may not list a job for a little while after sbatch returned (accounting lags the controller): a
 # job recorded this recently that sacct does not know yet is taken as queued, not submitted twice.
 SACCT_GRACE_S = 300
+# SLURM states of a job that ended without doing its work.
 ENDED_BADLY = {"FAILED", "TIMEOUT", "OUT_OF_MEMORY", "CANCELLED", "NODE_FAIL", "BOOT_FAIL", "DEADLINE", "PREEMPTED"}
 ENSEMBLES_TASK = "ensembles"
 TRAIN_TASK = "train:"  # + the backbone's name
