@@ -402,7 +402,8 @@ def projection_section(ctx: Context, deadline: float) -> None:
     missing = [n for n in ctx.backbones if n not in {m.backbone for m in ctx.measurements}]
     ctx.report.parts.append(
         f"## Projected GPU hours of the full {BENCHMARK} baseline\n\n"
-        f"Computed from the measured data-path and validation rates above, on this GPU, one backbone at a time. "
+        f"Computed from the measured data-path and validation rates above, on this "
+        f"{'GPU' if ctx.device.type == 'cuda' else 'CPU (a rehearsal: not GPU hours)'}, one backbone at a time. "
         f"An epoch is {SPLIT_IMAGES['train']:,} training images at the data-path rate plus the validation loss over "
         f"{SPLIT_IMAGES['val']:,} images; after training, one prediction pass over validation and "
         f"{SPLIT_IMAGES['test']:,} test images (the benchmark's split of the public CSV, seed 0). Upper bound: the "

@@ -93,6 +93,6 @@ def test_cpu_rehearsal_runs_every_section_and_writes_the_report(tmp_path):
     throughput = next(line for line in report.splitlines() if line.startswith("| resnet10t |"))
     ceiling, data_path = (float(cell) for cell in throughput.split("|")[2:4])
     assert ceiling > 0 and data_path > 0
-    assert "| all 1, one after another |" in report
+    assert "| all 1, one after another |" in report and "on this CPU (a rehearsal: not GPU hours)" in report
     cache_row = report.split("## Cache epoch")[1].split("## Grad-CAM")[0].strip().splitlines()[-1]
     assert re.search(r"\| \d+x \|$", cache_row), cache_row  # a measured speed-up, not a failure note
