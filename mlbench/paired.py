@@ -167,9 +167,13 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
     return out
 
 
-def verdict(metric: str, ci_low: float, ci_high: float, p_adjusted: float = 0.0) -> str:
-    """helps / hurts / no evidence from an interval of B - A and its adjusted p-value (module docstring)."""
-    if np.isnan(ci_low) or np.isnan(ci_high) or not p_adjusted < ALPHA:
+def verdict(metric: str, ci_low: float, ci_high: float, p: float) -> str:
+    """helps / hurts / no evidence from an interval of B - A and its p-value (module docstring).
+
+    Rows are first called on their own p-value, then :func:`adjust` calls them again on the adjusted
+    one, which is never smaller: the adjustment can only withdraw a verdict.
+    """
+    if np.isnan(ci_low) or np.isnan(ci_high) or not p < ALPHA:
         return NO_EVIDENCE
     above, below = ci_low > 0, ci_high < 0
     if metric in LOWER_IS_BETTER:
@@ -180,8 +184,8 @@ def verdict(metric: str, ci_low: float, ci_high: float, p_adjusted: float = 0.0)
 def adjust(table: pd.DataFrame, family: Sequence[str] = FAMILY) -> pd.DataFrame:
     """``p_adjusted`` by Holm within each family (rows sharing the ``family`` columns), and the verdicts.
 
-    A verdict already withdrawn for a reason other than its p-value (seeds that disagree) stays
-    ``no evidence``.
+    A verdict already withdrawn (its own p-value, or seeds that disagree) stays ``no evidence``;
+    adjusting over a larger family can only withdraw more.
     """
     table = table.copy()
     adjusted = np.full(len(table), np.nan)
@@ -225,7 +229,7 @@ def _compare(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, label
         p = p_value(difference, reps)
         rows.append({"scope": scope, "name": name, "metric": metric, "difference": difference, "ci_low": low,
                      "ci_high": high, "sd": float("nan"), "n_seeds": 1, "p_value": p, "p_adjusted": float("nan"),
-                     "verdict": verdict(metric, low, high)})
+                     "verdict": verdict(metric, low, high, p)})
         replicate_rows.append(reps)
 
     index = {label: j for j, label in enumerate(labels)}
@@ -299,7 +303,7 @@ def combine_seeds(comparisons: Sequence[Comparison]) -> Comparison:
             p = p_value(float(mean[r]), mean_reps[r])
         else:
             low = high = p = float("nan")
-        call = verdict(base.metric, low, high)
+        call = verdict(base.metric, low, high, p)
         seeds = differences[r][defined[r]]
         better = seeds < 0 if base.metric in LOWER_IS_BETTER else seeds > 0
         worse = seeds > 0 if base.metric in LOWER_IS_BETTER else seeds < 0

@@ -112,9 +112,10 @@ def test_combine_seeds_refuses_other_bootstraps():
 
 
 def test_verdict_direction():
-    assert verdict("auc", 0.01, 0.02) == HELPS and verdict("auc", -0.02, -0.01) == HURTS
-    assert verdict("hamming", -0.02, -0.01) == HELPS and verdict("f1", -0.01, 0.01) == NO_EVIDENCE
-    assert verdict("auc", float("nan"), float("nan")) == NO_EVIDENCE
+    assert verdict("auc", 0.01, 0.02, 0.01) == HELPS and verdict("auc", -0.02, -0.01, 0.01) == HURTS
+    assert verdict("hamming", -0.02, -0.01, 0.01) == HELPS and verdict("f1", -0.01, 0.01, 0.01) == NO_EVIDENCE
+    assert verdict("auc", float("nan"), float("nan"), 0.01) == NO_EVIDENCE
+    assert verdict("auc", 0.01, 0.02, 0.06) == NO_EVIDENCE  # an interval above 0 is not enough alone
 
 
 def test_a_label_absent_from_the_test_split_has_no_verdict():
