@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from mlbench.cli.leaderboard import p_text
 from mlbench.options import parse_pairs
 from mlbench.progress import MODES
 
@@ -185,8 +186,8 @@ def print_comparison(console: Console, comparison) -> None:
             style = {"helps": "[green]", "hurts": "[red]"}.get(r.verdict, "")
             ci = "-" if r.ci_low != r.ci_low else f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]"
             sd = "-" if r.sd != r.sd else f"{r.sd:.4f}"
-            p = "-" if r.p_adjusted != r.p_adjusted else f"{r.p_adjusted:.3f}"
-            table.add_row(r.remedy, r.entry, r.scope, r.name, f"{r.difference:+.4f}", sd, ci, str(r.n_seeds), p,
+            table.add_row(r.remedy, r.entry, r.scope, r.name, f"{r.difference:+.4f}", sd, ci, str(r.n_seeds),
+                          p_text(r.p_adjusted),
                           f"{style}{r.verdict}")
         console.print(table)
     console.print("helps / hurts: the 95% CI excludes 0 and the p-value, Holm-adjusted over every remedy and name "

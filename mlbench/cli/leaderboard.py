@@ -19,6 +19,13 @@ from mlbench.demo import is_synthetic
 from mlbench.leaderboard import METRICS, SOURCES
 
 
+def p_text(p) -> str:
+    """A p-value as read: three decimals, or "<0.001" rather than a misleading 0.000."""
+    if p is None or p != p:
+        return "-"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
 def _fmt(x, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
@@ -133,7 +140,7 @@ def _print_paired(result, metric: str, json_path) -> None:
             table.add_column(column, justify="right" if column in ("difference", "95% CI", "p (Holm)") else "left")
         for r in shown.itertuples(index=False):
             style = {"helps": "[green]", "hurts": "[red]"}.get(r.verdict, "")
-            table.add_row(r.scope, r.name, _fmt(r.difference, 4), _ci(r.ci_low, r.ci_high), _fmt(r.p_adjusted, 3),
+            table.add_row(r.scope, r.name, _fmt(r.difference, 4), _ci(r.ci_low, r.ci_high), p_text(r.p_adjusted),
                           f"{style}{r.verdict}")
         console.print(table)
     console.print("helps / hurts: the 95% CI excludes 0 and the p-value, Holm-adjusted within each entry, scope "
