@@ -32,6 +32,9 @@ Every item the plugin registers is exercised on CPU with tiny inputs, as the run
 A factory that needs options beyond the contract's arguments can list example values in its
 registration info: ``register(name, factory, conformance_options={"model_name": "resnet10t"})``.
 Without them such an item is reported as skipped, with the reason.
+
+``CHECKS`` is the one list of checks: ``check_plugin`` (the command) and ``mlbench.testing`` (pytest
+parametrised over a plugin's items) both run an item through ``run_item``.
 """
 
 from __future__ import annotations
@@ -442,7 +445,14 @@ CHECKS: dict[str, Callable[[PluginEntry, DemoData], list[str]]] = {
 }
 
 
-def _run_one(entry: PluginEntry, ctx: DemoData) -> ItemResult:
+def check_name(kind: str) -> str:
+    """The name of the check an item of ``kind`` gets (``check_loss``), as test ids show it."""
+    check = CHECKS.get(kind)
+    return check.__name__ if check is not None else "no_checks"
+
+
+def run_item(entry: PluginEntry, ctx: DemoData) -> ItemResult:
+    """One item through its kind's check: pass, fail (a broken contract or a crash) or skip, with why."""
     import torch
 
     started = time.perf_counter()
@@ -468,9 +478,21 @@ def _run_one(entry: PluginEntry, ctx: DemoData) -> ItemResult:
 
 
 @contextlib.contextmanager
-def _scratch() -> Iterator[Path]:
+def demo_data(registry: Registry) -> Iterator[DemoData]:
+    """A ``DemoData`` whose demo corpora live in a temporary folder removed on exit."""
     with tempfile.TemporaryDirectory(prefix="mlbench-conformance-") as tmp:
-        yield Path(tmp)
+        yield DemoData(registry, Path(tmp))
+
+
+def run_alone(entry: PluginEntry, registry: Registry | None = None) -> ItemResult:
+    """``run_item`` in a scratch folder of its own (one pytest test per item, ``mlbench.testing``)."""
+    with demo_data(registry or get_registry()) as ctx:
+        return run_item(entry, ctx)
+
+
+def load_failures(plugin: str, registry: Registry) -> list[ItemResult]:
+    """A failed result per load error of ``plugin`` (a hook that raised, a name clash)."""
+    return [ItemResult("plugin", plugin, FAIL, e.message) for e in registry.errors if e.plugin == plugin]
 
 
 def check_plugin(plugin: str, registry: Registry | None = None, *, kinds: tuple[str, ...] | None = None,
@@ -491,9 +513,8 @@ def check_plugin(plugin: str, registry: Registry | None = None, *, kinds: tuple[
                                f"names): {', '.join(known) or 'none'}")
     package, version = entries[0].package, entries[0].version
     wanted = [e for e in entries if (kinds is None or e.kind in kinds) and (names is None or e.name in names)]
-    results = [ItemResult("plugin", plugin, FAIL, e.message) for e in errors]
-    with _scratch() as root:
-        ctx = DemoData(registry, root)
-        results += [_run_one(entry, ctx) for entry in wanted]
+    results = load_failures(plugin, registry)
+    with demo_data(registry) as ctx:
+        results += [run_item(entry, ctx) for entry in wanted]
     return ConformanceReport(plugin, package, version, results)
 

@@ -24,7 +24,7 @@ PLUGIN_PACKAGES = set().union(*PLUGIN_ROOTS.values())
 # The built-in plugins' registration modules: a plugin of its own, not core for other plugins.
 BUILTIN_PLUGIN_PACKAGE = "mlbench.plugins"
 FIRST_PARTY = {"mlbench"} | PLUGIN_PACKAGES
-SCANNED = [CORE, REPO / "benchmarks", REPO / "plugins", REPO / "tests"]
+SCANNED = [CORE, REPO / "benchmarks", REPO / "perf", REPO / "plugins", REPO / "tests"]
 # Names of datasets and benchmarks the core must not spell in code (docstrings and comments may).
 DATASET_WORDS = re.compile(r"padchest|chestx|chest x-?ray ?14|\bnih\b|mimic|chexpert", re.IGNORECASE)
 

@@ -1,4 +1,4 @@
-"""benchmarks/gpu_acceptance.py: the plan prints on any machine; without CUDA it refuses in one line."""
+"""perf/gpu_acceptance.py: the plan prints on any machine; without CUDA it refuses in one line."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_acceptance.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "perf" / "gpu_acceptance.py"
 SECTIONS = ("throughput", "projection", "cache", "gradcam")
 CSV_NAME = "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv.gz"
 
@@ -43,7 +43,7 @@ def script_split_images() -> dict[str, int]:
         sys.path.insert(0, str(SCRIPT.parent))
         import gpu_acceptance
     finally:
-        sys.path[:] = saved  # the script puts benchmarks/ on the path; keep it out of other tests
+        sys.path[:] = saved  # the script puts perf/ on the path; keep it out of other tests
     return gpu_acceptance.SPLIT_IMAGES
 
 

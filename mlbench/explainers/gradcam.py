@@ -23,7 +23,7 @@ and normalised by ``normalize``:
 - ``"minmax"``: (map - min) / (max - min), pytorch-grad-cam's scaling (used to compare with it).
 
 ``strategy="per-pair"`` is the reference: one pytorch-grad-cam ``GradCAM`` call per (model, image,
-label) — slow, kept for checks and for ``benchmarks/bench_explain.py``.
+label) — slow, kept for checks and for ``perf/bench_explain.py``.
 """
 
 from __future__ import annotations

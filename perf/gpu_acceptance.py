@@ -1,8 +1,8 @@
 """Issue 15's GPU acceptance in one command: measure, then print one markdown report naming the GPU.
 
-    python benchmarks/gpu_acceptance.py --dry-run            # the plan, versions, missing packages; any machine
-    python benchmarks/gpu_acceptance.py --out gpu-table.md   # on a CUDA machine, at most 8 minutes
-    bash benchmarks/gpu_run.sh                               # offline install from .gpu-wheels/, then the above
+    python perf/gpu_acceptance.py --dry-run                  # the plan, versions, missing packages; any machine
+    python perf/gpu_acceptance.py --out gpu-table.md         # on a CUDA machine, at most 8 minutes
+    bash perf/gpu_run.sh                                     # offline install from .gpu-wheels/, then the above
 
 Sections, each with a time budget inside the 8-minute total. A section that cannot start with its
 minimum time left is skipped with the reason printed; one that runs past its budget is stopped
@@ -14,7 +14,7 @@ throughput
     path (uint8 host tensor -> ``mlbench.training.train_step``, bf16 autocast, channels_last,
     cudnn.benchmark, as ``train`` runs it) and on data already on the GPU, their ratio (the median
     over back-to-back sample pairs; issue 7's goal is >= 0.90) and peak GPU memory. The measuring is
-    ``benchmarks/throughput.py``'s ``measure``, given the backbone's share of the budget.
+    ``perf/throughput.py``'s ``measure``, given the backbone's share of the budget.
 projection
     GPU hours of the full padchest-specific baseline from those rates (see ``project``): the
     benchmark's own split of the public CSV (59,807 / 8,633 / 17,015 images), the recipe's
@@ -22,10 +22,10 @@ projection
     best epoch of 35 (docs/performance.md) as the expected figure.
 cache
     a cache epoch vs decoding epochs (host side, one thread) on synthetic films of PadChest's size
-    (2,800 px 16-bit PNGs, a few dozen), lung crop to 224 px: ``benchmarks/bench_cache_epoch.py``.
+    (2,800 px 16-bit PNGs, a few dozen), lung crop to 224 px: ``perf/bench_cache_epoch.py``.
 gradcam
     mlbench's batched Grad-CAM vs one pytorch-grad-cam call per (model, image, label), the five
-    backbones at 224 px: ``benchmarks/bench_explain.py``.
+    backbones at 224 px: ``perf/bench_explain.py``.
 
 Without CUDA the script says so in one line and exits 2 (``--cpu-rehearsal`` runs every section on
 the CPU at toy sizes to check the script itself; its figures are not GPU figures).
@@ -592,7 +592,7 @@ def prepare(args: argparse.Namespace, plan: Plan) -> Context:
     packages = check_packages()
     if packages.missing:
         raise Refusal(f"gpu_acceptance: missing packages {', '.join(packages.missing)}; install them first "
-                      f"(offline: bash benchmarks/gpu_run.sh with the .gpu-wheels/ folder)", 3)
+                      f"(offline: bash perf/gpu_run.sh with the .gpu-wheels/ folder)", 3)
     recipe, why = load_recipe()
     if recipe is None:
         raise Refusal(f"gpu_acceptance: mlbench did not load ({why}); install it with pip install --no-deps -e .", 3)

@@ -1,9 +1,9 @@
 """Wall time per stage of ``mlbench run padchest-specific --demo`` (issue 2's stage-time script).
 
-    python benchmarks/bench_demo_stages.py                    # the demo as README command 1 runs it
-    python benchmarks/bench_demo_stages.py --epochs 3         # shorter: at most 3 epochs per backbone
-    python benchmarks/bench_demo_stages.py --out RUN_DIR      # keep the run (a finished RUN_DIR is reused)
-    python benchmarks/bench_demo_stages.py --run-dir RUN_DIR  # only print an existing run's stage times
+    python perf/bench_demo_stages.py                          # the demo as README command 1 runs it
+    python perf/bench_demo_stages.py --epochs 3               # shorter: at most 3 epochs per backbone
+    python perf/bench_demo_stages.py --out RUN_DIR            # keep the run (a finished RUN_DIR is reused)
+    python perf/bench_demo_stages.py --run-dir RUN_DIR        # only print an existing run's stage times
 
 The run goes through the library call the CLI makes (:func:`mlbench.runner.run`); the stage times
 are the ones the runner itself records in ``manifest.json`` (data, split, preprocess,

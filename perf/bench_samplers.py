@@ -1,7 +1,7 @@
 """The training split as each sampler shows it over one epoch: MeanIR, SCUMBLE, per-label draws.
 
-    python benchmarks/bench_samplers.py                       # padchest-specific, the real label CSV
-    python benchmarks/bench_samplers.py --csv FILE --percentage 25
+    python perf/bench_samplers.py                             # padchest-specific, the real label CSV
+    python perf/bench_samplers.py --csv FILE --percentage 25
 
 The split is computed by mlbench's library from the real PadChest label CSV that ships in the
 installed torchxrayvision package (as benchmarks/padchest/tests/test_realcsv.py finds it); no

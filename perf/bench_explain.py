@@ -7,7 +7,7 @@ Both paths make the same maps (the script checks it) for M models x B images x K
 - per-pair (the library as usually called): ``GradCAM(model, [layer])(image, [target])`` for each
   (model, image, label): M x B x K forward and backward passes of a single image.
 
-Run: ``python benchmarks/bench_explain.py`` (the demo's three backbones at 64 px, 16 images,
+Run: ``python perf/bench_explain.py`` (the demo's three backbones at 64 px, 16 images,
 4 labels), or e.g. ``--backbones efficientnet_b0 --size 224 --images 8`` for a paper backbone.
 It prints both times (best of ``--repeats``), the ratio and the machine. Models have random
 weights: timing does not depend on them.
@@ -31,7 +31,7 @@ from _machine import describe_machine  # noqa: E402
 
 
 def machine(device: torch.device) -> str:
-    """The device used, then the host as every benchmark script names it (benchmarks/_machine.py)."""
+    """The device used, then the host as every benchmark script names it (perf/_machine.py)."""
     where = f"cuda: {torch.cuda.get_device_name(device)}" if device.type == "cuda" else "cpu"
     return f"{where} on {describe_machine()}"
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The ONE command for the GPU test machine (no package index there; about 15 minutes per loan):
-#     bash benchmarks/gpu_run.sh              # offline install, then the acceptance run (at most 8 min)
-#     bash benchmarks/gpu_run.sh --dry-run    # offline install, then only the plan (any machine)
-# Arguments go to benchmarks/gpu_acceptance.py. Needs .gpu-wheels/ from benchmarks/gpu_wheels.sh
+#     bash perf/gpu_run.sh                    # offline install, then the acceptance run (at most 8 min)
+#     bash perf/gpu_run.sh --dry-run          # offline install, then only the plan (any machine)
+# Arguments go to perf/gpu_acceptance.py. Needs .gpu-wheels/ from perf/gpu_wheels.sh
 # (carried along by the device tool: carry [".gpu-wheels"]). Writes $OUT/gpu-table.md and
 # $OUT/gpu-run.log ($OUT defaults to ./gpu-acceptance-out). PYTHON picks the interpreter that
 # holds the machine's torch (default: python, else python3).
@@ -23,7 +23,7 @@ export PIP_BREAK_SYSTEM_PACKAGES=1
 unset PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_FIND_LINKS PIP_CONSTRAINT PIP_REQUIREMENT PIP_REQUIRE_VIRTUALENV
 
 if ! ls "$wheels"/*.whl >/dev/null 2>&1; then
-    say "no wheels in $wheels/: run 'bash benchmarks/gpu_wheels.sh' on a machine with network access first"
+    say "no wheels in $wheels/: run 'bash perf/gpu_wheels.sh' on a machine with network access first"
     exit 3
 fi
 say "python $("$PYTHON" -c 'import sys; print(sys.executable, sys.version.split()[0])')"
@@ -56,10 +56,10 @@ timeout 180 "$PYTHON" -m pip install --no-index --find-links "$wheels" --no-deps
 say "installed"
 
 if [ "$*" != "--dry-run" ]; then
-    "$PYTHON" benchmarks/gpu_acceptance.py --dry-run
+    "$PYTHON" perf/gpu_acceptance.py --dry-run
 fi
 # The script keeps itself within 8 minutes; the timeout only guards against a hang.
-timeout --kill-after=10 510 "$PYTHON" benchmarks/gpu_acceptance.py --out "$OUT/gpu-table.md" "$@"
+timeout --kill-after=10 510 "$PYTHON" perf/gpu_acceptance.py --out "$OUT/gpu-table.md" "$@"
 status=$?
 say "gpu_acceptance.py exited $status; report in $OUT/gpu-table.md"
 exit $status

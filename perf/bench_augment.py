@@ -1,7 +1,7 @@
 """Augmentation throughput: images per second of :class:`mlbench.preprocessing.augment.Augmenter`.
 
-    python benchmarks/bench_augment.py                 # CPU (all torch threads), CUDA when present
-    python benchmarks/bench_augment.py --threads 2 --batch 32 --seconds 3
+    python perf/bench_augment.py                       # CPU (all torch threads), CUDA when present
+    python perf/bench_augment.py --threads 2 --batch 32 --seconds 3
 
 Table 2's transform on (batch, 1, S, S) float32 batches at S = 224 (the paper) and S = 64 (the
 CPU demo), timed for about ``--seconds`` per setting after a warm-up; CUDA timings synchronise
@@ -25,7 +25,7 @@ from _machine import describe_machine  # noqa: E402
 
 
 def machine() -> str:
-    """The machine the figures were measured on (benchmarks/_machine.py)."""
+    """The machine the figures were measured on (perf/_machine.py)."""
     return describe_machine()
 
 

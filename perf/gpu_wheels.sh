@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Run HERE, with network access, before a GPU session: puts into .gpu-wheels/ (git-ignored; the
 # device tool carries it with `carry: [".gpu-wheels"]`) the pure-Python wheels that the GPU test
-# machine lacks, so that benchmarks/gpu_run.sh installs mlbench there without any package index.
+# machine lacks, so that perf/gpu_run.sh installs mlbench there without any package index.
 # The GPU machine has its own torch, torchvision, timm, pluggy, click, rich, pyarrow, pandas,
-# scikit-learn, matplotlib and OpenCV; `python benchmarks/gpu_acceptance.py --dry-run` lists what
+# scikit-learn, matplotlib and OpenCV; `python perf/gpu_acceptance.py --dry-run` lists what
 # else is missing. Versions are the ones mlbench's tests run with.
 set -euo pipefail
 cd "$(dirname "$0")/.."

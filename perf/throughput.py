@@ -1,7 +1,7 @@
 """Training throughput per backbone: the real data path vs random tensors already on the device.
 
-    python benchmarks/throughput.py                        # CPU defaults: 64 px, batch 16, 2 backbones
-    python benchmarks/throughput.py --device cuda --size 224 --batch 32 --steps 50 --backbones all
+    python perf/throughput.py                              # CPU defaults: 64 px, batch 16, 2 backbones
+    python perf/throughput.py --device cuda --size 224 --batch 32 --steps 50 --backbones all
 
 For each backbone the model is built the way ``mlbench run`` builds it (the benchmark recipe's
 head, frozen first 10% of convs, in_chans 1, ``pretrained=False`` so nothing is downloaded) and

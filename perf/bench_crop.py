@@ -1,8 +1,8 @@
 """Crop overhead: decode only vs decode + lung crop + resize, on the same images.
 
-    python benchmarks/bench_crop.py                       # the 256 px NIH fixtures in tests/data/nih
-    python benchmarks/bench_crop.py --images DIR          # any folder of PNG/JPEG chest films
-    python benchmarks/bench_crop.py --detector-size 2800  # also PadChest-sized 16-bit films made
+    python perf/bench_crop.py                             # the 256 px NIH fixtures in tests/data/nih
+    python perf/bench_crop.py --images DIR                # any folder of PNG/JPEG chest films
+    python perf/bench_crop.py --detector-size 2800        # also PadChest-sized 16-bit films made
                                                           # from the fixtures (see below)
 
 Decode is :func:`mlbench.preprocessing.images.read_grayscale` (file read, PNG/JPEG decode, float
@@ -41,7 +41,7 @@ from _machine import describe_machine  # noqa: E402
 
 
 def machine() -> str:
-    """The machine the figures were measured on (benchmarks/_machine.py)."""
+    """The machine the figures were measured on (perf/_machine.py)."""
     return describe_machine()
 
 

@@ -1,7 +1,7 @@
 """Patient-level bootstrap at PadChest's size: time of :func:`mlbench.stats.metric_intervals`.
 
-    python benchmarks/bench_bootstrap.py                    # the real padchest-specific test split's shape
-    python benchmarks/bench_bootstrap.py --entries 2 --n-boot 200   # a quick look
+    python perf/bench_bootstrap.py                          # the real padchest-specific test split's shape
+    python perf/bench_bootstrap.py --entries 2 --n-boot 200   # a quick look
 
 The arrays are synthetic but shaped like the real test split of padchest-specific (about 20%
 of 85,455 PA images: 17,091 images of about 12,400 patients, 35 labels at the real PA
@@ -36,7 +36,7 @@ from _machine import describe_machine  # noqa: E402
 
 
 def machine() -> str:
-    """The machine the figures were measured on (benchmarks/_machine.py)."""
+    """The machine the figures were measured on (perf/_machine.py)."""
     return describe_machine()
 
 

@@ -1,7 +1,7 @@
 """Paired vs unpaired patient bootstrap of run B - run A: time, and the width of the macro AUC interval.
 
-    python benchmarks/bench_paired.py                           # 35 labels x 2,000 images, 1,000 replicates
-    python benchmarks/bench_paired.py --images 17091 --patients 12400
+    python perf/bench_paired.py                                 # 35 labels x 2,000 images, 1,000 replicates
+    python perf/bench_paired.py --images 17091 --patients 12400
 
 Two runs are simulated as two seeds of one recipe: the same test images, labels at PadChest's
 35 padchest-specific prevalences, scores that share a per-image difficulty term (what makes two

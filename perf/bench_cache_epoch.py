@@ -1,8 +1,8 @@
 """One training epoch from the preprocessing cache vs one epoch decoding the PNGs again.
 
-    python benchmarks/bench_cache_epoch.py                      # a small synthetic demo corpus (256 px films)
-    python benchmarks/bench_cache_epoch.py --film-size 1024     # larger demo films (decoding grows, the cache does not)
-    python benchmarks/bench_cache_epoch.py --images DIR         # any folder of PNG/JPEG chest films
+    python perf/bench_cache_epoch.py                            # a small synthetic demo corpus (256 px films)
+    python perf/bench_cache_epoch.py --film-size 1024           # larger demo films (decoding grows, the cache does not)
+    python perf/bench_cache_epoch.py --images DIR               # any folder of PNG/JPEG chest films
 
 Issue 4 (part 5b) asks for a cache epoch at least 20x faster than a decoding epoch. Both epochs
 hand training the same thing: every image once, in a shuffled order, as float batches
