@@ -92,20 +92,33 @@ def _missing(x: Any) -> bool:
 
 
 def reference_entries(published: pd.DataFrame, run_entries: list[str], metric: str) -> dict[str, str]:
-    """Run entry -> the published entry it is compared with (module docstring)."""
+    """Run entry -> the published entry its ``__global__`` row is compared with (module docstring)."""
     names = set(published["entry"])
-    glob = published[(published["label"] == GLOBAL_LABEL) & (published["metric"] == metric)].dropna(subset=["value"])
-    best = None
-    if not glob.empty:
-        pick = glob["value"].idxmin() if metric in LOWER_IS_BETTER else glob["value"].idxmax()
-        best = str(glob.loc[pick, "entry"])
+    best = best_entries(published, metric)
     out = {}
     for entry in run_entries:
         if entry in names:
             out[entry] = entry
-        elif best is not None:
-            out[entry] = best
+        elif GLOBAL_LABEL in best:
+            out[entry] = best[GLOBAL_LABEL]
     return out
+
+
+def best_entries(published: pd.DataFrame, metric: str) -> dict[str, str]:
+    """Label -> the published entry with the best ``__global__`` value among those that report that label.
+
+    A board may hold entries with only a mean (NIH's cited papers) beside entries with every label:
+    a label is compared with the best entry that has it, not left without a value."""
+    rows = published[published["metric"] == metric].dropna(subset=["value"])
+    glob = rows[rows["label"] == GLOBAL_LABEL].drop_duplicates("entry").set_index("entry")["value"]
+    ranked = list((glob.sort_values() if metric in LOWER_IS_BETTER else glob.sort_values(ascending=False)).index)
+    order = {entry: i for i, entry in enumerate(ranked)}  # sort is stable: ties keep the board's order
+    best: dict[str, str] = {}
+    for label, entries in rows.groupby("label", sort=False)["entry"]:
+        candidates = [e for e in dict.fromkeys(entries) if e in order]
+        if candidates:
+            best[str(label)] = min(candidates, key=order.__getitem__)
+    return best
 
 
 def compare_run(run_dir: str | Path, *, against: str = "published", variant: str | None = None,
@@ -166,14 +179,21 @@ def compare_run(run_dir: str | Path, *, against: str = "published", variant: str
         notes.append(f"The run's leaderboard has no confidence intervals: they were {ci_source} from its predictions.")
 
     refs = reference_entries(published, list(dict.fromkeys(rows["entry"])), metric)
+    per_label = best_entries(published, metric)
     for entry, ref in refs.items():
         if entry != ref:
+            others = sorted({per_label[label] for label in set(rows["label"]) - {GLOBAL_LABEL}
+                             if label in per_label and per_label[label] != ref})
+            also = (f" (labels it does not report: with the best entry that does, {', '.join(others)})"
+                    if others else "")
             notes.append(f"entry '{entry}' has no published counterpart: compared with the best published "
-                         f"entry '{ref}'.")
+                         f"entry '{ref}'{also}.")
     pub_values = published.set_index(["entry", "label"])["value"]
     out = []
     for r in rows.itertuples(index=False):
         ref = refs.get(r.entry)
+        if ref is not None and ref != r.entry and (ref, r.label) not in pub_values.index:
+            ref = per_label.get(r.label, ref)
         pub = float(pub_values.get((ref, r.label), np.nan)) if ref else np.nan
         value = float(r.value) if not _missing(r.value) else np.nan
         low = float(r.ci_low) if not _missing(r.ci_low) else np.nan
@@ -240,18 +260,20 @@ def plot_comparison(comparison: Comparison, path: str | Path, entry: str | None 
            label=f"published: {rows['reference'].iloc[0]} ({comparison.published_variant})", color="#bbbbbb")
     names = [f"{'* ' if b else ''}{lab} ({n})" for lab, n, b in
              zip(rows["label"], rows["n_positive"].fillna(0).astype(int), rows["beats_published"])]
-    ax.set_xticks(x, names, rotation=75, ha="right", fontsize=7)
+    # Names come from files: ``parse_math=False`` draws a ``$`` literally instead of parsing mathtext.
+    ax.set_xticks(x, names, rotation=75, ha="right", fontsize=7, parse_math=False)
     ax.set_ylabel(comparison.metric.upper())
     if comparison.metric == "auc":
         ax.axhline(0.5, color="black", linewidth=0.6, linestyle=":")
     ax.set_ylim(0, 1.05)
     title = (f"{comparison.benchmark} ({comparison.run_variant}) run {comparison.run_id}: per-label "
              f"{comparison.metric.upper()}, labels by test positives; * = beats published (published < CI low)")
-    ax.set_title(title, fontsize=8)
+    ax.set_title(title, fontsize=8, parse_math=False)
     if not comparison.comparable:
         ax.text(0.5, 0.5, "NOT COMPARABLE\n(" + comparison.dataset_kind + " data)", transform=ax.transAxes,
-                ha="center", va="center", fontsize=28, color="red", alpha=0.35, rotation=20)
-    ax.legend(fontsize=7, loc="lower left")
+                ha="center", va="center", fontsize=28, color="red", alpha=0.35, rotation=20, parse_math=False)
+    for legend_text in ax.legend(fontsize=7, loc="lower left").get_texts():
+        legend_text.set_parse_math(False)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120)

@@ -48,12 +48,14 @@ def test_published_board_is_package_data_in_the_leaderboard_schema():
     assert bench.published_board.is_file()
     table = leaderboard.read(Path(str(bench.published_board)))
     rows = table.to_pylist()
-    assert {r["entry"] for r in rows} == {"wang2017", "guendel2018", "baltruschat2019", "hermoza2020", "kim2021",
+    # The six cited means; per-label rows: test_nih_published_labels.py.
+    assert {r["entry"] for r in rows} >= {"wang2017", "guendel2018", "baltruschat2019", "hermoza2020", "kim2021",
                                           "xiao2023"}
-    assert all(r["label"] == leaderboard.GLOBAL_LABEL and r["metric"] == "auc" and r["source"] == "published"
+    assert all(r["metric"] == "auc" and r["source"] == "published"
                and r["benchmark"] == "nih-cxr14" and r["dataset_kind"] == "nih-cxr14" for r in rows)
-    assert {r["entry"]: r["value"] for r in rows}["wang2017"] == pytest.approx(0.745)
-    assert {r["entry"]: r["value"] for r in rows}["xiao2023"] == pytest.approx(0.830)
+    means = {r["entry"]: r["value"] for r in rows if r["label"] == leaderboard.GLOBAL_LABEL}
+    assert means["wang2017"] == pytest.approx(0.745)
+    assert means["xiao2023"] == pytest.approx(0.830)
 
 
 def test_board_matches_its_source_tsv():
