@@ -32,10 +32,10 @@ from mlbench.options import parse_pairs
 def crop(inputs: tuple[Path, ...], out_dir: Path, size: int, preprocessor: str, segmenter: str | None,
          weights: str | None, options: tuple[str, ...], invert: str, bits: str) -> None:
     """Crop chest X-rays (files or folders) to the lungs; write PNGs and OUT/crops.csv."""
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from mlbench.preprocessing.crop_files import crop_files, find_images  # OpenCV: not for --help
+    from mlbench.cli.output import make_console
     from mlbench.registry import get_registry
 
     registry = get_registry()
@@ -56,16 +56,16 @@ def crop(inputs: tuple[Path, ...], out_dir: Path, size: int, preprocessor: str, 
         named = "; ".join(f"{s.item}: {s.detail}" for s in missing) or ", ".join(map(str, inputs))
         raise click.ClickException(f"no .png/.jpg/.jpeg image to crop in {named}")
     n_images = len(found)
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     columns = (TextColumn("cropping"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("crop", total=n_images)
         report = crop_files(inputs, out_dir, chosen, invert={"auto": None, "yes": True, "no": False}[invert],
                             bits=int(bits), on_image=lambda _: progress.advance(task))
-    console.print(f"{report.n_cropped} cropped ({report.n_fallback} kept whole: see the reason column), "
-                  f"{len(report.skipped)} skipped -> {report.csv_path}")
+    console.say(f"{report.n_cropped} cropped ({report.n_fallback} kept whole: see the reason column), "
+                f"{len(report.skipped)} skipped -> {report.csv_path}")
     for skip in report.skipped:
-        console.print(f"  skipped {skip.item}: {skip.reason} {skip.detail}".rstrip())
+        console.say(f"  skipped {skip.item}: {skip.reason} {skip.detail}".rstrip())
     absent = [s.item for s in report.skipped if s.reason == "missing_file"]
     if absent:
         raise click.ClickException(f"{', '.join(absent)}: no such file or folder (the other inputs were cropped)")

@@ -15,6 +15,12 @@ An entry, a skip included, is reused only while its source file has the size and
 time (ns) it had when it was read; a repaired or replaced file is processed again into a new
 shard and its newest row wins. Size + mtime is what make and rsync trust: one ``stat`` per image
 on a resume, where a content hash would read the whole corpus (PadChest: ~1 TB) every time.
+
+Shards are built by a pool of threads, not processes: decoding (cv2), the crop (cv2, numpy) and a
+torch segmenter release the GIL, and a thread cannot re-run the caller's script the way a spawned
+worker re-imports ``__main__`` (a script calling ``mlbench.run_benchmark`` at module level, without
+``if __name__ == "__main__":``, would otherwise start the run again in every worker). So one
+preprocessor object is called from several threads at once: it must not keep per-image state.
 """
 
 from __future__ import annotations
@@ -22,9 +28,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import multiprocessing as mp
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -35,6 +41,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlbench.data import Skip
+from mlbench.data.imagepaths import ImageRoot
+from mlbench.paths import lies_under
 from mlbench.errors import UserError
 from mlbench.io import atomic_path, write_json, write_parquet
 from mlbench.preprocessing import Preprocessor
@@ -68,9 +76,11 @@ def source_state(path: str | Path) -> tuple[int, int]:
     return stat.st_size, stat.st_mtime_ns
 
 
-def _process_shard(args: tuple[Path, Preprocessor, int, list[tuple[str, str]]]) -> dict[str, int]:
-    """Decode + preprocess one shard's images and write the shard (runs in a worker process)."""
-    shard_dir, preprocessor, size, items = args
+def _process_shard(args: tuple[Path, Preprocessor, int, list[tuple[str, str]], str | None]) -> dict[str, int]:
+    """Decode + preprocess one shard's images and write the shard (runs in a worker thread)."""
+    shard_dir, preprocessor, size, items, image_root = args
+    # Each path in full, right before it is decoded: a link made since the reader checked is seen.
+    root = ImageRoot(image_root, cache_folders=False) if image_root is not None else None
     images = np.zeros((len(items), size, size), dtype=np.uint8)
     rows: list[dict[str, Any]] = []
     n_ok = 0
@@ -80,6 +90,11 @@ def _process_shard(args: tuple[Path, Preprocessor, int, list[tuple[str, str]]]) 
         row: dict[str, Any] = {"image_id": image_id, "row": -1, "status": "ok", "x0": None, "y0": None,
                                "x1": None, "y1": None, "method": None, "fallback": None, "reason": "",
                                "source_size": file_size, "source_mtime_ns": mtime_ns, "built_ns": time.time_ns()}
+        if root is not None and _leaves(root, path):
+            skip = root.refusal(image_id, path)
+            row.update(status="skipped", reason=f"{skip.reason}: {skip.detail}")
+            rows.append(row)
+            continue
         try:
             out = preprocessor(read_grayscale(path))
             if out.image.shape != (size, size):
@@ -139,13 +154,20 @@ class Cache:
         out += [Skip(str(i), r.split(":")[0], r) for i, r in zip(bad.index, bad["reason"])]
         return out
 
-    def write_manifest(self, image_ids: Sequence[str], directory: Path | None = None) -> dict[str, Any]:
+    def write_manifest(self, image_ids: Sequence[str], directory: Path | None = None, *,
+                       refused: Sequence[Skip] = ()) -> dict[str, Any]:
         """Write ``manifest.parquet`` (each image: crop box, fallback, or skip reason) and a JSON summary
-        into ``directory`` (default: the cache's own folder)."""
+        into ``directory`` (default: the cache's own folder). ``refused``: images the reader left out
+        before decoding (e.g. ``outside_root``), listed and counted as skipped too."""
         directory = Path(directory or self.root)
         rows = self.index.reindex(list(image_ids))
         rows["image_id"] = rows.index
         rows["status"] = rows["status"].fillna("not_in_cache")
+        if refused:
+            extra = pd.DataFrame({"image_id": [s.item for s in refused], "status": "skipped",
+                                  "row": -1, "reason": [f"{s.reason}: {s.detail}" if s.detail else s.reason
+                                                        for s in refused]}).set_index("image_id", drop=False)
+            rows = pd.concat([rows, extra.reindex(columns=rows.columns)])
         table = pa.Table.from_pandas(rows[list(SHARD_COLUMNS)].reset_index(drop=True), preserve_index=False)
         write_parquet(directory / "manifest.parquet", table)
         ok = int((rows["status"] == "ok").sum())
@@ -171,12 +193,24 @@ class Cache:
         return out
 
 
+def _leaves(root: ImageRoot, path: str) -> bool:
+    """A path under the image root (as the readers write them) whose real path is now outside it."""
+    absolute = os.path.abspath(path)
+    under = lies_under(absolute, root.real) or lies_under(absolute, os.path.abspath(root.root))
+    return under and root.resolve(absolute) is None
+
+
 def build_cache(items: pd.DataFrame, preprocessor: Preprocessor, size: int, cache_dir: str | Path, *,
-                workers: int | None = None, shard_size: int = 512, progress: Any = None) -> Cache:
+                workers: int | None = None, shard_size: int = 512, progress: Any = None,
+                image_root: str | Path | None = None) -> Cache:
     """Preprocess every ``items`` row (image_id, image_path) not already cached; return the cache.
 
-    Work is split into shards processed in parallel over ``workers`` processes (default: all
-    cores). ``progress`` is an optional rich Progress to report shard completion on.
+    ``image_root``: the dataset's image folder. An image path below it whose real path now leaves it
+    (a file or folder replaced by a link out since the reader checked it) is not decoded but
+    skipped as ``outside_root``; paths a dataset placed elsewhere are the dataset's business.
+
+    Work is split into shards processed in parallel by ``workers`` threads (default: all cores).
+    ``progress`` is an optional rich Progress to report shard completion on.
     """
     config = dict(preprocessor.config())
     config["size"] = int(size)
@@ -195,14 +229,15 @@ def build_cache(items: pd.DataFrame, preprocessor: Preprocessor, size: int, cach
         # Enough shards to keep every worker busy, small enough that a kill loses little work.
         per_shard = max(16, min(shard_size, math.ceil(len(pairs) / (workers * 4))))
         chunks = [pairs[i:i + per_shard] for i in range(0, len(pairs), per_shard)]
-        jobs = [(shard_dir, preprocessor, int(size), chunk) for chunk in chunks]
+        images_at = None if image_root is None else os.fspath(image_root)
+        jobs = [(shard_dir, preprocessor, int(size), chunk, images_at) for chunk in chunks]
         task = progress.add_task("preprocess", total=len(pairs)) if progress is not None else None
         if workers == 1 or len(jobs) == 1:
             results = map(_process_shard, jobs)
             _drain(results, jobs, progress, task)
         else:
-            with mp.get_context("spawn").Pool(workers) as pool:
-                _drain(pool.imap(_process_shard, jobs), jobs, progress, task)
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlbench-preprocess") as pool:
+                _drain(pool.map(_process_shard, jobs), jobs, progress, task)
     return Cache.open(root)
 
 

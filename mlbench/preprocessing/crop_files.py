@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -16,6 +17,7 @@ import pandas as pd
 
 from mlbench import io as atomic_io
 from mlbench.data import Skip
+from mlbench.data.imagepaths import ImageRoot
 from mlbench.preprocessing import Preprocessor
 from mlbench.preprocessing.images import ImageReadError, read_grayscale
 
@@ -60,7 +62,10 @@ def find_images(inputs: Sequence[str | Path],
     """Expand files and folders into (image path, output name) pairs, sorted within each folder.
 
     A folder is walked recursively for .png/.jpg/.jpeg; the output name keeps the path inside the
-    folder. Inputs that do not exist and names that would collide are returned as skips.
+    folder. Inputs that do not exist and names that would collide are returned as skips. Inside a
+    folder, a file or folder reached through a link that leads out of it is skipped as
+    ``outside_root`` (:mod:`mlbench.data.imagepaths`) and nothing is read or listed through it; a
+    file named as an input is the user's own choice and is read wherever it is.
     """
     found: list[tuple[Path, Path]] = []
     skipped: list[Skip] = []
@@ -69,9 +74,10 @@ def find_images(inputs: Sequence[str | Path],
     for raw in inputs:
         source = Path(raw)
         if source.is_dir():
-            candidates = [(p, p.relative_to(source)) for p in sorted(source.rglob("*"))
-                          if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                          and not (exclude is not None and exclude in p.resolve().parents)]
+            files, refused = walk_folder(source)
+            skipped.extend(refused)
+            candidates = [(p, p.relative_to(source)) for p in files
+                          if not (exclude is not None and exclude in p.resolve().parents)]
         elif source.is_file():
             candidates = [(source, Path(source.name))]
         else:
@@ -87,13 +93,49 @@ def find_images(inputs: Sequence[str | Path],
     return found, skipped
 
 
+def walk_folder(folder: Path) -> tuple[list[Path], list[Skip]]:
+    """The image files below ``folder`` (sorted paths as reached from it), and a skip for each link
+    (file or folder) that leads out of it. A folder link that stays inside is not entered: what it
+    points at is walked where it really is."""
+    root = ImageRoot(folder, cache_folders=False)
+    files: list[Path] = []
+    refused: list[Skip] = []
+    pending = [str(folder)]
+    while pending:
+        current = pending.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            continue  # an unreadable folder holds nothing we could crop
+        for entry in entries:
+            try:
+                link = entry.is_symlink()
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                continue
+            if not link and is_dir:
+                pending.append(entry.path)
+                continue
+            if not link and not entry.name.lower().endswith(IMAGE_SUFFIXES):
+                continue
+            if link and root.resolve(entry.path) is None:
+                if os.path.isdir(entry.path) or entry.name.lower().endswith(IMAGE_SUFFIXES):
+                    refused.append(root.refusal(entry.path, Path(entry.path).relative_to(folder)))
+                continue
+            if entry.name.lower().endswith(IMAGE_SUFFIXES) and os.path.isfile(entry.path):
+                files.append(Path(entry.path))
+    refused.sort(key=lambda s: s.item)
+    return sorted(files), refused
+
+
 def crop_files(inputs: Sequence[str | Path], out_dir: str | Path, preprocessor: Preprocessor, *,
                invert: bool | None = None, bits: int = 16,
                on_image: Callable[[Path], None] | None = None) -> CropReport:
     """Crop every image under ``inputs`` with ``preprocessor``; write PNGs and ``out_dir/crops.csv``.
 
-    Unreadable files (missing, truncated, corrupt, too large) do not stop the run: each becomes a
-    row of crops.csv with empty coordinates and its reason, and a :class:`~mlbench.data.Skip`.
+    Unreadable files (missing, truncated, corrupt, too large) and files reached through a link out of
+    a given folder (``outside_root``) do not stop the run: each becomes a row of crops.csv with empty
+    coordinates and its reason, and a :class:`~mlbench.data.Skip`.
     ``bits``: 8 or 16 for the written PNGs. ``on_image`` is called after each input (progress).
     """
     if bits not in (8, 16):

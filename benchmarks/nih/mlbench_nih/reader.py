@@ -8,14 +8,17 @@ way; only the image name, labels, patient and view are required.
 
 Images are found wherever the release was unpacked under the image root: all in one folder
 (``images/``, or the root itself) or spread over the tarballs' folders (``images_001/images/...``).
-The root is indexed once (:func:`index_images`). When the root holds no image at all, the records
+The root is indexed once (:func:`walk_images`). When the root holds no image at all, the records
 point at ``ROOT/images/NAME`` and nothing is skipped for a missing file: that is how a split is made
 from the label file alone, and the preprocessing cache lists files still missing at training time.
+Either way every path is resolved (:mod:`mlbench.data.imagepaths`): an image reached through a link
+that leaves the root (a linked file, or an image folder such as ``images/`` linked elsewhere) is
+skipped as ``outside_root`` and nothing is read through the link; ``image_path`` is the real path.
 
 Nothing is dropped silently: each row left out becomes a ``Skip`` with one reason, in the order
 checked: ``missing_image_id``, ``unsafe_path``, ``duplicate_image_id`` (the first row is kept),
 ``missing_patient_id``, ``projection_not_selected``, ``nan_labels``, then for the image file
-``image_outside_root`` (a link that leaves the root), ``missing_image`` and ``empty_image``.
+``outside_root`` (a link that leaves the root), ``missing_image`` and ``empty_image``.
 Each label that is not one of the 14 becomes a ``Skip(reason="unknown_label")`` while the row keeps
 its other labels. Unreadable (truncated, corrupt) files are found when the cache decodes them.
 """
@@ -24,12 +27,15 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
 
 from mlbench.data import DataSource, Records, Skip
+from mlbench.data.imagepaths import OUTSIDE_ROOT, ImageRoot
+from mlbench.paths import lies_under
 from mlbench.data.labelfile import read_columns, unsafe_name_reason
 from mlbench.demo import SYNTHETIC_KIND, is_marked_synthetic
 from mlbench.io import sha256_file
@@ -48,28 +54,36 @@ _MAX_DEPTH = 3  # root / images_001 / images / NAME.png, with one spare level
 _MISSING = frozenset({"", "nan", "none", "null", "na", "n/a"})
 
 
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+@dataclass
+class ImageIndex:
+    """What :func:`walk_images` found under an image root."""
+
+    found: dict[str, str] = field(default_factory=dict)    # file name -> real path (the first in sorted order)
+    refused: dict[str, str] = field(default_factory=dict)  # file name -> why (a file link leading out)
+    refused_folders: list[str] = field(default_factory=list)  # image folders that are links leading out
 
 
-def index_images(root: Path) -> tuple[dict[str, str], dict[str, str]]:
-    """(file name -> absolute path, file name -> why refused) for the PNG files under ``root``.
+def walk_images(root: Path) -> ImageIndex:
+    """The PNG files under ``root``: the root and the ``images`` / ``images_NNN`` folders below it
+    (three levels at most), in sorted order, so a name found twice keeps its first path.
 
-    Walks the root and the ``images`` / ``images_NNN`` folders below it (three levels at most),
-    in sorted order, so a name found twice keeps its first path. Links are followed only when their
-    target stays inside the root; a file link leading out is refused, a folder link leading out is
-    not entered.
+    Links are followed only when their target stays inside the root (:mod:`mlbench.data.imagepaths`):
+    a file link leading out is refused, a folder link leading out is not entered (nothing is listed
+    through it) and is named in ``refused_folders``.
     """
-    root_real = os.path.realpath(root)
-    found: dict[str, str] = {}
-    refused: dict[str, str] = {}
+    image_root = ImageRoot(root)
+    root_real = image_root.real
+    index = ImageIndex()
     if not os.path.isdir(root_real):
-        return found, refused
+        return index
     seen_dirs: set[str] = set()
 
     def walk(folder: str, depth: int) -> None:
         real = os.path.realpath(folder)
-        if real in seen_dirs or not _inside(real, root_real):
+        if not lies_under(real, root_real):
+            index.refused_folders.append(folder)
+            return
+        if real in seen_dirs:
             return
         seen_dirs.add(real)
         try:
@@ -82,19 +96,27 @@ def index_images(root: Path) -> tuple[dict[str, str], dict[str, str]]:
                     if depth < _MAX_DEPTH and _IMAGE_FOLDER.fullmatch(entry.name):
                         walk(entry.path, depth + 1)
                     continue
-                if (not entry.name.lower().endswith(".png") or entry.name in found
+                if (not entry.name.lower().endswith(".png") or entry.name in index.found
                         or not entry.is_file(follow_symlinks=True)):
                     continue
             except OSError:
                 continue
-            if entry.is_symlink() and not _inside(os.path.realpath(entry.path), root_real):
-                refused.setdefault(entry.name, f"{entry.path} links outside the image root")
+            path = image_root.resolve(entry.path)
+            if path is None:
+                index.refused.setdefault(entry.name, image_root.refusal(entry.name, entry.path).detail)
                 continue
-            found[entry.name] = entry.path
-            refused.pop(entry.name, None)
+            index.found[entry.name] = path
+            index.refused.pop(entry.name, None)
 
     walk(root_real, 0)
-    return found, refused
+    return index
+
+
+def index_images(root: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(file name -> real path, file name -> why refused) for the PNG files under ``root``
+    (:func:`walk_images` without the refused folders)."""
+    index = walk_images(root)
+    return index.found, index.refused
 
 
 def _read_columns(path: Path) -> pd.DataFrame:
@@ -116,9 +138,11 @@ def read_nih_csv(source: DataSource, *, projections: Iterable[str] | None = PROJ
 def _records(raw: pd.DataFrame, csv_path: Path, images: Path, projections: Iterable[str] | None) -> Records:
     keep_projection = None if projections is None else frozenset(projections)
     known = frozenset(LABELS)
-    index, refused = index_images(images)
-    # No image under the root: a labels-only source (see the module docstring).
-    default_folder = f"{os.path.realpath(images)}{os.sep}{DEFAULT_IMAGE_FOLDER}{os.sep}"
+    image_root = ImageRoot(images)
+    walked = walk_images(images)
+    index, refused = walked.found, walked.refused
+    # An image folder linked out: a row not found elsewhere may be in it (its files are never listed).
+    linked_out = ", ".join(os.path.relpath(f, image_root.real) for f in walked.refused_folders)
     parsed: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
     out: dict[str, list] = {c: [] for c in FRAME_COLUMNS}
@@ -161,11 +185,15 @@ def _records(raw: pd.DataFrame, csv_path: Path, images: Path, projections: Itera
         findings, unknown = hit
         for label in unknown:
             skipped.append(Skip(image_id, "unknown_label", label))
-        if index:
+        if index or linked_out:
             path = index.get(image_id)
             if path is None:
                 if image_id in refused:
-                    skipped.append(Skip(image_id, "image_outside_root", refused[image_id]))
+                    skipped.append(Skip(image_id, OUTSIDE_ROOT, refused[image_id]))
+                elif linked_out:
+                    skipped.append(Skip(image_id, OUTSIDE_ROOT, f"row {n}: no file {image_id} under {images}; "
+                                                                f"{linked_out} links outside the image root and "
+                                                                "was not searched"))
                 else:
                     skipped.append(Skip(image_id, "missing_image", f"row {n}: no file {image_id} under {images}"))
                 continue
@@ -177,8 +205,11 @@ def _records(raw: pd.DataFrame, csv_path: Path, images: Path, projections: Itera
             if empty:
                 skipped.append(Skip(image_id, "empty_image", f"{path} is 0 bytes"))
                 continue
-        else:
-            path = default_folder + image_id
+        else:  # no image under the root: a labels-only source (see the module docstring)
+            path = image_root.resolve(f"{DEFAULT_IMAGE_FOLDER}{os.sep}{image_id}")
+            if path is None:  # e.g. a dangling images/ link pointing out of the root
+                skipped.append(image_root.refusal(image_id, f"{DEFAULT_IMAGE_FOLDER}{os.sep}{image_id}"))
+                continue
         out["image_id"].append(image_id)
         out["patient_id"].append(patient_id)
         out["follow_up"].append(follow_up.strip())

@@ -129,7 +129,7 @@ def test_index_walks_only_image_folders_and_refuses_links_out(tmp_path):
 
     csv = _write(root, [_row("secret.png", "Mass", "9"), _row("a.png", "Mass", "10")])
     records = read_nih_csv(DataSource(csv, root))
-    assert [(s.item, s.reason) for s in records.skipped] == [("secret.png", "image_outside_root")]
+    assert [(s.item, s.reason) for s in records.skipped] == [("secret.png", "outside_root")]
 
 
 def test_label_file_alone_points_at_the_default_folder(tmp_path):
