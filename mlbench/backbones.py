@@ -6,12 +6,37 @@ mapping (batch, in_chans, H, W) images in [0, 1] to logits (batch, num_labels).
 
 from __future__ import annotations
 
+import difflib
 import math
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 from torch import nn
+
+from mlbench.errors import UserError
+
+
+class BackboneNameError(UserError, ValueError):
+    """A backbone names a model its library does not have (the message says which, and the closest)."""
+
+
+def check_timm_model(model_name: str) -> None:
+    """Refuse a name timm has no model for, with the closest names; asks timm's model list only (no build).
+
+    A name with a source (``hf-hub:ORG/NAME``, ``local-dir:PATH``) is resolved by timm when the
+    model is built, so it is not checked here. A pretrained tag (``convnext_tiny.fb_in1k``) is.
+    """
+    import timm
+    from timm.models import parse_model_name
+
+    source, name = parse_model_name(model_name)
+    if source or timm.is_model(name):
+        return
+    known = timm.list_models()
+    close = difflib.get_close_matches(name.split(".")[0], known, n=3, cutoff=0.6)
+    hint = f"; closest: {', '.join(close)}" if close else ""
+    raise BackboneNameError(f"timm has no model '{model_name}'{hint} (timm.list_models() lists all {len(known)})")
 
 
 def freeze_first_convs(model: nn.Module, fraction: float) -> int:
@@ -76,4 +101,5 @@ class TimmClassifier(nn.Module):
 def timm_backbone(num_labels: int, in_chans: int = 1, pretrained: bool = False, *, model_name: str,
                   **options: Any) -> TimmClassifier:
     """Any timm model by name (``--backbones timm:NAME`` on the command line)."""
+    check_timm_model(model_name)
     return TimmClassifier(model_name, num_labels, in_chans=in_chans, pretrained=pretrained, **options)

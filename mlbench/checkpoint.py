@@ -33,9 +33,9 @@ def load(path: str | Path, *, device: str | torch.device = "cpu", keys: Iterable
         payload = torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint file") from None
-    except Exception as exc:  # noqa: BLE001 - weights_only runs no code, so any failure means a bad file
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a valid mlbench checkpoint ({reason[:200]}); "
+    except Exception:  # noqa: BLE001 - weights_only runs no code, so any failure means a bad file
+        # torch's message quotes the file's content and advises weights_only=False (running its code): say neither.
+        raise CheckpointError(f"{path}: not a valid mlbench checkpoint (not a file mlbench can load safely); "
                               "expected a torch.save file of tensors and plain values") from None
     if not isinstance(payload, dict) or any(k not in payload for k in keys):
         raise CheckpointError(f"{path}: not a valid mlbench checkpoint; expected a dict with keys {sorted(keys)}")

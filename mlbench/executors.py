@@ -21,6 +21,11 @@ A failed job leaves ``failed.json`` (:data:`mlbench.grid.FAILURE_FILE`) in its r
 error and the tail of the job's log; ``mlbench grid status`` shows it, and the next invocation removes
 it and submits only what is missing (backbones without predictions, runs without a leaderboard).
 Without a waiting process, ``mlbench grid status`` reads a failure from sacct and the job's log instead.
+
+Writer locks (:mod:`mlbench.dirlock`): the driving command holds its grid's or run's directory lock;
+each job holds only its own task's lock in its run directory (``RunJob`` calls ``run(..., job=True)``),
+so the jobs of one run never refuse each other, while a job whose task is still being written (by an
+orphaned job of a killed grid, say) fails at once naming that process.
 """
 
 from __future__ import annotations
@@ -34,9 +39,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, NoReturn, Sequence
 
 import submitit
-from submitit.core.utils import FailedJobError, UncompletedJobError
 from submitit.slurm.slurm import SlurmInfoWatcher
 
+from mlbench import dirlock
 from mlbench.errors import UserError
 from mlbench.grid import FAILURE_FILE, JOBS_DIR, SUBMISSIONS_FILE, Cell, JobState, is_finished, latest_jobs
 from mlbench.io import read_json, write_json
@@ -118,7 +123,7 @@ class RunJob(submitit.helpers.Checkpointable):
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
         from mlbench.runner import run
 
-        result = run(self.options)
+        result = run(self.options, job=True)  # its driver holds the directory's writer lock; the job its task's
         return str(result.run_dir), result.is_main
 
 
@@ -312,16 +317,15 @@ def _tail(text: str | None, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join((text or "").rstrip().splitlines()[-lines:])
 
 
-def record_failure(task: Task, error: BaseException) -> None:
+def record_failure(task: Task) -> None:
     """failed.json in the task's run directory: one error line and the tail of the job's log."""
     job = task.job
     log = _tail(job.stderr()) or _tail(job.stdout())
     last = next((line.strip() for line in reversed(log.splitlines()) if line.strip()), "")
-    died = isinstance(error, UncompletedJobError) and not isinstance(error, FailedJobError)
-    if died:  # killed, out of memory, cancelled: no traceback of ours, only the scheduler's state
+    if "Traceback (most recent call last)" in log:  # our code raised: its last line says what
+        reason = last
+    else:  # killed, out of memory, cancelled: no traceback of ours, only the scheduler's state
         reason = f"ended without a result (state {job.state})"
-    else:
-        reason = last or type(error).__name__
     write_json(task.run_dir / FAILURE_FILE, {
         "error": f"{task.name} job {job.job_id} failed: {reason}", "log_tail": log, "task": task.name,
         "job_id": job.job_id, "log": str(job.paths.stderr), "failed_at": datetime.now(timezone.utc).isoformat(
@@ -401,17 +405,17 @@ def _announce(task: Task, say: Callable[[str], None]) -> None:
 
 
 def _collect(task: Task, say: Callable[[str], None]) -> None:
-    try:
-        task.job.results()
-    except Exception as error:  # the job's own failure: recorded in the run directory, not raised here
-        task.outcome = "failed"
-        if task.name == ENSEMBLES_TASK and task.job.state.upper().startswith("CANCELLED") and any(
-                t.outcome == "failed" for t in task.needs):
-            return  # cancelled by SLURM because a training job failed; that one wrote failed.json
-        record_failure(task, error)
-        say(f"failed {task.label}: job {task.job.job_id}; see {task.run_dir / FAILURE_FILE}")
+    # What a job did is read from the files it writes into its run directory, never from submitit's
+    # result pickle: a grid directory may come from elsewhere, and unpickling a file in it runs code.
+    if _work_done(task.run_dir, task.name):
+        task.outcome = "done"
         return
-    task.outcome = "done"
+    task.outcome = "failed"
+    if task.name == ENSEMBLES_TASK and task.job.state.upper().startswith("CANCELLED") and any(
+            t.outcome == "failed" for t in task.needs):
+        return  # cancelled by SLURM because a training job failed; that one wrote failed.json
+    record_failure(task)
+    say(f"failed {task.label}: job {task.job.job_id}; see {task.run_dir / FAILURE_FILE}")
 
 
 def _clear_failures(run_dirs: Sequence[Path]) -> None:
@@ -452,13 +456,15 @@ def run_with_executor(opts: Any, kind: str, say: Callable[[str], None] = lambda 
     plan = plan_run(opts)
     submitter = Submitter(kind, plan.rundir.path / JOBS, Resources(**resources), wait=wait)
     opts = dataclasses.replace(opts, out=plan.rundir.path)
-    if not is_finished(plan.rundir.path):
-        prepare(plan)  # corpus, split and cache once, before the jobs start side by side
-        _clear_failures([plan.rundir.path])
-        if not wait:
-            submit_without_waiting(plan_tasks([opts]), submitter, say)
-        failed = run_tasks(plan_tasks([opts]), submitter, say)
-        if failed or not is_finished(plan.rundir.path):
-            raise RunError(f"{plan.rundir.path}: the run did not finish; see {plan.rundir.path / FAILURE_FILE}")
+    # This command drives the run: it holds the directory's writer lock, each job its own task's.
+    with dirlock.hold(plan.rundir.path, "run"):
+        if not is_finished(plan.rundir.path):
+            prepare(plan)  # corpus, split and cache once, before the jobs start side by side
+            _clear_failures([plan.rundir.path])
+            if not wait:
+                submit_without_waiting(plan_tasks([opts]), submitter, say)
+            failed = run_tasks(plan_tasks([opts]), submitter, say)
+            if failed or not is_finished(plan.rundir.path):
+                raise RunError(f"{plan.rundir.path}: the run did not finish; see {plan.rundir.path / FAILURE_FILE}")
     return RunResult(plan.rundir.path, RunDir(plan.rundir.path).leaderboard().to_pandas(),
                      RunDir(plan.rundir.path).manifest())

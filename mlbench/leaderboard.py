@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mlbench.errors import UserError
@@ -115,12 +116,26 @@ def read(path: str | Path) -> pa.Table:
     path = Path(path)
     if not path.exists():
         raise LeaderboardError(f"{path}: no such leaderboard file")
+    if path.is_dir():  # pyarrow would read a folder as a dataset of every file in it
+        raise LeaderboardError(f"{path}: is a folder; expected a leaderboard file (.parquet)")
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise LeaderboardError(f"{path}: not a readable parquet file ({str(exc).splitlines()[0]}); "
                                "expected a leaderboard (docs/leaderboard.md)") from None
     return validate_table(table, where=str(path))
+
+
+def rows_of(benchmark: str, path: str | Path) -> Any:
+    """``path``'s rows of ``benchmark`` as a DataFrame; a file holding none is refused, naming what it holds."""
+    table = read(path)
+    mine = table.filter(pc.equal(table.column("benchmark"), benchmark))
+    if table.num_rows and not mine.num_rows:
+        held = sorted(map(str, set(table.column("benchmark").to_pylist()) - {None}))
+        shown = ", ".join(held[:5]) + (" ..." if len(held) > 5 else "")
+        raise LeaderboardError(f"{path}: holds rows of benchmark {shown or '(none named)'}, none of '{benchmark}'; "
+                               "pass that benchmark's name or its own leaderboard file")
+    return mine.to_pandas()
 
 
 def write(path: str | Path, table: pa.Table) -> None:
@@ -160,6 +175,8 @@ def find_board(benchmark: str, file: str | Path | None = None, registry: Any = N
     """``file`` if given, else the benchmark's own board if it exists, else its published board."""
     if file is not None:
         path = Path(file)
+        if path.is_dir():
+            raise LeaderboardError(f"{path}: is a folder; expected a leaderboard file (.parquet)")
         if not path.is_file():
             raise LeaderboardError(f"{path}: no such leaderboard file")
         return path

@@ -20,6 +20,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from mlbench.options import check_number
+
 
 def inverse_frequency_pos_weight(label_counts: Sequence[int], n_samples: int, max_weight: float | None = None) -> torch.Tensor:
     """pos_weight_j = (N - P_j) / P_j: positives of label j weigh as much, in total, as its negatives.
@@ -35,8 +37,9 @@ def inverse_frequency_pos_weight(label_counts: Sequence[int], n_samples: int, ma
         raise ValueError(f"weighted-bce: label_counts must lie in [0, n_samples={n_samples}], got {counts.tolist()}")
     weight = torch.where(counts > 0, (n_samples - counts) / counts.clamp(min=1), torch.ones_like(counts))
     weight = weight.clamp(min=1e-3)
+    max_weight = check_number(max_weight, "weighted-bce", "max_weight", 0, low_open=True, none=True)
     if max_weight is not None:
-        weight = weight.clamp(max=float(max_weight))
+        weight = weight.clamp(max=max_weight)
     return weight.float()
 
 
@@ -87,8 +90,7 @@ def class_balanced_weights(label_counts: Sequence[int], n_samples: int, beta: fl
     out of the scaling and weighs 1, as in plain BCE.
     """
     counts = _counts(label_counts, n_samples, "class-balanced")
-    if not 0 <= beta < 1:
-        raise ValueError(f"class-balanced: beta must lie in [0, 1), got {beta}")
+    beta = check_number(beta, "class-balanced", "beta", 0, 1, high_open=True)
     present = counts > 0
     raw = (1 - beta) / (1 - torch.pow(torch.tensor(float(beta), dtype=torch.float64), counts.clamp(min=1)))
     weight = torch.ones_like(counts)
@@ -162,8 +164,9 @@ class DistributionBalancedLoss(nn.Module):
 def distribution_balanced(label_counts: Sequence[int], n_samples: int, alpha: float = 0.1, beta: float = 10.0,
                           mu: float = 0.2, lam: float = 2.0, kappa: float = 0.05) -> nn.Module:
     """Defaults: the paper's (smoothing alpha 0.1, beta 10, mu 0.2; NTR lambda 2, kappa 0.05)."""
-    counts = _counts(label_counts, n_samples, "distribution-balanced")
-    if lam <= 0:
-        raise ValueError(f"distribution-balanced: lam (lambda) must be positive, got {lam}")
-    return DistributionBalancedLoss(counts, n_samples, float(alpha), float(beta), float(mu), float(lam),
-                                    float(kappa))
+    who = "distribution-balanced"
+    # Negative alpha, beta or kappa would turn the weights or the prior bias around; lambda divides.
+    alpha, beta, kappa = (check_number(v, who, k, 0) for k, v in (("alpha", alpha), ("beta", beta), ("kappa", kappa)))
+    mu, lam = check_number(mu, who, "mu"), check_number(lam, who, "lam", 0, low_open=True)
+    counts = _counts(label_counts, n_samples, who)
+    return DistributionBalancedLoss(counts, n_samples, alpha, beta, mu, lam, kappa)

@@ -107,8 +107,9 @@ class Reporter:
             return contextlib.nullcontext(self._lines)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        transient=True)
+        # A description holds names and paths: shown literally, never read as markup.
+        return Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), transient=True)
 
 
 QUIET = Reporter("quiet")

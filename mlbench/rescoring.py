@@ -72,20 +72,16 @@ def load_stored_run(run_dir: str | Path, split: pd.DataFrame | None = None) -> S
     test = split[(split["split"] == "test") & usable]
     train = split[(split["split"] == "train") & usable]
     entries = {**{b: "backbone" for b in m.get("backbones", [])}, **{e: "ensemble" for e in m.get("ensembles", [])}}
-    stored = predictions.read(rundir.predictions_file)
     rule = str(m.get("recipe", {}).get("threshold_rule", "fixed"))
     subsets = {"test": test} if rule == "fixed" else {"test": test, "val": split[(split["split"] == "val") & usable]}
-    scores: dict[str, dict[str, np.ndarray]] = {s: {} for s in subsets}
-    problems = []
-    for subset, rows in subsets.items():
-        frame = stored[stored["split"] == subset]
-        for entry in entries:
-            try:
-                scores[subset][entry] = predictions.wide(frame, entry, rows["image_id"].astype(str).tolist(), labels)
-            except (KeyError, ValueError) as exc:
-                problems.append(f"{rundir.predictions_file.name} ({subset}): {exc}")
-    if problems:
-        raise StoredRunError(problems)
+    wanted = {s: rows["image_id"].astype(str).tolist() for s, rows in subsets.items()}
+    try:  # every (image, label) of each subset the scores are read for, valid probabilities
+        stored = predictions.read(rundir.predictions_file,
+                                  [predictions.Coverage(s, ids, list(entries), labels) for s, ids in wanted.items()])
+    except predictions.PredictionsError as exc:
+        raise StoredRunError([str(exc)]) from None
+    scores = {s: {entry: predictions.wide(stored[stored["split"] == s], entry, ids, labels) for entry in entries}
+              for s, ids in wanted.items()}
     ids = test["image_id"].astype(str).tolist()
     return StoredRun(run_dir=rundir.path, manifest=m, labels=labels, test_ids=ids,
                      patient_ids=test["patient_id"].astype(str).tolist(),

@@ -43,7 +43,9 @@ from mlbench.errors import UserError
 from mlbench import leaderboard
 from mlbench.benchmark import Recipe
 from mlbench.data import Skip
+from mlbench.griddir import enclosing_grid
 from mlbench.io import write_json, write_parquet
+from mlbench.paths import is_inside, shown
 
 MANIFEST = "manifest.json"
 SPLIT = "split.parquet"
@@ -157,6 +159,14 @@ class RunDir:
     def history_file(self, name: str) -> Path:
         return self.backbone_dir(name) / "history.json"
 
+    def owns(self, path: str | os.PathLike) -> bool:
+        """Whether ``path`` is one of the files or folders of the layout above (or inside one of those
+        folders): what only ``mlbench run`` writes, so no other command's output may replace it."""
+        own = (self.manifest_file, self.split_file, self.predictions_file, self.leaderboard_file, self.skipped_file,
+               self.path / LOCK, self.preprocess_dir, self.path / BACKBONES, self.default_cache, self.default_demo_dir)
+        target = os.path.abspath(path)
+        return any(target == mine or target.startswith(mine + os.sep) for mine in map(os.path.abspath, own))
+
     # -- locking -------------------------------------------------------------------------------
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -199,43 +209,84 @@ class RunDir:
             return data
 
     def start(self, identity: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
-        """Create the manifest, or check that an existing one describes the same run (resume)."""
+        """Create the manifest, or check that an existing one describes the same run (resume).
+
+        A manifest of another run is replaced when that run failed before training left anything
+        (:meth:`trained_anything`): the corrected command starts over here, reusing the cache and
+        the demo corpus (each keyed by its own content). Once training has begun it is refused.
+        """
 
         def change(data: dict[str, Any]) -> None:
+            started_over = {}
             if data:
                 diff = identity_differences(data.get("identity", {}), identity)
                 if diff:
-                    raise RunDirError(f"{self.path} holds another run (differs in: {', '.join(diff)}); "
-                                      "choose a new --out or delete it")
+                    self.refuse_other_run(diff)
+                    data.clear()
+                    # Its skips would be merged stage by stage into the new run's list: drop them whole.
+                    self.skipped_file.unlink(missing_ok=True)
+                    started_over = {"started_over": {"at": now(), "differs_in": diff}}
             if not data:
-                data.update(identity=identity, **fields, stages={}, skipped={"counts": {}, "items": []})
+                data.update(identity=identity, **fields, stages={}, skipped={"counts": {}, "items": []},
+                            **started_over)
             else:
                 data.update({k: v for k, v in fields.items() if k not in data})
 
         return self.update_manifest(change)
+
+    def trained_anything(self) -> bool:
+        """Whether training has left a file here: a backbone's checkpoint, history or predictions, or the run's."""
+        if self.predictions_file.exists() or self.leaderboard_file.exists():
+            return True
+        for folder, dirs, files in os.walk(self.path / BACKBONES):  # links are not followed
+            if files or any(os.path.islink(os.path.join(folder, d)) for d in dirs):
+                return True
+        return False
+
+    def refuse_other_run(self, diff: Sequence[str]) -> None:
+        """Another run's manifest is here (``diff``: where it differs): refuse once its training has begun."""
+        if diff and self.trained_anything():
+            raise RunDirError(f"{self.path} holds another run (differs in: {', '.join(diff)}) whose training has "
+                              "begun; choose a new --out or delete it")
 
     def record_stage(self, name: str, seconds: float) -> None:
         self.update_manifest(lambda m: m["stages"].__setitem__(name, {"seconds": round(seconds, 3),
                                                                       "status": "done"}))
 
     # -- paths stored in the manifest ------------------------------------------------------------
+    def root(self) -> Path:
+        """The folder no stored path may leave: this run directory, or the grid holding it as a cell."""
+        return enclosing_grid(self.path) or self.path
+
     def stored_path(self, path: str | os.PathLike) -> dict[str, str]:
-        """How a path goes into the manifest: relative to the run directory, and absolute."""
+        """How a path goes into the manifest: relative to the run directory (the absolute one is for people)."""
         absolute = Path(path).resolve()
         return {"relative": os.path.relpath(absolute, self.path.resolve()), "absolute": str(absolute)}
 
-    def resolve(self, stored: str | dict[str, str]) -> Path:
-        """A stored path back: relative to where the run directory is now, else the absolute one."""
-        if isinstance(stored, str):  # manifests written before paths were stored relative
-            return Path(stored)
-        relative = self.path / stored["relative"]
-        return relative if relative.exists() or not Path(stored["absolute"]).exists() else Path(stored["absolute"])
+    def resolve(self, stored: Any, what: str, option: str) -> Path:
+        """A stored path back, relative to where the run directory is now.
 
-    def cache_path(self) -> Path:
+        A shared run directory is hostile: a path that leads outside :meth:`root` (``..``, an absolute
+        path, a symlink out) is refused, and the user passes that file on the command line instead."""
+        relative = stored.get("relative") if isinstance(stored, dict) else stored
+        if isinstance(relative, str) and relative and "\x00" not in relative and not os.path.isabs(relative):
+            candidate = self.path / relative
+            if is_inside(candidate, self.root()):
+                return candidate
+        if relative is None:
+            raise RunDirError(f"{self.manifest_file}: records no path of {what}; pass {option}")
+        raise RunDirError(f"{self.manifest_file}: {what} is stored as {shown(relative)}, which leads outside "
+                          f"{self.root()}; a run directory's stored paths are only followed inside it: "
+                          f"pass {option}")
+
+    def cache_path(self, given: str | os.PathLike | None = None) -> Path:
+        """The run's preprocessing cache: ``given`` (the user's --cache), else the one the manifest names."""
+        if given is not None:
+            return Path(given)
         cache = self.manifest().get("cache")
-        if not cache:
+        if not isinstance(cache, dict) or "path" not in cache:
             raise RunDirError(f"{self.manifest_file}: no cache recorded; the run has not preprocessed its images")
-        return self.resolve(cache["path"])
+        return self.resolve(cache["path"], "the preprocessing cache", "--cache")
 
     # -- the recipe ------------------------------------------------------------------------------
     def recipe(self) -> Recipe:

@@ -11,6 +11,9 @@ holds another recipe) is checked by :func:`plan_run` before any expensive stage 
 
 from __future__ import annotations
 
+import difflib
+import functools
+import inspect
 import os
 import platform
 import subprocess
@@ -31,16 +34,20 @@ import torch
 import mlbench
 from mlbench.errors import UserError
 from mlbench import checkpoint, leaderboard, predictions, thresholds
+from mlbench.backbones import BackboneNameError, check_timm_model, timm_backbone
 from mlbench.benchmark import Benchmark, Recipe
 from mlbench.data import DataSource, Records
+from mlbench.data.imagepaths import OUTSIDE_ROOT
 from mlbench.data.splits import SPLITS, BenchmarkSplit, SplitError, assert_patient_disjoint, split_benchmark, split_table
+from mlbench.demo import read_source_record, write_source_record
 from mlbench.distributed import Group, from_environment, shutdown
 from mlbench.io import read_json, write_json
 from mlbench.metrics import MetricWarning
 from mlbench.preprocessing.cache import Cache, build_cache
 from mlbench.progress import Reporter
-from mlbench.registry import PluginError, Registry, get_registry
-from mlbench.rundir import RunDir, RunDirError, identity_differences
+from mlbench.options import OptionError, check_factory_options, shown
+from mlbench.registry import LazyFactory, PluginError, Registry, get_registry
+from mlbench.rundir import RunDir, identity_differences
 from mlbench.stats import metric_intervals
 from mlbench.training import accepted_options, backbone_plugin, build_backbone, device_name, pick_device, predict, train
 
@@ -166,19 +173,20 @@ def plan_run(opts: RunOptions, registry: Registry | None = None) -> RunPlan:
     recipe = make_recipe(bench, opts)
     if not recipe.backbones:
         raise RunError("--backbones: expected at least one backbone")
+    check_ranges(opts, bench, recipe)
     rundir = RunDir(opts.out if opts.out is not None else default_out(bench.name, recipe, opts.demo))
     registry.get("dataset", bench.dataset)
     registry.get("preprocessor", recipe.active_preprocessor)
     for name in recipe.backbones:
-        registry.get("backbone", backbone_plugin(name))
+        _check_backbone_name(registry, name)
     for name in recipe.ensembles:
         registry.get("ensemble", name)
     # A loss built on dummy counts catches unknown or ill-typed --loss-option values now, not after preprocessing.
-    registry.create("loss", recipe.loss, label_counts=[1] * len(bench.labels), n_samples=2,
-                    **dict(recipe.loss_options))
+    _check_plugin_options(registry, "loss", recipe.loss, recipe.loss_options, "--loss-option",
+                          label_counts=[1] * len(bench.labels), n_samples=2)
     # Likewise a sampler built on a tiny dummy label matrix checks its name and --sampler-option values.
-    registry.create("sampler", recipe.sampler, labels=np.eye(4, len(bench.labels), dtype=np.uint8) | 1, seed=0,
-                    **dict(recipe.sampler_options))
+    _check_plugin_options(registry, "sampler", recipe.sampler, recipe.sampler_options, "--sampler-option",
+                          labels=np.eye(4, len(bench.labels), dtype=np.uint8) | 1, seed=0)
     if recipe.threshold_rule not in thresholds.RULES:
         raise RunError(f"--thresholds {recipe.threshold_rule}: expected one of {', '.join(thresholds.RULES)}")
     _check_backbone_options(registry, recipe)
@@ -208,6 +216,125 @@ def plan_run(opts: RunOptions, registry: Registry | None = None) -> RunPlan:
     return RunPlan(opts, registry, bench, recipe, rundir, device, group, reporter)
 
 
+# How plan_run names an option it range-checks: the command line's flag, then run_benchmark()'s
+# keyword (the message names both: either may have set it).
+OPTION_FLAGS = {"max_epochs": "--epochs", "image_size": "--image-size", "seed": "--seed", "workers": "--workers",
+                "n_boot": "--bootstrap"}
+SEED_MAX = 2**32 - 1  # numpy's RandomState (demo corpora, samplers) takes 0 <= seed < 2**32
+# Inclusive ranges. Above the upper bounds a run would fail hours in: the cache holds size x size
+# bytes per image (no chest film is wider than 4096 px), the bootstrap n_boot x patients counts,
+# and preprocessing starts one process per worker.
+INT_RANGES = {"max_epochs": (1, None), "patience": (1, None), "batch_size": (1, None), "image_size": (16, 4096),
+              "seed": (0, SEED_MAX), "n_boot": (0, 100_000), "workers": (1, 1024)}
+SEED_WHY = " (numpy's random generators take 0 <= seed < 2**32)"
+
+
+def option_label(name: str) -> str:
+    """``--seed (seed=)``: the flag and the run_benchmark() keyword of a RunOptions field."""
+    return f"{OPTION_FLAGS[name]} ({name}=)" if name in OPTION_FLAGS else f"{name}="
+
+
+def check_int(value: Any, low: int, high: int | None, label: str, why: str = "") -> int:
+    """``value`` as an int in [low, high] (no upper bound when None), else one RunError naming ``label``."""
+    if (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= low
+            and (high is None or value <= high)):
+        return int(value)
+    span = f"from {low} to {high}" if high is not None else f">= {low}"
+    raise RunError(f"{label} {shown(value)}: expected an integer {span}{why}")
+
+
+def check_seed(seed: Any, label: str = "--seed (seed=)") -> int:
+    """A training seed every RNG it feeds accepts; ``label`` names the option (``--seeds`` for a grid)."""
+    return check_int(seed, *INT_RANGES["seed"], label, SEED_WHY)
+
+
+def check_ranges(opts: RunOptions, bench: Benchmark, recipe: Recipe) -> None:
+    """Every number a run feeds to numpy, torch or the OS, in range before any work."""
+    for name in ("seed", "max_epochs", "image_size", "patience", "batch_size"):
+        if getattr(opts, name, None) is not None:
+            label = option_label(name)
+        else:  # the benchmark's own recipe says so
+            label = f"benchmark {bench.name}: the {'demo ' if opts.demo else ''}recipe's {name}"
+        check_int(getattr(recipe, name), *INT_RANGES[name], label, SEED_WHY if name == "seed" else "")
+    for name in ("n_boot", "workers"):
+        if getattr(opts, name) is not None:
+            check_int(getattr(opts, name), *INT_RANGES[name], option_label(name))
+
+
+def _check_plugin_options(registry: Registry, kind: str, name: str, values: Any, option: str, **dummy: Any) -> None:
+    """Build plugin ``name`` on ``dummy`` inputs with the user's ``values``: any mistake is one line naming ``option``.
+
+    The factory's own range checks speak first (they know the range); then its signature's: an
+    unknown key, or a non-number or NaN/infinity where it takes a number (what a factory may let through).
+    """
+    factory, values = registry.get(kind, name).factory, dict(values)
+    try:
+        # A key mlbench passes itself would collide in the call: refused by the signature check first.
+        check_factory_options(factory, {k: v for k, v in values.items() if k in dummy}, name, given=dummy)
+        try:
+            registry.create(kind, name, **dummy, **values)
+        except PluginError as exc:
+            if isinstance(exc.__cause__, OptionError):  # raised inside the factory, wrapped by the registry
+                raise exc.__cause__ from None
+            check_factory_options(factory, values, name, given=dummy)  # a clearer reason, when it finds one
+            raise
+        check_factory_options(factory, values, name, given=dummy)
+    except OptionError as exc:
+        raise OptionError(f"{option}: {exc}") from None
+
+
+def _implementation(factory: Any) -> Any:
+    """The function behind a registered factory (lazy and partial wrappers removed)."""
+    target = factory.resolve() if isinstance(factory, LazyFactory) else factory
+    while isinstance(target, functools.partial):
+        target = target.func
+    return target
+
+
+def _check_backbone_name(registry: Registry, name: str) -> None:
+    """A backbone name resolves to a model: a registered backbone, or PLUGIN:MODEL whose model exists."""
+    plugin, sep, model = name.partition(":")
+    try:
+        entry = registry.get("backbone", plugin)
+    except PluginError as exc:
+        close = difflib.get_close_matches(plugin, registry.names("backbone"), n=3)
+        raise RunError(f"--backbones {name}: {exc}" + (f"; closest: {', '.join(close)}" if close else "")) from None
+    try:
+        params = inspect.signature(entry.factory).parameters
+        implementation = _implementation(entry.factory)
+    except (TypeError, ValueError):
+        return
+    except Exception as exc:  # noqa: BLE001 - a plugin whose module does not import: say which, not a traceback
+        raise PluginError(f"backbone '{plugin}' from plugin '{entry.plugin}' ({entry.package}) cannot be loaded: "
+                          f"{type(exc).__name__}: {exc}") from None
+    takes = params.get("model_name")
+    if sep and not model:
+        raise RunError(f"--backbones {name}: expected {plugin}:MODEL_NAME")
+    if not sep and takes is not None and takes.default is inspect.Parameter.empty:
+        raise RunError(f"--backbones {name}: backbone '{plugin}' needs a model name; expected {plugin}:MODEL_NAME")
+    if sep and takes is None and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        raise RunError(f"--backbones {name}: backbone '{plugin}' takes no model name; expected {plugin}")
+    model = model or (takes.default if takes is not None and isinstance(takes.default, str) else "")
+    if model and implementation is timm_backbone:
+        try:
+            check_timm_model(model)  # timm's model list only: no build, no download
+        except BackboneNameError as exc:
+            raise RunError(f"--backbones {name}: {exc}") from None
+
+
+def weightless(recipe: Recipe) -> Recipe:
+    """The recipe with no pretrained weights anywhere (a check on the meta device, or a checkpoint to load)."""
+    options = {name: {k: v for k, v in opts.items() if k != "pretrained"}
+               for name, opts in recipe.backbone_options.items()}
+    return recipe.replace(pretrained=False, backbone_options=options)
+
+
+def pretrained_for(recipe: Recipe, name: str) -> bool:
+    """Whether backbone ``name`` starts from pretrained weights: a weights file or its own option, else the recipe's."""
+    options = recipe.backbone_options.get(name, {})
+    return options.get("weights") is not None or bool(options.get("pretrained", recipe.pretrained))
+
+
 def _check_backbone_options(registry: Registry, recipe: Recipe) -> None:
     for name, options in recipe.backbone_options.items():
         if name not in recipe.backbones:
@@ -218,16 +345,22 @@ def _check_backbone_options(registry: Registry, recipe: Recipe) -> None:
         if unknown:
             raise RunError(f"--backbone-option {name}.{unknown[0]}: backbone '{name}' takes no option "
                            f"'{unknown[0]}'")
+        if "pretrained" in options and not isinstance(options["pretrained"], bool):
+            raise RunError(f"--backbone-option {name}.pretrained={shown(options['pretrained'])}: expected true "
+                           "or false")
+        if options.get("pretrained") is False and options.get("weights") is not None:
+            raise RunError(f"--backbone-option {name}.pretrained=false and {name}.weights: a weights file is "
+                           "pretrained weights; give one of them")
         # A factory taking **options cannot say what it accepts: build it once, weightless, on the meta device.
         try:
             with torch.device("meta"):
-                build_backbone(registry, name, 1, recipe.replace(pretrained=False))
+                build_backbone(registry, name, 1, weightless(recipe))
         except PluginError as exc:
             raise RunError(f"--backbone-option {name}: {exc}") from None
 
 
 def _check_same_run(rundir: RunDir, bench: Benchmark, recipe: Recipe) -> None:
-    """Refuse at once a RUN_DIR made with another benchmark or recipe (the data is checked later)."""
+    """Refuse at once a RUN_DIR whose training began with another benchmark or recipe (the data is checked later)."""
     if not rundir.exists():
         return
     identity = rundir.manifest().get("identity", {})
@@ -235,9 +368,8 @@ def _check_same_run(rundir: RunDir, bench: Benchmark, recipe: Recipe) -> None:
             "recipe": recipe.to_dict()}
     diff = identity_differences({k: identity.get(k) for k in want if k in identity}, {k: want[k] for k in identity
                                                                                        if k in want})
-    if diff:
-        raise RunDirError(f"{rundir.path} holds another run (differs in: {', '.join(diff)}); "
-                          "choose a new --out or delete it")
+    # A run that failed before training started does not lock its directory: RunDir.start replaces it.
+    rundir.refuse_other_run(diff)
 
 
 # -- provenance -------------------------------------------------------------------------------------
@@ -267,16 +399,14 @@ def source_stage(plan: RunPlan) -> DataSource:
     opts, rundir = plan.options, plan.rundir
     if not opts.demo:
         return DataSource(csv=Path(opts.csv), images=Path(opts.images))
-    dataset = plan.registry.create("dataset", plan.benchmark.dataset)
     demo_dir = Path(opts.demo_dir or rundir.default_demo_dir)
-    done = demo_dir / "mlbench-source.json"  # ours, written once the corpus is complete
-    if done.exists():
-        saved = read_json(done)
-        # Stored relative to the corpus folder, so a moved run directory still finds its demo corpus.
-        return DataSource(csv=demo_dir / saved["csv"], images=demo_dir / saved["images"])
+    written = read_source_record(demo_dir)
+    if written is not None:
+        return written
+    dataset = plan.registry.create("dataset", plan.benchmark.dataset)
     options = {**dict(plan.benchmark.demo_options), **(opts.demo_options or {})}
     source = dataset.write_demo(demo_dir, seed=plan.recipe.seed, **options)
-    write_json(done, {"csv": os.path.relpath(source.csv, demo_dir), "images": os.path.relpath(source.images, demo_dir)})
+    write_source_record(demo_dir, source)
     return source
 
 
@@ -307,6 +437,7 @@ def start_manifest(plan: RunPlan, records: Records, source: DataSource, split: B
               "run_id": f"{bench.name}-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}",
               "created_at": now.isoformat(timespec="seconds"), "seed": recipe.seed,
               "backbones": list(recipe.backbones), "loss": recipe.loss, "ensembles": list(recipe.ensembles),
+              "pretrained": {b: pretrained_for(recipe, b) for b in recipe.backbones},
               "versions": plugin_versions(plan.registry, used), "git_commit": git_commit(),
               "device": device_name(plan.device),
               "source": {"csv": rundir.stored_path(source.csv), "images": rundir.stored_path(source.images)}}
@@ -318,8 +449,11 @@ def start_manifest(plan: RunPlan, records: Records, source: DataSource, split: B
         s: int((split.splits == s).sum()) for s in SPLITS}))
 
 
-def preprocess_stage(plan: RunPlan, split: BenchmarkSplit) -> tuple[Cache, np.ndarray]:
-    """Decode, crop and resize every image once into the cache; return it and the usable-image mask."""
+def preprocess_stage(plan: RunPlan, split: BenchmarkSplit,
+                     source: DataSource | None = None) -> tuple[Cache, np.ndarray]:
+    """Decode, crop and resize every image once into the cache; return it and the usable-image mask.
+
+    ``source``: where the images are; a path that has become a link out of its folder is refused."""
     recipe, rundir, group = plan.recipe, plan.rundir, plan.group
     preprocessor = plan.registry.create("preprocessor", recipe.active_preprocessor, size=recipe.image_size,
                                         **dict(recipe.preprocessor_options))
@@ -329,10 +463,11 @@ def preprocess_stage(plan: RunPlan, split: BenchmarkSplit) -> tuple[Cache, np.nd
     if group.is_main:
         with plan.reporter.bars() as progress:
             cache = build_cache(items, preprocessor, recipe.image_size, cache_dir, workers=plan.options.workers,
-                                progress=progress)
+                                progress=progress, image_root=source.images if source is not None else None)
     group.barrier()
     if not group.is_main:  # everything is cached now: this only opens it
-        cache = build_cache(items, preprocessor, recipe.image_size, cache_dir, workers=1)
+        cache = build_cache(items, preprocessor, recipe.image_size, cache_dir, workers=1,
+                            image_root=source.images if source is not None else None)
     skips = cache.skipped(ids)
     if group.is_main:
         cache.write_manifest(ids, rundir.preprocess_dir)
@@ -419,7 +554,9 @@ def ensemble_stage(plan: RunPlan, prepared: Prepared) -> Combined:
     missing = [b for b in recipe.backbones if not rundir.backbone_predictions(b).exists()]
     if missing:
         raise RunError(f"{rundir.path}: backbones {', '.join(missing)} have no predictions yet; train them first")
-    frames = [predictions.read(rundir.backbone_predictions(b)) for b in recipe.backbones]
+    frames = [predictions.read(rundir.backbone_predictions(b),  # a job's output: checked like any predictions file
+                               [predictions.Coverage(s, prepared.ids(s), [b], labels) for s in EVAL_SPLITS])
+              for b in recipe.backbones]
     tables = [predictions.from_frame(f) for f in frames]
     probs = {s: np.stack([predictions.wide(f, b, prepared.ids(s), labels) for f, b in zip(frames, recipe.backbones)])
              for s in EVAL_SPLITS}
@@ -509,33 +646,58 @@ def prepare(plan: RunPlan) -> Prepared:
         plan.rundir.record_stage("data", data_seconds)
         plan.rundir.record_stage("split", time.perf_counter() - started)
     plan.group.barrier()
-    cache, usable = _timed(plan, "preprocess", preprocess_stage, plan, split)
+    cache, usable = _timed(plan, "preprocess", preprocess_stage, plan, split, source)
     return Prepared(split, split.summary["split_hash"], cache, usable)
 
 
-def run(opts: RunOptions, registry: Registry | None = None) -> RunResult:
-    """Run (or resume) a benchmark end to end; see the module docstring for what lands where."""
+def run(opts: RunOptions, registry: Registry | None = None, *, job: bool = False) -> RunResult:
+    """Run (or resume) a benchmark end to end; see the module docstring for what lands where.
+
+    Rank 0 holds the run directory's writer lock (:mod:`mlbench.dirlock`) and its tasks' locks
+    (``train:BACKBONE`` for each backbone it trains, ``ensembles``); a second writer refuses at once.
+    ``job=True``: one job of a run an executor drives, whose driver holds the directory's lock; the
+    job takes only its own tasks' locks. ``--only-backbone`` likewise leaves the directory's lock to
+    the other backbones' runs.
+    """
+    import contextlib
+
+    from mlbench import dirlock
+
     plan = plan_run(opts, registry)
     started = time.perf_counter()
     try:
-        prepared = prepare(plan)
-        if not opts.ensemble_only:
-            for name in opts.only_backbones or plan.recipe.backbones:
-                train_stage(plan, prepared, name)
-                plan.group.barrier()  # rank 0 has written this backbone's predictions
-        if not plan.group.is_main:
-            return RunResult(plan.rundir.path, None, {}, is_main=False)
-        table = None
-        if not opts.only_backbones:
-            combined = _timed(plan, "ensemble", ensemble_stage, plan, prepared)
-            table = _timed(plan, "metrics", metrics_stage, plan, prepared, combined)
-        finished = {"finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")} if table is not None else {}
-        m = plan.rundir.update_manifest(lambda m: m.update(
-            wall_time_s=round(sum(s["seconds"] for s in m["stages"].values()), 3),
-            last_invocation_s=round(time.perf_counter() - started, 3), **finished))
-        return RunResult(plan.rundir.path, table, m)
+        writer = contextlib.nullcontext()
+        if plan.group.is_main:  # the other torchrun ranks write nothing
+            trained = () if opts.ensemble_only else tuple(opts.only_backbones or plan.recipe.backbones)
+            # The executor's task names (mlbench.executors plans one job per task).
+            tasks = [f"train:{b}" for b in trained] + ([] if opts.only_backbones else ["ensembles"])
+            writer = dirlock.hold(plan.rundir.path, "run", whole=not (job or opts.only_backbones), tasks=tasks,
+                                  role="job" if job else "command")
+        with writer:
+            return _run_stages(plan, started)
     finally:
         shutdown(plan.group)
+
+
+def _run_stages(plan: RunPlan, started: float) -> RunResult:
+    """The stages of :func:`run` in order, under its writer lock."""
+    opts = plan.options
+    prepared = prepare(plan)
+    if not opts.ensemble_only:
+        for name in opts.only_backbones or plan.recipe.backbones:
+            train_stage(plan, prepared, name)
+            plan.group.barrier()  # rank 0 has written this backbone's predictions
+    if not plan.group.is_main:
+        return RunResult(plan.rundir.path, None, {}, is_main=False)
+    table = None
+    if not opts.only_backbones:
+        combined = _timed(plan, "ensemble", ensemble_stage, plan, prepared)
+        table = _timed(plan, "metrics", metrics_stage, plan, prepared, combined)
+    finished = {"finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")} if table is not None else {}
+    m = plan.rundir.update_manifest(lambda m: m.update(
+        wall_time_s=round(sum(s["seconds"] for s in m["stages"].values()), 3),
+        last_invocation_s=round(time.perf_counter() - started, 3), **finished))
+    return RunResult(plan.rundir.path, table, m)
 
 
 def preprocess(benchmark: str, source: DataSource, cache_dir: Path, *, crop: bool = True, size: int | None = None,
@@ -551,8 +713,10 @@ def preprocess(benchmark: str, source: DataSource, cache_dir: Path, *, crop: boo
                                    **dict(recipe.preprocessor_options))
     with Reporter(progress).bars() as bar:
         cache = build_cache(split.frame[["image_id", "image_path"]], preprocessor, recipe.image_size, cache_dir,
-                            workers=workers, progress=bar)
-    return cache.write_manifest(split.frame["image_id"].astype(str).tolist())
+                            workers=workers, progress=bar, image_root=source.images)
+    # Images the reader refused as links out of the image folder count as skipped here too.
+    refused = [s for s in records.skipped if s.reason == OUTSIDE_ROOT]
+    return cache.write_manifest(split.frame["image_id"].astype(str).tolist(), refused=refused)
 
 
 @dataclass
@@ -580,8 +744,9 @@ class TrainedRun:
         return self.registry.create("preprocessor", self.recipe.active_preprocessor, size=self.recipe.image_size,
                                     **dict(self.recipe.preprocessor_options))
 
-    def cache(self) -> Cache:
-        return Cache.open(self.rundir.cache_path())
+    def cache(self, given: str | Path | None = None) -> Cache:
+        """The run's cache: ``given`` (the user's --cache), else the one stored inside the run directory."""
+        return Cache.open(self.rundir.cache_path(given))
 
     def crops(self) -> pd.DataFrame:
         """Each image's crop box in original pixels (preprocess/manifest.parquet)."""
@@ -606,7 +771,7 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "cpu", regist
         best = rundir.best_checkpoint(name)
         if not best.exists():
             raise RunError(f"{best}: no such file; the run did not train backbone '{name}'")
-        model = build_backbone(registry, name, len(bench.labels), recipe.replace(pretrained=False))
+        model = build_backbone(registry, name, len(bench.labels), weightless(recipe))  # the checkpoint's weights
         try:
             model.load_state_dict(checkpoint.load(best, device=device)["model"])
         except RuntimeError as exc:  # shapes or keys that do not fit the backbone

@@ -7,15 +7,21 @@ Nothing in the run directory is taken on trust. A run is accepted only if:
 2. the installed benchmark has the run's version, and the split is the canonical one: mlbench
    reads the dataset source the manifest records (same sha256), recomputes the benchmark's split
    and its hash, and ``split.parquet`` (images, patients, subsets, labels) equals it;
-3. the stored test predictions cover exactly the split's test images less those the run skipped
-   in preprocessing, and each such skip is real (the image is unreadable, or the run's
-   preprocessor fails on it);
+3. the stored test predictions pass :func:`mlbench.predictions.validate` (types, finite values in
+   [0, 1], no repeated row) and cover exactly every label of the split's test images less those
+   the run skipped in preprocessing, and each such skip is real (the image is unreadable, or the
+   run's preprocessor fails on it);
 4. every ensemble's stored scores equal the ensemble recomputed from the stored backbone scores;
 5. every metric, recomputed by mlbench from the predictions and the canonical labels
    (:func:`mlbench.stats.metric_intervals`), equals the file's value within 1e-9 — and so does
    each stored confidence interval (recomputed with the bootstrap settings the manifest
    records); no value is NaN or infinite unless the recomputation gives NaN (a label absent
    from the test split).
+
+Provenance (run id, seed, versions, git commit, device, wall times, created_at) cannot be
+recomputed either: the submitted rows carry manifest.json's values, whatever the rows said, and the
+result names each column it replaced (a score is what is verified; provenance is the record the
+checks were made against).
 
 Explainer rows (``cam_*`` heatmap scores) cannot be recomputed from predictions: they are left
 out of the submission, and the result says so. Then the rows are appended under an exclusive
@@ -40,16 +46,18 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mlbench.errors import UserError
 from mlbench import leaderboard, predictions
+from mlbench.io import OutputPathError, make_parent, os_reason
 from mlbench.data import DataSource
 from mlbench.data.splits import BenchmarkSplit, split_benchmark, split_hash
 from mlbench.demo import SYNTHETIC_KIND, is_synthetic
 from mlbench.metrics import MetricWarning
 from mlbench.registry import PluginError, Registry, get_registry
 from mlbench.rescoring import StoredRunError, bootstrap_settings, load_stored_run, recompute_scores
-from mlbench.rundir import RunDir
+from mlbench.rundir import RunDir, RunDirError
 from mlbench.stats import GROUP_LABELS
 
 TOLERANCE = 1e-9
@@ -204,31 +212,17 @@ def _check_skips(canon: BenchmarkSplit, skipped: dict[str, str], m: dict[str, An
 
 def _check_coverage(run_dir: Path, m: dict[str, Any], canon: BenchmarkSplit, skipped: dict[str, str],
                     v: Validation) -> None:
-    want = set(canon.frame["image_id"].astype(str)[canon.splits == "test"]) - set(skipped)
-    frame = predictions.read(RunDir(run_dir).predictions_file)
-    test = frame[frame["split"] == "test"]
+    test = set(canon.frame["image_id"].astype(str)[canon.splits == "test"])
+    want = sorted(test - set(skipped))
     entries = list(m.get("backbones", [])) + list(m.get("ensembles", []))
-    ok = True
-    for entry in entries:
-        rows = test[test["entry"] == entry]
-        have = set(rows["image_id"].astype(str))
-        missing, extra = want - have, have - want
-        if missing or extra:
-            ok = False
-            v.problems.append(f"predictions.parquet: entry '{entry}' lacks test images {_examples(missing) or 'none'}"
-                              f" and has images outside the test split {_examples(extra) or 'none'} "
-                              f"(expected the {len(want)} canonical test images less the run's skips)")
-        if rows.duplicated(["image_id", "label"]).any():
-            ok = False
-            v.problems.append(f"predictions.parquet: entry '{entry}' has duplicated (image, label) rows")
-        probs = rows["probability"].to_numpy(dtype=float)
-        if len(probs) and (~np.isfinite(probs) | (probs < 0) | (probs > 1)).any():
-            ok = False
-            v.problems.append(f"predictions.parquet: entry '{entry}' has probabilities outside [0, 1] or NaN")
-    if ok:
-        v.passed.append(f"test predictions cover exactly the {len(want)} canonical test images "
-                        f"(less {len(set(skipped) & set(canon.frame['image_id'].astype(str)[canon.splits == 'test']))} "
-                        "verified skips) for every entry")
+    try:  # the one validation of a predictions file, asked for the canonical test images x labels
+        predictions.read(RunDir(run_dir).predictions_file,
+                         [predictions.Coverage("test", want, entries, list(canon.labels))])
+    except predictions.PredictionsError as exc:
+        v.problems.append(str(exc))  # its test images are the canonical split's less the run's verified skips
+        return
+    v.passed.append(f"test predictions cover exactly the {len(want)} canonical test images (less "
+                    f"{len(set(skipped) & test)} verified skips) and {len(canon.labels)} labels for every entry")
 
 
 def _check_ensembles(stored, m: dict[str, Any], registry: Registry, v: Validation) -> None:
@@ -256,6 +250,8 @@ def _check_ensembles(stored, m: dict[str, Any], registry: Registry, v: Validatio
 def _check_metrics(board: pd.DataFrame, recomputed: pd.DataFrame, check_intervals: bool, settings: str,
                    v: Validation) -> None:
     mine = board.set_index(["entry", "label", "metric"])
+    if mine.index.has_duplicates:
+        return  # _check_rows named the duplicated rows; values of an ambiguous key are not compared
     theirs = recomputed.set_index(["entry", "label", "metric"])
     required = theirs[~theirs.index.get_level_values("label").isin(GROUP_LABELS)]
     missing = required.index.difference(mine.index)
@@ -350,11 +346,13 @@ def validate_run(run_dir: str | Path, *, source: DataSource | None = None,
         v.passed.append(f"benchmark {bench.name} version {bench.version} is the installed one")
 
     if source is None:
-        recorded = m.get("source") or {}
-        if not recorded.get("csv"):
-            v.problems.append("manifest.json records no dataset source; pass --csv and --images")
+        recorded = m.get("source") if isinstance(m.get("source"), dict) else {}
+        try:  # followed only inside the run directory; real data outside it is named on the command line
+            source = DataSource(rundir.resolve(recorded.get("csv"), "the label file", "--csv and --images"),
+                                rundir.resolve(recorded.get("images"), "the image folder", "--images"))
+        except RunDirError as exc:
+            v.problems.append(str(exc))
             return v
-        source = DataSource(rundir.resolve(recorded["csv"]), rundir.resolve(recorded.get("images", ".")))
     if not Path(source.csv).is_file():
         v.problems.append(f"dataset source {source.csv}: no such file, so the split cannot be recomputed; "
                           "pass --csv and --images where the data is now")
@@ -389,21 +387,97 @@ def validate_run(run_dir: str | Path, *, source: DataSource | None = None,
         warnings.simplefilter("ignore", MetricWarning)
         recomputed = recompute_scores(stored, n_boot=n_boot if has_intervals else 0, seed=seed)
     _check_metrics(board, recomputed, bool(has_intervals), settings, v)
+    if v.ok:
+        _take_provenance(rundir, m, v)
     return v
+
+
+# Columns a row's provenance fills (every column but the measurement itself).
+MEASUREMENT = ("entry", "entry_kind", "label", "metric", "value", "ci_low", "ci_high", "n_positive")
+# Compared with the rows only to say what was replaced; created_at always differs (row vs run time).
+NOT_COMPARED = ("created_at",)
+
+
+def manifest_provenance(rundir: RunDir, m: dict[str, Any], entries: list[str]) -> dict[str, list[Any]]:
+    """Each provenance column, one value per entry in ``entries``, from the manifest alone.
+
+    The runner's own rule: :meth:`RunDir.provenance`, the versions the run recorded, and a backbone
+    entry's wall time = its ``train:NAME`` stage (null for ensembles)."""
+    base = rundir.provenance(m)
+    versions = m.get("versions") if isinstance(m.get("versions"), dict) else {}
+    base["mlbench_version"] = versions.get("mlbench", base["mlbench_version"])
+    base["created_at"] = m.get("finished_at") or m.get("created_at")
+    stages = m.get("stages") if isinstance(m.get("stages"), dict) else {}
+    backbones = set(m.get("backbones", []))
+
+    def wall(entry: str) -> Any:
+        stage = stages.get(f"train:{entry}") if entry in backbones else None
+        return stage.get("seconds") if isinstance(stage, dict) else None
+
+    out = {column: [base.get(column)] * len(entries) for column in leaderboard.COLUMNS if column not in MEASUREMENT}
+    out["wall_time_s"] = [wall(e) for e in entries]
+    return out
+
+
+def _take_provenance(rundir: RunDir, m: dict[str, Any], v: Validation) -> None:
+    """Every provenance column of the submitted rows from manifest.json, never from the rows: they are
+    not recomputable, so the board carries the record submit checked. A row that said otherwise is
+    not refused (a score is what is verified), but the replacement is reported."""
+    table = v.table
+    entries = table.column("entry").to_pylist()
+    try:
+        fresh = manifest_provenance(rundir, m, entries)
+        replaced = []
+        for column, values in fresh.items():
+            array = pa.array(values, type=leaderboard.SCHEMA.field(column).type)
+            old = table.column(column)
+            if column not in NOT_COMPARED:
+                same = pc.fill_null(pc.equal(old, array), False).to_numpy(zero_copy_only=False)
+                both_null = pc.and_(old.is_null(), array.is_null()).to_numpy(zero_copy_only=False)
+                n = int((~(same | both_null)).sum())
+                if n:
+                    replaced.append(f"{column} ({n} rows)")
+            table = table.set_column(table.schema.get_field_index(column), column, array)
+    except (KeyError, TypeError, ValueError, pa.ArrowException) as exc:
+        v.problems.append(f"manifest.json: cannot give the rows their provenance ({type(exc).__name__}: a field "
+                          "is missing or of the wrong type); expected the manifest `mlbench run` writes")
+        return
+    v.table = table
+    v.passed.append("provenance (run id, seed, versions, device, wall times, ...) is manifest.json's"
+                    + (f"; replaced what the rows said in {', '.join(replaced)}" if replaced else ""))
 
 
 # -- appending -------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def _folder_lock(path: Path) -> Iterator[None]:
     """An exclusive lock on the leaderboard's folder (no stray lock file beside the leaderboards)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.parent, os.O_RDONLY)
+    make_parent(path)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError as exc:
+        raise OutputPathError(f"{path}: cannot open its folder {path.parent} ({os_reason(exc)})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            raise OutputPathError(f"{path}: cannot lock its folder {path.parent} ({os_reason(exc)})") from None
         yield
     finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def check_target(path: str | Path) -> Path:
+    """Refuse, before any expensive check, a leaderboard path that can never be a file to append to."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputPathError(f"{path}: is a folder; expected a leaderboard file to append to (e.g. "
+                              f"{path / 'board.parquet'})")
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise OutputPathError(f"{path}: cannot write here, {blocker} is a file; expected a folder")
+    return path
 
 
 def append_to_leaderboard(path: str | Path, table: pa.Table) -> int:
@@ -483,10 +557,14 @@ def submit_run(run_dir: str | Path, leaderboard_file: str | Path | None = None, 
     if is_synthetic(claimed.get("dataset_kind")):
         if leaderboard_file is None or _is_own_board(Path(leaderboard_file), str(claimed.get("benchmark"))):
             raise SubmissionError([f"--leaderboard: {SYNTHETIC_ONLY_NAMED}"])
+    if leaderboard_file is not None:
+        check_target(leaderboard_file)
+    elif isinstance(claimed.get("benchmark"), str):
+        check_target(leaderboard.local_board(claimed["benchmark"]))
     v = validate_run(rundir.path, source=source, registry=registry)
     if not v.ok:
         raise SubmissionError(v.problems)
     m = v.manifest
-    target = Path(leaderboard_file) if leaderboard_file is not None else leaderboard.local_board(m["benchmark"])
+    target = check_target(leaderboard_file if leaderboard_file is not None else leaderboard.local_board(m["benchmark"]))
     total = append_to_leaderboard(target, v.table)
     return SubmitResult(target, str(m["run_id"]), v.table.num_rows, total, v)

@@ -262,8 +262,10 @@ def build_backbone(registry: Any, name: str, num_labels: int, recipe: Recipe) ->
                **recipe.backbone_options.get(name, {})}
     if model_name:
         options["model_name"] = model_name
+    # --backbone-option NAME.pretrained=... overrides the recipe's for that one backbone.
+    pretrained = options.pop("pretrained", recipe.pretrained)
     return registry.create("backbone", plugin, num_labels=num_labels, in_chans=recipe.in_chans,
-                           pretrained=recipe.pretrained, **options)
+                           pretrained=pretrained, **options)
 
 
 def backbone_plugin(name: str) -> str:

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from mlbench import leaderboard
 from mlbench.cli import main
+from mlbench.demo import read_source_record
 from mlbench.explainers import ExplainError
 
 
@@ -44,10 +45,13 @@ def _cam_rows(run_dir: Path) -> pd.DataFrame:
 
 
 def test_split_explains_scores_and_appends_leaderboard_rows(tiny_run, tmp_path):
-    run_dir, _ = tiny_run
+    run_dir, demo = tiny_run
     out = tmp_path / "out"
+    # The corpus lies beside the run, not inside it: its paths are given, as a user's real data would be.
+    source = read_source_record(demo)
     # one shown label keeps the panels few; every finding with a box is explained and scored anyway
-    args = ["--split", "test", "--limit", "8", "--labels", "normal", "--out", str(out), "--device", "cpu"]
+    args = ["--split", "test", "--limit", "8", "--labels", "normal", "--out", str(out), "--device", "cpu",
+            "--csv", str(source.csv), "--image-root", str(source.images)]
     result = _explain(str(run_dir), *args, "--batch-size", "3")
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "explain.json").read_text())

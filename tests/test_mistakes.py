@@ -118,9 +118,11 @@ def tiny_run(tmp_path_factory):
 
 
 def copy_run(run_dir: Path, dest: Path, *, checkpoint: bool = False) -> Path:
+    """The run's own files and its demo corpus (a run directory's stored paths are followed only inside it)."""
     dest.mkdir(parents=True)
     for name in RUN_FILES:
         shutil.copy2(run_dir / name, dest / name)
+    shutil.copytree(run_dir / "demo-data", dest / "demo-data")
     if checkpoint:
         for backbone in (run_dir / "backbones").iterdir():
             (dest / "backbones" / backbone.name).mkdir(parents=True)

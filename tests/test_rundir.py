@@ -33,7 +33,7 @@ def test_a_moved_run_directory_works_from_another_folder(tiny_run, tmp_path, mon
     try:
         monkeypatch.chdir(tmp_path)
         rundir = RunDir(moved)
-        assert rundir.resolve(rundir.manifest()["source"]["csv"]).is_relative_to(moved)
+        assert rundir.resolve(rundir.manifest()["source"]["csv"], "the label file", "--csv").is_relative_to(moved)
         assert rundir.cache_path().is_relative_to(moved)
         trained = load_trained(moved)
         assert trained.cache().load(trained.split["image_id"].head(2).tolist()).shape[0] == 2

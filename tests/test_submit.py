@@ -38,10 +38,11 @@ def tiny_run(tmp_path_factory):
 
 
 def copy_run(run_dir: Path, dest: Path) -> Path:
-    """The run's own files (its manifest still points at the original demo corpus)."""
+    """The run's own files and its demo corpus (a run directory's stored paths are followed only inside it)."""
     dest.mkdir(parents=True)
     for name in RUN_FILES:
         shutil.copy2(run_dir / name, dest / name)
+    shutil.copytree(run_dir / "demo-data", dest / "demo-data")
     return dest
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
+from mlbench.cli.output import CliConsole, esc, make_console, text
 from mlbench.data import DataSource
 from mlbench.data.inspect import inspect_dataset, split_to_dir
 from mlbench.data.splits import SPLITS
@@ -31,19 +31,19 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
 
 
-def _print_skips(console: Console, skipped: dict[str, dict[str, Any]], title: str) -> None:
-    table = Table(title=title)
+def _print_skips(console: CliConsole, skipped: dict[str, dict[str, Any]], title: str) -> None:
+    table = Table(title=esc(title))
     for col in ("reason", "count", "examples"):
         table.add_column(col)
     for reason, entry in skipped.items():
         examples = "; ".join(f"{e['item']}" + (f" ({e['detail']})" if e["detail"] else "")
                              for e in entry["examples"][:3])
-        table.add_row(reason, f"{entry['count']:,}", examples)
+        table.add_row(text(reason), f"{entry['count']:,}", text(examples))
     console.print(table)
 
 
-def _print_split(console: Console, b: dict[str, Any]) -> None:
-    table = Table(title=f"{b.get('benchmark')} split")
+def _print_split(console: CliConsole, b: dict[str, Any]) -> None:
+    table = Table(title=esc(f"{b.get('benchmark')} split"))
     for col in ("", *SPLITS):
         table.add_column(col, justify="right")
     table.add_row("images", *(f"{b['sizes'][s]:,}" for s in SPLITS))
@@ -52,55 +52,56 @@ def _print_split(console: Console, b: dict[str, Any]) -> None:
     table.add_row("patients", *(f"{patients[s]:,}" for s in SPLITS))
     console.print(table)
     prev, alloc = b["max_prevalence_deviation"], b["max_allocation_deviation"]
-    console.print(f"max per-label prevalence deviation: {prev['points']:.2f} points ({prev['label']}, {prev['split']}); "
-                  f"max allocation deviation: {alloc['points']:.2f} points ({alloc['label']}, {alloc['split']})")
+    console.say(f"max per-label prevalence deviation: {prev['points']:.2f} points ({prev['label']}, {prev['split']}); "
+                f"max allocation deviation: {alloc['points']:.2f} points ({alloc['label']}, {alloc['split']})")
     missing = b["labels_missing_from_a_split"]
     console.print("every label present in every split" if not missing else
-                  f"[yellow]labels missing from a split:[/yellow] {missing}")
+                  f"[yellow]labels missing from a split:[/yellow] {esc(missing)}")
 
 
-def _print_imbalance(console: Console, name: str, imbalance: dict[str, dict[str, Any]]) -> None:
-    table = Table(title=f"{name}: multilabel imbalance")
+def _print_imbalance(console: CliConsole, name: str, imbalance: dict[str, dict[str, Any]]) -> None:
+    table = Table(title=esc(f"{name}: multilabel imbalance"))
     for col in ("", "images", "MaxIR", "MeanIR", "CVIR", "SCUMBLE", "cardinality", "density", "absent labels"):
         table.add_column(col, justify="right")
     for part, r in imbalance.items():
-        table.add_row(part, f"{r['n_instances']:,}", f"{r['max_ir']:.1f}", f"{r['mean_ir']:.1f}", f"{r['cvir']:.3f}",
-                      f"{r['scumble']:.4f}", f"{r['cardinality']:.3f}", f"{r['density']:.4f}",
+        table.add_row(text(part), f"{r['n_instances']:,}", f"{r['max_ir']:.1f}", f"{r['mean_ir']:.1f}",
+                      f"{r['cvir']:.3f}", f"{r['scumble']:.4f}", f"{r['cardinality']:.3f}", f"{r['density']:.4f}",
                       str(len(r["absent_labels"])))
     console.print(table)
 
 
-def print_inspect_report(report: dict[str, Any], console: Console) -> None:
-    console.print(f"[bold]{report['dataset']}[/bold] {report['csv']} ({report['kind']}, sha256 {report['csv_sha256'][:12]}…)")
+def print_inspect_report(report: dict[str, Any], console: CliConsole) -> None:
+    console.print(f"[bold]{esc(report['dataset'])}[/bold] "
+                  + esc(f"{report['csv']} ({report['kind']}, sha256 {report['csv_sha256'][:12]}…)"))
     profile = report.get("profile") or {}
     # A dataset's profile is optional and free-form: show the facts it has.
     if "rows" in profile:
-        console.print(f"rows {profile['rows']:,}; patients {profile.get('patients', 0):,}; projections "
-                      + ", ".join(f"{k} {v:,}" for k, v in profile.get("projections", {}).items()))
+        console.say(f"rows {profile['rows']:,}; patients {profile.get('patients', 0):,}; projections "
+                    + ", ".join(f"{k} {v:,}" for k, v in profile.get("projections", {}).items()))
     if profile.get("patients_per_projection"):
-        console.print("patients per projection: "
-                      + ", ".join(f"{k} {v:,}" for k, v in profile["patients_per_projection"].items()))
+        console.say("patients per projection: "
+                    + ", ".join(f"{k} {v:,}" for k, v in profile["patients_per_projection"].items()))
     if "skipped_by_reason" in profile:
-        console.print("whole file (all projections): "
-                      + (", ".join(f"{k} {v:,}" for k, v in profile["skipped_by_reason"].items()) or "no problem rows"))
+        console.say("whole file (all projections): "
+                    + (", ".join(f"{k} {v:,}" for k, v in profile["skipped_by_reason"].items()) or "no problem rows"))
     if profile.get("unknown_labels"):
-        console.print("unknown labels: " + ", ".join(f"'{k}' ×{v}" for k, v in profile["unknown_labels"].items()))
-    console.print(f"kept {report['images_kept']:,} images of {report['patients_kept']:,} patients "
-                  f"({report['distinct_findings']} distinct findings; {report['images_without_findings']:,} "
-                  f"images with no finding left); read in {report['read_seconds']:.1f} s")
+        console.say("unknown labels: " + ", ".join(f"'{k}' ×{v}" for k, v in profile["unknown_labels"].items()))
+    console.say(f"kept {report['images_kept']:,} images of {report['patients_kept']:,} patients "
+                f"({report['distinct_findings']} distinct findings; {report['images_without_findings']:,} "
+                f"images with no finding left); read in {report['read_seconds']:.1f} s")
     _print_skips(console, report["skipped"], "skipped rows and labels")
     for b in report["benchmarks"]:
-        console.rule(f"{b['benchmark']} {b['version']} ({b['n_labels']} labels)")
-        console.print(f"images kept {b['images_kept']:,} ({b['images_without_benchmark_label']:,} without a benchmark "
-                      f"label dropped); patients {b['patients']:,}; split hash {b['split_hash']}")
+        console.rule(esc(f"{b['benchmark']} {b['version']} ({b['n_labels']} labels)"))
+        console.say(f"images kept {b['images_kept']:,} ({b['images_without_benchmark_label']:,} without a benchmark "
+                    f"label dropped); patients {b['patients']:,}; split hash {b['split_hash']}")
         _print_split(console, b)
         _print_imbalance(console, b["benchmark"], b["imbalance"])
-        table = Table(title=f"{b['benchmark']}: selection rule vs pinned labels")
+        table = Table(title=esc(f"{b['benchmark']}: selection rule vs pinned labels"))
         for col in ("rule", "labels", "same set", "only in rule", "only pinned"):
             table.add_column(col)
         for s in b["selection"]:
-            table.add_row(s["rule"], str(s["n_rule"]), "yes" if s["same_set"] else "no",
-                          _short(s["only_rule"]), _short(s["only_pinned"]))
+            table.add_row(text(s["rule"]), str(s["n_rule"]), "yes" if s["same_set"] else "no",
+                          text(_short(s["only_rule"])), text(_short(s["only_pinned"])))
         console.print(table)
 
 
@@ -128,7 +129,7 @@ def inspect_command(dataset: str, csv_path: Path, images: Path | None, as_json: 
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
     else:
-        print_inspect_report(report, Console())
+        print_inspect_report(report, make_console())
 
 
 @click.command("split")
@@ -141,16 +142,17 @@ def inspect_command(dataset: str, csv_path: Path, images: Path | None, as_json: 
 def split_command(benchmark: str, csv_path: Path, images: Path | None, out_dir: Path, seed: int | None) -> None:
     """Patient-grouped stratified train/val/test split of BENCHMARK; prints its hash and timings."""
     summary = split_to_dir(benchmark, _source(csv_path, images), out_dir, seed=seed)
-    console = Console()
-    console.print(f"[bold]{summary['benchmark']} {summary['benchmark_version']}[/bold] seed {summary['seed']}: "
+    console = make_console()
+    console.print(f"[bold]{esc(summary['benchmark'])} {esc(summary['benchmark_version'])}[/bold] "
+                  f"seed {summary['seed']}: "
                   f"{summary['n_images']:,} images, {summary['n_patients']:,} patients, {summary['n_labels']} labels "
                   f"({summary['images_without_benchmark_label']:,} images without a benchmark label dropped)")
     _print_split(console, summary)
     seconds = summary["seconds"]
     console.print(f"time: read {seconds['read']:.1f} s, labels {seconds['label_matrix']:.1f} s, "
                   f"stratify {seconds['stratify']:.1f} s, total {seconds['total']:.1f} s")
-    console.print(f"wrote {', '.join(summary['files'].values())}")
-    console.print(f"split hash [bold]{summary['split_hash']}[/bold]")
+    console.say(f"wrote {', '.join(summary['files'].values())}")
+    console.print(f"split hash [bold]{esc(summary['split_hash'])}[/bold]")
 
 
 @click.group("labels")
@@ -160,7 +162,7 @@ def labels() -> None:
 
 def _subtree(tree_obj, label: str, seen_path: tuple[str, ...] = ()) -> Tree:
     note = tree_obj.describe(label) if hasattr(tree_obj, "describe") else ""
-    node = Tree(f"[bold]{label}[/bold]" + (f" [dim]{note}[/dim]" if note else ""))
+    node = Tree(f"[bold]{esc(label)}[/bold]" + (f" [dim]{esc(note)}[/dim]" if note else ""))
     for child in tree_obj.children.get(label, ()):
         if child not in seen_path:  # a DAG has no cycles, but a bad tree must not hang the command
             node.children.append(_subtree(tree_obj, child, seen_path + (label,)))
@@ -194,9 +196,9 @@ def tree_command(label: str | None, dataset: str | None) -> None:
     if not hasattr(ds, "label_tree"):
         raise click.ClickException(f"dataset '{dataset}' has no label tree")
     tree_obj = ds.label_tree()
-    console = Console()
+    console = make_console()
     if label is None:
-        top = Tree(f"[bold]{dataset}[/bold] label tree")
+        top = Tree(f"[bold]{esc(dataset)}[/bold] label tree")
         for root in tree_obj.roots:
             top.children.append(_subtree(tree_obj, root))
         console.print(top)
@@ -204,4 +206,4 @@ def tree_command(label: str | None, dataset: str | None) -> None:
     hit = find_label(tree_obj, label)
     parents = [p for p, kids in tree_obj.children.items() if hit in kids]
     console.print(_subtree(tree_obj, hit))
-    console.print(f"parents: {', '.join(parents) if parents else '(a root)'}")
+    console.say(f"parents: {', '.join(parents) if parents else '(a root)'}")

@@ -30,8 +30,14 @@ from mlbench.options import parse_pairs
               help="Explainer option, repeatable (e.g. target_layer=backbone.layer4, min_map_size=2).")
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1), help="Images per batch.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--cache", type=click.Path(path_type=Path, file_okay=False),
+              help="The run's preprocessing cache, when it is not inside RUN_DIR [default: the one RUN_DIR holds].")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="The run's label file, when it is not inside RUN_DIR (for original images and box files).")
+@click.option("--image-root", type=click.Path(path_type=Path, file_okay=False),
+              help="The folder the label file's image paths are relative to, when it is not inside RUN_DIR.")
 def explain_command(run_dir, images, out, split, limit, labels, threshold, ensemble, agreeing_only, no_score, boxes,
-                    lungs, explainer, options, batch_size, device):
+                    lungs, explainer, options, batch_size, device, cache, csv_path, image_root):
     """Explain IMAGE files (or --split) with the run's ensemble: one panel per label, std map, JSON, scores."""
     from mlbench.explainers.pipeline import ExplainRequest, explain_run
 
@@ -46,7 +52,8 @@ def explain_command(run_dir, images, out, split, limit, labels, threshold, ensem
     request = ExplainRequest(run_dir=run_dir, out=out, images=images, split=split, limit=limit, labels=names,
                              threshold=threshold, ensemble=ensemble, device=device, batch_size=batch_size,
                              agreeing_only=agreeing_only, score=not no_score, boxes=boxes, lungs=lungs,
-                             explainer=explainer, explainer_options=parsed)
+                             explainer=explainer, explainer_options=parsed,
+                             cache=cache, csv=csv_path, image_root=image_root)
     report = explain_run(request)
     click.echo(f"explained {len(report.explained)} images in {report.seconds:.1f} s -> {report.out}")
     click.echo("target layers: " + ", ".join(f"{m}: {layer}" for m, layer in report.target_layers.items()))

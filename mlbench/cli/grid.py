@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from mlbench.cli.leaderboard import p_text
+from mlbench.cli.output import CliConsole, esc, make_console, text
 from mlbench.options import parse_pairs
 from mlbench.progress import MODES
 
@@ -50,15 +49,15 @@ def check_no_wait(executor: str, no_wait: bool) -> None:
         check_wait(executor, wait=False)
 
 
-def print_submitted(console: Console, submitted, then: str) -> None:
-    """What --no-wait queued, and the commands that follow."""
+def print_submitted(console: CliConsole, submitted, then: str) -> None:
+    """What --no-wait queued, and the commands that follow (literal lines: they hold paths to copy)."""
     new = [t.job.job_id for t in submitted.tasks if not t.reused]
     old = [t.job.job_id for t in submitted.tasks if t.reused]
     if new:
-        console.print(f"submitted {len(new)} SLURM job(s): {' '.join(new)}")
+        console.say(f"submitted {len(new)} SLURM job(s): {' '.join(new)}")
     if old:
-        console.print(f"still queued or running from before: {' '.join(old)}")
-    console.print(f"not waiting for them (every submission is in {submitted.record_file}); {then}")
+        console.say(f"still queued or running from before: {' '.join(old)}")
+    console.say(f"not waiting for them (every submission is in {submitted.record_file}); {then}")
 
 
 def executor_resources(gpus_per_node, cpus_per_task, mem_gb, timeout_min, partition, slurm_param,
@@ -76,11 +75,6 @@ class _GridGroup(click.Group):
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = ["run", *args]
         return super().parse_args(ctx, args)
-
-
-def _console() -> Console:
-    """Wide tables in logs too (rich assumes 80 columns off a terminal, which truncates the CIs)."""
-    return Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _names(value: str | None, option: str) -> list[str] | None:
@@ -141,24 +135,24 @@ def grid_run_command(benchmark, remedies, backbones, seeds, out, demo, csv_path,
                     backbones=_names(backbones, "--backbones"), seeds=_seeds(seeds), demo=demo, csv=csv_path,
                     images=images, run_options=run_options, n_boot=n_boot,
                     progress="quiet" if quiet else progress)
-    console = _console()
+    console = make_console()
     resources = executor_resources(gpus_per_node, cpus_per_task, mem_gb, timeout_min, partition, slurm_param,
                                    parallel)
-    execute = _executor(executor, out, console.print, resources, wait=not no_wait)
+    execute = _executor(executor, out, console.say, resources, wait=not no_wait)
     if no_wait:
         from mlbench.executors import JobsSubmitted
 
         try:
-            result = run_grid(spec, executor=execute, say=console.print)
+            result = run_grid(spec, executor=execute, say=console.say)
         except JobsSubmitted as submitted:
             print_submitted(console, submitted, f"watch them with `mlbench grid status {out}`, then run this same "
                             f"command again: it resubmits failed jobs, or writes {Path(out) / 'comparison.parquet'} "
                             "once every cell is done")
             return
     else:
-        result = run_grid(spec, executor=execute, say=console.print)
+        result = run_grid(spec, executor=execute, say=console.say)
     print_comparison(console, result.comparison)
-    console.print(f"wrote {Path(out) / 'comparison.parquet'}")
+    console.say(f"wrote {Path(out) / 'comparison.parquet'}")
 
 
 def _executor(name: str, out: Path, say, resources: dict, wait: bool = True):
@@ -171,24 +165,23 @@ def _executor(name: str, out: Path, say, resources: dict, wait: bool = True):
     return submitit_executor(name, Path(out), say, wait=wait, **resources)
 
 
-def print_comparison(console: Console, comparison) -> None:
+def print_comparison(console: CliConsole, comparison) -> None:
     """Macro and frequency-group rows, one table per metric."""
     if comparison.empty:
         console.print("one remedy only: nothing to compare (the first remedy is the baseline)")
         return
     shown = comparison[comparison["scope"] != "label"]
     for metric, rows in shown.groupby("metric", sort=False):
-        table = Table(title=f"{metric}: remedy minus baseline ({rows['baseline'].iloc[0]}), paired 95% CI")
+        table = Table(title=esc(f"{metric}: remedy minus baseline ({rows['baseline'].iloc[0]}), paired 95% CI"))
         numbers = ("difference", "sd", "95% CI", "seeds", "p (Holm)")
         for column in ("remedy", "entry", "scope", "name", *numbers, "verdict"):
             table.add_column(column, justify="right" if column in numbers else "left")
         for r in rows.itertuples(index=False):
-            style = {"helps": "[green]", "hurts": "[red]"}.get(r.verdict, "")
+            style = {"helps": "green", "hurts": "red"}.get(r.verdict, "")
             ci = "-" if r.ci_low != r.ci_low else f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]"
             sd = "-" if r.sd != r.sd else f"{r.sd:.4f}"
-            table.add_row(r.remedy, r.entry, r.scope, r.name, f"{r.difference:+.4f}", sd, ci, str(r.n_seeds),
-                          p_text(r.p_adjusted),
-                          f"{style}{r.verdict}")
+            table.add_row(text(r.remedy), text(r.entry), text(r.scope), text(r.name), f"{r.difference:+.4f}", sd,
+                          text(ci), str(r.n_seeds), p_text(r.p_adjusted), text(r.verdict, style))
         console.print(table)
     console.print("helps / hurts: the 95% CI excludes 0 and the p-value, Holm-adjusted over every remedy and name "
                   "within one entry, scope and metric, is below 0.05 (the CIs themselves are per row)")
@@ -197,23 +190,28 @@ def print_comparison(console: Console, comparison) -> None:
 @grid_group.command("status")
 @click.argument("grid_dir", type=click.Path(path_type=Path))
 def grid_status_command(grid_dir):
-    """Every cell's state: done, running, pending or failed (with the tail of its log).
+    """Every cell's state: done, running, pending, interrupted or failed (with the tail of its log).
 
-    Cells with SLURM jobs show each job's state (sacct), and a job that ended badly shows as failed.
+    A started cell that no process runs any more (its grid was killed or stopped) is interrupted, and
+    the command that resumes it is printed. Cells with SLURM jobs show each job's state (sacct), and a
+    job that ended badly shows as failed.
     """
     from mlbench.executors import slurm_job_states
-    from mlbench.grid import grid_status
+    from mlbench.grid import STATES, grid_status, read_spec, resume_command
 
+    spec = read_spec(grid_dir)  # a corrupt grid.json: one line, before sacct is asked anything
     job_states = slurm_job_states(grid_dir)
     cells = grid_status(grid_dir, job_states=job_states)
-    table = Table(title=f"grid {grid_dir}")
+    table = Table(title=esc(f"grid {grid_dir}"))
     for column in ("remedy", "seed", "state", "detail"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column)
     for c in cells:
-        style = {"done": "green", "failed": "bold red", "running": "yellow"}.get(c.state, "")
-        table.add_row(c.remedy, str(c.seed), f"[{style}]{c.state}[/{style}]" if style else c.state, c.detail)
-    _console().print(table)
-    counts = {s: sum(c.state == s for c in cells) for s in ("done", "running", "pending", "failed")}
-    click.echo(", ".join(f"{n} {s}" for s, n in counts.items()))
+        style = {"done": "green", "failed": "bold red", "running": "yellow", "interrupted": "magenta"}.get(c.state, "")
+        table.add_row(text(c.remedy), str(c.seed), text(c.state, style), text(c.detail))
+    make_console().print(table)
+    counts = {s: sum(c.state == s for c in cells) for s in STATES}
+    click.echo(", ".join(f"{n} {s}" for s, n in counts.items() if s != "interrupted" or n))
+    if counts["interrupted"]:
+        click.echo(f"resume with: {resume_command(grid_dir, spec)}")
     if job_states is None:
         click.echo("no sacct on PATH: the SLURM jobs' states are not shown, only what their files say")

@@ -12,9 +12,9 @@ import math
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from mlbench.cli.output import esc, make_console, text
 from mlbench.demo import is_synthetic
 from mlbench.leaderboard import METRICS, SOURCES
 
@@ -56,9 +56,9 @@ def show_command(benchmark, label, metric, variant, source, file):
     from mlbench import leaderboard
 
     path = leaderboard.find_board(benchmark, file)
-    rows = leaderboard.select_rows(leaderboard.read(path).to_pandas(), label=label, metric=metric, variant=variant,
+    rows = leaderboard.select_rows(leaderboard.rows_of(benchmark, path), label=label, metric=metric, variant=variant,
                                    source=source)
-    table = Table(title=f"{benchmark}: {label or '__global__'} {metric}, best first ({path})")
+    table = Table(title=esc(f"{benchmark}: {label or '__global__'} {metric}, best first ({path})"))
     mixed = rows["dataset_kind"].nunique() > 1 or any(is_synthetic(k) for k in rows["dataset_kind"])
     columns = ["variant", "entry", metric, "95% CI", "n pos", "source"] + (["data"] if mixed else [])
     for column in columns:
@@ -66,13 +66,13 @@ def show_command(benchmark, label, metric, variant, source, file):
                          no_wrap=column in ("variant", "entry", metric, "95% CI"))
     for r in rows.itertuples(index=False):
         n_pos = r.n_positive
-        cells = [r.variant, r.entry, _fmt(r.value), _ci(r.ci_low, r.ci_high),
+        cells = [text(r.variant), text(r.entry), _fmt(r.value), text(_ci(r.ci_low, r.ci_high)),
                  "-" if n_pos is None or (isinstance(n_pos, float) and math.isnan(n_pos)) else str(int(n_pos)),
-                 f"{r.source} {r.run_id}"]
+                 text(f"{r.source} {r.run_id}")]
         if mixed:
-            cells.append(f"[yellow]{r.dataset_kind}[/yellow]" if is_synthetic(r.dataset_kind) else r.dataset_kind)
+            cells.append(text(r.dataset_kind, "yellow" if is_synthetic(r.dataset_kind) else ""))
         table.add_row(*cells)
-    Console().print(table)
+    make_console().print(table)
 
 
 @click.command("compare")
@@ -100,18 +100,18 @@ def compare_command(run_dir, against, variant, metric, file, png, entry, n_boot,
 
     result = compare_run(run_dir, against=against, variant=variant, metric=metric, leaderboard_file=file,
                          n_boot=n_boot)
-    console = Console()
+    console = make_console()
     for note in result.notes:
-        console.print(f"[bold red]{note}[/bold red]" if note.startswith("NOT COMPARABLE") else note)
+        console.print(text(note, "bold red" if note.startswith("NOT COMPARABLE") else ""))
     for name, rows in result.rows.groupby("entry", sort=False):
-        table = Table(title=f"{name} vs published {rows['reference'].iloc[0]} ({result.published_variant}), "
-                            f"{metric}; labels by test positives")
+        table = Table(title=esc(f"{name} vs published {rows['reference'].iloc[0]} ({result.published_variant}), "
+                                f"{metric}; labels by test positives"))
         for column in ("label", "n pos", "run", "95% CI", "published", "delta", "verdict"):
             table.add_column(column, justify="left" if column in ("label", "verdict") else "right")
         for r in rows.sort_values("n_positive", ascending=False, kind="stable").itertuples(index=False):
-            style = {"beats published": "[green]", "below published": "[red]"}.get(r.verdict, "")
-            table.add_row(r.label, "-" if r.n_positive is None else str(r.n_positive), _fmt(r.value),
-                          _ci(r.ci_low, r.ci_high), _fmt(r.published), _fmt(r.delta, 3), f"{style}{r.verdict}")
+            style = {"beats published": "green", "below published": "red"}.get(r.verdict, "")
+            table.add_row(text(r.label), "-" if r.n_positive is None else str(r.n_positive), _fmt(r.value),
+                          text(_ci(r.ci_low, r.ci_high)), _fmt(r.published), _fmt(r.delta, 3), text(r.verdict, style))
         console.print(table)
     beats = result.beats()
     console.print(f"labels beating published (published value below the run's 95% CI): {len(beats)}"
@@ -124,24 +124,25 @@ def compare_command(run_dir, against, variant, metric, file, png, entry, n_boot,
                                "rows": json.loads(result.rows.to_json(orient="records"))})
     if png:
         path = plot_comparison(result, png, entry)
-        console.print(f"wrote {path}")
+        console.say(f"wrote {path}")
 
 
 def _print_paired(result, metric: str, json_path) -> None:
     from mlbench.io import write_json
 
-    console = Console()
+    console = make_console()
     for note in result.notes:
-        console.print(f"[bold red]{note}[/bold red]" if note.startswith("SYNTHETIC") else note)
+        console.print(text(note, "bold red" if note.startswith("SYNTHETIC") else ""))
     for entry, rows in result.rows.groupby("entry", sort=False):
         shown = rows[(rows["metric"] == metric) & (rows["scope"] != "label")]
-        table = Table(title=f"{entry}: {result.run_b} minus {result.run_a}, {metric} (macro and frequency groups)")
+        table = Table(title=esc(f"{entry}: {result.run_b} minus {result.run_a}, {metric} "
+                                "(macro and frequency groups)"))
         for column in ("scope", "name", "difference", "95% CI", "p (Holm)", "verdict"):
             table.add_column(column, justify="right" if column in ("difference", "95% CI", "p (Holm)") else "left")
         for r in shown.itertuples(index=False):
-            style = {"helps": "[green]", "hurts": "[red]"}.get(r.verdict, "")
-            table.add_row(r.scope, r.name, _fmt(r.difference, 4), _ci(r.ci_low, r.ci_high), p_text(r.p_adjusted),
-                          f"{style}{r.verdict}")
+            style = {"helps": "green", "hurts": "red"}.get(r.verdict, "")
+            table.add_row(text(r.scope), text(r.name), _fmt(r.difference, 4), text(_ci(r.ci_low, r.ci_high)),
+                          p_text(r.p_adjusted), text(r.verdict, style))
         console.print(table)
     console.print("helps / hurts: the 95% CI excludes 0 and the p-value, Holm-adjusted within each entry, scope "
                   "and metric, is below 0.05")
@@ -155,8 +156,9 @@ def _print_paired(result, metric: str, json_path) -> None:
 @click.option("--leaderboard", "leaderboard_file", type=click.Path(path_type=Path),
               help="Leaderboard file to append to [default: your leaderboards/BENCHMARK.parquet].")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="The dataset's label file, if it moved since the run.")
-@click.option("--images", type=click.Path(path_type=Path, file_okay=False), help="Its image folder, if it moved.")
+              help="The dataset's label file (needed unless it lies inside RUN_DIR, as the demo's does: "
+                   "paths stored in a run directory are followed only inside it).")
+@click.option("--images", type=click.Path(path_type=Path, file_okay=False), help="Its image folder (with --csv).")
 def submit_command(run_dir, leaderboard_file, csv_path, images):
     """Validate RUN_DIR (recompute split, coverage, every metric) and append it to a leaderboard."""
     from mlbench.data import DataSource
@@ -165,20 +167,20 @@ def submit_command(run_dir, leaderboard_file, csv_path, images):
     if (csv_path is None) != (images is None):
         raise click.UsageError("give --csv and --images together")
     source = DataSource(csv_path, images) if csv_path else None
-    console = Console()
+    console = make_console()
     try:
         result = submit_run(run_dir, leaderboard_file, source=source)
     except SubmissionError as exc:
         problems = exc.problems or [str(exc)]
         if len(problems) > 1:  # every reason listed; the closing Error line names the first
-            console.print(f"[bold red]refused[/bold red] {run_dir}: {len(problems)} problems")
+            console.print(f"[bold red]refused[/bold red] {esc(run_dir)}: {len(problems)} problems")
             for problem in problems:
-                console.print(f"  - {problem}", markup=False, highlight=False)
+                console.say(f"  - {problem}")
         more = f" (and {len(problems) - 1} more, listed above)" if len(problems) > 1 else ""
         raise click.ClickException(f"{run_dir}: submission refused: {problems[0]}{more}") from None
     for check in result.validation.passed:
-        console.print(f"  ok: {check}", markup=False, highlight=False)
+        console.say(f"  ok: {check}")
     for note in result.validation.left_out:
-        console.print(f"  left out: {note}", markup=False, highlight=False)
-    console.print(f"[green]accepted[/green] run {result.run_id}: {result.rows_appended} rows appended to "
-                  f"{result.leaderboard} ({result.rows_in_file} rows now)")
+        console.say(f"  left out: {note}")
+    console.print(f"[green]accepted[/green] run {esc(result.run_id)}: {result.rows_appended} rows appended to "
+                  f"{esc(result.leaderboard)} ({result.rows_in_file} rows now)")

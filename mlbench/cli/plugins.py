@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from mlbench.cli.output import esc, make_console, text
 from mlbench.registry import get_registry
 
 
@@ -29,15 +29,17 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows + [{**e, "kind": "error", "name": None, "version": None} for e in errors], indent=2))
         return
-    console = Console()
+    console = make_console()
     table = Table(title="mlbench plugins")
     for col in ("kind", "name", "plugin", "package", "version", "summary"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["kind"], r["name"], r["plugin"], r["package"] or "-", r["version"] or "-", r.get("summary", ""))
+        table.add_row(*(text(v) for v in (r["kind"], r["name"], r["plugin"], r["package"] or "-", r["version"] or "-",
+                                            r.get("summary") or "")))
     console.print(table)
     for e in errors:
-        console.print(f"[red]plugin '{e['plugin']}' ({e['package'] or 'unknown package'}) failed:[/red] {e['error']}")
+        console.print(f"[red]plugin '{esc(e['plugin'])}' ({esc(e['package'] or 'unknown package')}) failed:[/red] "
+                      f"{esc(e['error'])}")
 
 
 @plugins.command("test")
@@ -52,14 +54,14 @@ def plugins_test_command(plugin, as_json):
         click.echo(json.dumps({"plugin": report.plugin, "package": report.package, "version": report.version,
                                "passed": report.passed, "results": [r.as_dict() for r in report.results]}, indent=2))
     else:
-        table = Table(title=f"plugin '{report.plugin}' ({report.package or '?'} {report.version or ''})")
+        table = Table(title=esc(f"plugin '{report.plugin}' ({report.package or '?'} {report.version or ''})"))
         for column in ("kind", "name", "result", "seconds", "details"):
-            table.add_column(column, justify="right" if column == "seconds" else "left", overflow="fold")
+            table.add_column(column, justify="right" if column == "seconds" else "left")
         for r in report.results:
             style = {PASS: "green", FAIL: "bold red"}.get(r.status, "yellow")
-            table.add_row(r.kind, r.name, f"[{style}]{r.status}[/{style}]", f"{r.seconds:.2f}",
-                          "\n".join(r.checks) if r.status == PASS else r.detail)
-        Console().print(table)
+            table.add_row(text(r.kind), text(r.name), text(r.status, style), f"{r.seconds:.2f}",
+                          text("\n".join(r.checks) if r.status == PASS else r.detail))
+        make_console().print(table)
         counts = report.counts()
         click.echo(f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped")
     if not report.passed:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 import pandas as pd
-from rich.console import Console
 from rich.table import Table
 
 from mlbench.cli.grid import check_no_wait, executor_options, executor_resources, print_submitted
+from mlbench.cli.output import esc, make_console, text
 from mlbench.data import DataSource
 from mlbench.demo import is_synthetic
 from mlbench.leaderboard import GLOBAL_LABEL
@@ -31,7 +31,7 @@ def results_table(board: pd.DataFrame, title: str) -> Table:
     """Per-entry global metrics, one row per backbone/ensemble."""
     glob = board[board["label"] == GLOBAL_LABEL].pivot_table(index=["entry_kind", "entry"], columns="metric",
                                                              values="value", sort=False)
-    table = Table(title=title)
+    table = Table(title=esc(title))
     table.add_column("entry", no_wrap=True)
     table.add_column("kind")
     metrics = [m for m in ("auc", "auprc", "f1", "f1_pos", "hamming") if m in glob.columns]
@@ -43,7 +43,7 @@ def results_table(board: pd.DataFrame, title: str) -> Table:
         cells = [f"{values[m]:.3f}" for m in metrics]
         if "auc" in metrics and entry in ci.index and pd.notna(ci.loc[entry, "ci_low"]):
             cells[metrics.index("auc")] += f" [{ci.loc[entry, 'ci_low']:.3f}, {ci.loc[entry, 'ci_high']:.3f}]"
-        table.add_row(entry, kind, *cells)
+        table.add_row(text(entry), text(kind), *cells)
     return table
 
 
@@ -119,18 +119,18 @@ def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, back
         from mlbench.executors import JobsSubmitted, run_with_executor
 
         try:
-            result = run_with_executor(opts, executor, Console().print, wait=not no_wait, **executor_resources(
+            result = run_with_executor(opts, executor, make_console().say, wait=not no_wait, **executor_resources(
                 gpus_per_node, cpus_per_task, mem_gb, timeout_min, partition, slurm_param, parallel))
         except JobsSubmitted as submitted:
-            print_submitted(Console(), submitted, f"`sacct -j {','.join(submitted.job_ids)}` shows their state; "
+            print_submitted(make_console(), submitted, f"`sacct -j {','.join(submitted.job_ids)}` shows their state; "
                             "run this same command again to resubmit failed jobs, or to print the leaderboard "
                             "once they are done")
             return
     if not result.is_main:  # another rank of a torchrun job: rank 0 reports
         return
-    console = Console()
+    console = make_console()
     if result.leaderboard is None:
-        console.print(f"trained {', '.join(only_backbone)} in {result.run_dir}; "
+        console.say(f"trained {', '.join(only_backbone)} in {result.run_dir}; "
                       f"run with --ensemble-only {result.run_dir} once every backbone is done")
         return
     kind = result.manifest["dataset_kind"]
@@ -140,8 +140,8 @@ def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, back
     console.print(results_table(result.leaderboard, title))
     skipped = result.manifest.get("skipped", {}).get("counts", {})
     if skipped:
-        console.print("skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
-    console.print(f"files in {result.run_dir}: manifest.json, split.parquet, predictions.parquet, leaderboard.parquet")
+        console.say("skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
+    console.say(f"files in {result.run_dir}: manifest.json, split.parquet, predictions.parquet, leaderboard.parquet")
 
 
 @click.command("demo-data")

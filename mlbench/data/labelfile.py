@@ -31,6 +31,21 @@ def unsafe_name_reason(name: str) -> str | None:
     return f"contains {found.group()!r}" if found else None
 
 
+# The columns found are named only when the first line really is a header of short plain names:
+# any other file (a password file, a report) must not have its first line quoted in a message.
+_PLAIN_COLUMN = re.compile(r"[A-Za-z0-9 _.()#%+-]{1,64}")
+MAX_COLUMNS_SHOWN = 40
+
+
+def describe_header(header: Sequence[str]) -> str:
+    """What a message may say about a label file's first line: its column names, or only their count."""
+    named = [c for c in header if not str(c).startswith("Unnamed:")]
+    if len(header) >= 2 and named and all(_PLAIN_COLUMN.fullmatch(str(c)) for c in named):
+        shown = ", ".join(named[:MAX_COLUMNS_SHOWN])
+        return shown + (f" and {len(named) - MAX_COLUMNS_SHOWN} more" if len(named) > MAX_COLUMNS_SHOWN else "")
+    return f"{len(header)} field(s) that are not a header of column names (the first line is not shown)"
+
+
 def looks_binary(path: Path, probe: int = 8192) -> bool:
     """NUL bytes in the header line: an image or archive passed as the label file.
 
@@ -59,9 +74,8 @@ def read_columns(path: Path, required: Sequence[str], optional: Sequence[str] = 
         raise DatasetError(f"{path}: cannot read it as a CSV file: {exc}") from None
     missing = [c for c in required if c not in header]
     if missing:
-        found = ", ".join(c for c in header if not c.startswith("Unnamed:")) or "no named columns"
         raise DatasetError(f"{path}: missing required column(s) {', '.join(missing)}; "
-                           f"expected {', '.join(required)}; found {found}")
+                           f"expected {', '.join(required)}; found {describe_header(header)}")
     wanted = [c for c in (*required, *optional) if c in header]
     try:
         raw = pd.read_csv(path, usecols=wanted, dtype=str, keep_default_na=False, na_filter=False)

@@ -8,10 +8,15 @@ board and marks every table, plot and report built from them.
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any
 
+from mlbench.data import DataSource
+from mlbench.errors import UserError
 from mlbench.io import write_json
+from mlbench.paths import inside
 
 SYNTHETIC_KIND = "synthetic"
 MARKER_NAME = "mlbench-demo.json"
@@ -32,3 +37,41 @@ def mark_synthetic(folder: str | Path, **about: Any) -> Path:
 def is_marked_synthetic(label_file: str | Path) -> bool:
     """True when the demo marker sits beside ``label_file``."""
     return (Path(label_file).parent / MARKER_NAME).is_file()
+
+
+# -- the corpus record: which label file and image folder a finished demo corpus holds -------------
+SOURCE_RECORD = "mlbench-source.json"
+
+
+class DemoCorpusError(UserError):
+    """A demo corpus folder's own record is unreadable or points outside the folder."""
+
+
+def write_source_record(demo_dir: str | Path, source: DataSource) -> None:
+    """Record, relative to ``demo_dir``, where the corpus just written lives; written last, so it
+    also says the corpus is complete."""
+    demo_dir = Path(demo_dir)
+    write_json(demo_dir / SOURCE_RECORD, {"csv": os.path.relpath(source.csv, demo_dir),
+                                          "images": os.path.relpath(source.images, demo_dir)})
+
+
+def read_source_record(demo_dir: str | Path) -> DataSource | None:
+    """The corpus ``demo_dir`` holds, or None when no complete corpus is there yet.
+
+    The folder may come from elsewhere (a copied run directory): both paths must stay inside it."""
+    path = Path(demo_dir) / SOURCE_RECORD
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        saved = None
+    if not isinstance(saved, dict):
+        raise DemoCorpusError(f"{path}: not the JSON object mlbench writes when a demo corpus is complete; "
+                              "delete the demo folder to write the corpus again")
+    found = {key: inside(demo_dir, saved.get(key)) for key in ("csv", "images")}
+    for key, value in found.items():
+        if value is None:
+            raise DemoCorpusError(f"{path}: field '{key}' is not a path inside {demo_dir}; "
+                                  "delete the demo folder to write the corpus again")
+    return DataSource(csv=found["csv"], images=found["images"])

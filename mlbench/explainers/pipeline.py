@@ -41,11 +41,12 @@ import pandas as pd
 import torch
 
 from mlbench.data import DataSource, Skip
+from mlbench.data.imagepaths import OUTSIDE_ROOT
 from mlbench.explainers import ExplainError, Explanation
 from mlbench.explainers import render, scoring
 from mlbench import leaderboard
 from mlbench.io import write_json, write_text
-from mlbench.rundir import RunDir
+from mlbench.rundir import RunDir, RunDirError
 from mlbench.training import device_name
 
 SPLITS = ("train", "val", "test")
@@ -73,6 +74,11 @@ class ExplainRequest:
     lungs: Path | None = None
     explainer: str | None = None
     explainer_options: Mapping[str, Any] = field(default_factory=dict)
+    # Where the run's data is when it is not inside the run directory (the manifest's paths are
+    # followed only inside it): the preprocessing cache, the label file and its image folder.
+    cache: Path | None = None
+    csv: Path | None = None
+    image_root: Path | None = None
 
 
 @dataclass
@@ -202,14 +208,26 @@ def output_folders(out: Path, items: Mapping[str, Mapping[str, str]]) -> dict[st
     return unique_names(list(items), stem=lambda key: Path(key).stem, taken=taken)
 
 
-def _sidecar(request_path: Path | None, manifest: Mapping[str, Any], name: str, run_dir: RunDir) -> Path | None:
+def _sidecar(request_path: Path | None, request: "ExplainRequest", name: str, trained) -> Path | None:
+    """A box file: the one given, else ``name`` beside the run's label file (when that is known safely)."""
     if request_path is not None:
         if not Path(request_path).is_file():
             raise ExplainError(f"{request_path}: no such box file")
         return Path(request_path)
-    csv = manifest.get("source", {}).get("csv")
-    candidate = run_dir.resolve(csv).parent / name if csv else None
-    return candidate if candidate is not None and candidate.is_file() else None
+    try:
+        csv = _source(trained, request)[0]
+    except RunDirError:
+        return None  # the label file lies outside the run directory and was not given
+    candidate = csv.parent / name
+    return candidate if candidate.is_file() else None
+
+
+def _source(trained, request: "ExplainRequest") -> tuple[Path, Path]:
+    """The run's label file and image folder: as given on the command line, else as stored in the run."""
+    stored = trained.manifest.get("source") or {}
+    csv = request.csv or trained.rundir.resolve(stored.get("csv"), "the label file", "--csv")
+    images = request.image_root or trained.rundir.resolve(stored.get("images"), "the image folder", "--image-root")
+    return Path(csv), Path(images)
 
 
 def _prepare_files(paths: Sequence[Path], trained) -> list[_Item]:
@@ -220,7 +238,10 @@ def _prepare_files(paths: Sequence[Path], trained) -> list[_Item]:
     items, seen = [], set()
     for path in paths:
         path = Path(path)
-        try:
+        if path.is_dir():
+            raise ExplainError(f"{path}: is a folder; expected IMAGE files (.png, .jpg), e.g. {path / '*.png'}, "
+                               "or --split to explain the run's own images")
+        try:  # a file named by the user is read wherever it is: that is their own choice
             prepared = preprocessor(read_grayscale(path))
         except ImageReadError as exc:
             raise ExplainError(f"{path}: cannot read this image ({exc.reason}{': ' + exc.detail if exc.detail else ''})")
@@ -235,24 +256,30 @@ def _prepare_files(paths: Sequence[Path], trained) -> list[_Item]:
     return items
 
 
-def _original_paths(trained) -> tuple[dict[str, Path], str]:
-    """image_id -> original file, through the run's dataset plugin; empty (and why) when unavailable."""
-    source = trained.manifest.get("source", {})
+def _original_paths(trained, request: "ExplainRequest") -> tuple[dict[str, Path], str, list[Skip]]:
+    """image_id -> original file, through the run's dataset plugin; empty (and why) when unavailable.
+
+    Also the images the reader refused because they lead out of the image folder (``outside_root``):
+    they are left out of the explanation rather than shown from an older cache entry."""
     try:
         dataset = trained.registry.create("dataset", trained.benchmark.dataset)
-        records = dataset.read(DataSource(trained.rundir.resolve(source["csv"]), trained.rundir.resolve(source["images"])))
-        return dict(zip(records.frame["image_id"].astype(str), map(Path, records.frame["image_path"]))), ""
+        records = dataset.read(DataSource(*_source(trained, request)))
+        refused = [s for s in records.skipped if s.reason == OUTSIDE_ROOT]
+        return dict(zip(records.frame["image_id"].astype(str), map(Path, records.frame["image_path"]))), "", refused
     except Exception as exc:  # display falls back to the model input; the reason is reported
-        return {}, f"original images unavailable ({exc}); panels show the model input"
+        return {}, f"original images unavailable ({exc}); panels show the model input", []
 
 
-def _split_items(trained, split: str, limit: int | None, skipped: list[Skip]) -> tuple[list[str], dict]:
+def _split_items(trained, split: str, limit: int | None, skipped: list[Skip],
+                 cache_dir: Path | None, refused: Sequence[Skip] = ()) -> tuple[list[str], dict]:
     if split not in SPLITS:
         raise ExplainError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
     rows = trained.split[trained.split["split"] == split]
-    cache = trained.cache()
+    cache = trained.cache(cache_dir)
     ids = rows["image_id"].astype(str).tolist()
     unusable = cache.skipped(ids)
+    cached_bad, wanted = {s.item for s in unusable}, set(ids)
+    unusable += [s for s in refused if s.item in wanted and s.item not in cached_bad]  # before --limit
     skipped.extend(unusable)
     bad = {s.item for s in unusable}
     rows = rows[~rows["image_id"].astype(str).isin(bad)]
@@ -355,20 +382,20 @@ def explain_run(request: ExplainRequest, registry=None) -> ExplainReport:
         ids = [i.image_id for i in items_all]
         patients: dict[str, str] = {}
     else:
-        ids, patients = _split_items(trained, request.split, request.limit, skipped)
+        originals, display_note, refused = _original_paths(trained, request)
+        ids, patients = _split_items(trained, request.split, request.limit, skipped, request.cache, refused)
         if not ids:
             raise ExplainError(f"{request.run_dir}: split '{request.split}' has no usable image")
-        originals, display_note = _original_paths(trained)
         crops = trained.crops().set_index("image_id")
-        cache = trained.cache()
+        cache = trained.cache(request.cache)
     # What identifies each image in its explanation.json: a file given by path is that file.
     identities = ({i.image_id: {"image_id": i.image_id, "file": str(Path(i.original).resolve())} for i in items_all}
                   if request.images else {i: {"image_id": i} for i in ids})
     folders = output_folders(out, identities)
     panels = unique_names(labels, taken={"std": None})
 
-    findings_path = _sidecar(request.boxes, trained.manifest, FINDINGS_FILE, trained.rundir) if request.score else None
-    lungs_path = _sidecar(request.lungs, trained.manifest, LUNGS_FILE, trained.rundir) if request.score else None
+    findings_path = _sidecar(request.boxes, request, FINDINGS_FILE, trained) if request.score else None
+    lungs_path = _sidecar(request.lungs, request, LUNGS_FILE, trained) if request.score else None
     boxes = _Boxes(scoring.read_boxes(findings_path) if findings_path else None,
                    scoring.read_boxes(lungs_path, key="side") if lungs_path else None, labels)
     tolerance = scoring.default_tolerance(size)

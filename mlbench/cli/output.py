@@ -1,0 +1,71 @@
+"""How every command prints with rich: the one place that decides wrapping, widths and markup.
+
+What a user copies must come out whole. Plain lines are never wrapped or cropped by rich
+(``soft_wrap``): off a terminal (a log, a pipe, CliRunner) rich would otherwise break them at 80
+columns or at ``COLUMNS``, and on a terminal a newline rich inserts into a path breaks it when
+copied (the terminal folds a long line itself). A table never truncates or ellipsises a cell: a
+column is never narrower than its longest word (its longest cell when it does not wrap); off a
+terminal a table is as wide as its cells need, on a terminal it may wrap cells at spaces.
+
+Strings from files, plugins or the user (entry, label and plugin names, paths, messages) go to
+rich through :func:`esc` or as :class:`rich.text.Text` (:func:`text`), never as markup: a name
+``[/oops]`` would crash rich and ``[reverse]x[/reverse]`` would turn into styling.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
+
+UNLIMITED = 1_000_000  # the width a table is measured at: as wide as its cells need
+
+
+def esc(value: Any) -> str:
+    """``value`` as a string rich prints literally inside markup."""
+    return escape(str(value))
+
+
+def text(value: Any, style: str = "") -> Text:
+    """A table cell or line that is never read as markup (None: empty, as rich shows it)."""
+    return Text("" if value is None else str(value), style=style)
+
+
+def fit_table(console: Console, table: Table) -> Table:
+    """Give every column the width its longest word needs; off a terminal, the whole table its natural width."""
+    wide = console.options.update_width(UNLIMITED)
+    for column in table.columns:
+        need = 0
+        for cell in (column.header, *column.cells):
+            measured = Measurement.get(console, wide, cell)
+            need = max(need, measured.maximum if column.no_wrap else measured.minimum)
+        column.min_width = max(column.min_width or 0, need)
+    if not console.is_terminal:
+        table.width = Measurement.get(console, wide, table).maximum
+    return table
+
+
+class CliConsole(Console):
+    """A rich Console that never wraps a line and fits its tables (module docstring)."""
+
+    def __init__(self, *, stderr: bool = False) -> None:
+        super().__init__(stderr=stderr, soft_wrap=True)
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        for obj in objects:
+            if isinstance(obj, Table):
+                fit_table(self, obj)
+        super().print(*objects, **kwargs)
+
+    def say(self, message: Any) -> None:
+        """One literal line (a library's progress message): no markup, no highlighting."""
+        super().print(str(message), markup=False, highlight=False)
+
+
+def make_console(*, stderr: bool = False) -> CliConsole:
+    """The console a command prints with (stdout, or stderr for progress bars)."""
+    return CliConsole(stderr=stderr)
