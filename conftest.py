@@ -5,8 +5,11 @@ one in our measurements; tiny test models gain nothing from a second thread.
 """
 
 import os
+import tempfile
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The registry cache of one test session, not the user's: tests install and change plugins.
+os.environ.setdefault("MLBENCH_CACHE_DIR", tempfile.mkdtemp(prefix="mlbench-test-cache-"))
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

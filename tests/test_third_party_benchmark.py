@@ -131,7 +131,9 @@ def test_a_real_run_is_comparable_with_the_board_the_plugin_ships(toy):
 
 def test_submit_and_show_put_the_run_beside_the_published_rows(toy):
     run_id = json.loads((toy["real"] / "manifest.json").read_text())["run_id"]
-    out = _cli(toy["registry"], "submit", toy["real"])
+    # Real data outside the run directory is named again: stored paths are followed only inside it.
+    data = toy["root"] / "data"
+    out = _cli(toy["registry"], "submit", toy["real"], "--csv", data / "toy-labels.csv", "--images", data / "images")
     assert "accepted" in out and SYNTHETIC_KIND not in out.lower(), out
     board = leaderboard.read(toy["own_board"]).to_pandas()
     assert set(board["source"]) == {"published", "run"}
