@@ -66,6 +66,26 @@ class Recipe:
         return _plain(d)
 
 
+# The recipe of Liz et al. 2023 (Table 2), which every family reuses so results compare across them.
+# Its five ImageNet backbones under their timm names (PAPER-FACTS gives the mapping).
+PAPER_BACKBONES = ("densenet201", "efficientnet_b0", "inception_v3", "inception_resnet_v2", "legacy_xception")
+# The crop is a family's own: PadChest names its lung-crop preprocessor, NIH sets crop=False.
+PAPER_RECIPE = Recipe(backbones=PAPER_BACKBONES)
+
+# The demo profile: the same code path, sized for 2 CPU cores in under 10 minutes. Tiny backbones
+# trained from scratch need a larger learning rate than the paper's fine-tuning, and nothing is
+# frozen: freezing keeps pretrained generic filters, and these start from random weights.
+DEMO_RECIPE = Recipe(
+    backbones=("mobilenetv3_small_050", "resnet10t", "mobilenetv3_small_075"),
+    image_size=64,
+    batch_size=32,
+    max_epochs=20,
+    patience=10,  # the small validation split makes epoch-to-epoch losses noisy
+    lr=1e-3,
+    freeze_fraction=0.0,
+    pretrained=False,
+)
+
 def _plain(obj: Any) -> Any:
     """JSON-friendly copy (tuples and mappings become lists and dicts)."""
     if isinstance(obj, Mapping):

@@ -50,11 +50,11 @@ from typing import Callable
 import torch
 
 from _machine import describe_machine
+from mlbench.benchmark import PAPER_BACKBONES
 from mlbench.preprocessing.augment import Augmenter
 from mlbench.registry import get_registry
 from mlbench.training import build_backbone, mean_loss, optimize, pick_device, to_device, train_step
 
-PAPER_BACKBONES = ("densenet201", "efficientnet_b0", "inception_v3", "inception_resnet_v2", "legacy_xception")
 # Inception-v3 and Inception-ResNet-v2 need >= 75 px: the CPU default size of 64 px suits these two.
 CPU_DEFAULT_BACKBONES = ("efficientnet_b0", "legacy_xception")
 BENCHMARK = "padchest-specific"

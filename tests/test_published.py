@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
+import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -13,23 +13,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from mlbench import leaderboard
+from mlbench_padchest import published
 from mlbench_padchest.general import GENERAL_LABELS, TABLE10_SAMPLES
 from mlbench_padchest.labels import PA_COUNTS, SPECIFIC_LABELS
 
 REPO = Path(__file__).resolve().parents[1]
-LEADERBOARDS = REPO / "leaderboards"  # the TSV sources and the script that builds the boards
 BOARDS = REPO / "benchmarks" / "padchest" / "mlbench_padchest" / "leaderboards"  # shipped as package data
 
 
-def _load_transcribe():
-    spec = importlib.util.spec_from_file_location("transcribe", LEADERBOARDS / "transcribe.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("transcribe", module)  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-transcribe = _load_transcribe()
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +37,12 @@ def general() -> pl.DataFrame:
 def tsv_copy(tmp_path: Path) -> Path:
     """A scratch copy of the TSVs to tamper with."""
     target = tmp_path / "published"
-    shutil.copytree(transcribe.PUBLISHED_DIR, target)
+    shutil.copytree(published.PUBLISHED_DIR, target)
     return target
 
 
 def _edit_cell(directory: Path, table: int, row_label: str, column: str, new: str) -> str:
-    path = transcribe.table_path(table, directory)
+    path = published.table_path(table, directory)
     lines = path.read_text(encoding="utf-8").splitlines()
     header = lines[0].split("\t")
     col = header.index(column)
@@ -68,13 +59,13 @@ def _edit_cell(directory: Path, table: int, row_label: str, column: str, new: st
 # --- the checks on the committed TSVs -------------------------------------------------------
 
 def test_every_global_figure_is_the_mean_of_its_column():
-    _, _, checks = transcribe.load_and_check()
-    assert len(checks) == 4 * len(transcribe.ENTRIES) * 2  # 4 settings x 8 entries x (AUC, F1)
+    _, _, checks = published.load_and_check()
+    assert len(checks) == 4 * len(published.ENTRIES) * 2  # 4 settings x 8 entries x (AUC, F1)
     plain = [c for c in checks if not c.known_exception]
     assert max(c.gap for c in plain) <= Decimal("0.0005")
     # The pinned exceptions: six stuck F1 columns of Table 4 and EfficientNet's F1 in Table 6.
     exceptions = sorted((c.table, c.entry, c.metric) for c in checks if c.known_exception)
-    assert exceptions == sorted((x.table, x.entry, x.metric) for x in transcribe.KNOWN_EXCEPTIONS)
+    assert exceptions == sorted((x.table, x.entry, x.metric) for x in published.KNOWN_EXCEPTIONS)
     assert len(exceptions) == 7
     for c in checks:
         if c.known_exception:
@@ -84,46 +75,46 @@ def test_every_global_figure_is_the_mean_of_its_column():
 def test_an_edited_cell_fails_the_mean_check(tsv_copy: Path):
     old = _edit_cell(tsv_copy, 8, "cardiomegaly", "densenet201.auc", "0.997")
     assert old == "0.927"
-    with pytest.raises(transcribe.TranscriptionError, match=r"Table 8 vs Table 9, densenet201 auc"):
-        transcribe.load_and_check(tsv_copy)
+    with pytest.raises(published.TranscriptionError, match=r"Table 8 vs Table 9, densenet201 auc"):
+        published.load_and_check(tsv_copy)
 
 
 def test_an_edited_known_exception_fails(tsv_copy: Path):
     # 0.374 -> 0.375 keeps the gap inside the rounding bound, but the pinned sum catches it.
     _edit_cell(tsv_copy, 4, "normal", "ctp.f1", "0.375")
-    with pytest.raises(transcribe.TranscriptionError, match=r"Table 4 vs Table 5, ctp f1: known exception"):
-        transcribe.load_and_check(tsv_copy)
+    with pytest.raises(published.TranscriptionError, match=r"Table 4 vs Table 5, ctp f1: known exception"):
+        published.load_and_check(tsv_copy)
 
 
 def test_global_row_must_match_the_global_table(tsv_copy: Path):
     _edit_cell(tsv_copy, 10, "__global__", "ctp.auc", "0.818")
-    with pytest.raises(transcribe.TranscriptionError, match=r"Table 10 Global row, ctp auc = 0.818 but Table 11 has 0.819"):
-        transcribe.load_and_check(tsv_copy)
+    with pytest.raises(published.TranscriptionError, match=r"Table 10 Global row, ctp auc = 0.818 but Table 11 has 0.819"):
+        published.load_and_check(tsv_copy)
 
 
 def test_misspelt_label_is_rejected(tsv_copy: Path):
     _edit_cell(tsv_copy, 6, "COPD signs", "label", "copd signs")
-    with pytest.raises(transcribe.TranscriptionError, match=r"liz2023-table06.tsv:3: label 'copd signs'"):
-        transcribe.load_and_check(tsv_copy)
+    with pytest.raises(published.TranscriptionError, match=r"liz2023-table06.tsv:3: label 'copd signs'"):
+        published.load_and_check(tsv_copy)
 
 
 def test_value_outside_unit_interval_is_rejected(tsv_copy: Path):
     _edit_cell(tsv_copy, 8, "nodule", "ctp.f1", "4.93")
-    with pytest.raises(transcribe.TranscriptionError, match=r"column 'ctp.f1': 4.93 is outside \[0, 1\]"):
-        transcribe.load_and_check(tsv_copy)
+    with pytest.raises(published.TranscriptionError, match=r"column 'ctp.f1': 4.93 is outside \[0, 1\]"):
+        published.load_and_check(tsv_copy)
 
 
 def test_sample_counts_agree_across_the_specific_tables(tsv_copy: Path):
     _edit_cell(tsv_copy, 6, "pacemaker", "n_samples", "337")
-    with pytest.raises(transcribe.TranscriptionError, match=r"Table 6, pacemaker: # Samples 337 but Table 4 has 336"):
-        transcribe.load_and_check(tsv_copy)
+    with pytest.raises(published.TranscriptionError, match=r"Table 6, pacemaker: # Samples 337 but Table 4 has 336"):
+        published.load_and_check(tsv_copy)
 
 
 def test_stuck_models_hamming_is_the_mean_prevalence():
     """Table 5: models that predict all negative score the labels' mean prevalence, 0.046."""
-    per_label, global_tables, _ = transcribe.load_and_check()
+    per_label, global_tables, _ = published.load_and_check()
     table4, table5 = per_label[4], global_tables[5]
-    stuck = [e for e in transcribe.ENTRIES if all(r.values[(e, "auc")] == Decimal("0.500") for r in table4.rows)]
+    stuck = [e for e in published.ENTRIES if all(r.values[(e, "auc")] == Decimal("0.500") for r in table4.rows)]
     assert stuck == ["inception_v3", "inception_resnet_v2", "legacy_xception", "ptc-mode", "ptc-lw"]
     # PA images carrying at least one of the 35 labels in the public CSV (PAPER-FACTS).
     pa_images_with_a_label = 85455
@@ -135,16 +126,40 @@ def test_stuck_models_hamming_is_the_mean_prevalence():
 
 # --- the committed parquet files ------------------------------------------------------------
 
-def test_committed_parquet_is_what_transcribe_builds():
-    built = transcribe.build_tables()
+def test_committed_parquet_is_what_the_tsvs_build():
+    built = published.build_tables()
     for benchmark, table in built.items():
-        committed = leaderboard.read(transcribe.output_path(benchmark))
-        assert committed.equals(table), f"{benchmark}.parquet is stale: run python leaderboards/transcribe.py"
+        committed = leaderboard.read(published.output_path(benchmark))
+        assert committed.equals(table), f"{benchmark}.parquet is stale: run python -m mlbench_padchest.published"
 
+
+
+def test_check_mode_passes_from_both_commands():
+    # The documented command (leaderboards/transcribe.py, a thin wrapper) and the module's own.
+    for command in ([sys.executable, str(REPO / "leaderboards" / "transcribe.py"), "--check"],
+                    [sys.executable, "-m", "mlbench_padchest.published", "--check"]):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert "padchest-general.parquet: 888 rows, matches the TSVs" in done.stdout
+
+
+def test_check_mode_fails_on_a_stale_or_missing_board(tmp_path: Path, monkeypatch, capsys):
+    built = published.build_tables()
+    table = built["padchest-specific"]
+    leaderboard.write(tmp_path / "padchest-specific.parquet", table.slice(0, table.num_rows - 1))
+    monkeypatch.setattr(published, "BOARDS", tmp_path)
+    assert published.main(["--check"]) == 1
+    assert "padchest-specific.parquet: differs from what the TSVs build" in capsys.readouterr().err
+    leaderboard.write(tmp_path / "padchest-specific.parquet", table)
+    assert published.main(["--check"]) == 1  # padchest-general.parquet is not there
+    assert "run python -m mlbench_padchest.published" in capsys.readouterr().err
+    assert published.main([]) == 0  # a build writes both boards where --check then finds them
+    assert published.main(["--check"]) == 0
+    assert leaderboard.read(tmp_path / "padchest-general.parquet").equals(built["padchest-general"])
 
 def test_transcription_is_deterministic(tmp_path: Path):
-    first, second = transcribe.build_tables(), transcribe.build_tables()
-    for benchmark in transcribe.BENCHMARKS:
+    first, second = published.build_tables(), published.build_tables()
+    for benchmark in published.BENCHMARKS:
         assert first[benchmark].equals(second[benchmark])
         leaderboard.write(tmp_path / "a.parquet", first[benchmark])
         leaderboard.write(tmp_path / "b.parquet", second[benchmark])
@@ -210,7 +225,7 @@ def test_rows_follow_the_published_conventions(specific, general):
     assert set(both["variant"].unique()) == {"none", "crop", "crop+aug"}
     assert set(general["variant"].unique()) == {"crop+aug"}
     kinds = dict(both.select("entry", "entry_kind").unique().iter_rows())
-    assert kinds == {**{b: "backbone" for b in transcribe.BACKBONES}, **{e: "ensemble" for e in transcribe.ENSEMBLES}}
+    assert kinds == {**{b: "backbone" for b in published.BACKBONES}, **{e: "ensemble" for e in published.ENSEMBLES}}
     # Every (variant, entry, label, metric) appears once.
     keys = ["benchmark", "variant", "entry", "label", "metric"]
     assert both.select(keys).unique().height == both.height
@@ -230,7 +245,7 @@ def test_general_labels_are_the_benchmarks(general):
 
 def test_table10_agrees_with_the_general_benchmarks_own_transcription():
     """mlbench_padchest.general pins Table 10's names and sample counts independently."""
-    per_label, _, _ = transcribe.load_and_check()
+    per_label, _, _ = published.load_and_check()
     ours = {r.paper_label: r.n_samples for r in per_label[10].rows}
     assert ours == TABLE10_SAMPLES
     assert list(ours) == list(TABLE10_SAMPLES)
@@ -238,13 +253,13 @@ def test_table10_agrees_with_the_general_benchmarks_own_transcription():
 
 def test_unknown_general_label_is_named(tsv_copy: Path):
     _edit_cell(tsv_copy, 10, "bullas", "label", "bulla")
-    with pytest.raises(transcribe.TranscriptionError, match=r"label 'bulla' for paper label 'Bullas'"):
-        transcribe.load_and_check(tsv_copy)
+    with pytest.raises(published.TranscriptionError, match=r"label 'bulla' for paper label 'Bullas'"):
+        published.load_and_check(tsv_copy)
     # Spelled by the rule but not a benchmark label: the set check names it.
-    path = transcribe.table_path(10, tsv_copy)
+    path = published.table_path(10, tsv_copy)
     path.write_text(path.read_text(encoding="utf-8").replace("Bullas\tbulla\t", "Bulla\tbulla\t"), encoding="utf-8")
-    with pytest.raises(transcribe.TranscriptionError, match=r"missing \['bullas'\], not in the benchmark \['bulla'\]"):
-        transcribe.load_and_check(tsv_copy)
+    with pytest.raises(published.TranscriptionError, match=r"missing \['bullas'\], not in the benchmark \['bulla'\]"):
+        published.load_and_check(tsv_copy)
 
 
 def test_files_read_unchanged_with_pyarrow_and_polars():

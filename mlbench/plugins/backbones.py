@@ -1,11 +1,11 @@
 """Registers the built-in backbones (implemented in :mod:`mlbench.backbones`): timm models + the paper's head."""
 
 from mlbench.hookspecs import hookimpl
+from mlbench.benchmark import PAPER_BACKBONES
 from mlbench.registry import LazyFactory
 
 IMPLEMENTATION = "mlbench.backbones:timm_backbone"
-# The paper's five backbones (PAPER-FACTS maps them to timm names) and small ones for demos/tests.
-PAPER_BACKBONES = ("densenet201", "efficientnet_b0", "inception_v3", "inception_resnet_v2", "legacy_xception")
+# The paper's five backbones (mlbench.benchmark) and small ones for demos/tests.
 SMALL_BACKBONES = ("mobilenetv3_small_050", "mobilenetv3_small_075", "resnet10t", "resnet18")
 
 

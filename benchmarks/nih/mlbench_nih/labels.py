@@ -20,7 +20,8 @@ OFFICIAL_TEST_IMAGES = 25_596
 def normalize_patient_id(value: str) -> str:
     """The label file writes ``Patient ID`` as an integer; ``00042`` and ``42`` are one patient."""
     value = value.strip()
-    return str(int(value)) if value.isdigit() else value
+    # isdigit alone accepts '²', which int() refuses: a hostile cell must not stop the read.
+    return str(int(value)) if value.isascii() and value.isdigit() else value
 
 
 @lru_cache(maxsize=1)

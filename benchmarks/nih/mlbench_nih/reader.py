@@ -36,7 +36,8 @@ import pandas as pd
 from mlbench.data import DataSource, Records, Skip
 from mlbench.data.imagepaths import OUTSIDE_ROOT, ImageRoot
 from mlbench.paths import lies_under
-from mlbench.data.labelfile import read_columns, unsafe_name_reason
+from mlbench.data.labelfile import read_columns
+from mlbench.data.rows import RowChecks, RowColumns, label_file_profile
 from mlbench.demo import SYNTHETIC_KIND, is_marked_synthetic
 from mlbench.io import sha256_file
 from mlbench_nih.labels import LABELS, NO_FINDING, normalize_patient_id
@@ -45,13 +46,14 @@ KIND = "nih-cxr14"
 REQUIRED_COLUMNS = ("Image Index", "Finding Labels", "Patient ID", "View Position")
 OPTIONAL_COLUMNS = ("Follow-up #", "Patient Age", "Patient Gender")
 PROJECTIONS = ("PA", "AP")
+COLUMNS = RowColumns(image_id="Image Index", patient_id="Patient ID", projection="View Position",
+                     labels="Finding Labels")
 FRAME_COLUMNS = ("image_id", "patient_id", "follow_up", "projection", "age", "sex", "image_path", "findings")
 DEFAULT_IMAGE_FOLDER = "images"  # where a file is expected when the root holds no images at all
 # Folders the index walks into below the root: NIH's ``images`` and the tarballs' ``images_001`` ...
 # Nothing else, so pointing --images at a home folder does not walk the whole disk.
 _IMAGE_FOLDER = re.compile(r"images(_\d+)?", re.IGNORECASE)
 _MAX_DEPTH = 3  # root / images_001 / images / NAME.png, with one spare level
-_MISSING = frozenset({"", "nan", "none", "null", "na", "n/a"})
 
 
 @dataclass
@@ -136,7 +138,6 @@ def read_nih_csv(source: DataSource, *, projections: Iterable[str] | None = PROJ
 
 
 def _records(raw: pd.DataFrame, csv_path: Path, images: Path, projections: Iterable[str] | None) -> Records:
-    keep_projection = None if projections is None else frozenset(projections)
     known = frozenset(LABELS)
     image_root = ImageRoot(images)
     walked = walk_images(images)
@@ -147,34 +148,17 @@ def _records(raw: pd.DataFrame, csv_path: Path, images: Path, projections: Itera
 
     out: dict[str, list] = {c: [] for c in FRAME_COLUMNS}
     skipped: list[Skip] = []
-    seen: dict[str, int] = {}
+    checks = RowChecks(COLUMNS, projections)
     columns = [raw[c].tolist() for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)]
     for n, (image_id, labels_text, patient_id, projection, follow_up, age, sex) in enumerate(zip(*columns), start=1):
         image_id = image_id.strip()
-        if not image_id:
-            skipped.append(Skip(f"row {n}", "missing_image_id", "Image Index is empty"))
-            continue
-        bad = unsafe_name_reason(image_id)
-        if bad:
-            # A hostile name is not echoed as the item (it may hold control characters).
-            skipped.append(Skip(f"row {n}", "unsafe_path",
-                                f"Image Index {image_id!r} {bad}; expected a plain file name"))
-            continue
-        if image_id in seen:
-            skipped.append(Skip(image_id, "duplicate_image_id",
-                                f"row {n} repeats the Image Index of row {seen[image_id]} (the first is kept)"))
-            continue
-        seen[image_id] = n
-        patient_id = normalize_patient_id(patient_id)
-        if not patient_id:
-            skipped.append(Skip(image_id, "missing_patient_id", f"row {n}: Patient ID is empty"))
-            continue
-        projection = projection.strip()
-        if keep_projection is not None and projection not in keep_projection:
-            skipped.append(Skip(image_id, "projection_not_selected", f"View Position {projection or '(empty)'}"))
-            continue
-        if labels_text.strip().lower() in _MISSING:
-            skipped.append(Skip(image_id, "nan_labels", f"row {n}: Finding Labels is empty"))
+        skip = checks.image(n, image_id)
+        if skip is None:
+            patient_id, projection = normalize_patient_id(patient_id), projection.strip()
+            skip = (checks.patient(n, image_id, patient_id) or checks.projection(image_id, projection)
+                    or checks.labels(n, image_id, labels_text))
+        if skip is not None:
+            skipped.append(skip)
             continue
         hit = parsed.get(labels_text)
         if hit is None:
@@ -232,22 +216,11 @@ def profile_nih_csv(source: DataSource) -> dict:
     records = _records(raw, csv_path, Path(source.images), None)
     projection = raw["View Position"].str.strip()
     patients = raw["Patient ID"].map(normalize_patient_id)
-    reasons: dict[str, int] = {}
-    for skip in records.skipped:
-        reasons[skip.reason] = reasons.get(skip.reason, 0) + 1
     counts = {label: 0 for label in LABELS}
     no_finding = 0
     for findings in records.frame["findings"]:
         no_finding += not findings
         for label in findings:
             counts[label] += 1
-    return {
-        "rows": int(len(raw)),
-        "projections": {str(k): int(v) for k, v in projection.value_counts().items()},
-        "patients": int(patients[patients != ""].nunique()),
-        "patients_per_projection": {str(k): int(v) for k, v in
-                                    patients[patients != ""].groupby(projection).nunique().items()},
-        "label_counts": counts,
-        "no_finding": no_finding,
-        "skipped_by_reason": dict(sorted(reasons.items())),
-    }
+    return label_file_profile(projection, patients, records.skipped,
+                              extra={"label_counts": counts, "no_finding": no_finding})

@@ -172,3 +172,12 @@ def test_marker_makes_records_synthetic(tmp_path):
 def test_patient_ids_are_normalised(tmp_path):
     csv = _write(tmp_path, [_row("a.png", "Mass", "00042"), _row("b.png", "Mass", " 42 ")])
     assert set(read_nih_csv(DataSource(csv, tmp_path)).frame["patient_id"]) == {"42"}
+
+
+def test_a_non_ascii_digit_patient_id_is_read_not_a_crash(tmp_path):
+    # '²'.isdigit() is True but int('²') raises: such a cell is kept as written, never normalised.
+    csv = _write(tmp_path, [_row("00000001_000.png", "Mass", "²"), _row("00000002_000.png", "Mass", "007")])
+    _images(tmp_path, ["00000001_000.png", "00000002_000.png"])
+    records = read_nih_csv(DataSource(csv, tmp_path))
+    assert list(records.frame["patient_id"]) == ["²", "7"] and records.skipped == []
+    assert NIHDataset().profile(DataSource(csv, tmp_path))["patients"] == 2

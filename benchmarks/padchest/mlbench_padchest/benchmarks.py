@@ -5,28 +5,14 @@ from __future__ import annotations
 from importlib import resources
 from typing import Iterable
 
-from mlbench.benchmark import Benchmark, Recipe
+from mlbench.benchmark import DEMO_RECIPE as CORE_DEMO_RECIPE
+from mlbench.benchmark import PAPER_RECIPE as CORE_PAPER_RECIPE
+from mlbench.benchmark import Benchmark
 from mlbench_padchest.labels import SPECIFIC_LABELS, SPECIFIC_VERSION
 
-# The paper's five ImageNet backbones (timm names; PAPER-FACTS gives the mapping).
-PAPER_BACKBONES = ("densenet201", "efficientnet_b0", "inception_v3", "inception_resnet_v2", "legacy_xception")
-
-PAPER_RECIPE = Recipe(backbones=PAPER_BACKBONES, preprocessor="padchest-lung-crop")
-
-# The demo profile: the same code path, sized for 2 CPU cores in under 10 minutes. Tiny backbones
-# trained from scratch need a larger learning rate than the paper's fine-tuning, and nothing is
-# frozen: freezing keeps pretrained generic filters, and these start from random weights.
-DEMO_RECIPE = Recipe(
-    backbones=("mobilenetv3_small_050", "resnet10t", "mobilenetv3_small_075"),
-    image_size=64,
-    batch_size=32,
-    max_epochs=20,
-    patience=10,  # the small validation split makes epoch-to-epoch losses noisy
-    lr=1e-3,
-    freeze_fraction=0.0,
-    pretrained=False,
-    preprocessor="padchest-lung-crop",
-)
+# The paper's recipe and demo profile (mlbench.benchmark), with PadChest's lung crop.
+PAPER_RECIPE = CORE_PAPER_RECIPE.replace(preprocessor="padchest-lung-crop")
+DEMO_RECIPE = CORE_DEMO_RECIPE.replace(preprocessor="padchest-lung-crop")
 
 
 def _exact(labels: tuple[str, ...]):
@@ -70,5 +56,5 @@ def general() -> Benchmark:
 
 
 def _board(name: str):
-    """The paper's tables as a published leaderboard, shipped as package data (built by leaderboards/transcribe.py)."""
+    """The paper's tables as a published leaderboard, shipped as package data (built by mlbench_padchest.published)."""
     return resources.files("mlbench_padchest") / "leaderboards" / f"{name}.parquet"

@@ -20,20 +20,17 @@ import pandas as pd
 
 from mlbench.data import DataSource, Records, Skip
 from mlbench.data.imagepaths import ImageRoot
-from mlbench.data.labelfile import read_columns, unsafe_name_reason
+from mlbench.data.labelfile import read_columns
+from mlbench.data.rows import (PROJECTION_NOT_SELECTED, RowChecks, RowColumns, label_file_profile,
+                               unknown_label_counts)
 from mlbench.demo import SYNTHETIC_KIND, is_marked_synthetic
 from mlbench.io import sha256_file
 
 REQUIRED_COLUMNS = ("ImageID", "ImageDir", "PatientID", "Projection", "Labels")
 OPTIONAL_COLUMNS = ("StudyID",)
-# Written by the demo generator beside its CSV: the records are then synthetic, not PadChest.
 # Labels that carry no finding: PadChest's "exclude" marks a discarded report, '' a stray comma.
 IGNORED_LABELS = frozenset({"", "exclude"})
-# How pandas and spreadsheets write a missing Labels cell.
-_MISSING = frozenset({"", "nan", "none", "null", "na", "n/a"})
-# Characters that would let a name leave its folder (Windows drive colons included), and
-# control characters (NUL among them) that have no place in a file name.
-
+COLUMNS = RowColumns(image_id="ImageID", patient_id="PatientID", projection="Projection", labels="Labels")
 FRAME_COLUMNS = ("image_id", "patient_id", "study_id", "image_dir", "projection", "image_path", "findings")
 
 
@@ -96,44 +93,26 @@ def _records(raw: pd.DataFrame, csv_path: Path, images: Path, projections: Itera
     # Plain strings: pathlib per row costs seconds on the 160k-row file; ImageRoot resolves each
     # ImageDir once and then costs one lstat per row.
     root = ImageRoot(images)
-    keep_projection = None if projections is None else frozenset(projections)
-    projection_reason = "not_pa" if keep_projection == {"PA"} else "projection_not_selected"
+    keep = None if projections is None else frozenset(projections)
+    checks = RowChecks(COLUMNS, keep, projection_reason="not_pa" if keep == {"PA"} else PROJECTION_NOT_SELECTED,
+                       safe_name="a plain name inside the image folder")
     has_study = "StudyID" in raw.columns
     parse = _LabelParser()
 
     out: dict[str, list] = {c: [] for c in FRAME_COLUMNS}
     skipped: list[Skip] = []
-    seen: dict[str, int] = {}
     columns = [raw[c].tolist() for c in ("ImageID", "ImageDir", "PatientID", "Projection", "Labels")]
     studies = raw["StudyID"].tolist() if has_study else [""] * len(raw)
     for n, (image_id, image_dir, patient_id, projection, labels_text, study_id) in enumerate(
             zip(*columns, studies), start=1):
-        image_id, image_dir, patient_id = image_id.strip(), image_dir.strip(), patient_id.strip()
-        if not image_id:
-            skipped.append(Skip(f"row {n}", "missing_image_id", "ImageID is empty"))
-            continue
-        bad = unsafe_name_reason(image_id)
-        bad_dir = unsafe_name_reason(image_dir)
-        if bad or bad_dir:
-            where = f"ImageID {image_id!r} {bad}" if bad else f"ImageDir {image_dir!r} {bad_dir}"
-            # A hostile name is not echoed as the item (it may hold control characters).
-            skipped.append(Skip(f"row {n}" if bad else image_id, "unsafe_path",
-                                f"{where}; expected a plain name inside the image folder"))
-            continue
-        if image_id in seen:
-            skipped.append(Skip(image_id, "duplicate_image_id",
-                                f"row {n} repeats the ImageID of row {seen[image_id]} (the first is kept)"))
-            continue
-        seen[image_id] = n
-        if not patient_id:
-            skipped.append(Skip(image_id, "missing_patient_id", f"row {n}: PatientID is empty"))
-            continue
-        projection = projection.strip()
-        if keep_projection is not None and projection not in keep_projection:
-            skipped.append(Skip(image_id, projection_reason, f"Projection {projection or '(empty)'}"))
-            continue
-        if labels_text.strip().lower() in _MISSING:
-            skipped.append(Skip(image_id, "nan_labels", f"row {n}: Labels is empty"))
+        image_id, image_dir = image_id.strip(), image_dir.strip()
+        skip = checks.image(n, image_id, folder=("ImageDir", image_dir))
+        if skip is None:
+            patient_id, projection = patient_id.strip(), projection.strip()
+            skip = (checks.patient(n, image_id, patient_id) or checks.projection(image_id, projection)
+                    or checks.labels(n, image_id, labels_text))
+        if skip is not None:
+            skipped.append(skip)
             continue
         labels, why = parse(labels_text)
         if labels is None:
@@ -176,18 +155,6 @@ def profile_padchest_csv(source: DataSource, *, known_labels: frozenset[str] | N
     records = _records(raw, csv_path, Path(source.images), None, known_labels)
     projection = raw["Projection"].str.strip()
     patients = raw["PatientID"].str.strip()
-    reasons: dict[str, int] = {}
-    unknown: dict[str, int] = {}
-    for skip in records.skipped:
-        reasons[skip.reason] = reasons.get(skip.reason, 0) + 1
-        if skip.reason == "unknown_label":
-            unknown[skip.detail] = unknown.get(skip.detail, 0) + 1
-    return {
-        "rows": int(len(raw)),
-        "projections": {str(k): int(v) for k, v in projection.value_counts().items()},
-        "patients": int(patients[patients != ""].nunique()),
-        "patients_per_projection": {str(k): int(v) for k, v in
-                                    patients[patients != ""].groupby(projection).nunique().items()},
-        "skipped_by_reason": dict(sorted(reasons.items())),
-        "unknown_labels": dict(sorted(unknown.items(), key=lambda kv: (-kv[1], kv[0]))),
-    }
+    profile = label_file_profile(projection, patients, records.skipped)
+    profile["unknown_labels"] = unknown_label_counts(records.skipped)
+    return profile

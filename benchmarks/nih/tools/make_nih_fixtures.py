@@ -1,6 +1,6 @@
 """Make the downscaled NIH ChestX-ray14 test fixtures (tests/data/nih) from a folder of originals.
 
-Usage: python benchmarks/padchest/tools/make_nih_fixtures.py SOURCE_DIR [--out tests/data/nih] [--size 256]
+Usage: python benchmarks/nih/tools/make_nih_fixtures.py SOURCE_DIR [--out tests/data/nih] [--size 256]
 
 SOURCE_DIR holds ``images/*.png``, ``metadata.csv`` and ``pathology_bbox.csv`` (NIH's
 BBox_List_2017 rows: image_index, finding_label, x, y, w, h in the 1024 px files). Writes the
