@@ -53,6 +53,7 @@ import numpy as np
 
 from mlbench.errors import UserError
 from mlbench.registry import PluginEntry, Registry, get_registry
+from mlbench.rundir import PREDICTIONS, SPLIT, SPLIT_KEY_COLUMNS
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 # Positives per label in 1,000 training images: PadChest-like imbalance and one absent label.
@@ -61,7 +62,7 @@ DEMO_SAMPLES = 1000
 BACKBONE_IMAGE_SIZE = 96
 PREPROCESSOR_SIZE = 64
 # Labels a benchmark may not use: mlbench's own rows and split.parquet's columns.
-RESERVED_LABELS = ("image_id", "patient_id", "split")
+RESERVED_LABELS = SPLIT_KEY_COLUMNS
 CONTRACT_ARGS = {
     "loss": {"label_counts", "n_samples"},
     "backbone": {"num_labels", "in_chans", "pretrained"},
@@ -254,7 +255,7 @@ def check_ensemble(entry: PluginEntry, ctx: DemoData) -> list[str]:
             _check(bool(np.isin(predictions, (0, 1)).all()), f"{where}: predictions are not all 0 or 1")
             _check(bool(((scores >= threshold) == predictions.astype(bool)).all()),
                    f"{where}: predictions differ from scores >= threshold; mlbench stores only the scores "
-                   "(predictions.parquet) and recomputes decisions as score >= threshold")
+                   f"({PREDICTIONS}) and recomputes decisions as score >= threshold")
         done.append(f"threshold {threshold}: (40, 5) finite scores and 0/1 predictions = scores >= threshold, "
                     "for 3 models and for 1")
     try:
@@ -337,7 +338,7 @@ def check_benchmark(entry: PluginEntry, ctx: DemoData) -> list[str]:
            "mlbench.benchmark.Benchmark")
     _check(len(bench.labels) > 0, "the benchmark has no labels")
     reserved = [lab for lab in bench.labels if lab in RESERVED_LABELS or lab.startswith("__")]
-    _check(not reserved, f"labels {reserved} clash with reserved names (split.parquet columns, __global__ rows)")
+    _check(not reserved, f"labels {reserved} clash with reserved names ({SPLIT} columns, __global__ rows)")
     _check(isinstance(bench.version, str) and bench.version, "the benchmark has no version string")
     registry = ctx.registry
     missing = [] if bench.dataset in registry.names("dataset") else [f"dataset '{bench.dataset}'"]

@@ -12,13 +12,9 @@ chained by SLURM itself, and :class:`JobsSubmitted` is raised instead of waiting
 node has to outlive the submission. ``mlbench grid status`` then asks sacct for the jobs' states, and
 the same command run again resubmits what failed, or writes the results once everything is done.
 
-Files, under ``FOLDER/jobs`` (FOLDER: the grid directory, or the run directory for ``mlbench run``)::
-
-    jobs/JOB_ID/               submitit's pickles and logs of one job
-    jobs/submissions.json      every job submitted: run directory, task, job id, executor, time
-
-A failed job leaves ``failed.json`` (:data:`mlbench.grid.FAILURE_FILE`) in its run directory with the
-error and the tail of the job's log; ``mlbench grid status`` shows it, and the next invocation removes
+Every job is recorded under the grid directory (or the run directory, for ``mlbench run``), and a
+failed job leaves its error and the tail of its log in its run directory (the records' names and
+formats are :mod:`mlbench.jobs`'); ``mlbench grid status`` shows it, and the next invocation removes
 it and submits only what is missing (backbones without predictions, runs without a leaderboard).
 Without a waiting process, ``mlbench grid status`` reads a failure from sacct and the job's log instead.
 
@@ -41,15 +37,13 @@ from typing import Any, Callable, Iterable, Mapping, NoReturn, Sequence
 import submitit
 from submitit.slurm.slurm import SlurmInfoWatcher
 
-from mlbench import dirlock
+from mlbench import dirlock, jobs
 from mlbench.errors import UserError
-from mlbench.grid import FAILURE_FILE, JOBS_DIR, SUBMISSIONS_FILE, Cell, JobState, is_finished, latest_jobs
-from mlbench.io import read_json, write_json
+from mlbench.griddir import SUBMISSIONS_FILE
+from mlbench.jobs import JobState, latest_jobs
 from mlbench.rundir import RunDir
 
 KINDS = ("local", "slurm")
-JOBS = JOBS_DIR
-SUBMISSIONS = SUBMISSIONS_FILE
 LOG_TAIL_LINES = 30
 DEFAULT_TIMEOUT_MIN = 24 * 60
 # SLURM states in which a recorded job will still run: a re-invocation waits for it instead of resubmitting.
@@ -174,8 +168,9 @@ class Submitter:
             raise ExecutorError(f"--executor {kind}: expected one of inline, {', '.join(KINDS)}")
         check_wait(kind, wait)
         self.kind, self.folder, self.resources, self.wait = kind, Path(folder), resources, wait
-        self.record_file = self.folder / SUBMISSIONS
-        self.record: list[dict[str, Any]] = read_json(self.record_file) if self.record_file.is_file() else []
+        # folder: the grid's (or run's) jobs folder (mlbench.jobs.jobs_dir); the record sits inside it.
+        self.record_file = self.folder / SUBMISSIONS_FILE
+        self.record: list[dict[str, Any]] = jobs.read_submissions(self.record_file)
         gpus = resources.gpus_per_node
         if kind == "local":
             gpus = (1 if _cuda_count() else 0) if gpus is None else gpus
@@ -227,7 +222,7 @@ class Submitter:
             self.record.append({"run_dir": str(task.run_dir), "task": task.name, "job_id": task.job.job_id,
                                 "executor": self.kind,
                                 "submitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-            write_json(self.record_file, self.record)
+            jobs.write_submissions(self.record_file, self.record)
         task.outcome = "submitted"
 
     def adopt_live_jobs(self, tasks: list[Task], say: Callable[[str], None] = lambda _: None) -> None:
@@ -284,10 +279,10 @@ def slurm_job_states(folder: str | Path) -> dict[str, JobState] | None:
     tail of its log: with ``--no-wait`` no process is there to write failed.json. Returns {} when no
     SLURM job is recorded, None when some are but sacct is not on PATH.
     """
-    jobs_dir = Path(folder) / JOBS
+    jobs_dir = jobs.jobs_dir(folder)
     asked: dict[str, tuple[Path, str]] = {}
     for run_dir, tasks in latest_jobs(folder).items():
-        if not is_finished(Path(run_dir)):
+        if not RunDir(run_dir).finished():
             asked.update({e["job_id"]: (Path(run_dir), task) for task, e in tasks.items() if e["executor"] == "slurm"})
     if not asked:
         return {}
@@ -310,7 +305,7 @@ def _work_done(run_dir: Path, task: str) -> bool:
     """A training task whose backbone has predictions needs no job any more (a later step may still fail)."""
     if task.startswith(TRAIN_TASK):
         return RunDir(run_dir).backbone_predictions(task.removeprefix(TRAIN_TASK)).exists()
-    return is_finished(run_dir)
+    return RunDir(run_dir).finished()
 
 
 def _tail(text: str | None, lines: int = LOG_TAIL_LINES) -> str:
@@ -326,7 +321,7 @@ def record_failure(task: Task) -> None:
         reason = last
     else:  # killed, out of memory, cancelled: no traceback of ours, only the scheduler's state
         reason = f"ended without a result (state {job.state})"
-    write_json(task.run_dir / FAILURE_FILE, {
+    jobs.write_failure(task.run_dir, {
         "error": f"{task.name} job {job.job_id} failed: {reason}", "log_tail": log, "task": task.name,
         "job_id": job.job_id, "log": str(job.paths.stderr), "failed_at": datetime.now(timezone.utc).isoformat(
             timespec="seconds")})
@@ -415,26 +410,29 @@ def _collect(task: Task, say: Callable[[str], None]) -> None:
             t.outcome == "failed" for t in task.needs):
         return  # cancelled by SLURM because a training job failed; that one wrote failed.json
     record_failure(task)
-    say(f"failed {task.label}: job {task.job.job_id}; see {task.run_dir / FAILURE_FILE}")
+    say(f"failed {task.label}: job {task.job.job_id}; see {jobs.failure_file(task.run_dir)}")
 
 
 def _clear_failures(run_dirs: Sequence[Path]) -> None:
     for run_dir in run_dirs:
-        (Path(run_dir) / FAILURE_FILE).unlink(missing_ok=True)
+        jobs.clear_failure(run_dir)
 
 
 def submitit_executor(kind: str, grid_dir: Path, say: Callable[[str], None] = lambda _: None, wait: bool = True,
-                      **resources: Any) -> Callable[[list[Cell]], None]:
+                      **resources: Any) -> Callable[[list[Any]], None]:
     """An executor for :func:`mlbench.grid.run_grid`: every unfinished cell's jobs, under GRID_DIR/jobs.
+
+    A cell is anything with ``run_dir`` and ``options`` (a :class:`mlbench.grid.Cell`): this module
+    does not import the grid, so that ``mlbench run --executor`` does not depend on it.
 
     ``wait=False`` (SLURM only): it raises :class:`JobsSubmitted` through run_grid once the jobs are
     queued; run_grid run again later writes the comparison when every cell is done.
     """
-    submitter = Submitter(kind, Path(grid_dir) / JOBS, Resources(**resources), wait=wait)
+    submitter = Submitter(kind, jobs.jobs_dir(grid_dir), Resources(**resources), wait=wait)
 
-    def execute(cells: list[Cell]) -> None:
+    def execute(cells: list[Any]) -> None:
         _clear_failures([c.run_dir for c in cells])  # stale: these cells are submitted again now
-        tasks = plan_tasks([c.options for c in cells if not is_finished(c.run_dir)])
+        tasks = plan_tasks([c.options for c in cells if not RunDir(c.run_dir).finished()])
         if not wait:
             submit_without_waiting(tasks, submitter, say)
         run_tasks(tasks, submitter, say)  # failures are in the cells' failed.json; run_grid names them
@@ -454,17 +452,17 @@ def run_with_executor(opts: Any, kind: str, say: Callable[[str], None] = lambda 
     if opts.only_backbones or opts.ensemble_only:
         raise ExecutorError("--executor: splits the run into jobs itself; drop --only-backbone/--ensemble-only")
     plan = plan_run(opts)
-    submitter = Submitter(kind, plan.rundir.path / JOBS, Resources(**resources), wait=wait)
+    submitter = Submitter(kind, jobs.jobs_dir(plan.rundir.path), Resources(**resources), wait=wait)
     opts = dataclasses.replace(opts, out=plan.rundir.path)
     # This command drives the run: it holds the directory's writer lock, each job its own task's.
     with dirlock.hold(plan.rundir.path, "run"):
-        if not is_finished(plan.rundir.path):
+        if not plan.rundir.finished():
             prepare(plan)  # corpus, split and cache once, before the jobs start side by side
             _clear_failures([plan.rundir.path])
             if not wait:
                 submit_without_waiting(plan_tasks([opts]), submitter, say)
             failed = run_tasks(plan_tasks([opts]), submitter, say)
-            if failed or not is_finished(plan.rundir.path):
-                raise RunError(f"{plan.rundir.path}: the run did not finish; see {plan.rundir.path / FAILURE_FILE}")
+            if failed or not plan.rundir.finished():
+                raise RunError(f"{plan.rundir.path}: the run did not finish; see {jobs.failure_file(plan.rundir.path)}")
     return RunResult(plan.rundir.path, RunDir(plan.rundir.path).leaderboard().to_pandas(),
                      RunDir(plan.rundir.path).manifest())

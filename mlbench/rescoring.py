@@ -19,7 +19,7 @@ from mlbench.errors import UserError
 from mlbench import predictions, thresholds
 from mlbench.paired import Comparison, paired_differences
 from mlbench.metrics import MetricWarning
-from mlbench.rundir import RunDir
+from mlbench.rundir import SPLIT_KEY_COLUMNS, RunDir
 from mlbench.stats import metric_intervals
 
 DEFAULT_N_BOOT = 1000
@@ -66,7 +66,7 @@ def load_stored_run(run_dir: str | Path, split: pd.DataFrame | None = None) -> S
     m = rundir.manifest()
     if split is None:
         split = rundir.split()
-    labels = [c for c in split.columns if c not in ("image_id", "patient_id", "split")]
+    labels = [c for c in split.columns if c not in SPLIT_KEY_COLUMNS]
     skipped = rundir.skips("preprocess")
     usable = ~split["image_id"].astype(str).isin(skipped)
     test = split[(split["split"] == "test") & usable]

@@ -53,11 +53,18 @@ PREDICTIONS = "predictions.parquet"
 LEADERBOARD = "leaderboard.parquet"
 SKIPPED = "skipped.parquet"
 PREPROCESS = "preprocess"
+PREPROCESS_MANIFEST = "manifest.parquet"  # in PREPROCESS: what Cache.write_manifest writes there
 BACKBONES = "backbones"
+BEST_CHECKPOINT = "best.pt"
+LAST_CHECKPOINT = "last.pt"
+HISTORY = "history.json"
+DONE = "done.json"
+CACHE = "cache"
+DEMO_DATA = "demo-data"
 LOCK = ".mlbench.lock"
 # Listed one by one in manifest.json up to this many; all of them always go to skipped.parquet.
 MANIFEST_SKIP_ITEMS = 1000
-SPLIT_KEY_COLUMNS = ("image_id", "patient_id", "split")
+SPLIT_KEY_COLUMNS = ("image_id", "patient_id", "split")  # split.parquet's columns before the labels
 
 
 class RunDirError(UserError):
@@ -96,6 +103,37 @@ def identity_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         if not same:
             keys.append("recipe")
     return sorted(keys)
+
+
+class BackboneFiles:
+    """The files of one backbone's folder (``RUN_DIR/backbones/NAME``): checkpoints, history, predictions."""
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+
+    @property
+    def best(self) -> Path:
+        return self.folder / BEST_CHECKPOINT
+
+    @property
+    def last(self) -> Path:
+        return self.folder / LAST_CHECKPOINT
+
+    @property
+    def history(self) -> Path:
+        return self.folder / HISTORY
+
+    @property
+    def done(self) -> Path:
+        return self.folder / DONE
+
+    @property
+    def predictions(self) -> Path:
+        return self.folder / PREDICTIONS
+
+    def write_history(self, data: dict[str, Any]) -> None:
+        """history.json: best_epoch, best_val_loss, epochs and the per-epoch losses (report.collect reads it)."""
+        write_json(self.history, data)
 
 
 def now() -> str:
@@ -137,33 +175,56 @@ class RunDir:
         return self.path / PREPROCESS
 
     @property
+    def preprocess_manifest_file(self) -> Path:
+        return self.preprocess_dir / PREPROCESS_MANIFEST
+
+    @property
     def default_cache(self) -> Path:
-        return self.path / "cache"
+        return self.path / CACHE
 
     @property
     def default_demo_dir(self) -> Path:
-        return self.path / "demo-data"
+        return self.path / DEMO_DATA
+
+    @property
+    def backbones_dir(self) -> Path:
+        return self.path / BACKBONES
 
     def backbone_dir(self, name: str) -> Path:
-        return self.path / BACKBONES / backbone_folder_name(name)
+        return self.backbones_dir / backbone_folder_name(name)
+
+    def backbone(self, name: str) -> BackboneFiles:
+        return BackboneFiles(self.backbone_dir(name))
 
     def backbone_predictions(self, name: str) -> Path:
-        return self.backbone_dir(name) / PREDICTIONS
+        return self.backbone(name).predictions
 
     def best_checkpoint(self, name: str) -> Path:
-        return self.backbone_dir(name) / "best.pt"
+        return self.backbone(name).best
+
+    def last_checkpoint(self, name: str) -> Path:
+        return self.backbone(name).last
 
     def backbone_done(self, name: str) -> Path:
-        return self.backbone_dir(name) / "done.json"
+        return self.backbone(name).done
 
     def history_file(self, name: str) -> Path:
-        return self.backbone_dir(name) / "history.json"
+        return self.backbone(name).history
+
+    def write_preprocess_manifest(self, cache: Any, image_ids: Sequence[str]) -> None:
+        """preprocess/manifest.parquet: ``cache``'s record (crop box, fallback, skip) of this run's images."""
+        cache.write_manifest(image_ids, self.preprocess_dir)
+
+    def preprocess_manifest(self) -> pd.DataFrame:
+        """preprocess/manifest.parquet: each image's crop box in original pixels (or why it was skipped)."""
+        expected = "the preprocess manifest `mlbench run` writes"
+        return self._read_parquet(self.preprocess_manifest_file, expected).to_pandas()
 
     def owns(self, path: str | os.PathLike) -> bool:
         """Whether ``path`` is one of the files or folders of the layout above (or inside one of those
         folders): what only ``mlbench run`` writes, so no other command's output may replace it."""
         own = (self.manifest_file, self.split_file, self.predictions_file, self.leaderboard_file, self.skipped_file,
-               self.path / LOCK, self.preprocess_dir, self.path / BACKBONES, self.default_cache, self.default_demo_dir)
+               self.path / LOCK, self.preprocess_dir, self.backbones_dir, self.default_cache, self.default_demo_dir)
         target = os.path.abspath(path)
         return any(target == mine or target.startswith(mine + os.sep) for mine in map(os.path.abspath, own))
 
@@ -182,6 +243,13 @@ class RunDir:
     # -- manifest ------------------------------------------------------------------------------
     def exists(self) -> bool:
         return self.manifest_file.is_file()
+
+    def finished(self) -> bool:
+        """The run completed: its leaderboard is written and the manifest records ``finished_at``.
+
+        The one definition grids, executors and the report use (a leaderboard alone may be a
+        killed re-run's, or ``explain``'s rows appended to an unfinished run)."""
+        return self.leaderboard_file.is_file() and self.exists() and bool(self.manifest().get("finished_at"))
 
     def manifest(self) -> dict[str, Any]:
         return self._read_manifest(required=True)
@@ -238,7 +306,7 @@ class RunDir:
         """Whether training has left a file here: a backbone's checkpoint, history or predictions, or the run's."""
         if self.predictions_file.exists() or self.leaderboard_file.exists():
             return True
-        for folder, dirs, files in os.walk(self.path / BACKBONES):  # links are not followed
+        for folder, dirs, files in os.walk(self.backbones_dir):  # links are not followed
             if files or any(os.path.islink(os.path.join(folder, d)) for d in dirs):
                 return True
         return False

@@ -207,8 +207,8 @@ def plan_run(opts: RunOptions, registry: Registry | None = None) -> RunPlan:
     if rundir.path.exists() and not rundir.path.is_dir():
         raise RunError(f"--out {rundir.path}: is a file; expected a run directory")
     if opts.ensemble_only and not rundir.exists():
-        raise RunError(f"--ensemble-only {rundir.path}: not a run directory (no manifest.json); expected the "
-                       "RUN_DIR whose backbones were trained with --only-backbone")
+        raise RunError(f"--ensemble-only {rundir.path}: not a run directory (no {rundir.manifest_file.name}); "
+                       "expected the RUN_DIR whose backbones were trained with --only-backbone")
     _check_same_run(rundir, bench, recipe)
     group, device_name = from_environment(opts.device)
     device = pick_device(device_name)
@@ -470,7 +470,7 @@ def preprocess_stage(plan: RunPlan, split: BenchmarkSplit,
                             image_root=source.images if source is not None else None)
     skips = cache.skipped(ids)
     if group.is_main:
-        cache.write_manifest(ids, rundir.preprocess_dir)
+        rundir.write_preprocess_manifest(cache, ids)
         rundir.record_skips("preprocess", skips)
         config = {"path": rundir.stored_path(cache.root), "config": read_json(cache.root / "config.json")}
         rundir.update_manifest(lambda m: m.update(cache=config))
@@ -749,10 +749,8 @@ class TrainedRun:
         return Cache.open(self.rundir.cache_path(given))
 
     def crops(self) -> pd.DataFrame:
-        """Each image's crop box in original pixels (preprocess/manifest.parquet)."""
-        import pyarrow.parquet as pq
-
-        return pq.read_table(self.rundir.preprocess_dir / "manifest.parquet").to_pandas()
+        """Each image's crop box in original pixels (the run's preprocess manifest)."""
+        return self.rundir.preprocess_manifest()
 
 
 def load_trained(run_dir: str | Path, device: str | torch.device = "cpu", registry: Registry | None = None) -> TrainedRun:

@@ -57,7 +57,7 @@ from mlbench.demo import SYNTHETIC_KIND, is_synthetic
 from mlbench.metrics import MetricWarning
 from mlbench.registry import PluginError, Registry, get_registry
 from mlbench.rescoring import StoredRunError, bootstrap_settings, load_stored_run, recompute_scores
-from mlbench.rundir import RunDir, RunDirError
+from mlbench.rundir import LEADERBOARD, MANIFEST, PREDICTIONS, SKIPPED, SPLIT, RunDir, RunDirError
 from mlbench.stats import GROUP_LABELS
 
 TOLERANCE = 1e-9
@@ -121,23 +121,23 @@ def _check_rows(board: pd.DataFrame, m: dict[str, Any], v: Validation) -> None:
         bad = board[board[column].astype(object).where(board[column].notna(), None) != want]
         if len(bad):
             have = sorted(map(str, bad[column].unique()))
-            v.problems.append(f"leaderboard.parquet: {len(bad)} rows have {column} {_examples(have)}; "
-                              f"manifest.json says {want!r}")
+            v.problems.append(f"{LEADERBOARD}: {len(bad)} rows have {column} {_examples(have)}; "
+                              f"{MANIFEST} says {want!r}")
     entries = {**{b: "backbone" for b in m.get("backbones", [])}, **{e: "ensemble" for e in m.get("ensembles", [])}}
     for entry, kind in board.groupby("entry")["entry_kind"].first().items():
         if entry not in entries:
-            v.problems.append(f"leaderboard.parquet: entry '{entry}' is not one of the run's backbones or ensembles "
+            v.problems.append(f"{LEADERBOARD}: entry '{entry}' is not one of the run's backbones or ensembles "
                               f"({', '.join(entries)})")
         elif entries[entry] != kind:
-            v.problems.append(f"leaderboard.parquet: entry '{entry}' has entry_kind '{kind}', "
+            v.problems.append(f"{LEADERBOARD}: entry '{entry}' has entry_kind '{kind}', "
                               f"expected '{entries[entry]}'")
     dupes = board[board.duplicated(["entry", "label", "metric"], keep=False)]
     if len(dupes):
         keys = {f"{r.entry}/{r.label}/{r.metric}" for r in dupes.itertuples()}
-        v.problems.append(f"leaderboard.parquet: duplicated rows for {_examples(keys)}")
+        v.problems.append(f"{LEADERBOARD}: duplicated rows for {_examples(keys)}")
     numbers = board[["value", "ci_low", "ci_high"]].to_numpy(dtype=float)
     if np.isinf(numbers).any():
-        v.problems.append("leaderboard.parquet: infinite values (value, ci_low or ci_high)")
+        v.problems.append(f"{LEADERBOARD}: infinite values (value, ci_low or ci_high)")
     if not v.problems:
         v.passed.append("leaderboard rows name this run, its benchmark, version, variant, split hash, loss and seed")
 
@@ -147,34 +147,34 @@ def _check_split(run_dir: Path, m: dict[str, Any], canon: BenchmarkSplit, labels
         v.problems.append(f"dataset source: its sha256 is {canon.summary['csv_sha256']}, the run used {m.get('csv_sha256')} "
                           "(another file than the run read)")
     if canon.summary['dataset_kind'] != m.get("dataset_kind"):
-        v.problems.append(f"dataset_kind: the dataset reader says '{canon.summary['dataset_kind']}', manifest.json says "
+        v.problems.append(f"dataset_kind: the dataset reader says '{canon.summary['dataset_kind']}', {MANIFEST} says "
                           f"'{m.get('dataset_kind')}'")
     if canon.summary['split_hash'] != m.get("split_hash"):
-        v.problems.append(f"split hash: manifest.json has {m.get('split_hash')}, the canonical split recomputed "
+        v.problems.append(f"split hash: {MANIFEST} has {m.get('split_hash')}, the canonical split recomputed "
                           f"from the dataset source is {canon.summary['split_hash']}")
     stored = RunDir(run_dir).split()
     stored_hash = split_hash(stored["image_id"].astype(str).tolist(), stored["split"].astype(str).tolist())
     if stored_hash != canon.summary['split_hash']:
-        v.problems.append(f"split.parquet: its image/subset assignment hashes to {stored_hash}, the canonical split "
+        v.problems.append(f"{SPLIT}: its image/subset assignment hashes to {stored_hash}, the canonical split "
                           f"to {canon.summary['split_hash']}")
     want = pd.DataFrame({"image_id": canon.frame["image_id"].astype(str), "patient_id":
                          canon.frame["patient_id"].astype(str), "split": canon.splits.astype(str)})
     for j, label in enumerate(labels):
         want[label] = canon.Y[:, j]
     if list(stored.columns) != list(want.columns):
-        v.problems.append(f"split.parquet: columns {list(stored.columns)[:6]}... differ from the benchmark's "
+        v.problems.append(f"{SPLIT}: columns {list(stored.columns)[:6]}... differ from the benchmark's "
                           f"(image_id, patient_id, split, then its {len(labels)} labels)")
     else:
         a = stored.assign(image_id=stored["image_id"].astype(str)).set_index("image_id").sort_index()
         b = want.set_index("image_id").sort_index()
         if not a.index.equals(b.index):
-            v.problems.append(f"split.parquet: images differ from the canonical split's: missing "
+            v.problems.append(f"{SPLIT}: images differ from the canonical split's: missing "
                               f"{_examples(b.index.difference(a.index)) or 'none'}, extra "
                               f"{_examples(a.index.difference(b.index)) or 'none'}")
         else:
             differs = (a.astype(str) != b.astype(str)).any(axis=1)
             if differs.any():
-                v.problems.append(f"split.parquet: {int(differs.sum())} images have another patient, subset or "
+                v.problems.append(f"{SPLIT}: {int(differs.sum())} images have another patient, subset or "
                                   f"labels than the canonical split: {_examples(a.index[differs])}")
     if not v.problems:
         v.passed.append(f"split is canonical (hash {canon.summary['split_hash'][:12]}..., recomputed from the dataset source)")
@@ -206,7 +206,7 @@ def _check_skips(canon: BenchmarkSplit, skipped: dict[str, str], m: dict[str, An
             continue
         fine.append(f"{image_id} ({reason})")
     if fine:
-        v.problems.append(f"skipped.parquet: {len(fine)} test images are listed as skipped but read and preprocess "
+        v.problems.append(f"{SKIPPED}: {len(fine)} test images are listed as skipped but read and preprocess "
                           f"fine: {_examples(fine)}")
 
 
@@ -241,7 +241,7 @@ def _check_ensembles(stored, m: dict[str, Any], registry: Registry, v: Validatio
         if not np.allclose(np.asarray(scores, dtype=float), stored.scores[name], rtol=0, atol=1e-12):
             bad.append(name)
     if bad:
-        v.problems.append(f"predictions.parquet: the stored test scores of ensembles {', '.join(bad)} differ from "
+        v.problems.append(f"{PREDICTIONS}: the stored test scores of ensembles {', '.join(bad)} differ from "
                           "the ensembles recomputed from the stored backbone scores")
     elif m.get("ensembles"):
         v.passed.append(f"ensemble scores ({', '.join(m['ensembles'])}) equal their recomputation from the backbones")
@@ -256,11 +256,11 @@ def _check_metrics(board: pd.DataFrame, recomputed: pd.DataFrame, check_interval
     required = theirs[~theirs.index.get_level_values("label").isin(GROUP_LABELS)]
     missing = required.index.difference(mine.index)
     if len(missing):
-        v.problems.append(f"leaderboard.parquet: lacks {len(missing)} rows mlbench computes, e.g. "
+        v.problems.append(f"{LEADERBOARD}: lacks {len(missing)} rows mlbench computes, e.g. "
                           f"{_examples('/'.join(k) for k in missing)}")
     unknown = mine.index.difference(theirs.index)
     if len(unknown):
-        v.problems.append(f"leaderboard.parquet: {len(unknown)} rows mlbench cannot recompute, e.g. "
+        v.problems.append(f"{LEADERBOARD}: {len(unknown)} rows mlbench cannot recompute, e.g. "
                           f"{_examples('/'.join(k) for k in unknown)}")
     wrong = []
     for key in mine.index.intersection(theirs.index):
@@ -308,8 +308,8 @@ def validate_run(run_dir: str | Path, *, source: DataSource | None = None,
     rundir = RunDir(run_dir)
     for path in (rundir.manifest_file, rundir.leaderboard_file, rundir.predictions_file, rundir.split_file):
         if not path.is_file():
-            v.problems.append(f"{path}: no such file; a finished run directory has manifest.json, split.parquet, "
-                              "predictions.parquet and leaderboard.parquet")
+            v.problems.append(f"{path}: no such file; a finished run directory has {MANIFEST}, {SPLIT}, "
+                              f"{PREDICTIONS} and {LEADERBOARD}")
     if v.problems:
         return v
     m = v.manifest = rundir.manifest()
@@ -329,9 +329,9 @@ def validate_run(run_dir: str | Path, *, source: DataSource | None = None,
         v.table = v.table.filter(pa.array(~explained))
         board = board[~explained].reset_index(drop=True)
     if board.empty:
-        v.problems.append(f"{run_dir / 'leaderboard.parquet'}: no rows")
+        v.problems.append(f"{rundir.leaderboard_file}: no rows")
         return v
-    v.passed.append(f"leaderboard.parquet follows schema version {leaderboard.SCHEMA_VERSION}")
+    v.passed.append(f"{LEADERBOARD} follows schema version {leaderboard.SCHEMA_VERSION}")
     _check_rows(board, m, v)
 
     try:
@@ -382,7 +382,7 @@ def validate_run(run_dir: str | Path, *, source: DataSource | None = None,
     has_intervals = board[["ci_low", "ci_high"]].notna().any().any()
     n_boot, seed = bootstrap_settings(m)
     settings = (f"{n_boot} patient-bootstrap replicates, seed {seed}, "
-                + ("as manifest.json records" if m.get("bootstrap") else "the defaults: manifest.json records none"))
+                + (f"as {MANIFEST} records" if m.get("bootstrap") else f"the defaults: {MANIFEST} records none"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetricWarning)
         recomputed = recompute_scores(stored, n_boot=n_boot if has_intervals else 0, seed=seed)
@@ -439,11 +439,11 @@ def _take_provenance(rundir: RunDir, m: dict[str, Any], v: Validation) -> None:
                     replaced.append(f"{column} ({n} rows)")
             table = table.set_column(table.schema.get_field_index(column), column, array)
     except (KeyError, TypeError, ValueError, pa.ArrowException) as exc:
-        v.problems.append(f"manifest.json: cannot give the rows their provenance ({type(exc).__name__}: a field "
+        v.problems.append(f"{MANIFEST}: cannot give the rows their provenance ({type(exc).__name__}: a field "
                           "is missing or of the wrong type); expected the manifest `mlbench run` writes")
         return
     v.table = table
-    v.passed.append("provenance (run id, seed, versions, device, wall times, ...) is manifest.json's"
+    v.passed.append(f"provenance (run id, seed, versions, device, wall times, ...) is {MANIFEST}'s"
                     + (f"; replaced what the rows said in {', '.join(replaced)}" if replaced else ""))
 
 

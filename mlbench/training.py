@@ -27,7 +27,7 @@ from mlbench.errors import UserError
 from mlbench.benchmark import Recipe
 from mlbench.distributed import SINGLE, Group
 from mlbench import checkpoint
-from mlbench.io import read_json, write_json
+from mlbench.rundir import BackboneFiles
 from mlbench.samplers import Sampler, UniformSampler, epoch_seed
 
 
@@ -144,7 +144,8 @@ def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images:
           checkpoint_dir: Path, device: torch.device, augmenter_factory: Callable[[int], Callable] | None = None,
           progress: Any = None, name: str = "model", group: Group = SINGLE, compile: bool = False,
           sampler: Sampler | None = None) -> TrainState:
-    """Train with Adam and early stopping on validation loss; leave ``best.pt`` in ``checkpoint_dir``.
+    """Train with Adam and early stopping on validation loss; leave the best checkpoint in ``checkpoint_dir``
+    (a backbone folder: :class:`mlbench.rundir.BackboneFiles` names its files).
 
     ``augmenter_factory(seed)`` returns a batch augmenter (None: no augmentation). Under DDP
     (``group.world`` > 1) every rank walks the same shuffled order and takes its slice of each
@@ -153,7 +154,8 @@ def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images:
     epoch's indices into the training images (default: the uniform sampler, the paper's order).
     """
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    last_path, best_path = checkpoint_dir / "last.pt", checkpoint_dir / "best.pt"
+    files = BackboneFiles(checkpoint_dir)
+    last_path, best_path = files.last, files.best
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
@@ -224,18 +226,13 @@ def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images:
     if progress:
         progress.remove_task(batch_task)
         progress.remove_task(epoch_task)
-    group.barrier()  # rank 0 has written best.pt
+    group.barrier()  # rank 0 has written the best checkpoint
     best = checkpoint.load(best_path, device=device)
     model.load_state_dict(best["model"])
     if group.is_main:
-        write_json(checkpoint_dir / "history.json", {"best_epoch": state.best_epoch,
-                                                     "best_val_loss": state.best_val_loss,
-                                                     "epochs": state.epoch, "history": state.history})
+        files.write_history({"best_epoch": state.best_epoch, "best_val_loss": state.best_val_loss,
+                             "epochs": state.epoch, "history": state.history})
     return state
-
-
-def load_history(checkpoint_dir: Path) -> dict[str, Any]:
-    return read_json(checkpoint_dir / "history.json")
 
 
 def accepted_options(factory: Any, options: dict[str, Any]) -> dict[str, Any]:

@@ -325,3 +325,71 @@ def test_every_top_level_command_is_in_the_lazy_command_table():
                     for d in node.decorator_list):
                 defined.add(f"{core_module_name(path)}:{node.name}")
     assert defined and defined == set(commands.values()), sorted(defined ^ set(commands.values()))
+
+
+# -- layouts: RunDir and GridDir own the file names of their directories ------------------------------
+LAYOUT_OWNERS = {"run": CORE / "rundir.py", "grid": CORE / "griddir.py", "demo": CORE / "demo" / "__init__.py"}
+LAYOUT_SCANNED = [CORE, REPO / "benchmarks", REPO / "plugins"]
+# A file name has an extension; folder names (preprocess, backbones, cache, cells, shared) are
+# also ordinary words (a stage, a recipe field, an option), so only files are looked for.
+FILE_NAME = re.compile(r"\.?[\w-]+\.[A-Za-z]+")
+# Another layout that shares a name: the preprocessing cache writes its own manifest pair into its
+# folder, or into RUN_DIR/preprocess when RunDir.write_preprocess_manifest asks it to.
+OTHER_LAYOUTS = {CORE / "preprocessing" / "cache.py": {"manifest.parquet", "manifest.json"}}
+
+
+def layout_file_names(owner: Path) -> dict[str, str]:
+    """File name -> constant, read from the owner's module-level ``NAME = "file.ext"`` assignments."""
+    names = {}
+    for node in parse(owner).body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and \
+                isinstance(node.value.value, str) and FILE_NAME.fullmatch(node.value.value):
+            names[node.value.value] = ", ".join(dotted(t) or "?" for t in node.targets)
+    return names
+
+
+def spells(value: str, name: str) -> bool:
+    """``value`` is ``name`` or ends in it as a whole word (``backbones/*/history.json``, ``no manifest.json``)."""
+    return value == name or (value.endswith(name) and not re.match(r"[\w.-]", value[-len(name) - 1]))
+
+
+def layout_spellings(names: set[str], owner: Path) -> list[str]:
+    offences = []
+    for path in python_files(*LAYOUT_SCANNED):
+        if path == owner or is_test(path):
+            continue
+        tree = parse(path)
+        docs = docstring_nodes(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+                offences += [f"{where(path, node)} spells {name!r} in {node.value[-60:]!r}"
+                             for name in sorted(names - OTHER_LAYOUTS.get(path, set())) if spells(node.value, name)]
+    return offences
+
+
+def test_the_layout_rule_sees_names_in_strings_and_paths_but_not_docstrings_or_other_words():
+    assert spells("backbones/*/history.json", "history.json") and spells("no manifest.json", "manifest.json")
+    assert not spells("old-history.json", "history.json") and not spells("manifest.json: bad", "manifest.json")
+    run = layout_file_names(LAYOUT_OWNERS["run"])
+    assert {"manifest.json", "split.parquet", "best.pt", "last.pt", "history.json", "done.json"} <= set(run), run
+    assert "preprocess" not in run and "backbones" not in run  # folders are words too: not looked for
+
+
+def test_no_module_but_rundir_spells_a_file_name_of_the_run_layout():
+    names = layout_file_names(LAYOUT_OWNERS["run"])
+    offences = layout_spellings(set(names), LAYOUT_OWNERS["run"])
+    assert not offences, "ask mlbench.rundir.RunDir (or import its constant) instead:\n" + "\n".join(offences)
+
+
+def test_no_module_but_griddir_spells_a_file_name_of_the_grid_layout():
+    names = set(layout_file_names(LAYOUT_OWNERS["grid"]))
+    assert {"grid.json", "comparison.parquet", "failed.json", "submissions.json"} <= names, names
+    offences = layout_spellings(names, LAYOUT_OWNERS["grid"])
+    assert not offences, "ask mlbench.griddir instead:\n" + "\n".join(offences)
+
+
+def test_no_module_but_mlbench_demo_spells_a_demo_sidecar_file_name():
+    names = layout_file_names(LAYOUT_OWNERS["demo"])
+    assert {"findings.csv", "lungs.csv"} <= set(names), names
+    offences = layout_spellings(set(names), LAYOUT_OWNERS["demo"])
+    assert not offences, "ask mlbench.demo (FINDINGS_FILE, write_findings, ...) instead:\n" + "\n".join(offences)

@@ -16,10 +16,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlbench.executors import (ENSEMBLES_TASK, JOBS, LOG_TAIL_LINES, SUBMISSIONS, ExecutorError, JobsSubmitted,
-                               Resources, Submitter, Task, plan_tasks, run_tasks, slurm_job_states, submitit_executor)
-from mlbench.grid import (COMPARISON, FAILURE_FILE, GRID_FILE, GridError, GridSpec, cell_dir, grid_status,
-                          run_grid)
+from mlbench.executors import (ENSEMBLES_TASK, LOG_TAIL_LINES, ExecutorError, JobsSubmitted, Resources, Submitter,
+                               Task, plan_tasks, run_tasks, slurm_job_states, submitit_executor)
+from mlbench.grid import GridError, GridSpec, run_grid
+from mlbench.griddir import COMPARISON, FAILURE_FILE, GRID_FILE, JOBS_DIR as JOBS, SUBMISSIONS_FILE as SUBMISSIONS, \
+    cell_dir
+from mlbench.gridstatus import grid_status
 from mlbench.io import read_json, write_json
 from mlbench.metrics import MetricWarning
 from mlbench.rundir import RunDir

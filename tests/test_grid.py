@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlbench.grid import (COMPARISON, COMPARISON_COLUMNS, GridError, GridSpec, cell_dir, grid_status,
-                          parse_remedy, run_grid)
+from mlbench.grid import COMPARISON_COLUMNS, GridError, GridSpec, run_grid
+from mlbench.griddir import COMPARISON, cell_dir
+from mlbench.gridstatus import grid_status
+from mlbench.remedies import parse_remedy
 from mlbench.metrics import MetricWarning
 from mlbench.registry import get_registry
 from mlbench.rundir import RunDir
@@ -180,7 +182,8 @@ def test_a_one_backbone_grid_compares_the_model_not_ensembles_of_it(tmp_path):
 def test_verdicts_are_adjusted_over_every_remedy_against_the_baseline(monkeypatch):
     """k remedies against one baseline are k tests of each (entry, scope, metric): Holm runs over all of them."""
     import mlbench.grid
-    from mlbench.grid import Cell, Remedy, compare_cells
+    from mlbench.grid import Cell, compare_cells
+    from mlbench.remedies import Remedy
     from mlbench.paired import holm, paired_differences
 
     rng = np.random.default_rng(5)

@@ -18,7 +18,9 @@ from click.testing import CliRunner
 
 from mlbench import dirlock
 from mlbench.cli import main
-from mlbench.grid import GRID_FILE, GridSpec, cell_dir, grid_status, read_spec
+from mlbench.grid import GridSpec
+from mlbench.griddir import GRID_FILE, GridDir, cell_dir
+from mlbench.gridstatus import grid_status
 from mlbench.io import write_json
 from mlbench.registry import get_registry
 from mlbench.rundir import RunDir
@@ -110,7 +112,7 @@ def test_a_sigkilled_grid_shows_its_started_cell_interrupted_with_the_command_th
 
     monkeypatch.setattr(mlbench.grid, "run_grid", planned_only)
     CliRunner().invoke(main, resume[1:])
-    assert seen and seen[0].identity() == read_spec(grid_dir) and Path(seen[0].out) == grid_dir
+    assert seen and seen[0].identity() == GridDir(grid_dir).spec() and Path(seen[0].out) == grid_dir
 
 
 # ------------------------------------------------------------------ grid.json from outside
@@ -196,7 +198,8 @@ def test_a_remedy_mistake_is_one_line_naming_the_real_problem_before_any_work(tm
 
 
 def test_remedies_that_differ_after_normalising_are_accepted(tmp_path):
-    from mlbench.grid import canonical_remedy, parse_remedy, plan_grid
+    from mlbench.grid import plan_grid
+    from mlbench.remedies import canonical_remedy, parse_remedy
 
     registry = get_registry()
     recipe = registry.create("benchmark", BENCH).demo_recipe

@@ -62,6 +62,8 @@ def explain_command(run_dir, images, out, split, limit, labels, threshold, ensem
             ci = (f" [{item['ci_low']:.3f}, {item['ci_high']:.3f}]" if item["ci_low"] is not None else "")
             click.echo(f"{item['metric']}: {item['value']:.3f}{ci} over {item['n_positive']} findings")
     if report.leaderboard_rows:
-        click.echo(f"{report.leaderboard_rows} cam_ rows written to {Path(run_dir) / 'leaderboard.parquet'}")
+        from mlbench.rundir import RunDir
+
+        click.echo(f"{report.leaderboard_rows} cam_ rows written to {RunDir(run_dir).leaderboard_file}")
     if report.skipped:
         click.echo(f"skipped {len(report.skipped)} items (listed in {report.out / 'explain.json'})")

@@ -125,6 +125,7 @@ def grid_run_command(benchmark, remedies, backbones, seeds, out, demo, csv_path,
     """Run every remedy x seed (each an ordinary run directory) and compare each remedy with the first."""
     check_no_wait(executor, no_wait)
     from mlbench.grid import GridSpec, run_grid
+    from mlbench.griddir import GridDir
 
     run_options = {"n_boot": n_boot, "device": device}
     for key, value in (("max_epochs", epochs), ("image_size", image_size), ("workers", workers),
@@ -139,6 +140,7 @@ def grid_run_command(benchmark, remedies, backbones, seeds, out, demo, csv_path,
     resources = executor_resources(gpus_per_node, cpus_per_task, mem_gb, timeout_min, partition, slurm_param,
                                    parallel)
     execute = _executor(executor, out, console.say, resources, wait=not no_wait)
+    comparison_file = GridDir(out).comparison_file
     if no_wait:
         from mlbench.executors import JobsSubmitted
 
@@ -146,13 +148,13 @@ def grid_run_command(benchmark, remedies, backbones, seeds, out, demo, csv_path,
             result = run_grid(spec, executor=execute, say=console.say)
         except JobsSubmitted as submitted:
             print_submitted(console, submitted, f"watch them with `mlbench grid status {out}`, then run this same "
-                            f"command again: it resubmits failed jobs, or writes {Path(out) / 'comparison.parquet'} "
+                            f"command again: it resubmits failed jobs, or writes {comparison_file} "
                             "once every cell is done")
             return
     else:
         result = run_grid(spec, executor=execute, say=console.say)
     print_comparison(console, result.comparison)
-    console.say(f"wrote {Path(out) / 'comparison.parquet'}")
+    console.say(f"wrote {comparison_file}")
 
 
 def _executor(name: str, out: Path, say, resources: dict, wait: bool = True):
@@ -197,9 +199,11 @@ def grid_status_command(grid_dir):
     job that ended badly shows as failed.
     """
     from mlbench.executors import slurm_job_states
-    from mlbench.grid import STATES, grid_status, read_spec, resume_command
+    from mlbench.grid import resume_command
+    from mlbench.griddir import GridDir
+    from mlbench.gridstatus import STATES, grid_status
 
-    spec = read_spec(grid_dir)  # a corrupt grid.json: one line, before sacct is asked anything
+    spec = GridDir(grid_dir).spec()  # a corrupt spec: one line, before sacct is asked anything
     job_states = slurm_job_states(grid_dir)
     cells = grid_status(grid_dir, job_states=job_states)
     table = Table(title=esc(f"grid {grid_dir}"))

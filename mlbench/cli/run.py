@@ -141,7 +141,11 @@ def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, back
     skipped = result.manifest.get("skipped", {}).get("counts", {})
     if skipped:
         console.say("skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
-    console.say(f"files in {result.run_dir}: manifest.json, split.parquet, predictions.parquet, leaderboard.parquet")
+    from mlbench.rundir import RunDir
+
+    run = RunDir(result.run_dir)
+    files = (run.manifest_file, run.split_file, run.predictions_file, run.leaderboard_file)
+    console.say(f"files in {result.run_dir}: {', '.join(f.name for f in files)}")
 
 
 @click.command("demo-data")

@@ -30,9 +30,11 @@ from mlbench.data import Records, Skip
 from mlbench.data.labels import label_matrix
 from mlbench.errors import UserError
 from mlbench.io import write_json, write_parquet
+# split.parquet is a file of the run layout: RunDir names it and its key columns, this module fills it.
+from mlbench.rundir import SPLIT, SPLIT_KEY_COLUMNS
 
 SPLITS = ("train", "val", "test")
-SPLIT_FILE = "split.parquet"
+SPLIT_FILE = SPLIT
 LABELS_FILE = "labels.json"
 SUMMARY_FILE = "summary.json"
 
@@ -158,14 +160,15 @@ def split_table(frame: pd.DataFrame, Y: np.ndarray, splits: Sequence[str], label
     if Y.shape != (len(frame), len(labels)) or len(splits) != len(frame):
         raise ValueError(f"frame has {len(frame)} rows, Y {Y.shape}, splits {len(splits)}, "
                          f"labels {len(labels)}: they must agree")
+    image_id, patient_id, split = SPLIT_KEY_COLUMNS
     columns: dict[str, pa.Array] = {
-        "image_id": pa.array(frame["image_id"].astype(str).tolist(), pa.string()),
-        "patient_id": pa.array(frame["patient_id"].astype(str).tolist(), pa.string()),
-        "split": pa.array([str(s) for s in splits], pa.string()),
+        image_id: pa.array(frame["image_id"].astype(str).tolist(), pa.string()),
+        patient_id: pa.array(frame["patient_id"].astype(str).tolist(), pa.string()),
+        split: pa.array([str(s) for s in splits], pa.string()),
     }
     for j, label in enumerate(labels):
         if label in columns:
-            raise ValueError(f"label '{label}' clashes with a split.parquet column name")
+            raise ValueError(f"label '{label}' clashes with a {SPLIT} column name")
         columns[label] = pa.array(Y[:, j], pa.uint8())
     return pa.table(columns)
 

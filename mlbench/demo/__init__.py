@@ -4,6 +4,10 @@ A dataset's ``write_demo`` writes a corpus in the dataset's own format and drops
 :data:`MARKER_NAME` beside its label file. A reader that finds the marker labels its records
 :data:`SYNTHETIC_KIND`; that kind is what keeps demo rows out of every benchmark's published
 board and marks every table, plot and report built from them.
+
+Beside the label file a demo may also write the ground truth of what it drew (the sidecars, which
+``mlbench explain`` scores against): :data:`FINDINGS_FILE` (each drawn finding's box) and
+:data:`LUNGS_FILE` (each frontal lung field), in original pixels with exclusive ends.
 """
 
 from __future__ import annotations
@@ -11,11 +15,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
+
+import pandas as pd
 
 from mlbench.data import DataSource
 from mlbench.errors import UserError
-from mlbench.io import write_json
+from mlbench.io import write_json, write_text
 from mlbench.paths import inside
 
 SYNTHETIC_KIND = "synthetic"
@@ -75,3 +81,36 @@ def read_source_record(demo_dir: str | Path) -> DataSource | None:
             raise DemoCorpusError(f"{path}: field '{key}' is not a path inside {demo_dir}; "
                                   "delete the demo folder to write the corpus again")
     return DataSource(csv=found["csv"], images=found["images"])
+
+
+# -- the sidecars: what a demo drew, for scoring explanations against ---------------------------
+FINDINGS_FILE = "findings.csv"
+LUNGS_FILE = "lungs.csv"
+BOX_COLUMNS = ("x0", "y0", "x1", "y1")
+FINDINGS_COLUMNS = ("image_id", "label", *BOX_COLUMNS)
+LUNGS_COLUMNS = ("image_id", "side", *BOX_COLUMNS)
+
+
+def findings_beside(label_file: str | Path) -> Path:
+    """Where a demo corpus keeps its findings' boxes: beside its label file."""
+    return Path(label_file).parent / FINDINGS_FILE
+
+
+def lungs_beside(label_file: str | Path) -> Path:
+    """Where a demo corpus keeps its lung fields: beside its label file."""
+    return Path(label_file).parent / LUNGS_FILE
+
+
+def _write_sidecar(path: Path, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> Path:
+    write_text(path, pd.DataFrame(list(rows), columns=list(columns)).to_csv(index=False, lineterminator="\n"))
+    return path
+
+
+def write_findings(folder: str | Path, rows: Sequence[Sequence[Any]]) -> Path:
+    """FINDINGS_FILE in ``folder``: one (image_id, label, x0, y0, x1, y1) row per drawn finding."""
+    return _write_sidecar(Path(folder) / FINDINGS_FILE, rows, FINDINGS_COLUMNS)
+
+
+def write_lungs(folder: str | Path, rows: Sequence[Sequence[Any]]) -> Path:
+    """LUNGS_FILE in ``folder``: one (image_id, side, x0, y0, x1, y1) row per frontal lung field."""
+    return _write_sidecar(Path(folder) / LUNGS_FILE, rows, LUNGS_COLUMNS)

@@ -42,6 +42,7 @@ import torch
 
 from mlbench.data import DataSource, Skip
 from mlbench.data.imagepaths import OUTSIDE_ROOT
+from mlbench.demo import findings_beside, lungs_beside
 from mlbench.explainers import ExplainError, Explanation
 from mlbench.explainers import render, scoring
 from mlbench import leaderboard
@@ -50,8 +51,6 @@ from mlbench.rundir import RunDir, RunDirError
 from mlbench.training import device_name
 
 SPLITS = ("train", "val", "test")
-FINDINGS_FILE = "findings.csv"
-LUNGS_FILE = "lungs.csv"
 
 
 @dataclass
@@ -208,8 +207,9 @@ def output_folders(out: Path, items: Mapping[str, Mapping[str, str]]) -> dict[st
     return unique_names(list(items), stem=lambda key: Path(key).stem, taken=taken)
 
 
-def _sidecar(request_path: Path | None, request: "ExplainRequest", name: str, trained) -> Path | None:
-    """A box file: the one given, else ``name`` beside the run's label file (when that is known safely)."""
+def _sidecar(request_path: Path | None, request: "ExplainRequest", beside: Callable[[Path], Path],
+             trained) -> Path | None:
+    """A box file: the one given, else ``beside(the run's label file)`` (when that is known safely)."""
     if request_path is not None:
         if not Path(request_path).is_file():
             raise ExplainError(f"{request_path}: no such box file")
@@ -218,7 +218,7 @@ def _sidecar(request_path: Path | None, request: "ExplainRequest", name: str, tr
         csv = _source(trained, request)[0]
     except RunDirError:
         return None  # the label file lies outside the run directory and was not given
-    candidate = csv.parent / name
+    candidate = beside(csv)
     return candidate if candidate.is_file() else None
 
 
@@ -394,8 +394,8 @@ def explain_run(request: ExplainRequest, registry=None) -> ExplainReport:
     folders = output_folders(out, identities)
     panels = unique_names(labels, taken={"std": None})
 
-    findings_path = _sidecar(request.boxes, request, FINDINGS_FILE, trained) if request.score else None
-    lungs_path = _sidecar(request.lungs, request, LUNGS_FILE, trained) if request.score else None
+    findings_path = _sidecar(request.boxes, request, findings_beside, trained) if request.score else None
+    lungs_path = _sidecar(request.lungs, request, lungs_beside, trained) if request.score else None
     boxes = _Boxes(scoring.read_boxes(findings_path) if findings_path else None,
                    scoring.read_boxes(lungs_path, key="side") if lungs_path else None, labels)
     tolerance = scoring.default_tolerance(size)

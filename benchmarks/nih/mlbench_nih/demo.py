@@ -38,12 +38,12 @@ import pandas as pd
 
 from mlbench import io
 from mlbench.data import DataSource
-from mlbench.demo import films, mark_synthetic
+from mlbench.demo import FINDINGS_FILE, films, mark_synthetic, write_findings
 from mlbench_nih.labels import LABELS, NO_FINDING, official_test_patients
 
 GENERATOR_VERSION = "1"
 CSV_NAME = "Data_Entry_2017_v2020.csv"
-FINDINGS_NAME = "findings.csv"
+FINDINGS_NAME = FINDINGS_FILE  # the core owns the sidecar names (mlbench.demo)
 IMAGE_FOLDERS = ("images_001/images", "images_002/images")
 NIH_COLUMNS: tuple[str, ...] = (
     "Image Index", "Finding Labels", "Follow-up #", "Patient ID", "Patient Age", "Patient Gender",
@@ -176,8 +176,7 @@ def write_demo_corpus(out_dir: str | Path, *, seed: int = 0, n_patients: int = D
     } for r in rows], columns=list(NIH_COLUMNS))
     csv_path = out / CSV_NAME
     io.write_text(csv_path, frame.to_csv(index=False, lineterminator="\n"))
-    io.write_text(out / FINDINGS_NAME, pd.DataFrame(boxes, columns=["image_id", "label", "x0", "y0", "x1", "y1"])
-                  .to_csv(index=False, lineterminator="\n"))
+    write_findings(out, boxes)
     mark_synthetic(out, **{
         "generator": "mlbench_nih.demo",
         "generator_version": GENERATOR_VERSION,

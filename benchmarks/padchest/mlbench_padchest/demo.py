@@ -79,15 +79,14 @@ import pandas as pd
 
 from mlbench import io
 from mlbench.data import DataSource
-from mlbench.demo import films, mark_synthetic
+from mlbench.demo import FINDINGS_FILE, LUNGS_FILE, films, mark_synthetic, write_findings, write_lungs
 from mlbench.demo.films import Box, Canvas, add_layer, encode_png, line, lung_point, thickness
 from mlbench_padchest.labels import SPECIFIC_LABELS
 
 GENERATOR_VERSION = "1"
 CSV_NAME = "PADCHEST_demo_labels.csv"
 IMAGES_DIR = "images"
-FINDINGS_NAME = "findings.csv"
-LUNGS_NAME = "lungs.csv"
+FINDINGS_NAME, LUNGS_NAME = FINDINGS_FILE, LUNGS_FILE  # the core owns the sidecar names (mlbench.demo)
 LABELSETS_FILE = "demo_labelsets.json"
 
 # PadChest's CSV columns, in its order (after the unnamed index column).
@@ -425,10 +424,8 @@ def write_demo_corpus(out_dir: str | Path, *, seed: int = 0, n_patients: int = D
     frame = pd.DataFrame(csv_rows, columns=list(PADCHEST_COLUMNS))
     csv_path = out / CSV_NAME
     io.write_text(csv_path, frame.to_csv(index=True, lineterminator="\n"))
-    io.write_text(out / FINDINGS_NAME, pd.DataFrame(finding_rows, columns=["image_id", "label", "x0", "y0", "x1", "y1"])
-                  .to_csv(index=False, lineterminator="\n"))
-    io.write_text(out / LUNGS_NAME, pd.DataFrame(lung_rows, columns=["image_id", "side", "x0", "y0", "x1", "y1"])
-                  .to_csv(index=False, lineterminator="\n"))
+    write_findings(out, finding_rows)
+    write_lungs(out, lung_rows)
     mark_synthetic(out, **{
         "generator": "mlbench_padchest.demo",
         "generator_version": GENERATOR_VERSION,
