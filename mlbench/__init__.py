@@ -22,6 +22,7 @@ API = {
     "list_plugins": "mlbench.api",
     "show_leaderboard": "mlbench.api",
     "write_report": "mlbench.api",
+    "ArgumentError": "mlbench.api",
     "RunDir": "mlbench.rundir",
 }
 

@@ -15,15 +15,15 @@ import click
 @click.option("--explain", "explain_dirs", multiple=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
               help="An `mlbench explain --out` folder for the gallery (repeatable) [default: any found inside "
                    "RUN_DIR].")
-def report_command(path_in, out, against, explain_dirs):
+@click.option("--force", is_flag=True,
+              help="Replace a file at --out that is not an mlbench report (a run or grid directory's own files "
+                   "are never replaced).")
+def report_command(path_in, out, against, explain_dirs, force):
     """Write one self-contained HTML report of a run directory or a remedy grid directory."""
-    from mlbench.leaderboard import LeaderboardError
-    from mlbench.report import ReportError, write_report
-    from mlbench.rundir import RunDirError
+    from mlbench.report import write_report
 
-    try:
-        path = write_report(path_in, out, against=against, explain_dirs=list(explain_dirs))
-    except (ReportError, LeaderboardError, RunDirError) as exc:
-        raise click.ClickException(str(exc)) from None
+    # A ReportError, LeaderboardError or RunDirError is a UserError: the group prints it as one line.
+    path = write_report(path_in, out, against=against, explain_dirs=list(explain_dirs), force=force,
+                        on_note=lambda note: click.echo(f"note: {note}", err=True))
     size = path.stat().st_size
     click.echo(f"report written to {path} ({size / 1e6:.2f} MB)")

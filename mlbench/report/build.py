@@ -16,12 +16,12 @@ from mlbench.demo import is_synthetic
 from mlbench.leaderboard import GLOBAL_LABEL, METRICS
 from mlbench.report import collect
 from mlbench.report.collect import ReportError
+from mlbench.rundir import HISTORY, SPLIT, SPLIT_KEY_COLUMNS, RunDir
 from mlbench.stats import GROUP_NAMES, group_label
 
 # The gallery embeds PNG bytes: it stops at this many images or bytes and says how many it left out.
 GALLERY_MAX_IMAGES = 12
 GALLERY_MAX_BYTES = 6_000_000
-SPLIT_COLUMNS = ("image_id", "patient_id", "split")
 
 
 def _num(x: Any) -> float:
@@ -95,6 +95,7 @@ class RunReport:
     histories: dict[str, dict[str, Any]]
     explainer_rows: pd.DataFrame
     galleries: list[Gallery] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the page leaves out and why (collect.RunFiles.notes)
 
 
 def build_run(run_dir: Path, against: str | None = None, explain_dirs: list[Path] | None = None) -> RunReport:
@@ -102,7 +103,7 @@ def build_run(run_dir: Path, against: str | None = None, explain_dirs: list[Path
     m = files.manifest
     board = files.board[files.board["source"] == "run"]
     if board.empty:
-        raise ReportError(f"{files.run_dir / 'leaderboard.parquet'}: no rows with source 'run'")
+        raise ReportError(f"{RunDir(files.run_dir).leaderboard_file}: no rows with source 'run'")
     first = board.iloc[0]
     kind = str(m.get("dataset_kind", first["dataset_kind"]))
     labels = _labels(files, board)
@@ -143,12 +144,12 @@ def build_run(run_dir: Path, against: str | None = None, explain_dirs: list[Path
         Y = files.split[labels].to_numpy(dtype=np.uint8)
         imbalance = imbalance_by_split(Y, labels, files.split["split"].astype(str).to_numpy())
 
-    skipped = m.get("skipped", {})
+    skipped = m.get("skipped") or {}
     skips = []
-    for key, count in sorted(skipped.get("counts", {}).items()):
+    for key, count in sorted((skipped.get("counts") or {}).items()):
         stage, _, reason = key.partition(":")
         skips.append((stage, reason or key, int(count)))
-    versions = {k: v for k, v in m.get("versions", {}).items() if k != "plugins"}
+    versions = {k: v for k, v in (m.get("versions") or {}).items() if k != "plugins"}
     identity = [
         ("benchmark", f"{m.get('benchmark', first['benchmark'])} (version {m.get('benchmark_version', first['benchmark_version'])})"),
         ("variant", str(m.get("variant", first["variant"]))),
@@ -156,16 +157,16 @@ def build_run(run_dir: Path, against: str | None = None, explain_dirs: list[Path
         ("run id", str(m.get("run_id", first["run_id"]))),
         ("created", str(m.get("created_at", ""))),
         ("split hash", str(m.get("split_hash", first["split_hash"]))),
-        ("images per split", ", ".join(f"{k} {v}" for k, v in m.get("n_images", {}).items())),
+        ("images per split", ", ".join(f"{k} {v}" for k, v in (m.get("n_images") or {}).items())),
         ("label CSV sha256", str(m.get("csv_sha256", ""))),
         ("git commit", str(m.get("git_commit") or "unknown")),
         ("device", str(m.get("device", ""))),
         ("loss", str(m.get("loss", ""))),
-        ("backbones", ", ".join(m.get("backbones", []))),
-        ("ensembles", ", ".join(m.get("ensembles", []))),
+        ("backbones", ", ".join(m.get("backbones") or [])),
+        ("ensembles", ", ".join(m.get("ensembles") or [])),
         ("seed", str(m.get("seed", ""))),
         ("bootstrap", _bootstrap_note(m.get("bootstrap"))),
-        ("total wall time", f"{m['wall_time_s']:.1f} s" if isinstance(m.get("wall_time_s"), (int, float)) else "-"),
+        ("total wall time", f"{m['wall_time_s']:.1f} s" if collect.is_number(m.get("wall_time_s")) else "-"),
         ("recipe", json.dumps(m.get("recipe", {}), sort_keys=True)),
     ]
     histories = {}
@@ -173,20 +174,22 @@ def build_run(run_dir: Path, against: str | None = None, explain_dirs: list[Path
         hist = h.get("history", [])
         histories[name] = {"epoch": [r.get("epoch") for r in hist], "train_loss": [r.get("train_loss") for r in hist],
                            "val_loss": [r.get("val_loss") for r in hist], "best_epoch": h.get("best_epoch"),
-                           "epochs": h.get("epochs"), "best_val_loss": h.get("best_val_loss")}
+                           "epochs": h.get("epochs"), "best_val_loss": h.get("best_val_loss"),
+                           "source": files.history_files.get(name, HISTORY)}
     return RunReport(
         title=f"{m.get('benchmark', first['benchmark'])} · {m.get('variant', first['variant'])} · "
               f"{m.get('run_id', first['run_id'])}",
         synthetic=is_synthetic(kind), dataset_kind=kind, identity=identity,
         versions=[(k, str(v)) for k, v in versions.items()],
-        plugins=sorted((k, str(v)) for k, v in m.get("versions", {}).get("plugins", {}).items()),
-        stages=[(k, float(v.get("seconds", float("nan"))), str(v.get("status", ""))) for k, v in m.get("stages", {}).items()],
-        skips=skips, skips_total=int(skipped.get("total", sum(c for *_, c in skips))),
-        metric_warnings=list(m.get("metric_warnings", [])),
+        plugins=sorted((k, str(v)) for k, v in ((m.get("versions") or {}).get("plugins") or {}).items()),
+        stages=[(str(k), _num(v.get("seconds")) if collect.is_number(v.get("seconds")) else float("nan"),
+                 str(v.get("status", ""))) for k, v in (m.get("stages") or {}).items()],
+        skips=skips, skips_total=int(skipped["total"]) if collect.is_int(skipped.get("total")) else sum(c for *_, c in skips),
+        metric_warnings=list(m.get("metric_warnings") or []),
         entries=entries, global_table=global_table, groups=groups, group_members=group_members,
         per_label=per_label, frequency_basis=basis, published=published, imbalance=imbalance, labels=labels,
         histories=histories, explainer_rows=files.board[files.board["entry_kind"] == "explainer"].copy(),
-        galleries=[_gallery(e) for e in files.explains],
+        galleries=[_gallery(e) for e in files.explains], notes=list(files.notes),
     )
 
 
@@ -198,7 +201,7 @@ def _bootstrap_note(info: Any) -> str:
 
 def _labels(files: collect.RunFiles, board: pd.DataFrame) -> list[str]:
     if files.split is not None:
-        return [c for c in files.split.columns if c not in SPLIT_COLUMNS]
+        return [c for c in files.split.columns if c not in SPLIT_KEY_COLUMNS]
     return [lab for lab in dict.fromkeys(board["label"]) if not str(lab).startswith("__")]
 
 
@@ -207,11 +210,11 @@ def _frequencies(split: pd.DataFrame | None, labels: list[str], board: pd.DataFr
     if split is None:
         test = board[(board["metric"] == "auc")].drop_duplicates("label").set_index("label")["n_positive"]
         n_test = {lab: int(test[lab]) for lab in labels if lab in test.index and not pd.isna(test[lab])}
-        return n_test, n_test, {}, "test positives (leaderboard n_positive; split.parquet missing)"
+        return n_test, n_test, {}, f"test positives (leaderboard n_positive; {SPLIT} missing)"
     n_train = {lab: int(v) for lab, v in split.loc[split["split"] == "train", labels].sum().items()}
     n_test = {lab: int(v) for lab, v in split.loc[split["split"] == "test", labels].sum().items()}
     prevalence = {lab: float(v) for lab, v in (split[labels].sum() / max(len(split), 1)).items()}
-    return n_train, n_test, prevalence, "training-split positives (split.parquet), as the frequency groups"
+    return n_train, n_test, prevalence, f"training-split positives ({SPLIT}), as the frequency groups"
 
 
 def _group_sizes(n_train: dict[str, int], labels: list[str]) -> dict[str, int]:

@@ -12,6 +12,7 @@ import math
 from html import escape
 from typing import Any, Iterable, Sequence
 
+from mlbench.griddir import COMPARISON
 from mlbench.leaderboard import GLOBAL_LABEL, METRICS
 from mlbench.report import svg
 from mlbench.report.build import GridReport, Measure, RunReport
@@ -19,6 +20,10 @@ from mlbench.stats import GROUP_NAMES
 
 DIGITS = 4  # every number from leaderboard.parquet is shown with this many decimals
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
+# In the head of every page, early: `mlbench report --out` replaces an existing file only when it
+# finds this (a file of someone else's is replaced only with --force).
+MARKER = '<meta name="generator" content="mlbench report">'
+MARKER_WITHIN = 512  # bytes from the start of the file where the marker must be
 METRIC_NAMES = {"auc": "ROC AUC", "auprc": "AUPRC", "f1": "F1", "f1_pos": "F1 pos.", "hamming": "Hamming ↓"}
 
 CSS = """
@@ -167,7 +172,7 @@ def data_uri(png: bytes) -> str:
 def page(title: str, body: str, banner: str | None) -> str:
     warn = f'<div class="banner" role="alert">{escape(banner)}</div>' if banner else ""
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+            f'{MARKER}<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
             f"{warn}{body}<script>{JS}</script></body></html>\n")
@@ -190,6 +195,9 @@ def render_run(report: RunReport) -> str:
                   "Its numbers exercise the pipeline and say nothing about real images.")
     parts = [f"<h1>{escape(report.title)}</h1>",
              f'<p class="sub">mlbench run report · dataset kind <b>{escape(report.dataset_kind)}</b></p>']
+    if report.notes:
+        parts.append('<div class="note" id="notes" role="note"><b>Left out of this page:</b>'
+                     + "".join(f"<p>{escape(n)}</p>" for n in report.notes) + "</div>")
     parts.append(_global_section(report))
     parts.append(_per_label_section(report))
     parts.append(_prevalence_section(report))
@@ -302,7 +310,8 @@ def _prevalence_section(report: RunReport) -> str:
 
 def _imbalance_section(report: RunReport) -> str:
     if not report.imbalance:
-        return '<section id="imbalance"><h2>Imbalance</h2><p>No split.parquet in the run directory.</p></section>'
+        return ('<section id="imbalance"><h2>Imbalance</h2><p>No usable split.parquet in the run directory (see the '
+                'note at the top).</p></section>')
     splits = list(report.imbalance)
     rows = []
     for name in splits:
@@ -334,7 +343,7 @@ def _training_section(report: RunReport) -> str:
         plots.append(svg.lines([{"name": "training loss", "x": h["epoch"], "y": h["train_loss"]},
                                 {"name": "validation loss", "x": h["epoch"], "y": h["val_loss"], "dashed": True}],
                                title=f"{name}: loss per epoch", x_label="epoch (0-based)",
-                               y_label=f"{loss} loss per image", source=f"backbones/{name}/history.json",
+                               y_label=f"{loss} loss per image", source=h["source"],
                                mark_x=h["best_epoch"], mark_name=f"chosen epoch {h['best_epoch']}"))
     return ('<section id="training"><h2>Training curves</h2><div class="plots">' + "".join(plots) +
             '</div><p class="sub">The chosen epoch (dashed vertical line) has the lowest validation loss; its '
@@ -408,7 +417,7 @@ def render_grid(report: GridReport) -> str:
     rows = report.rows
     parts = [f"<h1>{escape(report.title)}</h1>",
              f'<p class="sub">Remedy against baseline, paired differences with 95% CIs over seeds '
-             f"(from {escape(report.grid_dir)}/comparison.parquet). helps / hurts: the CI excludes 0 and the "
+             f"(from {escape(report.grid_dir)}/{COMPARISON}). helps / hurts: the CI excludes 0 and the "
              "Holm-adjusted p-value is below 0.05, the family being every remedy and name within one entry, "
              "scope and metric; the CIs themselves are per row.</p>"]
     for remedy in report.remedies:
@@ -424,7 +433,7 @@ def render_grid(report: GridReport) -> str:
                          for r in sel.itertuples(index=False)]
             parts.append(svg.differences(plot_rows, title=f"{remedy}: {METRIC_NAMES.get(metric, metric)} difference "
                                                             "by frequency group",
-                                         x_label=f"{metric} (remedy − baseline)", source="comparison.parquet"))
+                                         x_label=f"{metric} (remedy − baseline)", source=COMPARISON))
         parts.append("</section>")
     headers = ["remedy", "baseline", "entry", "scope", "name", "metric", "difference", "95% CI", "seeds",
                "p (Holm)", "verdict"]
