@@ -21,10 +21,8 @@ and its data is real (any dataset kind but synthetic).
 from __future__ import annotations
 
 import io
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,6 +32,7 @@ from mlbench import leaderboard
 from mlbench.demo import is_synthetic
 from mlbench.io import write_bytes
 from mlbench.leaderboard import GLOBAL_LABEL, LOWER_IS_BETTER, find_board
+from mlbench.missing import is_unknown
 from mlbench.rescoring import StoredRunError, compare_stored, load_stored_run, recompute_run
 from mlbench.rundir import RunDir
 
@@ -45,7 +44,7 @@ class CompareError(UserError, ValueError):
 
 # -- comparing a run with the published baseline -------------------------------------------------
 @dataclass
-class Comparison:
+class PublishedComparison:
     """A run's per-label values next to the published ones (one metric), with verdicts.
 
     ``rows`` columns: entry, reference (the published entry compared with), label, n_positive
@@ -69,12 +68,15 @@ class Comparison:
         return self.rows[self.rows["beats_published"]]
 
 
+Comparison = PublishedComparison  # the old name, still imported by mlbench/api.py
+
+
 def _verdict(value: float, low: float, high: float, published: float, metric: str, comparable: bool) -> str:
-    if _missing(published):
+    if is_unknown(published):
         return "no published value"
-    if _missing(value):
+    if is_unknown(value):
         return "undefined in the run"
-    if _missing(low) or _missing(high):
+    if is_unknown(low) or is_unknown(high):
         return "no CI"
     better_than_ci = published < low if metric not in LOWER_IS_BETTER else published > high
     worse_than_ci = published > high if metric not in LOWER_IS_BETTER else published < low
@@ -85,10 +87,6 @@ def _verdict(value: float, low: float, high: float, published: float, metric: st
     if worse_than_ci:
         return "below published"
     return "within CI"
-
-
-def _missing(x: Any) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
 
 
 def reference_entries(published: pd.DataFrame, run_entries: list[str], metric: str) -> dict[str, str]:
@@ -123,7 +121,7 @@ def best_entries(published: pd.DataFrame, metric: str) -> dict[str, str]:
 
 def compare_run(run_dir: str | Path, *, against: str = "published", variant: str | None = None,
                 metric: str = "auc", leaderboard_file: str | Path | None = None, n_boot: int = 1000,
-                seed: int = 0) -> Comparison:
+                seed: int = 0) -> PublishedComparison:
     """Compare RUN_DIR's leaderboard with the published rows of its benchmark.
 
     ``variant`` picks the published variant (default: the run's). If the run's leaderboard has no
@@ -195,18 +193,19 @@ def compare_run(run_dir: str | Path, *, against: str = "published", variant: str
         if ref is not None and ref != r.entry and (ref, r.label) not in pub_values.index:
             ref = per_label.get(r.label, ref)
         pub = float(pub_values.get((ref, r.label), np.nan)) if ref else np.nan
-        value = float(r.value) if not _missing(r.value) else np.nan
-        low = float(r.ci_low) if not _missing(r.ci_low) else np.nan
-        high = float(r.ci_high) if not _missing(r.ci_high) else np.nan
+        value = float(r.value) if not is_unknown(r.value) else np.nan
+        low = float(r.ci_low) if not is_unknown(r.ci_low) else np.nan
+        high = float(r.ci_high) if not is_unknown(r.ci_high) else np.nan
         verdict = _verdict(value, low, high, pub, metric, comparable)
         out.append({"entry": r.entry, "reference": ref, "label": r.label,
-                    "n_positive": None if _missing(r.n_positive) else int(r.n_positive), "value": value,
+                    "n_positive": None if is_unknown(r.n_positive) else int(r.n_positive), "value": value,
                     "ci_low": low, "ci_high": high, "published": pub, "delta": value - pub, "verdict": verdict,
                     "beats_published": verdict == "beats published"})
     table = pd.DataFrame(out)
-    return Comparison(run_id=str(info["run_id"]), benchmark=benchmark, metric=metric, run_variant=run_variant,
-                      published_variant=published_variant, dataset_kind=dataset_kind, comparable=comparable,
-                      ci_source=ci_source, rows=table, notes=notes)
+    return PublishedComparison(run_id=str(info["run_id"]), benchmark=benchmark, metric=metric,
+                               run_variant=run_variant, published_variant=published_variant,
+                               dataset_kind=dataset_kind, comparable=comparable, ci_source=ci_source, rows=table,
+                               notes=notes)
 
 
 def _with_recomputed_intervals(run_dir: Path, rows: pd.DataFrame, metric: str, n_boot: int,
@@ -223,7 +222,7 @@ def _with_recomputed_intervals(run_dir: Path, rows: pd.DataFrame, metric: str, n
 
 
 # -- the picture -----------------------------------------------------------------------------------
-def default_plot_entry(comparison: Comparison) -> str:
+def default_plot_entry(comparison: PublishedComparison) -> str:
     """``ctp`` when the run has it (the paper's best), else the run's best entry by the global value."""
     entries = list(dict.fromkeys(comparison.rows["entry"]))
     if "ctp" in entries:
@@ -235,7 +234,7 @@ def default_plot_entry(comparison: Comparison) -> str:
     return str(glob.loc[best, "entry"])
 
 
-def plot_comparison(comparison: Comparison, path: str | Path, entry: str | None = None) -> Path:
+def plot_comparison(comparison: PublishedComparison, path: str | Path, entry: str | None = None) -> Path:
     """Per-label bars, run (with its 95% CI whiskers) next to published, most frequent label first."""
     import matplotlib
 

@@ -15,6 +15,7 @@ import numpy as np
 from sklearn.metrics import average_precision_score, f1_score, hamming_loss, roc_auc_score
 
 from mlbench.leaderboard import GLOBAL_LABEL
+from mlbench.missing import finite_mean
 
 PER_LABEL_METRICS = ("auc", "auprc", "f1", "f1_pos", "hamming")
 
@@ -62,7 +63,6 @@ def evaluate(y_true: np.ndarray, scores: np.ndarray, decisions: np.ndarray,
         if metric == "hamming":
             value = float(hamming_loss(y_true, decisions))
         else:
-            finite = [v for v in values if not np.isnan(v)]
-            value = float(np.mean(finite)) if finite else float("nan")
+            value = finite_mean(values)
         rows.append({"label": GLOBAL_LABEL, "metric": metric, "value": value, "n_positive": int(y_true.sum())})
     return rows

@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from mlbench.leaderboard import GLOBAL_LABEL
+from mlbench.missing import finite_mean
 from mlbench.stats import (CI_LEVEL, PatientBootstrap, decision_metrics, label_groups, patient_bootstrap,
                            ranking_metrics)
 
@@ -65,7 +66,7 @@ UNPAIRED_SEED_OFFSET = 1
 
 
 @dataclass(frozen=True)
-class Comparison:
+class BootstrapDifferences:
     """The table and, aligned with its rows, each row's difference per bootstrap replicate.
 
     ``replicates`` is (rows, n_boot) (NaN where a replicate leaves the row undefined);
@@ -122,15 +123,6 @@ def _per_replicate(y, scores, decisions, boot: PatientBootstrap, metrics) -> dic
 def _whole_split(codes: np.ndarray, n_patients: int) -> PatientBootstrap:
     """One 'replicate' drawing every patient once: the metrics of the whole split, same code path."""
     return PatientBootstrap(codes, np.ones((1, n_patients), dtype=np.int32))
-
-
-def _macro(values: np.ndarray) -> np.ndarray:
-    """Mean over the finite columns of each row; NaN where none is."""
-    finite = np.isfinite(values)
-    n = finite.sum(axis=1)
-    total = np.where(finite, values, 0.0).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0, total / np.maximum(n, 1), np.nan)
 
 
 def _interval(replicates: np.ndarray) -> tuple[float, float]:
@@ -199,7 +191,7 @@ def adjust(table: pd.DataFrame, family: Sequence[str] = FAMILY) -> pd.DataFrame:
 
 
 def _compare(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, labels, train_counts, *,
-             n_boot: int, seed: int, metrics: Sequence[str], paired: bool) -> Comparison:
+             n_boot: int, seed: int, metrics: Sequence[str], paired: bool) -> BootstrapDifferences:
     metrics = tuple(metrics)
     labels = list(labels)
     y, arrays, groups = _inputs(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, labels,
@@ -223,8 +215,9 @@ def _compare(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, label
             difference = float(point_b[metric][0, j] - point_a[metric][0, j])
             reps = reps_b[metric][:, j] - reps_a[metric][:, j]
         else:
-            difference = float(_macro(point_b[metric][:, columns])[0] - _macro(point_a[metric][:, columns])[0])
-            reps = _macro(reps_b[metric][:, columns]) - _macro(reps_a[metric][:, columns])
+            difference = float(finite_mean(point_b[metric][:, columns])[0]
+                               - finite_mean(point_a[metric][:, columns])[0])
+            reps = finite_mean(reps_b[metric][:, columns]) - finite_mean(reps_a[metric][:, columns])
         low, high = _interval(reps) if not np.isnan(difference) else (float("nan"), float("nan"))
         p = p_value(difference, reps)
         rows.append({"scope": scope, "name": name, "metric": metric, "difference": difference, "ci_low": low,
@@ -240,11 +233,12 @@ def _compare(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, label
             add("group", name, metric, [index[m] for m in members])
         add("macro", GLOBAL_LABEL, metric, list(range(len(labels))))
     table = adjust(pd.DataFrame(rows, columns=list(COLUMNS)))
-    return Comparison(table, np.vstack(replicate_rows), (int(n_boot), int(seed), _fingerprint(patient_ids)))
+    return BootstrapDifferences(table, np.vstack(replicate_rows), (int(n_boot), int(seed), _fingerprint(patient_ids)))
 
 
 def paired_differences(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, labels, train_counts, *,
-                       n_boot: int = 1000, seed: int = 0, metrics: Sequence[str] = DEFAULT_METRICS) -> Comparison:
+                       n_boot: int = 1000, seed: int = 0,
+                       metrics: Sequence[str] = DEFAULT_METRICS) -> BootstrapDifferences:
     """B - A per label, frequency group and macro, with paired patient-bootstrap 95% CIs.
 
     ``y`` (test images, labels) 0/1; ``scores_*`` the runs' scores and ``decisions_*`` their 0/1
@@ -258,13 +252,13 @@ def paired_differences(y, scores_a, scores_b, decisions_a, decisions_b, patient_
 
 def unpaired_differences(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, labels, train_counts, *,
                          n_boot: int = 1000, seed: int = 0,
-                         metrics: Sequence[str] = DEFAULT_METRICS) -> Comparison:
+                         metrics: Sequence[str] = DEFAULT_METRICS) -> BootstrapDifferences:
     """As :func:`paired_differences`, but run B's replicates resample patients independently of A's."""
     return _compare(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, labels, train_counts,
                     n_boot=n_boot, seed=seed, metrics=metrics, paired=False)
 
 
-def combine_seeds(comparisons: Sequence[Comparison]) -> Comparison:
+def combine_seeds(comparisons: Sequence[BootstrapDifferences]) -> BootstrapDifferences:
     """One row per (scope, name, metric) over several seeds' paired comparisons.
 
     ``difference`` is the mean over the seeds with a defined difference (``n_seeds`` of them),
@@ -289,13 +283,11 @@ def combine_seeds(comparisons: Sequence[Comparison]) -> Comparison:
     stacked = np.stack([c.replicates for c in comparisons])  # (seeds, rows, n_boot)
     defined = np.isfinite(differences)
     n_seeds = defined.sum(axis=1)
+    mean = finite_mean(differences, axis=1)
+    mean_reps = finite_mean(stacked, axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(n_seeds > 0, np.where(defined, differences, 0.0).sum(axis=1) / np.maximum(n_seeds, 1), np.nan)
         centred = np.where(defined, differences - mean[:, None], 0.0)
         sd = np.where(n_seeds > 1, np.sqrt((centred**2).sum(axis=1) / np.maximum(n_seeds - 1, 1)), np.nan)
-        finite = np.isfinite(stacked)
-        mean_reps = np.where(finite.sum(axis=0) > 0,
-                             np.where(finite, stacked, 0.0).sum(axis=0) / np.maximum(finite.sum(axis=0), 1), np.nan)
     rows = []
     for r, base in enumerate(first.table[keys].itertuples(index=False)):
         if n_seeds[r]:
@@ -312,4 +304,4 @@ def combine_seeds(comparisons: Sequence[Comparison]) -> Comparison:
         rows.append({"scope": base.scope, "name": base.name, "metric": base.metric, "difference": float(mean[r]),
                      "ci_low": low, "ci_high": high, "sd": float(sd[r]), "n_seeds": int(n_seeds[r]),
                      "p_value": p, "p_adjusted": float("nan"), "verdict": call})
-    return Comparison(adjust(pd.DataFrame(rows, columns=list(COLUMNS))), mean_reps, first.bootstrap)
+    return BootstrapDifferences(adjust(pd.DataFrame(rows, columns=list(COLUMNS))), mean_reps, first.bootstrap)

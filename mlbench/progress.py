@@ -110,6 +110,3 @@ class Reporter:
         # A description holds names and paths: shown literally, never read as markup.
         return Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), transient=True)
-
-
-QUIET = Reporter("quiet")

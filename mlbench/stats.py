@@ -34,6 +34,7 @@ from scipy import sparse
 
 from mlbench.leaderboard import GLOBAL_LABEL
 from mlbench.metrics import PER_LABEL_METRICS, evaluate
+from mlbench.missing import finite_mean
 
 GROUP_NAMES = ("frequent", "medium", "rare")
 CI_LEVEL = 0.95
@@ -240,20 +241,6 @@ def _interval(replicates: np.ndarray, value: float) -> tuple[float | None, float
     return float(low), float(high)
 
 
-def _nanmean_rows(values: np.ndarray) -> np.ndarray:
-    """Mean over the columns that are finite in each row; NaN where a row has none."""
-    finite = np.isfinite(values)
-    n = finite.sum(axis=1)
-    total = np.where(finite, values, 0.0).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0, total / np.maximum(n, 1), np.nan)
-
-
-def _finite_mean(values: Sequence[float]) -> float:
-    finite = [v for v in values if not np.isnan(v)]
-    return float(np.mean(finite)) if finite else float("nan")
-
-
 def metric_intervals(y: np.ndarray, scores: np.ndarray, decisions: np.ndarray, patient_ids: Sequence[str],
                      labels: Sequence[str], *, train_counts: Sequence[int], n_boot: int = 1000,
                      seed: int = 0) -> list[dict[str, Any]]:
@@ -291,7 +278,7 @@ def metric_intervals(y: np.ndarray, scores: np.ndarray, decisions: np.ndarray, p
             return None
         if over_cells:  # the global Hamming row is over all (image, label) cells, as evaluate's
             return replicates["wrong_cells"].sum(axis=1) / (replicates["images"][:, 0] * len(labels))
-        return _nanmean_rows(replicates[metric][:, columns])
+        return finite_mean(replicates[metric][:, columns])
 
     out: list[dict[str, Any]] = []
     for row in rows:
@@ -308,7 +295,7 @@ def metric_intervals(y: np.ndarray, scores: np.ndarray, decisions: np.ndarray, p
     for name, members in groups.items():
         columns = [index[m] for m in members]
         for metric in PER_LABEL_METRICS:
-            value = _finite_mean([values[(m, metric)] for m in members])
+            value = finite_mean([values[(m, metric)] for m in members])
             low, high = _interval(macro(metric, columns), value)
             out.append({"label": group_label(name), "metric": metric, "value": value, "ci_low": low,
                         "ci_high": high, "n_positive": int(positives[columns].sum())})

@@ -55,8 +55,9 @@ from mlbench.data import DataSource
 from mlbench.data.splits import BenchmarkSplit, split_benchmark, split_hash
 from mlbench.demo import SYNTHETIC_KIND, is_synthetic
 from mlbench.metrics import MetricWarning
+from mlbench.missing import is_unknown
 from mlbench.registry import PluginError, Registry, get_registry
-from mlbench.rescoring import StoredRunError, bootstrap_settings, load_stored_run, recompute_scores
+from mlbench.rescoring import StoredRun, StoredRunError, bootstrap_settings, load_stored_run, recompute_scores
 from mlbench.rundir import LEADERBOARD, MANIFEST, PREDICTIONS, SKIPPED, SPLIT, RunDir, RunDirError
 from mlbench.stats import GROUP_LABELS
 
@@ -105,8 +106,7 @@ class Validation:
 
 
 def _close(a: Any, b: Any) -> bool:
-    a_missing = a is None or (isinstance(a, float) and math.isnan(a))
-    b_missing = b is None or (isinstance(b, float) and math.isnan(b))
+    a_missing, b_missing = is_unknown(a), is_unknown(b)
     if a_missing or b_missing:
         return a_missing and b_missing
     return math.isfinite(a) and math.isfinite(b) and abs(a - b) <= TOLERANCE
@@ -289,7 +289,7 @@ def _check_metrics(board: pd.DataFrame, recomputed: pd.DataFrame, check_interval
 
 
 def _num(x: Any) -> Any:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
+    if is_unknown(x):
         return None
     if isinstance(x, (np.integer, int)):
         return int(x)
@@ -301,23 +301,56 @@ def validate_run(run_dir: str | Path, *, source: DataSource | None = None,
     """Every check of the module docstring; ``problems`` lists what failed, ``passed`` what held.
 
     ``source`` replaces the dataset source the manifest records (when the data moved).
+    Each step below returns None (or False) after recording a problem that makes the later ones
+    meaningless.
     """
     run_dir = Path(run_dir)
     registry = registry or get_registry()
     v = Validation(run_dir)
     rundir = RunDir(run_dir)
+    board = _read_board(rundir, v)
+    if board is None:
+        return v
+    m = v.manifest
+    _check_rows(board, m, v)
+    bench = _installed_benchmark(m, registry, v)
+    if bench is None:
+        return v
+    if source is None:
+        source = _recorded_source(rundir, m, v)
+        if source is None:
+            return v
+    if not Path(source.csv).is_file():
+        v.problems.append(f"dataset source {source.csv}: no such file, so the split cannot be recomputed; "
+                          "pass --csv and --images where the data is now")
+        return v
+    canon = canonical_split(m["benchmark"], source, registry)
+    if not _check_data(run_dir, rundir, m, canon, list(bench.labels), registry, v):
+        return v
+    stored = _stored_run(run_dir, canon, list(bench.labels), v)
+    if stored is None:
+        return v
+    _check_ensembles(stored, m, registry, v)
+    _recheck_metrics(board, stored, m, v)
+    if v.ok:
+        _take_provenance(rundir, m, v)
+    return v
+
+
+def _read_board(rundir: RunDir, v: Validation) -> pd.DataFrame | None:
+    """The run's files present, its manifest read and its leaderboard's submittable rows (explainer rows left out)."""
     for path in (rundir.manifest_file, rundir.leaderboard_file, rundir.predictions_file, rundir.split_file):
         if not path.is_file():
             v.problems.append(f"{path}: no such file; a finished run directory has {MANIFEST}, {SPLIT}, "
                               f"{PREDICTIONS} and {LEADERBOARD}")
     if v.problems:
-        return v
-    m = v.manifest = rundir.manifest()
+        return None
+    v.manifest = rundir.manifest()
     try:
         v.table = rundir.leaderboard()
     except leaderboard.LeaderboardError as exc:
         v.problems.append(f"schema: {exc}")
-        return v
+        return None
     board = v.table.to_pandas()
     explained = (board["entry_kind"] == "explainer").to_numpy()
     if explained.any():
@@ -330,55 +363,65 @@ def validate_run(run_dir: str | Path, *, source: DataSource | None = None,
         board = board[~explained].reset_index(drop=True)
     if board.empty:
         v.problems.append(f"{rundir.leaderboard_file}: no rows")
-        return v
+        return None
     v.passed.append(f"{LEADERBOARD} follows schema version {leaderboard.SCHEMA_VERSION}")
-    _check_rows(board, m, v)
+    return board
 
+
+def _installed_benchmark(m: dict[str, Any], registry: Registry, v: Validation) -> Any:
+    """The benchmark the run names, as installed (None if it is not); a version other than the run's is a problem."""
     try:
         bench = registry.create("benchmark", m["benchmark"])
     except PluginError as exc:
         v.problems.append(f"benchmark: {exc}")
-        return v
+        return None
     if bench.version != m.get("benchmark_version"):
         v.problems.append(f"benchmark version: the run used {m['benchmark']} {m.get('benchmark_version')}, the "
                           f"installed benchmark is version {bench.version}")
     else:
         v.passed.append(f"benchmark {bench.name} version {bench.version} is the installed one")
+    return bench
 
-    if source is None:
-        recorded = m.get("source") if isinstance(m.get("source"), dict) else {}
-        try:  # followed only inside the run directory; real data outside it is named on the command line
-            source = DataSource(rundir.resolve(recorded.get("csv"), "the label file", "--csv and --images"),
-                                rundir.resolve(recorded.get("images"), "the image folder", "--images"))
-        except RunDirError as exc:
-            v.problems.append(str(exc))
-            return v
-    if not Path(source.csv).is_file():
-        v.problems.append(f"dataset source {source.csv}: no such file, so the split cannot be recomputed; "
-                          "pass --csv and --images where the data is now")
-        return v
-    canon = canonical_split(m["benchmark"], source, registry)
+
+def _recorded_source(rundir: RunDir, m: dict[str, Any], v: Validation) -> DataSource | None:
+    """The dataset source the manifest records, followed only inside the run directory."""
+    recorded = m.get("source") if isinstance(m.get("source"), dict) else {}
+    try:  # real data outside the run directory is named on the command line
+        return DataSource(rundir.resolve(recorded.get("csv"), "the label file", "--csv and --images"),
+                          rundir.resolve(recorded.get("images"), "the image folder", "--images"))
+    except RunDirError as exc:
+        v.problems.append(str(exc))
+        return None
+
+
+def _check_data(run_dir: Path, rundir: RunDir, m: dict[str, Any], canon: BenchmarkSplit, labels: list[str],
+                registry: Registry, v: Validation) -> bool:
+    """The split, the skips and the coverage against the recomputed split; False if any failed."""
     n_problems = len(v.problems)
-    _check_split(run_dir, m, canon, list(bench.labels), v)
+    _check_split(run_dir, m, canon, labels, v)
     if len(v.problems) > n_problems:
-        return v  # metrics on another split mean nothing
-
+        return False  # metrics on another split mean nothing
     skipped = rundir.skips("preprocess")
     _check_skips(canon, skipped, m, registry, v)
     _check_coverage(run_dir, m, canon, skipped, v)
-    if len(v.problems) > n_problems:
-        return v
+    return len(v.problems) == n_problems
 
+
+def _stored_run(run_dir: Path, canon: BenchmarkSplit, labels: list[str], v: Validation) -> StoredRun | None:
+    """The run's stored predictions on the recomputed split (None, with the problems, if unreadable)."""
     split = pd.DataFrame({"image_id": canon.frame["image_id"].astype(str),
                           "patient_id": canon.frame["patient_id"].astype(str), "split": canon.splits})
-    for j, label in enumerate(bench.labels):
+    for j, label in enumerate(labels):
         split[label] = canon.Y[:, j]
     try:
-        stored = load_stored_run(run_dir, split)
+        return load_stored_run(run_dir, split)
     except StoredRunError as exc:
         v.problems.extend(exc.problems)
-        return v
-    _check_ensembles(stored, m, registry, v)
+        return None
+
+
+def _recheck_metrics(board: pd.DataFrame, stored: StoredRun, m: dict[str, Any], v: Validation) -> None:
+    """Every leaderboard value (and interval, where the run has them) against a recomputation."""
     has_intervals = board[["ci_low", "ci_high"]].notna().any().any()
     n_boot, seed = bootstrap_settings(m)
     settings = (f"{n_boot} patient-bootstrap replicates, seed {seed}, "
@@ -387,9 +430,6 @@ def validate_run(run_dir: str | Path, *, source: DataSource | None = None,
         warnings.simplefilter("ignore", MetricWarning)
         recomputed = recompute_scores(stored, n_boot=n_boot if has_intervals else 0, seed=seed)
     _check_metrics(board, recomputed, bool(has_intervals), settings, v)
-    if v.ok:
-        _take_provenance(rundir, m, v)
-    return v
 
 
 # Columns a row's provenance fills (every column but the measurement itself).

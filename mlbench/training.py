@@ -155,7 +155,45 @@ def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images:
     """
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     files = BackboneFiles(checkpoint_dir)
-    last_path, best_path = files.last, files.best
+    net = _place(model, loss_fn, device, group, compile)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=recipe.lr)
+    state = _resume(files.last, model, optimizer, device)
+    learner = _Learner(net, loss_fn, optimizer, device, group)
+    train_targets = train_targets.float()
+    val_targets = val_targets.float()
+    if len(train_images) == 0 or len(val_images) == 0:
+        raise ValueError(f"{name}: need training and validation images, got {len(train_images)} and "
+                         f"{len(val_images)}")
+    if sampler is None:
+        sampler = UniformSampler(np.zeros((len(train_images), 1), dtype=np.uint8), recipe.seed)
+    bars = _Bars(progress, name, recipe.max_epochs, state.epoch)
+    while state.epoch < recipe.max_epochs and state.bad_epochs < recipe.patience:
+        epoch = state.epoch
+        seed = epoch_seed(recipe.seed, epoch)
+        order = torch.from_numpy(np.ascontiguousarray(sampler.epoch(epoch), dtype=np.int64))
+        torch.manual_seed(seed)  # dropout
+        augment = augmenter_factory(seed * group.world + group.rank) if augmenter_factory is not None else None
+        started = time.perf_counter()
+        train_loss = _train_epoch(learner, order, train_images, train_targets, recipe.batch_size, augment, bars)
+        val_loss = mean_loss(model, loss_fn, val_images, val_targets, device, recipe.batch_size * 4, group)
+        train_loss = group.sum([train_loss], device)[0] / len(order)
+        record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                  "seconds": time.perf_counter() - started}
+        _end_epoch(state, record, model, optimizer, files, recipe.min_delta, group)
+        bars.end_epoch(state, record)
+    bars.close()
+    group.barrier()  # rank 0 has written the best checkpoint
+    best = checkpoint.load(files.best, device=device)
+    model.load_state_dict(best["model"])
+    if group.is_main:
+        files.write_history({"best_epoch": state.best_epoch, "best_val_loss": state.best_val_loss,
+                             "epochs": state.epoch, "history": state.history})
+    return state
+
+
+def _place(model: nn.Module, loss_fn: nn.Module, device: torch.device, group: Group, compile: bool) -> nn.Module:
+    """Model and loss on the device; the module that trains (DDP and compile wrap ``model``'s weights)."""
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
@@ -166,73 +204,92 @@ def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if compile:
         net = torch.compile(net)  # the weights stay shared with ``model``, which saving and eval use
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=recipe.lr)
-    state = TrainState()
-    if last_path.exists():  # resume
-        saved = checkpoint.load(last_path, device=device, keys=("model", "optimizer", "state"))
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        state = TrainState(**saved["state"])
-    train_targets = train_targets.float()
-    val_targets = val_targets.float()
-    if len(train_images) == 0 or len(val_images) == 0:
-        raise ValueError(f"{name}: need training and validation images, got {len(train_images)} and "
-                         f"{len(val_images)}")
-    if sampler is None:
-        sampler = UniformSampler(np.zeros((len(train_images), 1), dtype=np.uint8), recipe.seed)
-    epoch_task = progress.add_task(f"{name} epochs", total=recipe.max_epochs, completed=state.epoch) if progress else None
-    batch_task = progress.add_task(f"{name} batches", total=1) if progress else None
+    return net
 
-    while state.epoch < recipe.max_epochs and state.bad_epochs < recipe.patience:
-        epoch = state.epoch
-        seed = epoch_seed(recipe.seed, epoch)
-        order = torch.from_numpy(np.ascontiguousarray(sampler.epoch(epoch), dtype=np.int64))
-        n = len(order)
-        # Under DDP a final global batch too small to give every rank an image is dropped on all ranks.
-        steps = math.ceil(n / recipe.batch_size) if not group.active else max(1, (n - group.world) // recipe.batch_size + 1)
-        torch.manual_seed(seed)  # dropout
-        augment = augmenter_factory(seed * group.world + group.rank) if augmenter_factory is not None else None
-        net.train()
-        # The running loss stays on the device: reading it every step would stall the GPU queue.
-        started, running = time.perf_counter(), torch.zeros((), device=device)
-        if progress:
-            progress.reset(batch_task, total=steps)
-        for step in range(steps):
-            idx = order[step * recipe.batch_size:(step + 1) * recipe.batch_size][group.rank::group.world]
-            running += train_step(net, loss_fn, optimizer, train_images, train_targets, idx, device, augment) * len(idx)
-            if progress:
-                progress.advance(batch_task)
-        val_loss = mean_loss(model, loss_fn, val_images, val_targets, device, recipe.batch_size * 4, group)
-        running = group.sum([float(running)], device)[0]
-        record = {"epoch": epoch, "train_loss": running / n, "val_loss": val_loss,
-                  "seconds": time.perf_counter() - started}
-        state.history.append(record)
-        state.epoch = epoch + 1
-        if val_loss < state.best_val_loss - recipe.min_delta:
-            state.best_val_loss, state.best_epoch, state.bad_epochs = val_loss, epoch, 0
-            if group.is_main:
-                checkpoint.save(best_path, {"model": model.state_dict(), "epoch": epoch, "val_loss": val_loss})
-        else:
-            state.bad_epochs += 1
+
+def _resume(last_path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device) -> TrainState:
+    """The state after the last finished epoch (weights and optimizer restored), or a fresh one."""
+    if not last_path.exists():
+        return TrainState()
+    saved = checkpoint.load(last_path, device=device, keys=("model", "optimizer", "state"))
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    return TrainState(**saved["state"])
+
+
+@dataclass(frozen=True)
+class _Learner:
+    """What one optimisation step needs: the module that trains, its loss and optimizer, where and with whom."""
+
+    net: nn.Module
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    group: Group
+
+
+def _train_epoch(learner: _Learner, order: torch.Tensor, images: torch.Tensor, targets: torch.Tensor,
+                 batch_size: int, augment: Callable | None, bars: _Bars) -> float:
+    """One pass over ``order``; the sum of this rank's batch losses times their sizes."""
+    net, device, group = learner.net, learner.device, learner.group
+    n = len(order)
+    # Under DDP a final global batch too small to give every rank an image is dropped on all ranks.
+    steps = math.ceil(n / batch_size) if not group.active else max(1, (n - group.world) // batch_size + 1)
+    net.train()
+    # The running loss stays on the device: reading it every step would stall the GPU queue.
+    running = torch.zeros((), device=device)
+    bars.start_epoch(steps)
+    for step in range(steps):
+        idx = order[step * batch_size:(step + 1) * batch_size][group.rank::group.world]
+        running += train_step(net, learner.loss_fn, learner.optimizer, images, targets, idx, device, augment) * len(idx)
+        bars.step()
+    return float(running)
+
+
+def _end_epoch(state: TrainState, record: dict[str, float], model: nn.Module, optimizer: torch.optim.Optimizer,
+               files: BackboneFiles, min_delta: float, group: Group) -> None:
+    """Record the epoch, count it for early stopping, and write ``best.pt`` (if better) and ``last.pt``."""
+    epoch, val_loss = record["epoch"], record["val_loss"]
+    state.history.append(record)
+    state.epoch = epoch + 1
+    if val_loss < state.best_val_loss - min_delta:
+        state.best_val_loss, state.best_epoch, state.bad_epochs = val_loss, epoch, 0
         if group.is_main:
-            checkpoint.save(last_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                              "state": state.__dict__})
-        if progress:
-            progress.update(epoch_task, completed=state.epoch,
-                            description=f"{name} epoch {state.epoch}: loss {record['train_loss']:.4f}, val loss "
-                                        f"{val_loss:.4f} (best {state.best_val_loss:.4f}, epoch "
-                                        f"{state.best_epoch + 1}), {record['seconds']:.1f}s")
-    if progress:
-        progress.remove_task(batch_task)
-        progress.remove_task(epoch_task)
-    group.barrier()  # rank 0 has written the best checkpoint
-    best = checkpoint.load(best_path, device=device)
-    model.load_state_dict(best["model"])
+            checkpoint.save(files.best, {"model": model.state_dict(), "epoch": epoch, "val_loss": val_loss})
+    else:
+        state.bad_epochs += 1
     if group.is_main:
-        files.write_history({"best_epoch": state.best_epoch, "best_val_loss": state.best_val_loss,
-                             "epochs": state.epoch, "history": state.history})
-    return state
+        checkpoint.save(files.last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                     "state": state.__dict__})
+
+
+class _Bars:
+    """One backbone's epoch and batch bars; every call does nothing without a progress object."""
+
+    def __init__(self, progress: Any, name: str, total: int, done: int) -> None:
+        self.progress, self.name = progress, name
+        self.epochs = progress.add_task(f"{name} epochs", total=total, completed=done) if progress else None
+        self.batches = progress.add_task(f"{name} batches", total=1) if progress else None
+
+    def start_epoch(self, steps: int) -> None:
+        if self.progress:
+            self.progress.reset(self.batches, total=steps)
+
+    def step(self) -> None:
+        if self.progress:
+            self.progress.advance(self.batches)
+
+    def end_epoch(self, state: TrainState, record: dict[str, float]) -> None:
+        if self.progress:
+            self.progress.update(self.epochs, completed=state.epoch,
+                                 description=f"{self.name} epoch {state.epoch}: loss {record['train_loss']:.4f}, "
+                                             f"val loss {record['val_loss']:.4f} (best {state.best_val_loss:.4f}, "
+                                             f"epoch {state.best_epoch + 1}), {record['seconds']:.1f}s")
+
+    def close(self) -> None:
+        if self.progress:
+            self.progress.remove_task(self.batches)
+            self.progress.remove_task(self.epochs)
 
 
 def accepted_options(factory: Any, options: dict[str, Any]) -> dict[str, Any]:

@@ -342,23 +342,92 @@ def _peak_json(heatmap: np.ndarray) -> dict[str, Any] | None:
     return None if where is None else {"x": round(where[0], 2), "y": round(where[1], 2)}
 
 
-def explain_run(request: ExplainRequest, registry=None) -> ExplainReport:
-    """Explain images of a trained run and write everything listed in the module docstring."""
-    from mlbench.runner import load_trained
-    from mlbench.training import pick_device
+@dataclass(frozen=True)
+class _Setting:
+    """What every image of one explain call shares: the run's labels, the models, the explainer's choices."""
 
-    started = time.perf_counter()
+    labels: list[str]
+    panel_names: Mapping[str, str]  # label -> its panel's file stem
+    model_names: list[str]
+    threshold: float
+    explainer_name: str
+    tolerance: float  # pointing tolerance in model-input pixels
+    labels_requested: bool  # the labels were asked for (else chosen by probability)
+    agreeing_only: bool
+
+
+@dataclass
+class _ImageMaps:
+    """One image's share of a batch's explanation; ``k`` indexes ``union`` in the map arrays."""
+
+    union: Sequence[int]  # the labels explained (shown or scored)
+    shown: Sequence[int]  # the labels that get a panel
+    found: Mapping[str, list]  # label -> its finding boxes
+    lung_boxes: list
+    probs: np.ndarray  # (M, L) each model's probabilities
+    scores: np.ndarray  # (L,) the ensemble's
+    mean_maps: np.ndarray  # (K, S, S)
+    std_maps: np.ndarray  # (K, S, S)
+    model_maps: np.ndarray  # (M, K, S, S)
+    target_layers: Sequence[str]
+
+
+class _Images:
+    """The images of one call by id, with what identifies each and how its batches are read:
+    the files given by path, or a split's arrays from the preprocessing cache."""
+
+    def __init__(self, request: ExplainRequest, trained, skipped: list[Skip]) -> None:
+        self.display_note = ""
+        self.files: list[_Item] | None = None
+        if request.images:
+            self.files = _prepare_files(request.images, trained)
+            self.ids = [i.image_id for i in self.files]
+            # A file given by path is identified by that file in its explanation.json.
+            self.identities = {i.image_id: {"image_id": i.image_id, "file": str(Path(i.original).resolve())}
+                               for i in self.files}
+            return
+        self.originals, self.display_note, refused = _original_paths(trained, request)
+        self.ids, self.patients = _split_items(trained, request.split, request.limit, skipped, request.cache, refused)
+        if not self.ids:
+            raise ExplainError(f"{request.run_dir}: split '{request.split}' has no usable image")
+        self.crops = trained.crops().set_index("image_id")
+        self.cache = trained.cache(request.cache)
+        self.identities = {i: {"image_id": i} for i in self.ids}
+
+    def batches(self, size: int) -> Iterator[list[_Item]]:
+        for batch_ids in _batches(self.ids, size):
+            if self.files is not None:
+                wanted = set(batch_ids)
+                yield [i for i in self.files if i.image_id in wanted]
+                continue
+            arrays = self.cache.load(list(batch_ids)).astype(np.float32) / 255.0
+            corners = ["x0", "y0", "x1", "y1"]
+            yield [_Item(i, self.patients.get(i, ""), a, tuple(int(v) for v in self.crops.loc[i, corners]),
+                         self.originals.get(i)) for i, a in zip(batch_ids, arrays)]
+
+
+def _check_request(request: ExplainRequest) -> None:
+    """The options that cost nothing to check, before any model loads."""
     if bool(request.images) == bool(request.split):
         raise ExplainError("give IMAGE files or --split (not both, not neither)")
     if request.limit is not None and request.limit < 1:
         raise ExplainError(f"--limit must be at least 1, got {request.limit}")
     if request.batch_size < 1:
         raise ExplainError(f"--batch-size must be at least 1, got {request.batch_size}")
-    # Checked before the models load: the first existing path at or above --out must be a folder.
+    # The first existing path at or above --out must be a folder.
     existing = next((p for p in (Path(request.out), *Path(request.out).parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
         raise ExplainError(f"--out {request.out}: {existing} is a file; expected a folder for the panels, maps "
                            "and JSON")
+
+
+def explain_run(request: ExplainRequest, registry=None) -> ExplainReport:
+    """Explain images of a trained run and write everything listed in the module docstring."""
+    from mlbench.runner import load_trained
+    from mlbench.training import pick_device
+
+    started = time.perf_counter()
+    _check_request(request)
     device = pick_device(request.device)
     trained = load_trained(request.run_dir, device, registry)
     registry = trained.registry
@@ -367,7 +436,7 @@ def explain_run(request: ExplainRequest, registry=None) -> ExplainReport:
     threshold = trained.recipe.threshold if request.threshold is None else float(request.threshold)
     if not 0.0 < threshold < 1.0:
         raise ExplainError(f"--threshold must lie strictly between 0 and 1, got {threshold}")
-    size, in_chans = trained.recipe.image_size, trained.recipe.in_chans
+    size = trained.recipe.image_size
     names = list(trained.models)
     models = [trained.models[n] for n in names]
     explainer_name = request.explainer or trained.recipe.explainer
@@ -375,84 +444,36 @@ def explain_run(request: ExplainRequest, registry=None) -> ExplainReport:
     ensemble = registry.create("ensemble", request.ensemble, threshold=threshold)
     out = Path(request.out)
     skipped: list[Skip] = []
-
-    display_note = ""
-    if request.images:
-        items_all = _prepare_files(request.images, trained)
-        ids = [i.image_id for i in items_all]
-        patients: dict[str, str] = {}
-    else:
-        originals, display_note, refused = _original_paths(trained, request)
-        ids, patients = _split_items(trained, request.split, request.limit, skipped, request.cache, refused)
-        if not ids:
-            raise ExplainError(f"{request.run_dir}: split '{request.split}' has no usable image")
-        crops = trained.crops().set_index("image_id")
-        cache = trained.cache(request.cache)
-    # What identifies each image in its explanation.json: a file given by path is that file.
-    identities = ({i.image_id: {"image_id": i.image_id, "file": str(Path(i.original).resolve())} for i in items_all}
-                  if request.images else {i: {"image_id": i} for i in ids})
-    folders = output_folders(out, identities)
-    panels = unique_names(labels, taken={"std": None})
-
+    images = _Images(request, trained, skipped)
+    folders = output_folders(out, images.identities)
+    setting = _Setting(labels, unique_names(labels, taken={"std": None}), names, threshold, explainer_name,
+                       scoring.default_tolerance(size), bool(request.labels), request.agreeing_only)
     findings_path = _sidecar(request.boxes, request, findings_beside, trained) if request.score else None
     lungs_path = _sidecar(request.lungs, request, lungs_beside, trained) if request.score else None
     boxes = _Boxes(scoring.read_boxes(findings_path) if findings_path else None,
                    scoring.read_boxes(lungs_path, key="side") if lungs_path else None, labels)
-    tolerance = scoring.default_tolerance(size)
 
     score_rows: list[dict[str, Any]] = []
     layers: dict[str, str] = {}
     explain_seconds = 0.0
-    for batch_ids in _batches(ids, request.batch_size):
-        if request.images:
-            batch = [i for i in items_all if i.image_id in set(batch_ids)]
-        else:
-            arrays = cache.load(list(batch_ids)).astype(np.float32) / 255.0
-            batch = [_Item(i, patients.get(i, ""), a, tuple(int(v) for v in crops.loc[i, ["x0", "y0", "x1", "y1"]]),
-                           originals.get(i)) for i, a in zip(batch_ids, arrays)]
-        x = torch.from_numpy(np.stack([b.image for b in batch])[:, None]).to(device)
-        if in_chans != 1:
-            x = x.expand(-1, in_chans, -1, -1)
-        check_input_size(x, size, in_chans)
-        with torch.no_grad():
-            probs = np.stack([torch.sigmoid(m(x).float()).cpu().numpy() for m in models])  # (M, B, L)
-        scores, _ = ensemble.combine(probs)
-        per_image_boxes = [boxes.for_image(item, size) for item in batch]
-        shown = choose_labels(scores, threshold, requested)
-        scored = [[labels.index(name) for name in found] for found, _, _ in per_image_boxes]
-        union = sorted({j for row in shown + scored for j in row})
-        tick = time.perf_counter()
-        explanation: Explanation = explainer.explain(models, x, union)
-        explain_seconds += time.perf_counter() - tick
-        layers = dict(zip(names, explanation.target_layers))
-        agree = torch.from_numpy(probs[:, :, union] >= threshold)  # (M, B, K)
-        mean_maps, std_maps = explanation.ensemble_maps(agree.to(explanation.heatmaps.device)
-                                                        if request.agreeing_only else None)
-        mean_maps, std_maps = mean_maps.cpu().numpy(), std_maps.cpu().numpy()
-        model_maps = explanation.heatmaps.cpu().numpy()  # (M, B, K, S, S)
-        for b, item in enumerate(batch):
-            found, lung_boxes, box_skips = per_image_boxes[b]
-            skipped.extend(box_skips)
-            score_rows += _write_image(out / folders[item.image_id], identities[item.image_id], item, labels,
-                                       panels, names, union, shown[b], found, lung_boxes, probs[:, b], scores[b],
-                                       threshold, mean_maps[b], std_maps[b], model_maps[:, b],
-                                       explanation.target_layers, request, explainer_name, tolerance)
+    for batch in images.batches(request.batch_size):
+        x = _model_input(batch, device, size, trained.recipe.in_chans)
+        maps, box_skips, seconds = _explain_batch(batch, x, models, ensemble, explainer, boxes, requested, setting,
+                                                  size)
+        explain_seconds += seconds
+        layers = dict(zip(names, maps[0].target_layers))
+        for item, image_maps, skips in zip(batch, maps, box_skips):
+            skipped.extend(skips)
+            score_rows += _write_image(out / folders[item.image_id], images.identities[item.image_id], item, setting,
+                                       image_maps)
 
     score_frame = pd.DataFrame(score_rows) if score_rows else None
-    summary: list[dict[str, Any]] = []
+    summary = scoring.summarize(score_frame, labels) if score_frame is not None else []
     n_rows = 0
     if score_frame is not None:
         write_text(out / "cam_scores.csv", score_frame.to_csv(index=False, lineterminator="\n"))
-        summary = scoring.summarize(score_frame, labels)
         if request.split == "test":
-            base = trained.rundir.provenance(trained.manifest)
-            entry = registry.get("explainer", explainer_name)
-            rows = scoring.leaderboard_rows(summary, explainer=explainer_name,
-                                            plugin_version=f"{entry.package or entry.plugin}=={entry.version or 'unknown'}",
-                                            base=base, device=device_name(device), wall_time_s=round(explain_seconds, 3))
-            # Under the run directory's lock: explain beside submit or another explain loses no row.
-            trained.rundir.append_leaderboard(leaderboard.to_table(rows), replace=scoring.superseded_by(rows))
-            n_rows = len(rows)
+            n_rows = _append_scores(trained, summary, explainer_name, device, explain_seconds)
     seconds = time.perf_counter() - started
     write_json(out / "explain.json", {
         "run_dir": str(request.run_dir), "run_id": trained.manifest.get("run_id"),
@@ -462,24 +483,77 @@ def explain_run(request: ExplainRequest, registry=None) -> ExplainReport:
         "ensemble_map": ("mean of the agreeing models' maps (all models when none agrees)" if request.agreeing_only
                          else "mean of every model's map, including models below the threshold"),
         "map_normalisation": "each model's map divided by its maximum before averaging",
-        "target_layers": layers, "image_size": size, "images": ids, "split": request.split,
-        "folders": {i: folders[i] for i in ids},
-        "display": display_note or "original film inside the crop box when readable, else the model input",
+        "target_layers": layers, "image_size": size, "images": images.ids, "split": request.split,
+        "folders": {i: folders[i] for i in images.ids},
+        "display": images.display_note or "original film inside the crop box when readable, else the model input",
         "boxes": {"findings": str(findings_path) if findings_path else None,
                   "lungs": str(lungs_path) if lungs_path else None,
                   "findings_outside_benchmark": boxes.outside_benchmark,
-                  "pointing_tolerance_px": round(tolerance, 3)},
-        "scores": summary, "leaderboard_rows_written": n_rows,
-        "pointing_chance": (round(float(score_frame["pointing_chance"].mean()), 4) if score_frame is not None else None),
-        "mass_in_box_chance": (round(float(score_frame["box_share"].mean()), 4) if score_frame is not None else None),
-        "pointing_per_model": ({m: round(float(score_frame[f"hit__{m}"].mean()), 4) for m in names}
-                               if score_frame is not None else {}),
+                  "pointing_tolerance_px": round(setting.tolerance, 3)},
+        "scores": summary, "leaderboard_rows_written": n_rows, **_chance_json(score_frame, names),
         "skipped": {"total": len(skipped), "items": [s.as_dict() for s in skipped]},
         "seconds": {"total": round(seconds, 3), "explainer": round(explain_seconds, 3)},
         "versions": {"mlbench": metadata.version("mlbench-imbalanced") if _installed() else None,
                      "torch": torch.__version__},
     })
-    return ExplainReport(out, ids, skipped, score_frame, summary, n_rows, seconds, layers)
+    return ExplainReport(out, images.ids, skipped, score_frame, summary, n_rows, seconds, layers)
+
+
+def _model_input(batch: Sequence[_Item], device: torch.device, size: int, in_chans: int) -> torch.Tensor:
+    """The batch's (B, C, S, S) model input on the device (a grey image repeated over C channels)."""
+    x = torch.from_numpy(np.stack([b.image for b in batch])[:, None]).to(device)
+    if in_chans != 1:
+        x = x.expand(-1, in_chans, -1, -1)
+    check_input_size(x, size, in_chans)
+    return x
+
+
+def _explain_batch(batch: Sequence[_Item], x: torch.Tensor, models: Sequence[torch.nn.Module], ensemble: Any,
+                   explainer: Any, boxes: _Boxes, requested: Sequence[int] | None, setting: _Setting,
+                   size: int) -> tuple[list[_ImageMaps], list[list[Skip]], float]:
+    """Every model's probabilities, the labels each image shows or scores, and their maps: per image,
+    its maps and the finding boxes left out, and the seconds the explainer took."""
+    with torch.no_grad():
+        probs = np.stack([torch.sigmoid(m(x).float()).cpu().numpy() for m in models])  # (M, B, L)
+    scores, _ = ensemble.combine(probs)
+    per_image_boxes = [boxes.for_image(item, size) for item in batch]
+    shown = choose_labels(scores, setting.threshold, requested)
+    scored = [[setting.labels.index(name) for name in found] for found, _, _ in per_image_boxes]
+    union = sorted({j for row in shown + scored for j in row})
+    tick = time.perf_counter()
+    explanation: Explanation = explainer.explain(models, x, union)
+    seconds = time.perf_counter() - tick
+    agree = torch.from_numpy(probs[:, :, union] >= setting.threshold)  # (M, B, K)
+    mean_maps, std_maps = explanation.ensemble_maps(agree.to(explanation.heatmaps.device)
+                                                    if setting.agreeing_only else None)
+    mean_maps, std_maps = mean_maps.cpu().numpy(), std_maps.cpu().numpy()
+    model_maps = explanation.heatmaps.cpu().numpy()  # (M, B, K, S, S)
+    maps = [_ImageMaps(union, shown[b], found, lung_boxes, probs[:, b], scores[b], mean_maps[b], std_maps[b],
+                       model_maps[:, b], explanation.target_layers)
+            for b, (found, lung_boxes, _) in enumerate(per_image_boxes)]
+    return maps, [box_skips for _, _, box_skips in per_image_boxes], seconds
+
+
+def _append_scores(trained, summary: list[dict[str, Any]], explainer_name: str, device: torch.device,
+                   explain_seconds: float) -> int:
+    """The test split's heatmap scores appended to the run's leaderboard; the number of rows."""
+    entry = trained.registry.get("explainer", explainer_name)
+    rows = scoring.leaderboard_rows(summary, explainer=explainer_name,
+                                    plugin_version=f"{entry.package or entry.plugin}=={entry.version or 'unknown'}",
+                                    base=trained.rundir.provenance(trained.manifest), device=device_name(device),
+                                    wall_time_s=round(explain_seconds, 3))
+    # Under the run directory's lock: explain beside submit or another explain loses no row.
+    trained.rundir.append_leaderboard(leaderboard.to_table(rows), replace=scoring.superseded_by(rows))
+    return len(rows)
+
+
+def _chance_json(score_frame: pd.DataFrame | None, names: Sequence[str]) -> dict[str, Any]:
+    """The scored findings' hit rates by chance and each model's pointing rate (None / empty unscored)."""
+    if score_frame is None:
+        return {"pointing_chance": None, "mass_in_box_chance": None, "pointing_per_model": {}}
+    return {"pointing_chance": round(float(score_frame["pointing_chance"].mean()), 4),
+            "mass_in_box_chance": round(float(score_frame["box_share"].mean()), 4),
+            "pointing_per_model": {m: round(float(score_frame[f"hit__{m}"].mean()), 4) for m in names}}
 
 
 def _installed() -> bool:
@@ -490,72 +564,80 @@ def _installed() -> bool:
         return False
 
 
-def _write_image(folder: Path, identity: Mapping[str, str], item: _Item, labels: Sequence[str],
-                 panel_names: Mapping[str, str], model_names: Sequence[str], union: Sequence[int],
-                 shown: Sequence[int], found: Mapping[str, list], lung_boxes: list, probs: np.ndarray,
-                 scores: np.ndarray, threshold: float, mean_maps: np.ndarray, std_maps: np.ndarray,
-                 model_maps: np.ndarray, target_layers: Sequence[str], request: ExplainRequest,
-                 explainer_name: str, tolerance: float) -> list[dict[str, Any]]:
+def _write_image(folder: Path, identity: Mapping[str, str], item: _Item, setting: _Setting,
+                 maps: _ImageMaps) -> list[dict[str, Any]]:
     """Panels, std map and JSON of one image; returns its scored findings."""
     xray, display = _display_image(item)
-    n_models = len(model_names)
-    lung_mask = scoring.box_mask(mean_maps.shape[-2:], lung_boxes) if lung_boxes else None
+    n_models = len(setting.model_names)
+    lung_mask = scoring.box_mask(maps.mean_maps.shape[-2:], maps.lung_boxes) if maps.lung_boxes else None
     entries: dict[str, Any] = {}
     score_rows: list[dict[str, Any]] = []
     std_panels = []
-    for k, j in enumerate(union):
-        name = labels[j]
-        is_shown, has_box = j in shown, name in found
+    for k, j in enumerate(maps.union):
+        name = setting.labels[j]
+        is_shown, has_box = j in maps.shown, name in maps.found
         if not (is_shown or has_box):
             continue
-        heat, std = mean_maps[k], std_maps[k]
-        agreeing = int((probs[:, j] >= threshold).sum())
-        entry: dict[str, Any] = {
-            "shown": is_shown, "why": ("requested" if request.labels else "ensemble probability >= threshold")
-            if is_shown else "finding box (scored only)",
-            "probability": round(float(scores[j]), 4), "agreement": f"{agreeing}/{n_models}",
-            "models": {m: {"probability": round(float(probs[i, j]), 4), "agrees": bool(probs[i, j] >= threshold),
-                           "in_map": bool(not request.agreeing_only or agreeing == 0 or probs[i, j] >= threshold),
-                           "peak": _peak_json(model_maps[i, k])}
-                       for i, m in enumerate(model_names)},
-            "heatmap": {"peak": _peak_json(heat), "max": round(float(heat.max()), 4),
-                        "std_mean": round(float(std.mean()), 4), "std_max": round(float(std.max()), 4)},
-        }
+        heat, std = maps.mean_maps[k], maps.std_maps[k]
+        agreeing = int((maps.probs[:, j] >= setting.threshold).sum())
+        entry = _label_entry(setting, maps, k, j, is_shown, agreeing)
         if lung_mask is not None:
             entry["heatmap"]["mass_in_lungs"] = _round(scoring.mass_inside(heat, lung_mask))
         if has_box:
-            mask = scoring.box_mask(heat.shape, found[name])
-            hit = any(scoring.pointing_hit(heat, box, tolerance) for box in found[name])
-            mass = scoring.mass_inside(heat, mask)
-            entry["heatmap"].update(boxes=[[round(v, 2) for v in box] for box in found[name]], pointing_hit=hit,
-                                    mass_in_box=_round(mass))
-            score_rows.append({"image_id": item.image_id, "patient_id": item.patient_id or item.image_id,
-                               "label": name, "hit": float(hit), "mass_in_box": mass,
-                               "mass_in_lungs": scoring.mass_inside(heat, lung_mask) if lung_mask is not None else None,
-                               "probability": float(scores[j]), "agreeing": agreeing,
-                               "peak_x": (scoring.peak(heat) or (None, None))[0],
-                               "peak_y": (scoring.peak(heat) or (None, None))[1],
-                               "box_share": float(mask.mean()),
-                               "pointing_chance": max(scoring.pointing_chance(box, heat.shape, tolerance)
-                                                      for box in found[name]),
-                               **{f"hit__{m}": float(any(scoring.pointing_hit(model_maps[i, k], box, tolerance)
-                                                         for box in found[name]))
-                                  for i, m in enumerate(model_names)}})
+            row = _score_row(item, setting, maps, k, j, agreeing, lung_mask)
+            entry["heatmap"].update(boxes=[[round(v, 2) for v in box] for box in maps.found[name]],
+                                    pointing_hit=bool(row["hit"]), mass_in_box=_round(row["mass_in_box"]))
+            score_rows.append(row)
         if is_shown:
-            panel = f"{panel_names[name]}.png"
-            title = render.panel_title(name, float(scores[j]), agreeing, n_models)
-            render.write_png(folder / panel, render.overlay_png(xray, heat, title, boxes=found.get(name, ())))
+            panel = f"{setting.panel_names[name]}.png"
+            title = render.panel_title(name, float(maps.scores[j]), agreeing, n_models)
+            render.write_png(folder / panel, render.overlay_png(xray, heat, title, boxes=maps.found.get(name, ())))
             entry["panel"] = panel
             std_panels.append((name, std))
         entries[name] = entry
     if std_panels:
         render.write_png(folder / "std.png", render.std_png(xray, std_panels, n_models))
     write_json(folder / "explanation.json", {
-        **identity, "crop_box": list(item.crop), "display": display, "explainer": explainer_name,
-        "models": list(model_names), "target_layers": list(target_layers), "threshold": threshold,
-        "std_map": "std.png" if std_panels else None, "labels": entries,
+        **identity, "crop_box": list(item.crop), "display": display, "explainer": setting.explainer_name,
+        "models": list(setting.model_names), "target_layers": list(maps.target_layers),
+        "threshold": setting.threshold, "std_map": "std.png" if std_panels else None, "labels": entries,
     })
     return score_rows
+
+
+def _label_entry(setting: _Setting, maps: _ImageMaps, k: int, j: int, is_shown: bool,
+                 agreeing: int) -> dict[str, Any]:
+    """One label's part of explanation.json: why it is there, the probabilities, each model's peak, the map's."""
+    heat, std, probs, threshold = maps.mean_maps[k], maps.std_maps[k], maps.probs, setting.threshold
+    return {
+        "shown": is_shown, "why": ("requested" if setting.labels_requested else "ensemble probability >= threshold")
+        if is_shown else "finding box (scored only)",
+        "probability": round(float(maps.scores[j]), 4), "agreement": f"{agreeing}/{len(setting.model_names)}",
+        "models": {m: {"probability": round(float(probs[i, j]), 4), "agrees": bool(probs[i, j] >= threshold),
+                       "in_map": bool(not setting.agreeing_only or agreeing == 0 or probs[i, j] >= threshold),
+                       "peak": _peak_json(maps.model_maps[i, k])}
+                   for i, m in enumerate(setting.model_names)},
+        "heatmap": {"peak": _peak_json(heat), "max": round(float(heat.max()), 4),
+                    "std_mean": round(float(std.mean()), 4), "std_max": round(float(std.max()), 4)},
+    }
+
+
+def _score_row(item: _Item, setting: _Setting, maps: _ImageMaps, k: int, j: int, agreeing: int,
+               lung_mask: np.ndarray | None) -> dict[str, Any]:
+    """One scored finding of cam_scores.csv: the ensemble map's hit and mass against its boxes, each model's hit."""
+    name, heat, tolerance = setting.labels[j], maps.mean_maps[k], setting.tolerance
+    found = maps.found[name]
+    mask = scoring.box_mask(heat.shape, found)
+    peak = scoring.peak(heat) or (None, None)
+    return {"image_id": item.image_id, "patient_id": item.patient_id or item.image_id,
+            "label": name, "hit": float(any(scoring.pointing_hit(heat, box, tolerance) for box in found)),
+            "mass_in_box": scoring.mass_inside(heat, mask),
+            "mass_in_lungs": scoring.mass_inside(heat, lung_mask) if lung_mask is not None else None,
+            "probability": float(maps.scores[j]), "agreeing": agreeing,
+            "peak_x": peak[0], "peak_y": peak[1], "box_share": float(mask.mean()),
+            "pointing_chance": max(scoring.pointing_chance(box, heat.shape, tolerance) for box in found),
+            **{f"hit__{m}": float(any(scoring.pointing_hit(maps.model_maps[i, k], box, tolerance) for box in found))
+               for i, m in enumerate(setting.model_names)}}
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:

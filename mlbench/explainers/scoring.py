@@ -27,7 +27,6 @@ interval is a bootstrap over patients (1000 resamples, seed 0).
 from __future__ import annotations
 
 import json
-import math
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -37,6 +36,7 @@ import pandas as pd
 import pyarrow as pa
 
 from mlbench import leaderboard
+from mlbench.missing import is_unknown
 
 POINTING_TOLERANCE_AT_224 = 15.0
 CAM_PREFIX = "cam_"
@@ -190,7 +190,7 @@ def leaderboard_rows(summary: Sequence[Mapping[str, Any]], *, explainer: str, pl
                    n_positive=item["n_positive"], source="run", plugin_versions=json.dumps(plugins, sort_keys=True),
                    device=device, wall_time_s=wall_time_s, created_at=created,
                    schema_version=leaderboard.SCHEMA_VERSION)
-        if row["seed"] is not None and not (isinstance(row["seed"], float) and math.isnan(row["seed"])):
+        if not is_unknown(row["seed"]):
             row["seed"] = int(row["seed"])
         rows.append(row)
     return rows

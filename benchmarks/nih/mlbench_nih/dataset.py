@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
-from mlbench.data import DataSource, Records
+from mlbench.data import DataSource, DatasetError, Records
 from mlbench_nih.reader import PROJECTIONS, profile_nih_csv, read_nih_csv
 
 
@@ -22,7 +22,7 @@ class NIHDataset:
         self.projections = tuple(projections)
         unknown = [p for p in self.projections if p not in PROJECTIONS]
         if unknown or not self.projections:
-            raise ValueError(f"nih-cxr14: projections must be a non-empty subset of {PROJECTIONS}, got {self.projections}")
+            raise DatasetError(f"nih-cxr14: projections must be a non-empty subset of {PROJECTIONS}, got {self.projections}")
 
     def read(self, source: DataSource) -> Records:
         """The kept images and every skipped row (see mlbench_nih.reader)."""

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from mlbench import io
-from mlbench.data import DataSource
+from mlbench.data import DataSource, DatasetError
 from mlbench.demo import FINDINGS_FILE, films, mark_synthetic, write_findings
 from mlbench_nih.labels import LABELS, NO_FINDING, official_test_patients
 
@@ -134,18 +134,18 @@ def write_demo_corpus(out_dir: str | Path, *, seed: int = 0, n_patients: int = D
                       test_share: float = 0.2, workers: int = 4) -> DataSource:
     """Write the synthetic NIH-format corpus into ``out_dir`` and return its DataSource."""
     if n_patients < 1:
-        raise ValueError(f"n_patients must be at least 1, got {n_patients}")
+        raise DatasetError(f"n_patients must be at least 1, got {n_patients}")
     if image_size < 64:
-        raise ValueError(f"image_size must be at least 64 px (findings are drawn to scale), got {image_size}")
+        raise DatasetError(f"image_size must be at least 64 px (findings are drawn to scale), got {image_size}")
     if n_corrupt < 0 or n_missing < 0:
-        raise ValueError(f"n_corrupt and n_missing must be 0 or more, got {n_corrupt} and {n_missing}")
+        raise DatasetError(f"n_corrupt and n_missing must be 0 or more, got {n_corrupt} and {n_missing}")
     if not 0.0 <= test_share < 1.0:
-        raise ValueError(f"test_share must be in [0, 1), got {test_share}")
+        raise DatasetError(f"test_share must be in [0, 1), got {test_share}")
     out = Path(out_dir)
     plan_rng = np.random.default_rng(np.random.SeedSequence([seed, 0]))
     rows = _plan_rows(n_patients, test_share, plan_rng)
     if n_corrupt + n_missing > len(rows):
-        raise ValueError(f"n_corrupt + n_missing = {n_corrupt + n_missing} but the corpus has only {len(rows)} films")
+        raise DatasetError(f"n_corrupt + n_missing = {n_corrupt + n_missing} but the corpus has only {len(rows)} films")
     damaged = plan_rng.choice(len(rows), size=n_corrupt + n_missing, replace=False).tolist()
     corrupt, missing = set(damaged[:n_corrupt]), set(damaged[n_corrupt:])
 

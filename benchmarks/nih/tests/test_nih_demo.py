@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlbench.data import DataSource
+from mlbench.data import DataSource, DatasetError
 from mlbench.demo import MARKER_NAME, SYNTHETIC_KIND
 from mlbench.preprocessing.images import ImageReadError, read_grayscale
 from mlbench_nih import demo
@@ -115,11 +115,11 @@ def test_same_seed_same_bytes_whatever_the_threads(tmp_path):
 
 
 def test_bad_options_say_what_was_expected(tmp_path):
-    with pytest.raises(ValueError, match="n_patients"):
+    with pytest.raises(DatasetError, match="n_patients"):
         demo.write_demo_corpus(tmp_path, n_patients=0)
-    with pytest.raises(ValueError, match="image_size"):
+    with pytest.raises(DatasetError, match="image_size"):
         demo.write_demo_corpus(tmp_path, n_patients=2, image_size=32)
-    with pytest.raises(ValueError, match="test_share"):
+    with pytest.raises(DatasetError, match="test_share"):
         demo.write_demo_corpus(tmp_path, n_patients=2, test_share=1.0)
-    with pytest.raises(ValueError, match="n_corrupt"):
+    with pytest.raises(DatasetError, match="n_corrupt"):
         demo.write_demo_corpus(tmp_path, n_patients=1, image_size=SIZE, n_corrupt=50)

@@ -67,7 +67,7 @@ def test_pa_only_option_skips_ap_by_reason(tmp_path):
     records = NIHDataset(projections=("PA",)).read(DataSource(csv, tmp_path))
     assert len(records.frame) == 3
     assert [(s.item, s.reason) for s in records.skipped] == [("00000002_000.png", "projection_not_selected")]
-    with pytest.raises(ValueError, match="projections"):
+    with pytest.raises(DatasetError, match="projections"):
         NIHDataset(projections=("LATERAL",))
 
 
