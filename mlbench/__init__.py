@@ -6,6 +6,10 @@ The public Python API (:mod:`mlbench.api`), one call per thing the command line 
     result = mlbench.run_benchmark("padchest-specific", demo=True)
     mlbench.compare_run(result.run_dir).rows
 
+Plugins import what they use from here too, and only from here (``from mlbench import hookimpl,
+Benchmark, Records, LazyFactory``; :data:`PLUGIN_API` lists it): the one surface that stays put
+while the core's modules move.
+
 Its names load on first use (module ``__getattr__``): ``import mlbench`` imports no torch, so a
 plugin module that only needs ``hookimpl`` stays cheap to load.
 """
@@ -22,22 +26,63 @@ API = {
     "list_plugins": "mlbench.api",
     "show_leaderboard": "mlbench.api",
     "write_report": "mlbench.api",
+    "write_demo_data": "mlbench.api",
+    "run_grid": "mlbench.api",
+    "grid_status": "mlbench.api",
+    "preprocess_images": "mlbench.api",
+    "inspect_dataset": "mlbench.api",
+    "split_dataset": "mlbench.api",
+    "label_tree": "mlbench.api",
+    "crop_images": "mlbench.api",
+    "explain_images": "mlbench.api",
+    "test_plugin": "mlbench.api",
     "ArgumentError": "mlbench.api",
     "RunDir": "mlbench.rundir",
 }
 
-__all__ = ["__version__", "hookimpl", "hookspec", *API]
+# What a plugin may use: name -> where it lives now. Plugins import these from ``mlbench`` only
+# (``from mlbench import Benchmark, Records``; tests/test_architecture.py checks the built-in
+# families, the example plugin and the test plugins), so a module may move without breaking one.
+# A value of ``"module:"`` is the module itself, used as a namespace (``films.nodule(...)``).
+PLUGIN_API = {
+    # contracts
+    "Benchmark": "mlbench.benchmark", "Recipe": "mlbench.benchmark", "PAPER_RECIPE": "mlbench.benchmark",
+    "PAPER_BACKBONES": "mlbench.benchmark", "DEMO_RECIPE": "mlbench.benchmark",
+    "LazyFactory": "mlbench.registry",
+    # datasets: records, skips, reading a label file and its rows, image paths
+    "DataSource": "mlbench.data", "Records": "mlbench.data", "Skip": "mlbench.data",
+    "DatasetError": "mlbench.data", "read_columns": "mlbench.data.labelfile",
+    "RowChecks": "mlbench.data.rows", "RowColumns": "mlbench.data.rows",
+    "label_file_profile": "mlbench.data.rows", "unknown_label_counts": "mlbench.data.rows",
+    "PROJECTION_NOT_SELECTED": "mlbench.data.rows",
+    "ImageRoot": "mlbench.data.imagepaths", "OUTSIDE_ROOT": "mlbench.data.imagepaths",
+    "lies_under": "mlbench.paths",
+    # preprocessing
+    "Preprocessed": "mlbench.preprocessing", "normalize_intensity": "mlbench.preprocessing.images",
+    "area_downscale": "mlbench.preprocessing.images", "resize_square": "mlbench.preprocessing.images",
+    # demo corpora
+    "films": "mlbench.demo.films:", "SYNTHETIC_KIND": "mlbench.demo", "mark_synthetic": "mlbench.demo",
+    "is_marked_synthetic": "mlbench.demo", "FINDINGS_FILE": "mlbench.demo", "LUNGS_FILE": "mlbench.demo",
+    "write_findings": "mlbench.demo", "write_lungs": "mlbench.demo",
+    # files: atomic writes and hashes; a published board's schema
+    "write_bytes": "mlbench.io", "write_text": "mlbench.io", "sha256_file": "mlbench.io",
+    "leaderboard": "mlbench.leaderboard:",
+}
+
+__all__ = ["__version__", "hookimpl", "hookspec", *API, *PLUGIN_API]
 
 
 def __getattr__(name: str):
-    if name not in API:
+    where = API.get(name) or PLUGIN_API.get(name)
+    if where is None:
         raise AttributeError(f"module 'mlbench' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(API[name]), name)
+    module = importlib.import_module(where.rstrip(":"))
+    value = module if where.endswith(":") else getattr(module, name)
     globals()[name] = value  # later lookups skip __getattr__
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(API))
+    return sorted(set(globals()) | set(API) | set(PLUGIN_API))

@@ -278,6 +278,53 @@ def test_plugins_import_only_the_core_never_another_plugin():
     assert not offences, "\n".join(offences)
 
 
+# Plugin packages (what gets installed, not their tools or tests): the built-in families, the
+# example plugins and the test plugins.
+PLUGIN_CODE_ROOTS = [root / package for root, packages in PLUGIN_ROOTS.items() for package in sorted(packages)] + [
+    package for folder in sorted((REPO / "tests" / "data" / "plugins").iterdir()) if folder.is_dir()
+    for package in sorted(folder.iterdir()) if (package / "__init__.py").is_file()]
+
+
+def plugin_surface() -> set[str]:
+    """The names ``mlbench`` offers plugins, read from its __init__ (the hook markers and PLUGIN_API)."""
+    tree = parse(CORE / "__init__.py")
+    names = {"hookimpl", "hookspec", "__version__"}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "PLUGIN_API" for t in node.targets):
+            names |= {k.value for k in node.value.keys}
+    assert len(names) > 10, "PLUGIN_API not found in mlbench/__init__.py"
+    return names
+
+
+def test_plugins_import_from_mlbench_only_its_plugin_surface():
+    """Plugins import ``from mlbench import NAME`` only, so the core's modules may move under them."""
+    surface, offences = plugin_surface(), []
+    assert len(PLUGIN_CODE_ROOTS) >= 5, PLUGIN_CODE_ROOTS
+    for root in PLUGIN_CODE_ROOTS:
+        for path in python_files(root):
+            if is_test(path):
+                continue
+            for module, names, node in imports(path):
+                if module.split(".")[0] != "mlbench":
+                    continue
+                if module != "mlbench":
+                    offences.append(f"{where(path, node)} imports {module}; import its names from mlbench")
+                offences += [f"{where(path, node)} imports mlbench.{n}, which is not in mlbench.PLUGIN_API"
+                             for n in names if n not in surface]
+    assert not offences, "\n".join(offences)
+
+
+def test_every_name_of_the_plugin_surface_resolves_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, mlbench\n"
+            "missing = [n for n in mlbench.PLUGIN_API if getattr(mlbench, n, None) is None]\n"
+            "print(missing, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[] False", out
+
+
 def docstring_nodes(tree: ast.Module) -> set[int]:
     found = set()
     for node in ast.walk(tree):
@@ -393,3 +440,91 @@ def test_no_module_but_mlbench_demo_spells_a_demo_sidecar_file_name():
     assert {"findings.csv", "lungs.csv"} <= set(names), names
     offences = layout_spellings(set(names), LAYOUT_OWNERS["demo"])
     assert not offences, "ask mlbench.demo (FINDINGS_FILE, write_findings, ...) instead:\n" + "\n".join(offences)
+
+
+# -- the CLI is a skin: one mlbench.api call per command, no command module importing another ------
+CLI = CORE / "cli"
+# What command modules may import from the CLI: the package's shared option helpers and the printing.
+CLI_SHARED = {"mlbench.cli", "mlbench.cli.output"}
+
+
+def cli_command_modules() -> list[Path]:
+    return [p for p in python_files(CLI) if p.name not in ("__init__.py", "output.py")]
+
+
+def cli_imports_of_other_commands(path: Path) -> list[str]:
+    offences = []
+    for target, node in import_targets(path):
+        if target.split(".")[:2] != ["mlbench", "cli"]:
+            continue
+        module = core_module(target)
+        if module not in CLI_SHARED and module != core_module_name(path):
+            offences.append(f"{where(path, node)} imports {target}")
+    return offences
+
+
+def test_cli_command_modules_import_nothing_from_each_other():
+    assert len(cli_command_modules()) >= 8
+    offences = [o for path in cli_command_modules() for o in cli_imports_of_other_commands(path)]
+    assert not offences, ("a command module imports only mlbench.cli (its shared option helpers) and "
+                          "mlbench.cli.output; move what two commands share there or into the library:\n"
+                          + "\n".join(offences))
+
+
+def is_click_command(node: ast.AST) -> str | None:
+    """'command' or 'group' for a function decorated as a click command or group (``x.command(...)`` too)."""
+    if not isinstance(node, ast.FunctionDef):
+        return None
+    for d in node.decorator_list:
+        name = dotted(d.func) if isinstance(d, ast.Call) else dotted(d)
+        last = (name or "").rpartition(".")[2]
+        if last in ("command", "group"):
+            return last
+    return None
+
+
+def calls_the_api(function: ast.FunctionDef) -> bool:
+    """The body imports a name from mlbench.api and calls it (or calls ``mlbench.api.NAME`` / ``api.NAME``)."""
+    imported = {alias.asname or alias.name for node in ast.walk(function) if isinstance(node, ast.ImportFrom)
+                and node.module == "mlbench.api" for alias in node.names}
+    api_modules = {alias.asname or "api" for node in ast.walk(function) if isinstance(node, ast.ImportFrom)
+                   and node.module == "mlbench" for alias in node.names if alias.name == "api"}
+    for node in ast.walk(function):
+        if isinstance(node, ast.Call):
+            name = dotted(node.func) or ""
+            if name in imported or name.startswith("mlbench.api.") or name.rpartition(".")[0] in api_modules:
+                return True
+    return False
+
+
+def commands_without_api_call(path: Path) -> list[str]:
+    offences = []
+    for node in parse(path).body:
+        kind = is_click_command(node)
+        if kind is None:
+            continue
+        body = [s for s in node.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+        container = kind == "group" and all(isinstance(s, ast.Pass) for s in body)
+        if not container and not calls_the_api(node):
+            offences.append(f"{where(path, node)} {node.name}")
+    return offences
+
+
+def test_the_command_rule_sees_a_command_without_an_api_call():
+    source = ("import click\n@click.group('g')\ndef g():\n    '''A group.'''\n"
+              "@g.command('a')\ndef a():\n    from mlbench.api import label_tree\n    label_tree()\n"
+              "@g.command('b')\ndef b():\n    from mlbench.data.inspect import label_tree\n    label_tree()\n"
+              "@click.command('c')\ndef c():\n    from mlbench import api\n    api.grid_status('x')\n")
+    tree = ast.parse(source)
+    found = {n.name: calls_the_api(n) for n in tree.body if is_click_command(n)}
+    assert found == {"g": False, "a": True, "b": False, "c": True}
+
+
+def test_every_command_in_the_table_calls_an_mlbench_api_function():
+    table = next(node.value for node in parse(CLI / "__init__.py").body
+                 if isinstance(node, ast.Assign) and [dotted(t) for t in node.targets] == ["COMMANDS"])
+    modules = {CORE_MODULES[target.partition(":")[0]] for target in ast.literal_eval(table).values()}
+    commands = [node for path in modules for node in parse(path).body if is_click_command(node) == "command"]
+    assert len(commands) >= 14, len(commands)  # every command and subcommand was read
+    offences = [o for path in sorted(modules) for o in commands_without_api_call(path)]
+    assert not offences, "each command parses, calls one mlbench.api function and prints:\n" + "\n".join(offences)

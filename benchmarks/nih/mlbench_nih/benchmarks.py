@@ -7,8 +7,7 @@ from typing import Iterable
 
 import numpy as np
 
-from mlbench.benchmark import DEMO_RECIPE as CORE_DEMO_RECIPE
-from mlbench.benchmark import PAPER_RECIPE, Benchmark
+from mlbench import Benchmark, DEMO_RECIPE as CORE_DEMO_RECIPE, PAPER_RECIPE
 from mlbench_nih.labels import LABELS, VERSION, official_test_patients
 
 # The paper's recipe (mlbench.benchmark: the same five ImageNet backbones, loss and ensembles as

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
-from mlbench.data import DataSource, DatasetError, Records
+from mlbench import DataSource, DatasetError, Records
 from mlbench_nih.reader import PROJECTIONS, profile_nih_csv, read_nih_csv
 
 

@@ -36,9 +36,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlbench import io
-from mlbench.data import DataSource, DatasetError
-from mlbench.demo import FINDINGS_FILE, films, mark_synthetic, write_findings
+from mlbench import (DatasetError, DataSource, films, FINDINGS_FILE, mark_synthetic, write_bytes,
+                    write_findings, write_text)
 from mlbench_nih.labels import LABELS, NO_FINDING, official_test_patients
 
 GENERATOR_VERSION = "1"
@@ -160,7 +159,7 @@ def write_demo_corpus(out_dir: str | Path, *, seed: int = 0, n_patients: int = D
             if i in corrupt:
                 data = data[: len(data) // 3]
             folder = IMAGE_FOLDERS[i * len(IMAGE_FOLDERS) // len(rows)]
-            io.write_bytes(out / folder / row["Image Index"], data)
+            write_bytes(out / folder / row["Image Index"], data)
         return [(row["Image Index"], label, *box) for label, box in boxes.items()]
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -175,7 +174,7 @@ def write_demo_corpus(out_dir: str | Path, *, seed: int = 0, n_patients: int = D
         "OriginalImagePixelSpacing[x": 0.143, "y]": 0.143,
     } for r in rows], columns=list(NIH_COLUMNS))
     csv_path = out / CSV_NAME
-    io.write_text(csv_path, frame.to_csv(index=False, lineterminator="\n"))
+    write_text(csv_path, frame.to_csv(index=False, lineterminator="\n"))
     write_findings(out, boxes)
     mark_synthetic(out, **{
         "generator": "mlbench_nih.demo",

@@ -4,8 +4,7 @@ Each factory is named, not imported (:class:`mlbench.registry.LazyFactory`), so 
 plugins`` stays fast while ``inspect.signature`` still sees the real factory's parameters.
 """
 
-from mlbench import hookimpl
-from mlbench.registry import LazyFactory
+from mlbench import hookimpl, LazyFactory
 
 DATASET = "mlbench_nih.dataset:NIHDataset"
 

@@ -33,13 +33,9 @@ from typing import Iterable
 
 import pandas as pd
 
-from mlbench.data import DataSource, Records, Skip
-from mlbench.data.imagepaths import OUTSIDE_ROOT, ImageRoot
-from mlbench.paths import lies_under
-from mlbench.data.labelfile import read_columns
-from mlbench.data.rows import RowChecks, RowColumns, label_file_profile
-from mlbench.demo import SYNTHETIC_KIND, is_marked_synthetic
-from mlbench.io import sha256_file
+from mlbench import (DataSource, ImageRoot, is_marked_synthetic, label_file_profile, lies_under,
+                    OUTSIDE_ROOT, read_columns, Records, RowChecks, RowColumns, sha256_file, Skip,
+                    SYNTHETIC_KIND)
 from mlbench_nih.labels import LABELS, NO_FINDING, normalize_patient_id
 
 KIND = "nih-cxr14"

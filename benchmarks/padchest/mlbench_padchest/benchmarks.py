@@ -5,9 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import Iterable
 
-from mlbench.benchmark import DEMO_RECIPE as CORE_DEMO_RECIPE
-from mlbench.benchmark import PAPER_RECIPE as CORE_PAPER_RECIPE
-from mlbench.benchmark import Benchmark
+from mlbench import Benchmark, DEMO_RECIPE as CORE_DEMO_RECIPE, PAPER_RECIPE as CORE_PAPER_RECIPE
 from mlbench_padchest.labels import SPECIFIC_LABELS, SPECIFIC_VERSION
 
 # The paper's recipe and demo profile (mlbench.benchmark), with PadChest's lung crop.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
-from mlbench.data import DataSource, DatasetError, Records
+from mlbench import DataSource, DatasetError, Records
 from mlbench_padchest.reader import profile_padchest_csv, read_padchest_csv
 from mlbench_padchest.tree import TermTree, expand, known_labels, load_tree
 

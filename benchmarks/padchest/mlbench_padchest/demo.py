@@ -77,10 +77,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from mlbench import io
-from mlbench.data import DataSource
-from mlbench.demo import FINDINGS_FILE, LUNGS_FILE, films, mark_synthetic, write_findings, write_lungs
-from mlbench.demo.films import Box, Canvas, add_layer, encode_png, line, lung_point, thickness
+from mlbench import (DataSource, FINDINGS_FILE, LUNGS_FILE, films, mark_synthetic, write_bytes, write_findings,
+                     write_lungs, write_text)
 from mlbench_padchest.labels import SPECIFIC_LABELS
 
 GENERATOR_VERSION = "1"
@@ -194,27 +192,27 @@ def _remainder_set(table: LabelSetTable, rng: np.random.Generator, size_p: np.nd
 # Findings: the painters of mlbench.demo.films under PadChest's label names, and two marks of its own
 
 
-def _unchanged(canvas: Canvas, rng: np.random.Generator) -> Box:
+def _unchanged(canvas: films.Canvas, rng: np.random.Generator) -> films.Box:
     # synthetic mark (not visible on a real film): a thick bright ring in the upper right lung
     u = canvas.chest.unit()
-    x, y = lung_point(canvas, 0, rng.uniform(0.55, 0.65), rng.uniform(0.3, 0.36))
+    x, y = films.lung_point(canvas, 0, rng.uniform(0.55, 0.65), rng.uniform(0.3, 0.36))
     r = 0.6 * u
     layer = canvas.layer()
     layer[canvas.ellipse(x, y, r, r) & ~canvas.ellipse(x, y, 0.5 * r, 0.5 * r)] = 0.35
-    return add_layer(canvas, layer)
+    return films.add_layer(canvas, layer)
 
 
-def _chronic_changes(canvas: Canvas, rng: np.random.Generator) -> Box:
+def _chronic_changes(canvas: films.Canvas, rng: np.random.Generator) -> films.Box:
     # synthetic mark (not visible on a real film): a cross-hatched square in the upper left lung
     c, u = canvas.chest, canvas.chest.unit()
-    x, y = lung_point(canvas, 1, rng.uniform(0.45, 0.55), rng.uniform(0.26, 0.32))
+    x, y = films.lung_point(canvas, 1, rng.uniform(0.45, 0.55), rng.uniform(0.26, 0.32))
     half = 0.6 * u
     layer = canvas.layer()
-    t = thickness(c, 0.01)
+    t = films.thickness(c, 0.01)
     for k in np.linspace(-half, half, 4):
-        line(layer, (x - half, y + k), (x + half, y + k), 0.22, t)
-        line(layer, (x + k, y - half), (x + k, y + half), 0.22, t)
-    return add_layer(canvas, layer)
+        films.line(layer, (x - half, y + k), (x + half, y + k), 0.22, t)
+        films.line(layer, (x + k, y - half), (x + k, y + half), 0.22, t)
+    return films.add_layer(canvas, layer)
 
 
 SHAPE_CHANGES: dict[str, films.ShapeChange] = {
@@ -262,7 +260,7 @@ SIGNATURES: tuple[str, ...] = ("normal",) + tuple(SHAPE_CHANGES) + tuple(DRAWN_F
 assert sorted(SIGNATURES) == sorted(SPECIFIC_LABELS), "every specific label needs a signature"
 
 
-def draw_frontal(labels: Sequence[str], size: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Box], dict[str, Box]]:
+def draw_frontal(labels: Sequence[str], size: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, films.Box], dict[str, films.Box]]:
     """Draw one frontal (PA or AP) film carrying ``labels``, a subset of SPECIFIC_LABELS.
 
     Returns the 12-bit uint16 image, each drawn finding's box and the two lung boxes
@@ -407,10 +405,10 @@ def write_demo_corpus(out_dir: str | Path, *, seed: int = 0, n_patients: int = D
             image, boxes, lung_boxes = draw_frontal(drawn, image_size, rng)
             findings = [(row["ImageID"], label, *box) for label, box in boxes.items()]
             lungs = [(row["ImageID"], side, *box) for side, box in lung_boxes.items()]
-        data = encode_png(image, row["ImageID"])
+        data = films.encode_png(image, row["ImageID"])
         if i in corrupt_rows:
             data = data[: len(data) // 3]  # truncated, as a couple of dozen real PadChest files are
-        io.write_bytes(out / IMAGES_DIR / row["ImageDir"] / row["ImageID"], data)
+        write_bytes(out / IMAGES_DIR / row["ImageDir"] / row["ImageID"], data)
         labels_text = None if i in nan_rows else _labels_text(row["findings"], rng)
         return _csv_row(row, image, image_size, rng, labels_text), findings, lungs
 
@@ -423,7 +421,7 @@ def write_demo_corpus(out_dir: str | Path, *, seed: int = 0, n_patients: int = D
 
     frame = pd.DataFrame(csv_rows, columns=list(PADCHEST_COLUMNS))
     csv_path = out / CSV_NAME
-    io.write_text(csv_path, frame.to_csv(index=True, lineterminator="\n"))
+    write_text(csv_path, frame.to_csv(index=True, lineterminator="\n"))
     write_findings(out, finding_rows)
     write_lungs(out, lung_rows)
     mark_synthetic(out, **{

@@ -17,9 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from mlbench.preprocessing import Preprocessed
-from mlbench.preprocessing.images import area_downscale, normalize_intensity
-from mlbench.preprocessing.images import resize_square
+from mlbench import area_downscale, normalize_intensity, Preprocessed, resize_square
 from mlbench_padchest.segmenters import Segmenter, make_segmenter
 
 PREPROCESSOR_NAME = "padchest-lung-crop"

@@ -32,8 +32,7 @@ from typing import Any, Sequence
 
 import pyarrow as pa
 
-from mlbench import leaderboard
-from mlbench.benchmark import PAPER_BACKBONES
+from mlbench import leaderboard, PAPER_BACKBONES
 from mlbench_padchest.general import GENERAL_LABELS
 from mlbench_padchest.labels import SPECIFIC_LABELS
 

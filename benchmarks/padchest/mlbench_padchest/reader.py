@@ -18,13 +18,9 @@ from typing import Iterable
 
 import pandas as pd
 
-from mlbench.data import DataSource, Records, Skip
-from mlbench.data.imagepaths import ImageRoot
-from mlbench.data.labelfile import read_columns
-from mlbench.data.rows import (PROJECTION_NOT_SELECTED, RowChecks, RowColumns, label_file_profile,
-                               unknown_label_counts)
-from mlbench.demo import SYNTHETIC_KIND, is_marked_synthetic
-from mlbench.io import sha256_file
+from mlbench import (DataSource, ImageRoot, is_marked_synthetic, label_file_profile, PROJECTION_NOT_SELECTED,
+                    read_columns, Records, RowChecks, RowColumns, sha256_file, Skip, SYNTHETIC_KIND,
+                    unknown_label_counts)
 
 REQUIRED_COLUMNS = ("ImageID", "ImageDir", "PatientID", "Projection", "Labels")
 OPTIONAL_COLUMNS = ("StudyID",)

@@ -27,7 +27,7 @@ from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 import cv2
 import numpy as np
 
-from mlbench.preprocessing.images import normalize_intensity
+from mlbench import normalize_intensity
 
 
 @runtime_checkable

@@ -8,8 +8,7 @@ imported only when a loss is built. ``from mlbench_imbalanced_losses import foca
 the names below are imported on first use.
 """
 
-from mlbench import hookimpl
-from mlbench.registry import LazyFactory
+from mlbench import hookimpl, LazyFactory
 
 __version__ = "0.1.0"
 __all__ = ["AsymmetricLoss", "FocalLoss", "asl", "focal", "register_losses"]

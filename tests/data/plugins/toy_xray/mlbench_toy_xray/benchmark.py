@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import Iterable
 
-from mlbench.benchmark import Benchmark, Recipe
+from mlbench import Benchmark, Recipe
 
 VERSION = "1"
 # Benchmark label -> the dataset's finding code.

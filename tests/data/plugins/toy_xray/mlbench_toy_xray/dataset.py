@@ -21,9 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlbench import io
-from mlbench.data import DataSource, DatasetError, Records, Skip
-from mlbench.demo import SYNTHETIC_KIND, films, is_marked_synthetic, mark_synthetic
+from mlbench import (DatasetError, DataSource, films, is_marked_synthetic, mark_synthetic, Records,
+                    sha256_file, Skip, SYNTHETIC_KIND, write_bytes, write_text)
 
 KIND = "toy-xray"
 LABEL_FILE = "toy-labels.csv"
@@ -84,7 +83,7 @@ def read_toy_csv(source: DataSource) -> Records:
                      "findings": tuple(sorted(set(findings)))})
     frame = pd.DataFrame(rows, columns=["image_id", "patient_id", "image_path", "findings"])
     kind = SYNTHETIC_KIND if is_marked_synthetic(csv_path) else KIND
-    return Records(frame=frame, kind=kind, source_sha256=io.sha256_file(csv_path), skipped=skipped)
+    return Records(frame=frame, kind=kind, source_sha256=sha256_file(csv_path), skipped=skipped)
 
 
 def write_demo_corpus(out_dir: str | Path, *, seed: int = 0, n_patients: int = 40, image_size: int = 64,
@@ -101,10 +100,10 @@ def write_demo_corpus(out_dir: str | Path, *, seed: int = 0, n_patients: int = 4
             codes = [code for code in CODES if rng.random() < 1 / 3]
             image, _, _ = films.draw_frontal(codes, image_size, rng, shape_changes=SHAPE_CHANGES, painters=PAINTERS)
             film = f"p{patient:03d}/f{k}.png"
-            io.write_bytes(out / "films" / film, films.encode_png(films.to_8bit(image), film))
+            write_bytes(out / "films" / film, films.encode_png(films.to_8bit(image), film))
             rows.append({"film": film, "subject": f"s{patient:03d}", "codes": " ".join(codes)})
     csv_path = out / LABEL_FILE
-    io.write_text(csv_path, pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(index=False, lineterminator="\n"))
+    write_text(csv_path, pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(index=False, lineterminator="\n"))
     mark_synthetic(out, generator="mlbench_toy_xray.dataset", seed=seed,
                    statement="Drawn films in the toy-xray format, not radiographs of any person.",
                    parameters={"n_patients": n_patients, "image_size": image_size,
