@@ -41,12 +41,23 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from mlbench.compare import Comparison, PairedComparison
+    from mlbench.conformance import ConformanceReport
+    from mlbench.data import DataSource
+    from mlbench.data.inspect import LabelTree
+    from mlbench.explainers.pipeline import ExplainReport
+    from mlbench.grid import GridResult
+    from mlbench.gridstatus import CellStatus
+    from mlbench.preprocessing.crop_files import CropReport
     from mlbench.runner import RunResult
     from mlbench.submit import SubmitResult
 
-__all__ = ["ARGUMENTS", "ArgumentError", "RunDir", "compare_run", "list_plugins", "run_benchmark",
-           "show_leaderboard", "submit_run", "write_report"]
+__all__ = ["ARGUMENTS", "ArgumentError", "GridStatus", "RunDir", "compare_run", "crop_images", "explain_images",
+           "grid_status", "inspect_dataset", "label_tree", "list_plugins", "preprocess_images", "run_benchmark",
+           "run_grid", "show_leaderboard", "split_dataset", "submit_run", "test_plugin", "write_demo_data",
+           "write_report"]
 PUBLISHED = "published"
+EXECUTORS = ("inline", "local", "slurm")
+SPLIT_NAMES = ("train", "val", "test")
 SHOWN_CHARS = 40  # a value longer than this is cut in a message
 
 
@@ -150,6 +161,19 @@ AGAINST = Constraint(f"{PUBLISHED!r} or a run directory (str or os.PathLike)",
                      lambda v: v == PUBLISHED or is_path(v), lambda v: v if v == PUBLISHED else Path(v))
 REPORT_AGAINST = Constraint(f"{PUBLISHED!r} or None", lambda v: v is None or v == PUBLISHED)
 REGISTRY = Constraint("an mlbench.registry.Registry", is_registry)
+CALLBACK = Constraint("a callable", callable)
+EXECUTOR = Constraint(f"one of {', '.join(map(repr, EXECUTORS))}", lambda v: v in EXECUTORS)
+RESOURCES = Constraint("a dict of mlbench.executors.Resources fields, e.g. {'gpus_per_node': 1}", is_options, dict)
+SEEDS = Constraint("a tuple or list of ints >= 0, e.g. (0, 1)",
+                   lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(integer(0).accepts(s) for s in v),
+                   lambda v: [int(s) for s in v])
+SPLIT_NAME = Constraint(f"one of {', '.join(map(repr, SPLIT_NAMES))}", lambda v: v in SPLIT_NAMES)
+NUMBER = Constraint("a number", lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool), float)
+INT = Constraint("an int",  # a range the plugin checks (crop_images' size)
+                 lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool), int)
+BITS = Constraint("8 or 16", lambda v: v in (8, 16) and not isinstance(v, bool), int)
+SCOPED_OPTIONS = Constraint("a dict of '[BACKBONE.]KEY' to value, e.g. {'densenet201.weights': 'w.pt', "
+                            "'drop_rate': 0.1}", is_options, dict)
 
 # The fields of mlbench.runner.RunOptions run_benchmark takes (tests check that none is missing).
 RUN_OPTIONS: dict[str, Constraint] = {
@@ -164,26 +188,56 @@ RUN_OPTIONS: dict[str, Constraint] = {
     "only_backbones": optional(NAMES), "ensemble_only": BOOL, "n_boot": integer(0), "compile": BOOL,
     "progress": PROGRESS,
 }
+# How work is run and watched: run_benchmark and run_grid take the same.
+EXECUTION: dict[str, Constraint] = {"executor": EXECUTOR, "resources": optional(RESOURCES), "wait": BOOL,
+                                    "say": optional(CALLBACK)}
 # Every public function's arguments, by name. The library checks what needs a file or the registry.
 ARGUMENTS: dict[str, dict[str, Constraint]] = {
-    "run_benchmark": {"benchmark": NAME, **RUN_OPTIONS},
+    "run_benchmark": {"benchmark": NAME, **RUN_OPTIONS, "scoped_backbone_options": optional(SCOPED_OPTIONS),
+                      **EXECUTION},
+    "run_grid": {"benchmark": NAME, "remedies": NAMES, "out": PATH, "backbones": optional(NAMES), "seeds": SEEDS,
+                 "demo": BOOL, "csv": optional(PATH), "images": optional(PATH), "max_epochs": optional(integer(1)),
+                 "image_size": optional(integer(16)), "ensembles": optional(NAMES), "n_boot": integer(1),
+                 "device": NAME, "workers": optional(integer(1)), "progress": PROGRESS, **EXECUTION},
+    "grid_status": {"grid_dir": PATH},
+    "write_demo_data": {"benchmark": NAME, "out": PATH, "seed": integer(0), "options": optional(OPTIONS)},
+    "preprocess_images": {"benchmark": NAME, "csv": PATH, "images": PATH, "cache": PATH, "crop": BOOL,
+                          "size": optional(integer(16)), "workers": optional(integer(1))},
+    "inspect_dataset": {"dataset": NAME, "csv": PATH, "images": optional(PATH)},
+    "split_dataset": {"benchmark": NAME, "csv": PATH, "out": PATH, "images": optional(PATH),
+                      "seed": optional(integer(0))},
+    "label_tree": {"dataset": optional(NAME), "label": optional(NAME)},
+    "crop_images": {"inputs": PATHS, "out": PATH, "size": INT, "preprocessor": optional(NAME),
+                    "segmenter": optional(NAME), "weights": optional(PATH), "options": optional(OPTIONS),
+                    "invert": optional(BOOL), "bits": BITS, "on_progress": optional(CALLBACK)},
+    "explain_images": {"run_dir": PATH, "out": PATH, "images": optional(PATHS), "split": optional(SPLIT_NAME),
+                       "limit": optional(integer(1)), "labels": optional(NAMES), "threshold": optional(NUMBER),
+                       "ensemble": NAME, "device": NAME, "batch_size": integer(1), "agreeing_only": BOOL,
+                       "score": BOOL, "boxes": optional(PATH), "lungs": optional(PATH), "explainer": optional(NAME),
+                       "explainer_options": optional(OPTIONS), "cache": optional(PATH), "csv": optional(PATH),
+                       "image_root": optional(PATH)},
+    "test_plugin": {"plugin": NAME},
     "compare_run": {"run_dir": PATH, "against": AGAINST, "variant": optional(NAME), "metric": NAME,
-                    "leaderboard_file": optional(PATH), "n_boot": integer(1), "seed": integer(0)},
+                    "leaderboard_file": optional(PATH), "n_boot": integer(1), "seed": integer(0),
+                    "json_file": optional(PATH), "png_file": optional(PATH), "png_entry": optional(NAME)},
     "submit_run": {"run_dir": PATH, "leaderboard": optional(PATH), "csv": optional(PATH), "images": optional(PATH),
                    "registry": optional(REGISTRY)},
-    "list_plugins": {"kind": optional(NAME)},
+    "list_plugins": {"kind": optional(NAME), "errors": BOOL},
     "show_leaderboard": {"benchmark": NAME, "label": optional(NAME), "metric": NAME, "variant": optional(NAME),
                          "source": optional(NAME), "file": optional(PATH)},
     "write_report": {"path": PATH, "out": PATH, "against": REPORT_AGAINST, "explain_dirs": optional(PATHS),
-                     "force": BOOL},
+                     "force": BOOL, "on_note": optional(CALLBACK)},
 }
 # compare_run options that only a comparison with the published board uses.
-PUBLISHED_ONLY = ("variant", "metric", "leaderboard_file")
+PUBLISHED_ONLY = ("variant", "metric", "leaderboard_file", "png_file", "png_entry")
 
 
 # Each function's positional parameters: never offered as an option name in an "unknown option" message.
 POSITIONAL = {"run_benchmark": ("benchmark",), "compare_run": ("run_dir",), "submit_run": ("run_dir",),
-              "write_report": ("path", "out")}
+              "write_report": ("path", "out"), "run_grid": ("benchmark",), "grid_status": ("grid_dir",),
+              "write_demo_data": ("benchmark", "out"), "preprocess_images": ("benchmark",),
+              "inspect_dataset": ("dataset",), "split_dataset": ("benchmark",), "crop_images": ("inputs",),
+              "explain_images": ("run_dir",), "test_plugin": ("plugin",)}
 
 
 def validate(function: str, given: dict[str, Any]) -> dict[str, Any]:
@@ -208,20 +262,299 @@ def run_benchmark(benchmark: str, **options: Any) -> RunResult:
     ``options`` are the fields of :class:`mlbench.runner.RunOptions` (``demo``, ``csv``, ``images``,
     ``out``, ``backbones``, ``max_epochs``, ``image_size``, ``n_boot``, ...); leave one out and the
     benchmark's recipe decides. ``result.leaderboard`` is the run's long-format leaderboard.
+    Besides them: ``scoped_backbone_options`` (``--backbone-option``'s form: a key ``BACKBONE.KEY``
+    goes to that backbone, a plain ``KEY`` to every backbone of the run; ``backbone_options`` wins),
+    and ``executor`` ("inline", "local" or "slurm": one job per backbone, then the ensembles job)
+    with ``resources`` (:class:`mlbench.executors.Resources` fields), ``wait`` (False: SLURM only,
+    raises :class:`mlbench.executors.JobsSubmitted` once queued) and ``say`` (the jobs' news).
 
         >>> mlbench.run_benchmark("padchest-specific", demo=True, backbones=("resnet10t",), max_epochs=1)
     """
     table = ARGUMENTS["run_benchmark"]
     checked = validate("run_benchmark", {k: v for k, v in {"benchmark": benchmark, **options}.items() if k in table})
-    from mlbench.runner import RunOptions, run
+    from mlbench.runner import RunOptions
 
     # A RunOptions field without a row in the table passes unchecked (a test keeps the table complete).
     fields = [f.name for f in dataclasses.fields(RunOptions) if f.name != "benchmark"]
     unknown = [k for k in options if k not in table and k not in fields]
     if unknown:
-        raise ArgumentError(f"run_benchmark: unknown option '{unknown[0]}'; expected one of {', '.join(fields)}")
+        names = fields + [k for k in table if k not in RUN_OPTIONS and k != "benchmark"]
+        raise ArgumentError(f"run_benchmark: unknown option '{unknown[0]}'; expected one of {', '.join(names)}")
     checked.update({k: v for k, v in options.items() if k not in table})
-    return run(RunOptions(**checked))
+    scoped = checked.pop("scoped_backbone_options", None)
+    execution = {k: checked.pop(k) for k in EXECUTION if k in checked}
+    executor = execution.get("executor", "inline")
+    if not execution.get("wait", True):  # before any work: one line naming the executor
+        from mlbench.executors import check_wait
+
+        check_wait(executor, wait=False)
+    opts = RunOptions(**checked)
+    if scoped:
+        opts.backbone_options = backbone_options_of(opts, scoped)
+    if executor == "inline":
+        from mlbench.runner import run
+
+        return run(opts)
+    from mlbench.executors import run_with_executor  # one submitit job per backbone, then the ensembles job
+
+    return run_with_executor(opts, executor, execution.get("say") or (lambda _: None),
+                             wait=execution.get("wait", True), **(execution.get("resources") or {}))
+
+
+def backbone_options_of(opts: Any, scoped: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{"BACKBONE.KEY": v, "KEY": v}`` as per-backbone options: a plain KEY for every backbone the
+    run trains (its recipe, after the options' overrides); ``opts.backbone_options`` keep precedence."""
+    from mlbench.options import OptionError
+    from mlbench.registry import get_registry
+    from mlbench.runner import make_recipe
+
+    in_run = make_recipe(get_registry().create("benchmark", opts.benchmark), opts).backbones
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in scoped.items():
+        scope, dot, name = key.rpartition(".")
+        if dot and not (name and scope):
+            raise OptionError(f"--backbone-option {key}=...: expected [BACKBONE.]KEY=VALUE")
+        for target in ([scope] if dot else in_run):
+            out.setdefault(target, {})[name] = value
+    for backbone, given in (opts.backbone_options or {}).items():
+        out.setdefault(backbone, {}).update(given)
+    return out
+
+
+def run_grid(benchmark: str, remedies: Any, out: str | Path, **options: Any) -> GridResult:
+    """Every remedy x seed as an ordinary run directory under ``out``, each remedy compared with the
+    first (``mlbench grid BENCHMARK --remedies ... --out ...``); return the :class:`GridResult`.
+
+    ``options``: ``backbones``, ``seeds`` ((0,)), ``demo``, ``csv``, ``images``, ``max_epochs``,
+    ``image_size``, ``ensembles``, ``n_boot`` (1000), ``device`` ("auto"), ``workers``, ``progress``,
+    and ``executor``, ``resources``, ``wait``, ``say`` as in :func:`run_benchmark`.
+
+        >>> mlbench.run_grid("padchest-specific", ("uniform", "ml-ros"), "grids/g", demo=True, max_epochs=1)
+    """
+    checked = validate("run_grid", {"benchmark": benchmark, "remedies": remedies, "out": out, **options})
+    from mlbench import grid
+
+    execution = {k: checked.pop(k) for k in EXECUTION if k in checked}
+    executor, wait = execution.get("executor", "inline"), execution.get("wait", True)
+    say = execution.get("say") or (lambda _: None)
+    if not wait:
+        from mlbench.executors import check_wait
+
+        check_wait(executor, wait=False)
+    n_boot, device = checked.pop("n_boot", 1000), checked.pop("device", "auto")
+    # The cells' overrides: part of the grid's identity, so the same for the command and for Python.
+    run_options: dict[str, Any] = {"n_boot": n_boot, "device": device}
+    for key in ("max_epochs", "image_size", "workers", "ensembles"):
+        value = checked.pop(key, None)
+        if value is not None:
+            run_options[key] = list(value) if key == "ensembles" else value
+    backbones = checked.pop("backbones", None)
+    spec = grid.GridSpec(benchmark=checked.pop("benchmark"), out=checked["out"], remedies=list(checked.pop("remedies")),
+                         backbones=list(backbones) if backbones else None, seeds=checked.pop("seeds", [0]),
+                         demo=checked.pop("demo", False), csv=checked.pop("csv", None),
+                         images=checked.pop("images", None), run_options=run_options, n_boot=n_boot,
+                         progress=checked.pop("progress", "auto"))
+    if executor == "inline":
+        execute = grid.run_inline
+    else:
+        from mlbench.executors import submitit_executor
+
+        execute = submitit_executor(executor, checked["out"], say, wait=wait, **(execution.get("resources") or {}))
+    return grid.run_grid(spec, executor=execute, say=say)
+
+
+@dataclass
+class GridStatus:
+    """``mlbench grid status``: each cell's state, the counts by state, the command that resumes the
+    interrupted cells (None when none is), and whether sacct told the SLURM jobs' states."""
+
+    grid_dir: Path
+    cells: list[CellStatus]
+    counts: dict[str, int]
+    resume: str | None
+    sacct: bool
+
+
+def grid_status(grid_dir: str | Path) -> GridStatus:
+    """Every cell of a grid directory: done, running, pending, interrupted or failed (``mlbench grid status``).
+
+        >>> mlbench.grid_status("grids/g").counts
+    """
+    grid_dir = validate("grid_status", {"grid_dir": grid_dir})["grid_dir"]
+    from mlbench import gridstatus
+    from mlbench.executors import slurm_job_states
+    from mlbench.grid import resume_command
+    from mlbench.griddir import GridDir
+
+    spec = GridDir(grid_dir).spec()  # a corrupt spec: one line, before sacct is asked anything
+    job_states = slurm_job_states(grid_dir)
+    cells = gridstatus.grid_status(grid_dir, job_states=job_states)
+    counts = {s: sum(c.state == s for c in cells) for s in gridstatus.STATES}
+    resume = resume_command(grid_dir, spec) if counts["interrupted"] else None
+    return GridStatus(grid_dir, cells, counts, resume, job_states is not None)
+
+
+def write_demo_data(benchmark: str, out: str | Path, *, seed: int = 0,
+                    options: Mapping[str, Any] | None = None) -> DataSource:
+    """Write ``benchmark``'s synthetic demo corpus (its dataset's own format) into ``out``
+    (``mlbench demo-data OUT --benchmark ...``), as a run with ``demo=True`` does; a folder that
+    already holds a complete corpus is reused. ``options`` go to the dataset's ``write_demo``.
+
+        >>> mlbench.write_demo_data("padchest-specific", "demo", options={"n_patients": 50}).csv
+    """
+    checked = validate("write_demo_data", {"benchmark": benchmark, "out": out, "seed": seed, "options": options})
+    from mlbench.demo import DemoCorpusError, read_source_record, write_source_record
+    from mlbench.registry import get_registry
+
+    registry = get_registry()
+    bench = registry.create("benchmark", checked["benchmark"])
+    dataset = registry.create("dataset", bench.dataset)
+    if not hasattr(dataset, "write_demo"):
+        raise DemoCorpusError(f"dataset '{bench.dataset}' has no demo corpus")
+    out = checked["out"]
+    if out.exists() and not out.is_dir():
+        raise DemoCorpusError(f"{out}: is a file; expected a folder for the demo corpus")
+    written = read_source_record(out)
+    if written is not None:
+        return written
+    source = dataset.write_demo(out, seed=checked["seed"], **{**dict(bench.demo_options), **(checked["options"] or {})})
+    write_source_record(out, source)
+    return source
+
+
+def preprocess_images(benchmark: str, csv: str | Path, images: str | Path, cache: str | Path, *, crop: bool = True,
+                      size: int | None = None, workers: int | None = None) -> dict[str, Any]:
+    """Decode, crop and resize every image of ``benchmark`` once into ``cache`` (``mlbench preprocess``);
+    resumable. Returns the summary: ``path``, ``ok``, ``skipped``, ``manifest``.
+
+        >>> mlbench.preprocess_images("padchest-specific", "labels.csv", "images", "cache", size=224)["ok"]
+    """
+    checked = validate("preprocess_images", {"benchmark": benchmark, "csv": csv, "images": images, "cache": cache,
+                                             "crop": crop, "size": size, "workers": workers})
+    from mlbench.data import DataSource
+    from mlbench.runner import preprocess
+
+    return preprocess(checked["benchmark"], DataSource(checked["csv"], checked["images"]), checked["cache"],
+                      crop=checked["crop"], size=checked["size"], workers=checked["workers"])
+
+
+def data_source(csv: Path, images: Path | None) -> DataSource:
+    """A label file and its image root (default: the label file's folder)."""
+    from mlbench.data import DataSource
+
+    return DataSource(csv, images if images is not None else csv.parent)
+
+
+def inspect_dataset(dataset: str, csv: str | Path, *, images: str | Path | None = None) -> dict[str, Any]:
+    """The validation report of ``mlbench datasets inspect DATASET --csv ...``: rows, skips by reason,
+    splits and imbalance of every benchmark of the dataset (images are not opened), as plain data.
+
+        >>> mlbench.inspect_dataset("padchest", "labels.csv")["images_kept"]
+    """
+    checked = validate("inspect_dataset", {"dataset": dataset, "csv": csv, "images": images})
+    from mlbench.data import inspect
+
+    return inspect.inspect_dataset(checked["dataset"], data_source(checked["csv"], checked["images"]))
+
+
+def split_dataset(benchmark: str, csv: str | Path, out: str | Path, *, images: str | Path | None = None,
+                  seed: int | None = None) -> dict[str, Any]:
+    """``benchmark``'s patient-grouped split written to ``out`` (split.parquet, labels.json,
+    summary.json), as ``mlbench split``; returns the summary (sizes, hash, timings, files).
+
+        >>> mlbench.split_dataset("padchest-specific", "labels.csv", "split")["split_hash"]
+    """
+    checked = validate("split_dataset", {"benchmark": benchmark, "csv": csv, "out": out, "images": images,
+                                         "seed": seed})
+    from mlbench.data import inspect
+
+    return inspect.split_to_dir(checked["benchmark"], data_source(checked["csv"], checked["images"]), checked["out"],
+                                seed=checked["seed"])
+
+
+def label_tree(dataset: str | None = None, label: str | None = None) -> LabelTree:
+    """A dataset's label tree (default: the one dataset with a tree), or the subtree under ``label``
+    (matched case-insensitively), as ``mlbench labels tree [LABEL]``.
+
+        >>> mlbench.label_tree(label="pneumonia").parents
+    """
+    checked = validate("label_tree", {"dataset": dataset, "label": label})
+    from mlbench.data import inspect
+
+    return inspect.label_tree(checked["dataset"], checked["label"])
+
+
+def crop_images(inputs: Any, out: str | Path, **options: Any) -> CropReport:
+    """Crop chest films (files or folders) to the lungs: PNGs and ``out/crops.csv`` (``mlbench crop``).
+
+    ``options``: ``size`` (224), ``preprocessor`` (default: the one registered besides resize),
+    ``segmenter``, ``weights`` (implies the torch segmenter), ``options`` (the preprocessor's),
+    ``invert`` (None: detect), ``bits`` (16), ``on_progress(done, total)``. An input that does not
+    exist is a skip (``report.missing``); no image at all is a CropError.
+
+        >>> mlbench.crop_images(["films/"], "crops", size=512).n_cropped
+    """
+    checked = validate("crop_images", {"inputs": inputs, "out": out, **options})
+    from mlbench.preprocessing import crop_files as cropping
+    from mlbench.registry import get_registry
+
+    chosen = cropping.make_cropper(get_registry(), checked.get("preprocessor"),
+                                   size=checked.get("size", cropping.DEFAULT_SIZE), segmenter=checked.get("segmenter"),
+                                   weights=checked.get("weights"), options=checked.get("options"))
+    inputs, out = checked["inputs"], checked["out"]
+    found, missing = cropping.find_images(inputs, exclude=out)
+    if not found:
+        named = "; ".join(f"{s.item}: {s.detail}" for s in missing) or ", ".join(map(str, inputs))
+        raise cropping.CropError(f"no .png/.jpg/.jpeg image to crop in {named}")
+    total, done = len(found), 0
+    on_progress = checked.get("on_progress")
+
+    def advance(_: Path) -> None:
+        nonlocal done
+        done += 1
+        if on_progress is not None:
+            on_progress(done, total)
+
+    return cropping.crop_files(inputs, out, chosen, invert=checked.get("invert"), bits=checked.get("bits", 16),
+                               on_image=advance)
+
+
+def explain_images(run_dir: str | Path, out: str | Path, **options: Any) -> ExplainReport:
+    """Grad-CAM panels, uncertainty maps and heatmap scores of a trained run (``mlbench explain``).
+
+    ``options`` are the fields of :class:`mlbench.explainers.pipeline.ExplainRequest`: ``images``
+    (files) or ``split`` ("test"; ``limit``), ``labels``, ``threshold``, ``ensemble``, ``device``,
+    ``explainer``, ``explainer_options``, ``score``, ``boxes``, ``lungs``, ``cache``, ``csv``, ...
+
+        >>> mlbench.explain_images("runs/padchest-specific-crop+aug", "explain", split="test", limit=8)
+    """
+    checked = validate("explain_images", {"run_dir": run_dir, "out": out, **options})
+    from mlbench.explainers.pipeline import ExplainRequest, explain_run
+
+    images, split, limit = checked.get("images") or [], checked.get("split"), checked.get("limit")
+    if limit is not None and split is None:
+        raise argument_error("explain_images", "limit", limit, "limit with split (at most this many of the split)")
+    if bool(images) == (split is not None):
+        raise argument_error("explain_images", "images", options.get("images"), "image files or split, one of them")
+    checked["images"] = images
+    if checked.get("explainer_options") is None:
+        checked.pop("explainer_options", None)
+    return explain_run(ExplainRequest(**checked))
+
+
+def test_plugin(plugin: str) -> ConformanceReport:
+    """Every item ``plugin`` (an entry-point name) registers, exercised on CPU against its contract
+    (``mlbench plugins test PLUGIN``); ``report.passed`` is the verdict.
+
+        >>> mlbench.test_plugin("mlbench-builtin").counts()
+    """
+    plugin = validate("test_plugin", {"plugin": plugin})["plugin"]
+    from mlbench.conformance import check_plugin
+
+    return check_plugin(plugin)
+
+
+test_plugin.__test__ = False  # pytest: an API function, not a test
 
 
 def compare_run(run_dir: str | Path, against: str | Path = PUBLISHED,
@@ -230,10 +563,11 @@ def compare_run(run_dir: str | Path, against: str | Path = PUBLISHED,
     or, with ``against=RUN_A``, paired patient-bootstrap differences ``run_dir`` minus ``RUN_A`` on
     their shared test images (``mlbench compare RUN_DIR --against RUN_A``).
 
-    ``options``: ``variant``, ``metric`` ("auc"), ``leaderboard_file`` (against the published board
-    only), ``n_boot``, ``seed``. Against the board: ``.rows`` is a DataFrame, ``.beats()`` the labels
-    whose published value lies below the run's 95% CI. Against a run: ``.rows`` holds every metric
-    and scope (macro, frequency group, label) with its CI, p-value and verdict.
+    ``options``: ``variant``, ``metric`` ("auc"), ``leaderboard_file``, ``png_file`` (per-label
+    bars) with ``png_entry`` (against the published board only), ``n_boot``, ``seed``, ``json_file``
+    (the comparison also written as JSON). Against the board: ``.rows`` is a DataFrame, ``.beats()``
+    the labels whose published value lies below the run's 95% CI. Against a run: ``.rows`` holds
+    every metric and scope (macro, frequency group, label) with its CI, p-value and verdict.
 
         >>> mlbench.compare_run("runs/padchest-specific-crop+aug", metric="auprc").rows
         >>> mlbench.compare_run("runs/ml-ros", against="runs/uniform").rows
@@ -242,16 +576,39 @@ def compare_run(run_dir: str | Path, against: str | Path = PUBLISHED,
     from mlbench import compare
 
     run_b, run_a = checked.pop("run_dir"), checked.pop("against")
+    json_file = checked.pop("json_file", None)
     if run_a == PUBLISHED:
-        return compare.compare_run(run_b, against=PUBLISHED, **checked)
-    if not run_a.is_dir():
-        raise argument_error("compare_run", "against", against, f"{AGAINST.expected}; no such folder")
-    extra = [name for name in PUBLISHED_ONLY if name in checked]
-    if extra:
-        raise argument_error("compare_run", extra[0], checked[extra[0]],
-                             f"no {extra[0]} with against=RUN_DIR (it applies to against={PUBLISHED!r}; a "
-                             "comparison of two runs holds every metric)")
-    return compare.compare_runs(run_a, run_b, **checked)
+        png_file, png_entry = checked.pop("png_file", None), checked.pop("png_entry", None)
+        result = compare.compare_run(run_b, against=PUBLISHED, **checked)
+        if png_file is not None:
+            compare.plot_comparison(result, png_file, png_entry)
+    else:
+        if not run_a.is_dir():
+            raise argument_error("compare_run", "against", against, f"{AGAINST.expected}; no such folder")
+        extra = [name for name in PUBLISHED_ONLY if name in checked]
+        if extra:
+            raise argument_error("compare_run", extra[0], checked[extra[0]],
+                                 f"no {extra[0]} with against=RUN_DIR (it applies to against={PUBLISHED!r}; a "
+                                 "comparison of two runs holds every metric)")
+        result = compare.compare_runs(run_a, run_b, **checked)
+    if json_file is not None:
+        from mlbench.io import write_json
+
+        write_json(json_file, comparison_record(result))
+    return result
+
+
+def comparison_record(result: Comparison | PairedComparison) -> dict[str, Any]:
+    """A comparison as plain JSON data (what ``compare --json`` writes): its facts and every row."""
+    import json
+
+    rows = json.loads(result.rows.to_json(orient="records"))
+    if hasattr(result, "run_a"):  # two runs
+        return {"run_a": result.run_a, "run_b": result.run_b, "notes": result.notes, "rows": rows}
+    return {"run_id": result.run_id, "benchmark": result.benchmark, "metric": result.metric,
+            "run_variant": result.run_variant, "published_variant": result.published_variant,
+            "dataset_kind": result.dataset_kind, "comparable": result.comparable, "ci_source": result.ci_source,
+            "notes": result.notes, "rows": rows}
 
 
 def submit_run(run_dir: str | Path, leaderboard: str | Path | None = None, *, csv: str | Path | None = None,
@@ -276,26 +633,34 @@ def submit_run(run_dir: str | Path, leaderboard: str | Path | None = None, *, cs
     return submit.submit_run(checked.pop("run_dir"), checked.pop("leaderboard"), source=source, **checked)
 
 
-def list_plugins(kind: str | None = None) -> list[dict[str, Any]]:
+def list_plugins(kind: str | None = None, *, errors: bool = False) -> list[dict[str, Any]]:
     """Every registered item (kind, name, plugin, package, version, summary), as ``mlbench plugins``.
 
     ``kind`` keeps one kind: dataset, loss, backbone, ensemble, explainer, preprocessor, sampler or
-    benchmark.
+    benchmark. ``errors=True`` adds one row of kind ``"error"`` per plugin that failed to load
+    (plugin, package, error), as ``mlbench plugins --json`` lists them.
 
         >>> [p["name"] for p in mlbench.list_plugins("ensemble")]
     """
-    kind = validate("list_plugins", {"kind": kind})["kind"]
+    checked = validate("list_plugins", {"kind": kind, "errors": errors})
+    kind = checked["kind"]
     from mlbench.registry import KINDS, PluginError, get_registry
 
     if kind is not None and kind not in KINDS:
         raise PluginError(f"list_plugins: unknown kind '{kind}'; expected one of {', '.join(KINDS)}")
-    return [entry.as_dict() for entry in get_registry().entries() if kind is None or entry.kind == kind]
+    registry = get_registry()
+    rows = [entry.as_dict() for entry in registry.entries() if kind is None or entry.kind == kind]
+    if checked["errors"]:
+        rows += [{"plugin": e.plugin, "package": e.package, "error": e.message, "kind": "error", "name": None,
+                  "version": None} for e in registry.errors]
+    return rows
 
 
 def show_leaderboard(benchmark: str, *, label: str | None = None, metric: str = "auc", variant: str | None = None,
                      source: str | None = None, file: str | Path | None = None) -> pd.DataFrame:
     """The rows ``mlbench leaderboard show`` prints: one label (default ``__global__``) and metric,
-    best first, from ``file``, else your ``leaderboards/BENCHMARK.parquet``, else the published board.
+    best first, from ``file``, else your ``leaderboards/BENCHMARK.parquet``, else the published board
+    (``rows.attrs["file"]`` names the one read).
 
         >>> mlbench.show_leaderboard("padchest-specific", label="cardiomegaly")[["entry", "value"]]
     """
@@ -304,16 +669,19 @@ def show_leaderboard(benchmark: str, *, label: str | None = None, metric: str = 
     from mlbench import leaderboard
 
     path = leaderboard.find_board(checked["benchmark"], checked["file"])
-    return leaderboard.select_rows(leaderboard.rows_of(checked["benchmark"], path), label=checked["label"],
+    rows = leaderboard.select_rows(leaderboard.rows_of(checked["benchmark"], path), label=checked["label"],
                                    metric=checked["metric"], variant=checked["variant"],
                                    source=checked["source"]).reset_index(drop=True)
+    rows.attrs["file"] = str(path)  # the board the rows came from (the command's title names it)
+    return rows
 
 
 def write_report(path: str | Path, out: str | Path, **options: Any) -> Path:
     """Write the self-contained HTML report of a run or grid directory (``mlbench report``); return ``out``.
 
     ``options``: ``against="published"``, ``explain_dirs=[...]``, ``force=True`` (replace a file at
-    ``out`` that is not an mlbench report; a run or grid directory's own files are never replaced).
+    ``out`` that is not an mlbench report; a run or grid directory's own files are never replaced),
+    ``on_note`` (called with each note on what the report leaves out).
 
         >>> mlbench.write_report("runs/padchest-specific-crop+aug", "report.html", against="published")
     """

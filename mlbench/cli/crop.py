@@ -1,7 +1,7 @@
 """``mlbench crop``: crop chest X-rays to their lungs and say where each crop came from.
 
-:func:`mlbench.preprocessing.crop_files.crop_files` does the work (tests call it too); the command parses options, shows a rich
-progress bar and prints a summary.
+:func:`mlbench.api.crop_images` does the work (the cropper's defaults included); the command parses
+options, shows a rich progress bar and prints a summary.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from mlbench.cli.output import make_console
 from mlbench.options import parse_pairs
 
 
@@ -34,38 +35,19 @@ def crop(inputs: tuple[Path, ...], out_dir: Path, size: int, preprocessor: str, 
     """Crop chest X-rays (files or folders) to the lungs; write PNGs and OUT/crops.csv."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from mlbench.preprocessing.crop_files import crop_files, find_images  # OpenCV: not for --help
-    from mlbench.cli.output import make_console
-    from mlbench.registry import get_registry
+    from mlbench.api import crop_images  # OpenCV: not for --help
 
-    registry = get_registry()
-    if preprocessor is None:
-        croppers = [n for n in registry.names("preprocessor") if n != "resize"]
-        if len(croppers) != 1:
-            raise click.UsageError(f"--preprocessor: expected one of {', '.join(registry.names('preprocessor'))}")
-        preprocessor = croppers[0]
-    extra = parse_pairs(options, "-o/--option")
-    if segmenter is not None:
-        extra["segmenter"] = segmenter
-    if weights is not None:  # weights only make sense for a network
-        extra["weights"] = weights
-        extra.setdefault("segmenter", "torch")
-    chosen = registry.create("preprocessor", preprocessor, size=size, **extra)
-    found, missing = find_images(inputs, exclude=out_dir)
-    if not found:
-        named = "; ".join(f"{s.item}: {s.detail}" for s in missing) or ", ".join(map(str, inputs))
-        raise click.ClickException(f"no .png/.jpg/.jpeg image to crop in {named}")
-    n_images = len(found)
     console = make_console(stderr=True)
     columns = (TextColumn("cropping"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("crop", total=n_images)
-        report = crop_files(inputs, out_dir, chosen, invert={"auto": None, "yes": True, "no": False}[invert],
-                            bits=int(bits), on_image=lambda _: progress.advance(task))
+        task = progress.add_task("crop", total=None)
+        report = crop_images(list(inputs), out_dir, size=size, preprocessor=preprocessor, segmenter=segmenter,
+                             weights=weights, options=parse_pairs(options, "-o/--option"),
+                             invert={"auto": None, "yes": True, "no": False}[invert], bits=int(bits),
+                             on_progress=lambda done, total: progress.update(task, completed=done, total=total))
     console.say(f"{report.n_cropped} cropped ({report.n_fallback} kept whole: see the reason column), "
                 f"{len(report.skipped)} skipped -> {report.csv_path}")
     for skip in report.skipped:
         console.say(f"  skipped {skip.item}: {skip.reason} {skip.detail}".rstrip())
-    absent = [s.item for s in report.skipped if s.reason == "missing_file"]
-    if absent:
-        raise click.ClickException(f"{', '.join(absent)}: no such file or folder (the other inputs were cropped)")
+    if report.missing:
+        raise click.ClickException(f"{', '.join(report.missing)}: no such file or folder (the other inputs were cropped)")

@@ -1,11 +1,11 @@
 """Data commands: ``mlbench datasets inspect``, ``mlbench split``, ``mlbench labels tree``.
 
-Each command parses its options, calls one function of :mod:`mlbench.data.inspect` and prints.
+Each command parses its options, calls one function of :mod:`mlbench.api` (``inspect_dataset``,
+``split_dataset``, ``label_tree``) and prints.
 """
 
 from __future__ import annotations
 
-import difflib
 import json
 from pathlib import Path
 from typing import Any
@@ -15,14 +15,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from mlbench.cli.output import CliConsole, esc, make_console, text
-from mlbench.data import DataSource
-from mlbench.data.inspect import inspect_dataset, split_to_dir
 from mlbench.data.splits import SPLITS
-from mlbench.registry import get_registry
-
-
-def _source(csv: Path, images: Path | None) -> DataSource:
-    return DataSource(Path(csv), Path(images) if images is not None else Path(csv).parent)
 
 # ---------------------------------------------------------------- printing
 
@@ -125,7 +118,9 @@ def datasets() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def inspect_command(dataset: str, csv_path: Path, images: Path | None, as_json: bool) -> None:
     """Validation report: rows, skips by reason, splits and imbalance of every benchmark of DATASET."""
-    report = inspect_dataset(dataset, _source(csv_path, images))
+    from mlbench.api import inspect_dataset
+
+    report = inspect_dataset(dataset, csv_path, images=images)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
     else:
@@ -141,7 +136,9 @@ def inspect_command(dataset: str, csv_path: Path, images: Path | None, as_json: 
 @click.option("--seed", type=int, default=None, help="Split seed (default: the benchmark's).")
 def split_command(benchmark: str, csv_path: Path, images: Path | None, out_dir: Path, seed: int | None) -> None:
     """Patient-grouped stratified train/val/test split of BENCHMARK; prints its hash and timings."""
-    summary = split_to_dir(benchmark, _source(csv_path, images), out_dir, seed=seed)
+    from mlbench.api import split_dataset
+
+    summary = split_dataset(benchmark, csv_path, out_dir, images=images, seed=seed)
     console = make_console()
     console.print(f"[bold]{esc(summary['benchmark'])} {esc(summary['benchmark_version'])}[/bold] "
                   f"seed {summary['seed']}: "
@@ -160,24 +157,13 @@ def labels() -> None:
     """Label hierarchies of datasets."""
 
 
-def _subtree(tree_obj, label: str, seen_path: tuple[str, ...] = ()) -> Tree:
-    note = tree_obj.describe(label) if hasattr(tree_obj, "describe") else ""
+def _subtree(found, label: str, seen_path: tuple[str, ...] = ()) -> Tree:
+    note = found.describe(label)
     node = Tree(f"[bold]{esc(label)}[/bold]" + (f" [dim]{esc(note)}[/dim]" if note else ""))
-    for child in tree_obj.children.get(label, ()):
+    for child in found.tree.children.get(label, ()):
         if child not in seen_path:  # a DAG has no cycles, but a bad tree must not hang the command
-            node.children.append(_subtree(tree_obj, child, seen_path + (label,)))
+            node.children.append(_subtree(found, child, seen_path + (label,)))
     return node
-
-
-def find_label(tree_obj, name: str) -> str:
-    """The tree's spelling of ``name`` (case-insensitive), or a ClickException with close matches."""
-    by_lower = {label.lower(): label for label in tree_obj.children}
-    hit = by_lower.get(name.strip().lower())
-    if hit is None:
-        close = difflib.get_close_matches(name.lower(), list(by_lower), n=5)
-        hint = f"; did you mean {', '.join(repr(by_lower[c]) for c in close)}?" if close else ""
-        raise click.ClickException(f"'{name}' is not a label of the tree{hint}")
-    return hit
 
 
 @labels.command("tree")
@@ -185,25 +171,15 @@ def find_label(tree_obj, name: str) -> str:
 @click.option("--dataset", help="Dataset whose label tree to show [default: the one dataset that has a tree].")
 def tree_command(label: str | None, dataset: str | None) -> None:
     """Show the label tree (or the subtree under LABEL, matched case-insensitively)."""
-    registry = get_registry()
-    if dataset is None:
-        with_tree = [n for n in registry.names("dataset") if hasattr(registry.create("dataset", n), "label_tree")]
-        if len(with_tree) != 1:
-            raise click.UsageError(f"--dataset: expected one of {', '.join(with_tree) or 'none'} "
-                                   "(the datasets with a label tree)")
-        dataset = with_tree[0]
-    ds = registry.create("dataset", dataset)
-    if not hasattr(ds, "label_tree"):
-        raise click.ClickException(f"dataset '{dataset}' has no label tree")
-    tree_obj = ds.label_tree()
+    from mlbench.api import label_tree
+
+    found = label_tree(dataset, label)
     console = make_console()
-    if label is None:
-        top = Tree(f"[bold]{esc(dataset)}[/bold] label tree")
-        for root in tree_obj.roots:
-            top.children.append(_subtree(tree_obj, root))
+    if found.label is None:
+        top = Tree(f"[bold]{esc(found.dataset)}[/bold] label tree")
+        for root in found.tree.roots:
+            top.children.append(_subtree(found, root))
         console.print(top)
         return
-    hit = find_label(tree_obj, label)
-    parents = [p for p, kids in tree_obj.children.items() if hit in kids]
-    console.print(_subtree(tree_obj, hit))
-    console.say(f"parents: {', '.join(parents) if parents else '(a root)'}")
+    console.print(_subtree(found, found.label))
+    console.say(f"parents: {', '.join(found.parents) if found.parents else '(a root)'}")

@@ -39,22 +39,21 @@ from mlbench.options import parse_pairs
 def explain_command(run_dir, images, out, split, limit, labels, threshold, ensemble, agreeing_only, no_score, boxes,
                     lungs, explainer, options, batch_size, device, cache, csv_path, image_root):
     """Explain IMAGE files (or --split) with the run's ensemble: one panel per label, std map, JSON, scores."""
-    from mlbench.explainers.pipeline import ExplainRequest, explain_run
+    from mlbench.api import explain_images
 
+    # The option pairs that exclude each other, spelled as options (the API says the same in its terms).
     if limit and not split:  # checked first: it is the more precise message
         raise click.UsageError("--limit goes with --split; expected --split train, val or test")
     if images and split:
         raise click.UsageError("give IMAGE files or --split, not both")
     if not images and not split:
         raise click.UsageError("give IMAGE files to explain, or --split test")
-    parsed = parse_pairs(options, "--option")
     names = [n.strip() for n in labels.split(",") if n.strip()] if labels else None
-    request = ExplainRequest(run_dir=run_dir, out=out, images=images, split=split, limit=limit, labels=names,
-                             threshold=threshold, ensemble=ensemble, device=device, batch_size=batch_size,
-                             agreeing_only=agreeing_only, score=not no_score, boxes=boxes, lungs=lungs,
-                             explainer=explainer, explainer_options=parsed,
-                             cache=cache, csv=csv_path, image_root=image_root)
-    report = explain_run(request)
+    report = explain_images(run_dir, out, images=list(images), split=split, limit=limit, labels=names,
+                            threshold=threshold, ensemble=ensemble, device=device, batch_size=batch_size,
+                            agreeing_only=agreeing_only, score=not no_score, boxes=boxes, lungs=lungs,
+                            explainer=explainer, explainer_options=parse_pairs(options, "--option"),
+                            cache=cache, csv=csv_path, image_root=image_root)
     click.echo(f"explained {len(report.explained)} images in {report.seconds:.1f} s -> {report.out}")
     click.echo("target layers: " + ", ".join(f"{m}: {layer}" for m, layer in report.target_layers.items()))
     for item in report.summary:

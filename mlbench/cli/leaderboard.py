@@ -1,29 +1,21 @@
 """``mlbench leaderboard show``, ``mlbench compare`` and ``mlbench submit``.
 
-Thin: each command parses its options, calls one function of mlbench.leaderboard, mlbench.compare
-or mlbench.submit, and prints the result. Reading and comparing leaderboards
-imports no torch.
+Thin: each command parses its options, calls one function of :mod:`mlbench.api`
+(``show_leaderboard``, ``compare_run``, ``submit_run``) and prints the result. Reading and comparing
+leaderboards imports no torch.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import click
 from rich.table import Table
 
-from mlbench.cli.output import esc, make_console, text
+from mlbench.cli.output import esc, make_console, p_text, text
 from mlbench.demo import is_synthetic
 from mlbench.leaderboard import METRICS, SOURCES
-
-
-def p_text(p) -> str:
-    """A p-value as read: three decimals, or "<0.001" rather than a misleading 0.000."""
-    if p is None or p != p:
-        return "-"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def _fmt(x, digits: int = 3) -> str:
@@ -53,11 +45,10 @@ def leaderboard_group() -> None:
               help="Leaderboard file [default: your leaderboards/BENCHMARK.parquet, else the published board].")
 def show_command(benchmark, label, metric, variant, source, file):
     """Show BENCHMARK's leaderboard: one label and metric per entry, best first."""
-    from mlbench import leaderboard
+    from mlbench.api import show_leaderboard
 
-    path = leaderboard.find_board(benchmark, file)
-    rows = leaderboard.select_rows(leaderboard.rows_of(benchmark, path), label=label, metric=metric, variant=variant,
-                                   source=source)
+    rows = show_leaderboard(benchmark, label=label, metric=metric, variant=variant, source=source, file=file)
+    path = rows.attrs["file"]
     table = Table(title=esc(f"{benchmark}: {label or '__global__'} {metric}, best first ({path})"))
     mixed = rows["dataset_kind"].nunique() > 1 or any(is_synthetic(k) for k in rows["dataset_kind"])
     columns = ["variant", "entry", metric, "95% CI", "n pos", "source"] + (["data"] if mixed else [])
@@ -89,17 +80,16 @@ def show_command(benchmark, label, metric, variant, source, file):
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the comparison as JSON.")
 def compare_command(run_dir, against, variant, metric, file, png, entry, n_boot, json_path):
     """Per-label deltas of RUN_DIR vs the published baseline (or paired differences vs another RUN_DIR)."""
-    from mlbench.compare import compare_run, compare_runs, plot_comparison
-    from mlbench.io import write_json
+    from mlbench.api import compare_run
 
-    if against != "published":
-        if not Path(against).is_dir():
-            raise click.BadParameter(f"{against}: expected 'published' or a run directory", param_hint="--against")
-        _print_paired(compare_runs(against, run_dir, n_boot=n_boot), metric, json_path)
+    if against != "published":  # two runs: every metric is compared, --metric picks the one shown
+        given = {k: v for k, v in (("variant", variant), ("leaderboard_file", file), ("png_file", png),
+                                   ("png_entry", entry)) if v is not None}
+        _print_paired(compare_run(run_dir, against=against, n_boot=n_boot, json_file=json_path, **given), metric)
         return
 
     result = compare_run(run_dir, against=against, variant=variant, metric=metric, leaderboard_file=file,
-                         n_boot=n_boot)
+                         n_boot=n_boot, json_file=json_path, png_file=png, png_entry=entry)
     console = make_console()
     for note in result.notes:
         console.print(text(note, "bold red" if note.startswith("NOT COMPARABLE") else ""))
@@ -116,20 +106,11 @@ def compare_command(run_dir, against, variant, metric, file, png, entry, n_boot,
     beats = result.beats()
     console.print(f"labels beating published (published value below the run's 95% CI): {len(beats)}"
                   + ("" if result.comparable else " — none counted: not comparable"))
-    if json_path:
-        write_json(json_path, {"run_id": result.run_id, "benchmark": result.benchmark, "metric": metric,
-                               "run_variant": result.run_variant, "published_variant": result.published_variant,
-                               "dataset_kind": result.dataset_kind, "comparable": result.comparable,
-                               "ci_source": result.ci_source, "notes": result.notes,
-                               "rows": json.loads(result.rows.to_json(orient="records"))})
     if png:
-        path = plot_comparison(result, png, entry)
-        console.say(f"wrote {path}")
+        console.say(f"wrote {png}")
 
 
-def _print_paired(result, metric: str, json_path) -> None:
-    from mlbench.io import write_json
-
+def _print_paired(result, metric: str) -> None:
     console = make_console()
     for note in result.notes:
         console.print(text(note, "bold red" if note.startswith("SYNTHETIC") else ""))
@@ -146,9 +127,6 @@ def _print_paired(result, metric: str, json_path) -> None:
         console.print(table)
     console.print("helps / hurts: the 95% CI excludes 0 and the p-value, Holm-adjusted within each entry, scope "
                   "and metric, is below 0.05")
-    if json_path:
-        write_json(json_path, {"run_a": result.run_a, "run_b": result.run_b, "notes": result.notes,
-                               "rows": json.loads(result.rows.to_json(orient="records"))})
 
 
 @click.command("submit")
@@ -161,15 +139,14 @@ def _print_paired(result, metric: str, json_path) -> None:
 @click.option("--images", type=click.Path(path_type=Path, file_okay=False), help="Its image folder (with --csv).")
 def submit_command(run_dir, leaderboard_file, csv_path, images):
     """Validate RUN_DIR (recompute split, coverage, every metric) and append it to a leaderboard."""
-    from mlbench.data import DataSource
-    from mlbench.submit import SubmissionError, submit_run
+    from mlbench.api import submit_run
+    from mlbench.submit import SubmissionError
 
     if (csv_path is None) != (images is None):
         raise click.UsageError("give --csv and --images together")
-    source = DataSource(csv_path, images) if csv_path else None
     console = make_console()
     try:
-        result = submit_run(run_dir, leaderboard_file, source=source)
+        result = submit_run(run_dir, leaderboard_file, csv=csv_path, images=images)
     except SubmissionError as exc:
         problems = exc.problems or [str(exc)]
         if len(problems) > 1:  # every reason listed; the closing Error line names the first

@@ -69,3 +69,22 @@ class CliConsole(Console):
 def make_console(*, stderr: bool = False) -> CliConsole:
     """The console a command prints with (stdout, or stderr for progress bars)."""
     return CliConsole(stderr=stderr)
+
+
+# -- lines two commands print ----------------------------------------------------------------------
+def p_text(p: Any) -> str:
+    """A p-value as read: three decimals, or "<0.001" rather than a misleading 0.000."""
+    if p is None or p != p:
+        return "-"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def print_submitted(console: CliConsole, submitted: Any, then: str) -> None:
+    """What --no-wait queued, and the commands that follow (literal lines: they hold paths to copy)."""
+    new = [t.job.job_id for t in submitted.tasks if not t.reused]
+    old = [t.job.job_id for t in submitted.tasks if t.reused]
+    if new:
+        console.say(f"submitted {len(new)} SLURM job(s): {' '.join(new)}")
+    if old:
+        console.say(f"still queued or running from before: {' '.join(old)}")
+    console.say(f"not waiting for them (every submission is in {submitted.record_file}); {then}")

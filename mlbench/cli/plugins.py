@@ -8,14 +8,6 @@ import click
 from rich.table import Table
 
 from mlbench.cli.output import esc, make_console, text
-from mlbench.registry import get_registry
-
-
-def plugin_rows() -> tuple[list[dict], list[dict]]:
-    registry = get_registry()
-    rows = [e.as_dict() for e in registry.entries()]
-    errors = [{"plugin": e.plugin, "package": e.package, "error": e.message} for e in registry.errors]
-    return rows, errors
 
 
 @click.group("plugins", invoke_without_command=True)
@@ -25,10 +17,14 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
     """List every registered plugin (kind, name, package, version)."""
     if ctx.invoked_subcommand is not None:
         return
-    rows, errors = plugin_rows()
+    from mlbench.api import list_plugins
+
+    listed = list_plugins(errors=True)
     if as_json:
-        click.echo(json.dumps(rows + [{**e, "kind": "error", "name": None, "version": None} for e in errors], indent=2))
+        click.echo(json.dumps(listed, indent=2))
         return
+    rows = [r for r in listed if r["kind"] != "error"]
+    errors = [r for r in listed if r["kind"] == "error"]
     console = make_console()
     table = Table(title="mlbench plugins")
     for col in ("kind", "name", "plugin", "package", "version", "summary"):
@@ -47,9 +43,10 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def plugins_test_command(plugin, as_json):
     """Conformance check of PLUGIN (an entry-point name): every item it registers, on CPU."""
-    from mlbench.conformance import FAIL, PASS, check_plugin
+    from mlbench.api import test_plugin
+    from mlbench.conformance import FAIL, PASS
 
-    report = check_plugin(plugin)
+    report = test_plugin(plugin)
     if as_json:
         click.echo(json.dumps({"plugin": report.plugin, "package": report.package, "version": report.version,
                                "passed": report.passed, "results": [r.as_dict() for r in report.results]}, indent=2))

@@ -1,4 +1,4 @@
-"""``mlbench report``: parse options, call :func:`mlbench.report.write_report`, print where it went."""
+"""``mlbench report``: parse options, call :func:`mlbench.api.write_report`, print where it went."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import click
                    "are never replaced).")
 def report_command(path_in, out, against, explain_dirs, force):
     """Write one self-contained HTML report of a run directory or a remedy grid directory."""
-    from mlbench.report import write_report
+    from mlbench.api import write_report
 
     # A ReportError, LeaderboardError or RunDirError is a UserError: the group prints it as one line.
     path = write_report(path_in, out, against=against, explain_dirs=list(explain_dirs), force=force,

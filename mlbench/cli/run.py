@@ -8,23 +8,12 @@ import click
 import pandas as pd
 from rich.table import Table
 
-from mlbench.cli.grid import check_no_wait, executor_options, executor_resources, print_submitted
-from mlbench.cli.output import esc, make_console, text
-from mlbench.data import DataSource
+from mlbench.cli import comma_names, executor_options, executor_resources
+from mlbench.cli.output import esc, make_console, print_submitted, text
 from mlbench.demo import is_synthetic
 from mlbench.leaderboard import GLOBAL_LABEL
-from mlbench.options import parse_pairs, parse_scoped_pairs
+from mlbench.options import parse_pairs
 from mlbench.progress import MODES
-from mlbench.registry import get_registry
-
-
-def _names(value: str | None, option: str) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    names = tuple(v.strip() for v in value.split(",") if v.strip())
-    if not names:
-        raise click.BadParameter("expected one or more comma-separated names", param_hint=option)
-    return names
 
 
 def results_table(board: pd.DataFrame, title: str) -> Table:
@@ -93,39 +82,33 @@ def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, back
                 ensemble_only, n_boot, use_compile, progress, quiet, no_progress, executor, gpus_per_node,
                 cpus_per_task, mem_gb, timeout_min, partition, slurm_param, parallel, no_wait):
     """Run BENCHMARK end to end: split, preprocess, train, ensemble, score."""
-    from mlbench.runner import RunOptions, make_recipe, run
+    from mlbench.api import run_benchmark
+    from mlbench.executors import JobsSubmitted
 
     if only_backbone and ensemble_only:
         raise click.UsageError("--only-backbone and --ensemble-only exclude each other")
-    check_no_wait(executor, no_wait)
-    names = _names(backbones, "--backbones")
-    opts = RunOptions(benchmark=benchmark, out=ensemble_only or out, csv=csv_path, images=images, demo=demo,
-                      cache=cache, loss_options=parse_pairs(loss_option, "--loss-option") or None,
-                      demo_options=parse_pairs(demo_option, "--demo-option") or None,
-                      backbones=names, loss=loss, ensembles=_names(ensembles, "--ensembles"), sampler=sampler,
-                      sampler_options=parse_pairs(sampler_option, "--sampler-option") or None,
-                      threshold_rule=threshold_rule,
-                      crop=False if no_crop else None, augment=False if no_augment else None, max_epochs=epochs,
-                      image_size=image_size, seed=seed, device=device, workers=workers,
-                      only_backbones=only_backbone or None, ensemble_only=bool(ensemble_only), n_boot=n_boot,
-                      compile=use_compile, progress="quiet" if quiet or no_progress else progress)
-    if backbone_option:
-        bench = get_registry().create("benchmark", benchmark)
-        in_run = make_recipe(bench, opts).backbones
-        opts.backbone_options = parse_scoped_pairs(backbone_option, "--backbone-option", in_run)
-    if executor == "inline":
-        result = run(opts)
-    else:  # one submitit job per backbone, then the ensembles job
-        from mlbench.executors import JobsSubmitted, run_with_executor
-
-        try:
-            result = run_with_executor(opts, executor, make_console().say, wait=not no_wait, **executor_resources(
-                gpus_per_node, cpus_per_task, mem_gb, timeout_min, partition, slurm_param, parallel))
-        except JobsSubmitted as submitted:
-            print_submitted(make_console(), submitted, f"`sacct -j {','.join(submitted.job_ids)}` shows their state; "
-                            "run this same command again to resubmit failed jobs, or to print the leaderboard "
-                            "once they are done")
-            return
+    options = dict(out=ensemble_only or out, csv=csv_path, images=images, demo=demo, cache=cache,
+                   loss_options=parse_pairs(loss_option, "--loss-option") or None,
+                   demo_options=parse_pairs(demo_option, "--demo-option") or None,
+                   backbones=comma_names(backbones, "--backbones"), loss=loss,
+                   ensembles=comma_names(ensembles, "--ensembles"), sampler=sampler,
+                   sampler_options=parse_pairs(sampler_option, "--sampler-option") or None,
+                   threshold_rule=threshold_rule,
+                   crop=False if no_crop else None, augment=False if no_augment else None, max_epochs=epochs,
+                   image_size=image_size, seed=seed, device=device, workers=workers,
+                   only_backbones=only_backbone or None, ensemble_only=bool(ensemble_only), n_boot=n_boot,
+                   compile=use_compile, progress="quiet" if quiet or no_progress else progress,
+                   scoped_backbone_options=parse_pairs(backbone_option, "--backbone-option") or None,
+                   executor=executor, wait=not no_wait, say=make_console().say,
+                   resources=executor_resources(gpus_per_node, cpus_per_task, mem_gb, timeout_min, partition,
+                                                slurm_param, parallel))
+    try:
+        result = run_benchmark(benchmark, **options)
+    except JobsSubmitted as submitted:
+        print_submitted(make_console(), submitted, f"`sacct -j {','.join(submitted.job_ids)}` shows their state; "
+                        "run this same command again to resubmit failed jobs, or to print the leaderboard "
+                        "once they are done")
+        return
     if not result.is_main:  # another rank of a torchrun job: rank 0 reports
         return
     console = make_console()
@@ -154,14 +137,9 @@ def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, back
 @click.option("--seed", default=0, show_default=True, type=int)
 def demo_data_command(out_dir, benchmark, seed):
     """Write the synthetic demo corpus (the dataset's own format) to OUT_DIR."""
-    registry = get_registry()
-    bench = registry.create("benchmark", benchmark)
-    dataset = registry.create("dataset", bench.dataset)
-    if not hasattr(dataset, "write_demo"):
-        raise click.ClickException(f"dataset '{bench.dataset}' has no demo corpus")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise click.ClickException(f"{out_dir}: is a file; expected a folder for the demo corpus")
-    source: DataSource = dataset.write_demo(out_dir, seed=seed, **dict(bench.demo_options))
+    from mlbench.api import write_demo_data
+
+    source = write_demo_data(benchmark, out_dir, seed=seed)
     click.echo(f"synthetic demo corpus written: csv={source.csv} images={source.images}")
 
 
@@ -176,9 +154,8 @@ def demo_data_command(out_dir, benchmark, seed):
 @click.option("--workers", type=click.IntRange(min=1), help="Processes [default: all cores].")
 def preprocess_command(benchmark, csv_path, images, cache, no_crop, size, workers):
     """Decode, crop and resize every image of BENCHMARK once into CACHE (parallel, resumable)."""
-    from mlbench.runner import preprocess
+    from mlbench.api import preprocess_images
 
-    summary = preprocess(benchmark, DataSource(csv_path, images), cache, crop=not no_crop, size=size,
-                         workers=workers)
+    summary = preprocess_images(benchmark, csv_path, images, cache, crop=not no_crop, size=size, workers=workers)
     click.echo(f"cache {summary['path']}: {summary['ok']} images ready, {summary['skipped']} skipped "
                f"(listed in {summary['manifest']})")

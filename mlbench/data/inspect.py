@@ -8,7 +8,9 @@ object with ``roots``, ``children`` and ``describe(label)``).
 
 from __future__ import annotations
 
+import difflib
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from mlbench.data import DataSource, Records, Skip
 from mlbench.data.imbalance import imbalance_by_split
 from mlbench.data.selection import compare_selection, count_labels, select_labels
 from mlbench.data.splits import BenchmarkSplit, SplitError, split_benchmark
+from mlbench.errors import UserError
 from mlbench.registry import Registry, get_registry
 
 SKIP_EXAMPLES = 5
@@ -160,3 +163,58 @@ def split_to_dir(benchmark_name: str, source: DataSource, out_dir: Path, *, seed
     split.seconds["total"] = time.perf_counter() - t0
     paths = split.write(out_dir)
     return {**split.summary, "seconds": split.seconds, "files": {k: str(v) for k, v in paths.items()}}
+
+
+# -- label trees: what ``mlbench labels tree`` shows -------------------------------------------------
+class LabelTreeError(UserError):
+    """No dataset has a label tree, several do and none was named, or a label is not in the tree."""
+
+
+@dataclass
+class LabelTree:
+    """A dataset's label tree (``roots``, ``children``, optional ``describe``), and one label of it
+    when asked: ``label`` is the tree's spelling, ``parents`` the nodes it hangs under."""
+
+    dataset: str
+    tree: Any
+    label: str | None = None
+    parents: list[str] = field(default_factory=list)
+
+    def describe(self, label: str) -> str:
+        return self.tree.describe(label) if hasattr(self.tree, "describe") else ""
+
+
+def tree_datasets(registry: Registry) -> list[str]:
+    """The registered datasets that offer ``label_tree()``."""
+    return [n for n in registry.names("dataset") if hasattr(registry.create("dataset", n), "label_tree")]
+
+
+def find_label(tree_obj: Any, name: str) -> str:
+    """The tree's spelling of ``name`` (case-insensitive), or a LabelTreeError with close matches."""
+    by_lower = {label.lower(): label for label in tree_obj.children}
+    hit = by_lower.get(name.strip().lower())
+    if hit is None:
+        close = difflib.get_close_matches(name.lower(), list(by_lower), n=5)
+        hint = f"; did you mean {', '.join(repr(by_lower[c]) for c in close)}?" if close else ""
+        raise LabelTreeError(f"'{name}' is not a label of the tree{hint}")
+    return hit
+
+
+def label_tree(dataset: str | None = None, label: str | None = None, *,
+               registry: Registry | None = None) -> LabelTree:
+    """``dataset``'s label tree (default: the one dataset that has a tree), and ``label`` found in it."""
+    registry = registry or get_registry()
+    if dataset is None:
+        with_tree = tree_datasets(registry)
+        if len(with_tree) != 1:
+            raise LabelTreeError(f"--dataset: expected one of {', '.join(with_tree) or 'none'} "
+                                 "(the datasets with a label tree)")
+        dataset = with_tree[0]
+    ds = registry.create("dataset", dataset)
+    if not hasattr(ds, "label_tree"):
+        raise LabelTreeError(f"dataset '{dataset}' has no label tree")
+    tree_obj = ds.label_tree()
+    if label is None:
+        return LabelTree(dataset, tree_obj)
+    hit = find_label(tree_obj, label)
+    return LabelTree(dataset, tree_obj, hit, [p for p, kids in tree_obj.children.items() if hit in kids])

@@ -9,7 +9,7 @@ import io
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -18,12 +18,38 @@ import pandas as pd
 from mlbench import io as atomic_io
 from mlbench.data import Skip
 from mlbench.data.imagepaths import ImageRoot
+from mlbench.errors import UserError
 from mlbench.preprocessing import Preprocessor
 from mlbench.preprocessing.images import ImageReadError, read_grayscale
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 CROPS_CSV = "crops.csv"
 CSV_COLUMNS = ("file", "x0", "y0", "x1", "y1", "method", "fallback", "reason")
+DEFAULT_SIZE = 224
+WHOLE_IMAGE = "resize"  # the preprocessor that does not crop: never the default cropper
+
+
+class CropError(UserError):
+    """No image to crop, no cropper to choose, or an input that does not exist."""
+
+
+def make_cropper(registry: Any, name: str | None = None, *, size: int = DEFAULT_SIZE, segmenter: str | None = None,
+                 weights: str | Path | None = None, options: Mapping[str, Any] | None = None) -> Preprocessor:
+    """The preprocessor ``mlbench crop`` uses: ``name``, else the one registered besides resize.
+
+    ``weights`` implies the network segmenter (weights only make sense for a network)."""
+    if name is None:
+        croppers = [n for n in registry.names("preprocessor") if n != WHOLE_IMAGE]
+        if len(croppers) != 1:
+            raise CropError(f"--preprocessor: expected one of {', '.join(registry.names('preprocessor'))}")
+        name = croppers[0]
+    extra = dict(options or {})
+    if segmenter is not None:
+        extra["segmenter"] = segmenter
+    if weights is not None:
+        extra["weights"] = str(weights)
+        extra.setdefault("segmenter", "torch")
+    return registry.create("preprocessor", name, size=size, **extra)
 
 
 @dataclass(frozen=True)
@@ -55,6 +81,11 @@ class CropReport:
     @property
     def n_fallback(self) -> int:
         return sum(bool(r.fallback) for r in self.rows)
+
+    @property
+    def missing(self) -> list[str]:
+        """Inputs that do not exist (the others were cropped)."""
+        return [s.item for s in self.skipped if s.reason == "missing_file"]
 
 
 def find_images(inputs: Sequence[str | Path],
