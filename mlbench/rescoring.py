@@ -17,7 +17,7 @@ import pandas as pd
 
 from mlbench.errors import UserError
 from mlbench import predictions, thresholds
-from mlbench.paired import Comparison, paired_differences
+from mlbench.paired import BootstrapDifferences, paired_differences
 from mlbench.metrics import MetricWarning
 from mlbench.rundir import SPLIT_KEY_COLUMNS, RunDir
 from mlbench.stats import metric_intervals
@@ -125,7 +125,7 @@ def decisions(stored: StoredRun, entry: str) -> np.ndarray:
     return (stored.scores[entry] >= stored.threshold).astype(np.uint8)
 
 
-def compare_stored(a: StoredRun, b: StoredRun, *, n_boot: int, seed: int = 0) -> dict[str, Comparison]:
+def compare_stored(a: StoredRun, b: StoredRun, *, n_boot: int, seed: int = 0) -> dict[str, BootstrapDifferences]:
     """Per entry both runs have: B - A with paired patient-bootstrap CIs on their shared test images."""
     if a.test_ids != b.test_ids or a.labels != b.labels:
         raise StoredRunError([f"{b.run_dir} and {a.run_dir} were not scored on the same test images and labels "
