@@ -115,10 +115,23 @@ class RunJob(submitit.helpers.Checkpointable):
         env = submitit.JobEnvironment()
         if env.num_tasks > 1:  # one task per GPU: the torch.distributed variables torchrun would set
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
-        from mlbench.runner import run
-
-        result = run(self.options, job=True)  # its driver holds the directory's writer lock; the job its task's
+        result = run_job(self.options)
         return str(result.run_dir), result.is_main
+
+
+def run_job(options: Any) -> Any:
+    """One task of a run (``options``: the task's out, only_backbones, ensemble_only) from its stored plan.
+
+    The job does not plan again: it reads RUN_DIR/plan.json, written by its driver (:func:`plan_tasks`)
+    before the job was submitted; a task made without a driver's plan is planned here, once. Its
+    driver holds the directory's writer lock; the job its task's."""
+    from mlbench.runner import load_plan, plan_run, run_plan
+
+    if RunDir(options.out).plan_file.is_file():
+        plan = load_plan(options.out, only_backbones=options.only_backbones, ensemble_only=options.ensemble_only)
+    else:
+        plan = plan_run(options)
+    return run_plan(plan, job=True)
 
 
 @dataclass
@@ -138,14 +151,19 @@ class Task:
         return f"{self.run_dir} {self.name}"
 
 
-def plan_tasks(options_list: Sequence[Any]) -> list[Task]:
-    """Training tasks for every backbone still without predictions, then each run's ensembles task."""
-    from mlbench.runner import plan_run
+def plan_tasks(plans: Sequence[Any]) -> list[Task]:
+    """Training tasks for every backbone still without predictions, then each run's ensembles task.
+
+    ``plans``: each run's :class:`mlbench.runner.RunPlan` (a RunOptions is planned here, once). Each
+    plan is stored in its run directory (plan.json): the jobs read it instead of planning again."""
+    from mlbench.runner import plan_run, store_plan
 
     tasks = []
-    for opts in options_list:
-        rundir = RunDir(opts.out)
-        backbones = plan_run(opts).recipe.backbones
+    for item in plans:
+        plan = item if hasattr(item, "recipe") else plan_run(item)
+        store_plan(plan)
+        rundir, backbones = plan.rundir, plan.recipe.backbones
+        opts = dataclasses.replace(plan.options, out=rundir.path)
         train = [Task(rundir.path, TRAIN_TASK + b, dataclasses.replace(opts, only_backbones=(b,), ensemble_only=False))
                  for b in backbones if not rundir.backbone_predictions(b).exists()]
         tasks += train
@@ -422,7 +440,7 @@ def submitit_executor(kind: str, grid_dir: Path, say: Callable[[str], None] = la
                       **resources: Any) -> Callable[[list[Any]], None]:
     """An executor for :func:`mlbench.grid.run_grid`: every unfinished cell's jobs, under GRID_DIR/jobs.
 
-    A cell is anything with ``run_dir`` and ``options`` (a :class:`mlbench.grid.Cell`): this module
+    A cell is anything with ``run_dir`` and ``options`` (a :class:`mlbench.grid.GridCell`): this module
     does not import the grid, so that ``mlbench run --executor`` does not depend on it.
 
     ``wait=False`` (SLURM only): it raises :class:`JobsSubmitted` through run_grid once the jobs are
@@ -432,7 +450,8 @@ def submitit_executor(kind: str, grid_dir: Path, say: Callable[[str], None] = la
 
     def execute(cells: list[Any]) -> None:
         _clear_failures([c.run_dir for c in cells])  # stale: these cells are submitted again now
-        tasks = plan_tasks([c.options for c in cells if not RunDir(c.run_dir).finished()])
+        # A grid's cells carry the plan plan_grid made (``plan``); anything else is planned once here.
+        tasks = plan_tasks([getattr(c, "plan", None) or c.options for c in cells if not RunDir(c.run_dir).finished()])
         if not wait:
             submit_without_waiting(tasks, submitter, say)
         run_tasks(tasks, submitter, say)  # failures are in the cells' failed.json; run_grid names them
@@ -453,15 +472,15 @@ def run_with_executor(opts: Any, kind: str, say: Callable[[str], None] = lambda 
         raise ExecutorError("--executor: splits the run into jobs itself; drop --only-backbone/--ensemble-only")
     plan = plan_run(opts)
     submitter = Submitter(kind, jobs.jobs_dir(plan.rundir.path), Resources(**resources), wait=wait)
-    opts = dataclasses.replace(opts, out=plan.rundir.path)
     # This command drives the run: it holds the directory's writer lock, each job its own task's.
     with dirlock.hold(plan.rundir.path, "run"):
         if not plan.rundir.finished():
             prepare(plan)  # corpus, split and cache once, before the jobs start side by side
             _clear_failures([plan.rundir.path])
+            tasks = plan_tasks([plan])
             if not wait:
-                submit_without_waiting(plan_tasks([opts]), submitter, say)
-            failed = run_tasks(plan_tasks([opts]), submitter, say)
+                submit_without_waiting(tasks, submitter, say)
+            failed = run_tasks(tasks, submitter, say)
             if failed or not plan.rundir.finished():
                 raise RunError(f"{plan.rundir.path}: the run did not finish; see {jobs.failure_file(plan.rundir.path)}")
     return RunResult(plan.rundir.path, RunDir(plan.rundir.path).leaderboard().to_pandas(),

@@ -71,12 +71,14 @@ def _plain(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class Cell:
+class GridCell:
     """One (remedy, seed) of the grid: an ordinary run directory."""
 
     remedy: Remedy
     seed: int
     options: Any  # mlbench.runner.RunOptions
+    # The mlbench.runner.RunPlan plan_grid made: the executors run it instead of planning again.
+    plan: Any = field(default=None, compare=False, repr=False)
 
     @property
     def run_dir(self) -> Path:
@@ -87,7 +89,7 @@ class Cell:
         return f"{self.remedy.name} seed {self.seed}"
 
 
-def plan_grid(spec: GridSpec, registry: Registry | None = None) -> list[Cell]:
+def plan_grid(spec: GridSpec, registry: Registry | None = None) -> list[GridCell]:
     """Every cell's RunOptions, each checked by :func:`mlbench.runner.plan_run` before any work."""
     from mlbench.runner import RunOptions, check_seed, make_recipe, plan_run
 
@@ -131,8 +133,8 @@ def plan_grid(spec: GridSpec, registry: Registry | None = None) -> list[Cell]:
                               demo_dir=grid.demo_dir, cache=grid.cache_dir, csv=spec.csv, images=spec.images,
                               backbones=spec.backbones, seed=int(seed), progress=spec.progress,
                               **remedy.options(), **run_options)
-            plan_run(opts, registry)  # every name and option checked now, not hours into the grid
-            cells.append(Cell(remedy, int(seed), opts))
+            # Every name and option checked now, not hours into the grid; the one plan of this cell.
+            cells.append(GridCell(remedy, int(seed), opts, plan_run(opts, registry)))
     return cells
 
 
@@ -187,26 +189,29 @@ def resume_command(grid_dir: str | Path, spec: dict[str, Any] | None = None) -> 
 @dataclass
 class GridResult:
     grid_dir: Path
-    cells: list[Cell]
+    cells: list[GridCell]
     reused: list[str]  # labels of cells already finished before this invocation
     comparison: pd.DataFrame
 
 
-Executor = Callable[[list[Cell]], None]
+Executor = Callable[[list[GridCell]], None]
 
 
-def run_inline(cells: list[Cell]) -> None:
-    """Run the cells one after the other in this process."""
-    from mlbench.runner import run
+def run_inline(cells: list[GridCell]) -> None:
+    """Run the cells one after the other in this process, each from the plan plan_grid made."""
+    from mlbench.runner import run, run_plan
 
     for cell in cells:
-        run(cell.options)
+        if cell.plan is not None:
+            run_plan(cell.plan)
+        else:  # a cell made by hand, without plan_grid
+            run(cell.options)
 
 
 def run_grid(spec: GridSpec, *, executor: Executor = run_inline, registry: Registry | None = None,
              say: Callable[[str], None] = lambda _: None) -> GridResult:
     """Plan, run the unfinished cells through ``executor`` and write the comparison (GridDir.comparison_file)."""
-    from mlbench.runner import plan_run, prepare
+    from mlbench.runner import prepare
 
     cells = plan_grid(spec, registry)
     out = Path(spec.out)
@@ -225,7 +230,7 @@ def run_grid(spec: GridSpec, *, executor: Executor = run_inline, registry: Regis
         if todo:
             # One corpus and one cache for every cell, made here once before any cell runs in parallel.
             with dirlock.hold(todo[0].run_dir, "run"):
-                prepare(plan_run(todo[0].options, registry))
+                prepare(todo[0].plan)
             say(f"{len(todo)} cell(s) to run: {', '.join(c.label for c in todo)}")
             executor(todo)
         missing = [c.label for c in cells if not RunDir(c.run_dir).finished()]
@@ -237,7 +242,7 @@ def run_grid(spec: GridSpec, *, executor: Executor = run_inline, registry: Regis
 
 
 # -- comparison ---------------------------------------------------------------------------------------
-def compare_cells(cells: list[Cell], baseline: str, *, n_boot: int) -> pd.DataFrame:
+def compare_cells(cells: list[GridCell], baseline: str, *, n_boot: int) -> pd.DataFrame:
     """Every remedy against the baseline, per entry, combined over seeds."""
     stored = {(c.remedy.name, c.seed): load_stored_run(c.run_dir) for c in cells}
     seeds = sorted({c.seed for c in cells})

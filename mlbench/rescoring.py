@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -92,20 +92,35 @@ def load_stored_run(run_dir: str | Path, split: pd.DataFrame | None = None) -> S
                      val_scores=scores.get("val", {}))
 
 
+def score_entries(entries: Iterable[tuple[str, str, np.ndarray, np.ndarray, np.ndarray | None]], y: np.ndarray,
+                  patients: Sequence[str], labels: Sequence[str], *, train_counts: np.ndarray, n_boot: int, seed: int,
+                  threshold_rule: str = "fixed", y_val: np.ndarray | None = None
+                  ) -> tuple[list[dict[str, Any]], dict[str, dict[str, float]]]:
+    """The one scoring loop (``mlbench run``'s metrics stage and every recomputation): each entry's rows.
+
+    ``entries``: (name, kind, test scores, test decisions, validation scores). With ``val-f1`` each
+    entry's tuned rows follow its own, their thresholds fitted on the validation labels only; the
+    second value gives those thresholds per entry and label."""
+    out, fitted = [], {}
+    for name, kind, scores, decided, val_scores in entries:
+        rows = metric_intervals(y, scores, decided, patients, labels, train_counts=train_counts, n_boot=n_boot,
+                                seed=seed)
+        if threshold_rule == "val-f1":
+            chosen, extra = thresholds.tuned_rows(y_val, val_scores, y, scores, patients, labels,
+                                                  train_counts=train_counts, n_boot=n_boot, seed=seed)
+            fitted[name] = dict(zip(labels, map(float, chosen)))
+            rows += extra
+        out.extend({"entry": name, "entry_kind": kind, **row} for row in rows)
+    return out, fitted
+
+
 def recompute_scores(stored: StoredRun, *, n_boot: int, seed: int) -> pd.DataFrame:
     """Every leaderboard metric of every entry, with intervals, recomputed from the stored arrays."""
-    out = []
-    for entry, kind in stored.entries.items():
-        scores = stored.scores[entry]
-        decisions = (scores >= stored.threshold).astype(np.uint8)
-        rows = metric_intervals(stored.y, scores, decisions, stored.patient_ids, stored.labels,
-                                train_counts=stored.train_counts, n_boot=n_boot, seed=seed)
-        if stored.threshold_rule == "val-f1":
-            rows += thresholds.tuned_rows(stored.y_val, stored.val_scores[entry], stored.y, scores,
-                                          stored.patient_ids, stored.labels, train_counts=stored.train_counts,
-                                          n_boot=n_boot, seed=seed)[1]
-        out.extend({"entry": entry, "entry_kind": kind, **row} for row in rows)
-    return pd.DataFrame(out)
+    entries = [(entry, kind, stored.scores[entry], (stored.scores[entry] >= stored.threshold).astype(np.uint8),
+                stored.val_scores.get(entry)) for entry, kind in stored.entries.items()]
+    rows, _ = score_entries(entries, stored.y, stored.patient_ids, stored.labels, train_counts=stored.train_counts,
+                            n_boot=n_boot, seed=seed, threshold_rule=stored.threshold_rule, y_val=stored.y_val)
+    return pd.DataFrame(rows)
 
 
 def recompute_run(run_dir: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: int = DEFAULT_BOOT_SEED) -> pd.DataFrame:

@@ -6,7 +6,9 @@ skips or a leaderboard row's provenance; no other module spells a file name of t
 
     RUN_DIR/
       manifest.json            what the run is and what it did (stages, skips, versions)
+      plan.json                what the driving command resolved (options, benchmark, recipe, identity)
       split.parquet            image_id, patient_id, split, one 0/1 column per label
+      image-paths.parquet      image_id, each image's path relative to the image root (a resume's preprocess)
       predictions.parquet      every entry's probabilities on val and test (long format)
       leaderboard.parquet      one row per entry x label x metric, with provenance
       skipped.parquet          everything a stage left out, and why
@@ -48,7 +50,9 @@ from mlbench.io import write_json, write_parquet
 from mlbench.paths import is_inside, shown
 
 MANIFEST = "manifest.json"
+PLAN = "plan.json"
 SPLIT = "split.parquet"
+IMAGE_PATHS = "image-paths.parquet"
 PREDICTIONS = "predictions.parquet"
 LEADERBOARD = "leaderboard.parquet"
 SKIPPED = "skipped.parquet"
@@ -155,8 +159,16 @@ class RunDir:
         return self.path / MANIFEST
 
     @property
+    def plan_file(self) -> Path:
+        return self.path / PLAN
+
+    @property
     def split_file(self) -> Path:
         return self.path / SPLIT
+
+    @property
+    def image_paths_file(self) -> Path:
+        return self.path / IMAGE_PATHS
 
     @property
     def predictions_file(self) -> Path:
@@ -223,7 +235,7 @@ class RunDir:
     def owns(self, path: str | os.PathLike) -> bool:
         """Whether ``path`` is one of the files or folders of the layout above (or inside one of those
         folders): what only ``mlbench run`` writes, so no other command's output may replace it."""
-        own = (self.manifest_file, self.split_file, self.predictions_file, self.leaderboard_file, self.skipped_file,
+        own = (self.manifest_file, self.plan_file, self.split_file, self.image_paths_file, self.predictions_file, self.leaderboard_file, self.skipped_file,
                self.path / LOCK, self.preprocess_dir, self.backbones_dir, self.default_cache, self.default_demo_dir)
         target = os.path.abspath(path)
         return any(target == mine or target.startswith(mine + os.sep) for mine in map(os.path.abspath, own))
@@ -356,6 +368,27 @@ class RunDir:
             raise RunDirError(f"{self.manifest_file}: no cache recorded; the run has not preprocessed its images")
         return self.resolve(cache["path"], "the preprocessing cache", "--cache")
 
+    # -- the plan --------------------------------------------------------------------------------
+    def write_plan(self, plan: dict[str, Any]) -> None:
+        """plan.json: what the driving command resolved, for its jobs to read instead of planning again.
+
+        Kept apart from the manifest: written whole by the driver before any job starts, never
+        read-modify-written by a stage, so a job reads it without the lock."""
+        write_json(self.plan_file, plan)
+
+    def read_plan(self) -> dict[str, Any]:
+        """plan.json back (a JSON object); a missing or unreadable one is one RunDirError."""
+        path = self.plan_file
+        if not path.is_file():
+            raise RunDirError(f"{path}: no such file; expected the plan the driving `mlbench run` writes")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RunDirError(f"{path}: not valid JSON ({exc}); expected the plan `mlbench run` writes") from None
+        if not isinstance(data, dict):
+            raise RunDirError(f"{path}: expected a JSON object, found {type(data).__name__}")
+        return data
+
     # -- the recipe ------------------------------------------------------------------------------
     def recipe(self) -> Recipe:
         """The run's recipe rebuilt from the manifest (the Recipe dataclass's defaults fill old fields)."""
@@ -379,6 +412,31 @@ class RunDir:
 
     def write_split(self, table: pa.Table) -> None:
         write_parquet(self.split_file, table)
+
+    def write_image_paths(self, image_ids: Sequence[str], relative_paths: Sequence[str]) -> None:
+        """image-paths.parquet: each split image's path relative to the image root (what a resume decodes)."""
+        write_parquet(self.image_paths_file, pa.table({"image_id": pa.array(list(image_ids), pa.string()),
+                                                       "path": pa.array(list(relative_paths), pa.string())}))
+
+    def image_paths(self, root: str | os.PathLike) -> pd.DataFrame:
+        """image_id and image_path (``root`` joined to each stored relative path), in the stored order.
+
+        The file is hostile: a path that is not relative, or climbs with ``..``, is refused (one line,
+        its row named, not its content). Links inside the root are checked again where the image is
+        decoded (the cache's ``image_root``)."""
+        path = self.image_paths_file
+        table = self._read_parquet(path, "the image paths `mlbench run` writes")
+        if table.column_names != ["image_id", "path"]:
+            raise RunDirError(f"{path}: expected the columns ['image_id', 'path']")
+        frame = table.to_pandas()
+        rel = frame["path"]
+        bad = (~rel.map(lambda p: isinstance(p, str) and p != "" and "\x00" not in p and not os.path.isabs(p)
+                        and ".." not in p.split(os.sep)))
+        if bad.any():
+            raise RunDirError(f"{path}: row {int(bad.to_numpy().argmax()) + 1}: the path leads outside the image "
+                              "root; expected a path relative to it (delete the file to read the label file again)")
+        prefix = os.path.realpath(root).rstrip(os.sep) + os.sep
+        return pd.DataFrame({"image_id": frame["image_id"].astype(str), "image_path": prefix + rel})
 
     # -- skips -----------------------------------------------------------------------------------
     def record_skips(self, stage: str, skips: Sequence[Skip]) -> None:

@@ -11,6 +11,7 @@ holds another recipe) is checked by :func:`plan_run` before any expensive stage 
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import inspect
@@ -38,17 +39,18 @@ from mlbench.backbones import BackboneNameError, check_timm_model, timm_backbone
 from mlbench.benchmark import Benchmark, Recipe
 from mlbench.data import DataSource, Records
 from mlbench.data.imagepaths import OUTSIDE_ROOT
-from mlbench.data.splits import SPLITS, BenchmarkSplit, SplitError, assert_patient_disjoint, split_benchmark, split_table
+from mlbench.data.splits import (SPLITS, BenchmarkSplit, SplitError, assert_patient_disjoint, split_benchmark,
+                                  split_hash, split_table)
 from mlbench.demo import read_source_record, write_source_record
 from mlbench.distributed import Group, from_environment, shutdown
-from mlbench.io import read_json, write_json
+from mlbench.io import read_json, sha256_file, write_json
 from mlbench.metrics import MetricWarning
 from mlbench.preprocessing.cache import Cache, build_cache
 from mlbench.progress import Reporter
 from mlbench.options import OptionError, check_factory_options, shown
 from mlbench.registry import LazyFactory, PluginError, Registry, get_registry
-from mlbench.rundir import RunDir, identity_differences
-from mlbench.stats import metric_intervals
+from mlbench.rescoring import score_entries
+from mlbench.rundir import SPLIT_KEY_COLUMNS, RunDir, RunDirError, identity_differences, recipe_from_dict
 from mlbench.training import accepted_options, backbone_plugin, build_backbone, device_name, pick_device, predict, train
 
 BOOTSTRAP_SEED = 0
@@ -113,6 +115,30 @@ class RunPlan:
     device: torch.device
     group: Group
     reporter: Reporter
+    identity: dict[str, Any] = field(default_factory=dict)  # the run's identity less what the data says
+    versions: dict[str, Any] = field(default_factory=dict)  # mlbench, torch, timm, python, each plugin used
+
+    def stored(self) -> dict[str, Any]:
+        """What plan.json holds: everything a job needs to rebuild this plan without checking it again."""
+        options = {f.name: getattr(self.options, f.name) for f in dataclasses.fields(self.options)}
+        options.update(out=str(self.rundir.path), only_backbones=None, ensemble_only=False)
+        for name in PATH_OPTIONS:
+            options[name] = None if options[name] is None else str(Path(options[name]).resolve())
+        return {"benchmark": self.benchmark.name, "benchmark_version": self.benchmark.version,
+                "recipe": self.recipe.to_dict(), "identity": self.identity, "versions": self.versions,
+                "options": _plain(options)}
+
+
+PATH_OPTIONS = ("csv", "images", "demo_dir", "cache")  # RunOptions' paths besides out
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, recursively: plan.json's form of the options."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 @dataclass
@@ -120,7 +146,6 @@ class Prepared:
     """The output of the data, split and preprocess stages: what training and scoring read."""
 
     split: BenchmarkSplit
-    split_hash: str
     cache: Cache
     usable: np.ndarray  # per image of split.frame: True when preprocessing could use it
 
@@ -209,11 +234,48 @@ def plan_run(opts: RunOptions, registry: Registry | None = None) -> RunPlan:
     if opts.ensemble_only and not rundir.exists():
         raise RunError(f"--ensemble-only {rundir.path}: not a run directory (no {rundir.manifest_file.name}); "
                        "expected the RUN_DIR whose backbones were trained with --only-backbone")
-    _check_same_run(rundir, bench, recipe)
+    identity = {"benchmark": bench.name, "benchmark_version": bench.version, "variant": recipe.variant,
+                "recipe": recipe.to_dict()}
+    _check_same_run(rundir, identity)
     group, device_name = from_environment(opts.device)
     device = pick_device(device_name)
     reporter = Reporter(opts.progress if group.is_main else "quiet")
-    return RunPlan(opts, registry, bench, recipe, rundir, device, group, reporter)
+    return RunPlan(opts, registry, bench, recipe, rundir, device, group, reporter, identity,
+                   plugin_versions(registry, plugins_used(bench, recipe)))
+
+
+def load_plan(run_dir: str | Path, registry: Registry | None = None, *, only_backbones: Sequence[str] | None = None,
+              ensemble_only: bool = False) -> RunPlan:
+    """The plan a driving command stored in RUN_DIR (plan.json), for one of its jobs: nothing is checked again.
+
+    The driver wrote plan.json just before it started the job, from its own command line."""
+    rundir = RunDir(run_dir)
+    stored = rundir.read_plan()
+    where = str(rundir.plan_file)
+    try:
+        options = dict(stored["options"])
+        for name in PATH_OPTIONS:
+            options[name] = None if options[name] is None else Path(options[name])
+        opts = RunOptions(**{**options, "out": rundir.path, "only_backbones": only_backbones,
+                             "ensemble_only": ensemble_only})
+        name, version, identity, versions = (stored["benchmark"], stored["benchmark_version"], stored["identity"],
+                                             stored["versions"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunDirError(f"{where}: not the plan `mlbench run` writes ({type(exc).__name__})") from None
+    registry = registry or get_registry()
+    bench: Benchmark = registry.create("benchmark", name)
+    if bench.version != version:
+        raise RunError(f"{where} was planned with {bench.name} {version}, installed is {bench.version}")
+    group, device_name = from_environment(opts.device)
+    reporter = Reporter(opts.progress if group.is_main else "quiet")
+    return RunPlan(opts, registry, bench, recipe_from_dict(stored["recipe"], where), rundir, pick_device(device_name),
+                   group, reporter, identity, versions)
+
+
+def store_plan(plan: RunPlan) -> None:
+    """plan.json in the run directory: what every job of this run reads instead of planning again."""
+    if plan.group.is_main:
+        plan.rundir.write_plan(plan.stored())
 
 
 # How plan_run names an option it range-checks: the command line's flag, then run_benchmark()'s
@@ -359,13 +421,11 @@ def _check_backbone_options(registry: Registry, recipe: Recipe) -> None:
             raise RunError(f"--backbone-option {name}: {exc}") from None
 
 
-def _check_same_run(rundir: RunDir, bench: Benchmark, recipe: Recipe) -> None:
+def _check_same_run(rundir: RunDir, want: dict[str, Any]) -> None:
     """Refuse at once a RUN_DIR whose training began with another benchmark or recipe (the data is checked later)."""
     if not rundir.exists():
         return
     identity = rundir.manifest().get("identity", {})
-    want = {"benchmark": bench.name, "benchmark_version": bench.version, "variant": recipe.variant,
-            "recipe": recipe.to_dict()}
     diff = identity_differences({k: identity.get(k) for k in want if k in identity}, {k: want[k] for k in identity
                                                                                        if k in want})
     # A run that failed before training started does not lock its directory: RunDir.start replaces it.
@@ -381,6 +441,13 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def plugins_used(bench: Benchmark, recipe: Recipe) -> dict[str, list[str]]:
+    """Every plugin a run of ``recipe`` uses, by kind."""
+    return {"benchmark": [bench.name], "dataset": [bench.dataset], "loss": [recipe.loss], "sampler": [recipe.sampler],
+            "preprocessor": [recipe.active_preprocessor],
+            "backbone": sorted({backbone_plugin(b) for b in recipe.backbones}), "ensemble": list(recipe.ensembles)}
 
 
 def plugin_versions(registry: Registry, used: dict[str, Sequence[str]]) -> dict[str, Any]:
@@ -425,28 +492,67 @@ def split_stage(plan: RunPlan, source: DataSource, records: Records) -> Benchmar
     return split
 
 
+def data_identity(plan: RunPlan, kind: str, csv_sha256: str) -> dict[str, Any]:
+    """The run's identity: the plan's, and what the label file is (its kind and sha256)."""
+    return {**plan.identity, "dataset_kind": kind, "csv_sha256": csv_sha256}
+
+
 def start_manifest(plan: RunPlan, records: Records, source: DataSource, split: BenchmarkSplit) -> dict[str, Any]:
     bench, recipe, rundir = plan.benchmark, plan.recipe, plan.rundir
-    identity = {"benchmark": bench.name, "benchmark_version": bench.version, "variant": recipe.variant,
-                "dataset_kind": records.kind, "csv_sha256": records.source_sha256, "recipe": recipe.to_dict()}
-    used = {"benchmark": [bench.name], "dataset": [bench.dataset], "loss": [recipe.loss], "sampler": [recipe.sampler],
-            "preprocessor": [recipe.active_preprocessor],
-            "backbone": sorted({backbone_plugin(b) for b in recipe.backbones}), "ensemble": list(recipe.ensembles)}
+    identity = data_identity(plan, records.kind, records.source_sha256)
     now = datetime.now(timezone.utc)
-    fields = {**{k: v for k, v in identity.items() if k != "recipe"}, "recipe": recipe.to_dict(),
-              "run_id": f"{bench.name}-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}",
+    fields = {**identity, "run_id": f"{bench.name}-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}",
               "created_at": now.isoformat(timespec="seconds"), "seed": recipe.seed,
               "backbones": list(recipe.backbones), "loss": recipe.loss, "ensembles": list(recipe.ensembles),
               "pretrained": {b: pretrained_for(recipe, b) for b in recipe.backbones},
-              "versions": plugin_versions(plan.registry, used), "git_commit": git_commit(),
-              "device": device_name(plan.device),
+              "versions": plan.versions, "git_commit": git_commit(), "device": device_name(plan.device),
               "source": {"csv": rundir.stored_path(source.csv), "images": rundir.stored_path(source.images)}}
     rundir.start(identity, fields)
     rundir.record_skips("data", list(records.skipped) + list(split.skipped))
     digest = split.summary["split_hash"]
     rundir.write_split(split_table(split.frame, split.Y, split.splits, bench.labels))
+    write_image_paths(rundir, split, source)
     return rundir.update_manifest(lambda m: m.update(split_hash=digest, n_images={
         s: int((split.splits == s).sum()) for s in SPLITS}))
+
+
+def write_image_paths(rundir: RunDir, split: BenchmarkSplit, source: DataSource) -> None:
+    """Each split image's path relative to the image root, for a resume's preprocess stage.
+
+    A dataset that placed an image outside the root leaves no file: such a run re-reads its label file."""
+    rundir.image_paths_file.unlink(missing_ok=True)  # the split just written is not the old file's
+    prefix = os.path.realpath(source.images).rstrip(os.sep) + os.sep
+    paths = split.frame["image_path"].astype(str)
+    if len(paths) and paths.str.startswith(prefix).all():
+        rundir.write_image_paths(split.frame["image_id"].astype(str).tolist(),
+                                 paths.str.slice(len(prefix)).tolist())
+
+
+def stored_split(plan: RunPlan, source: DataSource) -> BenchmarkSplit | None:
+    """The split an earlier invocation wrote, when the plan and the label file's sha256 are unchanged; else None.
+
+    split.parquet and image-paths.parquet are read back instead of reading the label file and
+    splitting again; a split whose hash is not the manifest's is computed again."""
+    rundir, labels = plan.rundir, list(plan.benchmark.labels)
+    if not (rundir.exists() and rundir.split_file.is_file() and rundir.image_paths_file.is_file()):
+        return None
+    m = rundir.manifest()
+    stored = m.get("identity")
+    if not isinstance(stored, dict) or identity_differences(
+            stored, data_identity(plan, stored.get("dataset_kind"), sha256_file(source.csv))):
+        return None
+    frame = rundir.split()
+    if [c for c in frame.columns if c not in SPLIT_KEY_COLUMNS] != labels:
+        return None
+    ids, splits = frame["image_id"].tolist(), frame["split"].to_numpy()
+    if split_hash(ids, splits.tolist()) != m.get("split_hash"):
+        return None
+    paths = rundir.image_paths(source.images)
+    if paths["image_id"].tolist() != ids:
+        return None
+    keys = frame[["image_id", "patient_id"]].assign(image_path=paths["image_path"].to_numpy())
+    return BenchmarkSplit(keys, frame[labels].to_numpy(dtype=np.uint8), splits, tuple(labels),
+                          {"split_hash": m["split_hash"]}, [], {})
 
 
 def preprocess_stage(plan: RunPlan, split: BenchmarkSplit,
@@ -544,7 +650,6 @@ class Entry:
 class Combined:
     """Every entry, backbones first then ensembles, in recipe order."""
 
-    test_ids: list[str]
     entries: list[Entry] = field(default_factory=list)
 
 
@@ -561,7 +666,7 @@ def ensemble_stage(plan: RunPlan, prepared: Prepared) -> Combined:
     probs = {s: np.stack([predictions.wide(f, b, prepared.ids(s), labels) for f, b in zip(frames, recipe.backbones)])
              for s in EVAL_SPLITS}
     test, val = probs["test"], probs["val"]
-    combined = Combined(prepared.ids("test"), [
+    combined = Combined([
         Entry(b, "backbone", test[i], (test[i] >= recipe.threshold).astype(np.uint8), val[i])
         for i, b in enumerate(recipe.backbones)])
     for name in recipe.ensembles:
@@ -588,23 +693,20 @@ def metrics_stage(plan: RunPlan, prepared: Prepared, combined: Combined) -> pd.D
     tuned = plan.recipe.threshold_rule == "val-f1"
     m = rundir.manifest()
     base = rundir.provenance(m)
-    rows, fitted = [], {}
+    kinds = {e.name: e.kind for e in combined.entries}
+    rows = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MetricWarning)
-        for entry in combined.entries:
-            wall = m["stages"].get(f"train:{entry.name}", {}).get("seconds") if entry.kind == "backbone" else None
-            scored = metric_intervals(y, entry.scores, entry.decided, patients, labels, train_counts=train_counts,
-                                      n_boot=plan.options.n_boot, seed=BOOTSTRAP_SEED)
-            if tuned:  # thresholds from validation labels only; the paper's rows above stay as they are
-                chosen, extra = thresholds.tuned_rows(y_val, entry.val_scores, y, entry.scores, patients, labels,
-                                                      train_counts=train_counts, n_boot=plan.options.n_boot,
-                                                      seed=BOOTSTRAP_SEED)
-                fitted[entry.name] = dict(zip(labels, map(float, chosen)))
-                scored += extra
-            for row in scored:
-                rows.append({**base, "entry": entry.name, "entry_kind": entry.kind, "label": row["label"],
-                             "metric": row["metric"], "value": row["value"], "ci_low": row["ci_low"],
-                             "ci_high": row["ci_high"], "n_positive": row["n_positive"], "wall_time_s": wall})
+        # The one scoring loop: rescoring recomputes a stored run's rows with the same function.
+        scored, fitted = score_entries([(e.name, e.kind, e.scores, e.decided, e.val_scores) for e in combined.entries],
+                                       y, patients, labels, train_counts=train_counts, n_boot=plan.options.n_boot,
+                                       seed=BOOTSTRAP_SEED, threshold_rule=plan.recipe.threshold_rule, y_val=y_val)
+        for row in scored:
+            name = row["entry"]
+            wall = m["stages"].get(f"train:{name}", {}).get("seconds") if kinds[name] == "backbone" else None
+            rows.append({**base, "entry": name, "entry_kind": row["entry_kind"], "label": row["label"],
+                         "metric": row["metric"], "value": row["value"], "ci_low": row["ci_low"],
+                         "ci_high": row["ci_high"], "n_positive": row["n_positive"], "wall_time_s": wall})
     notes = sorted({str(w.message) for w in caught if issubclass(w.category, MetricWarning)})
     for note in notes:  # once per label, not once per entry
         warnings.warn(note, MetricWarning, stacklevel=2)
@@ -628,26 +730,35 @@ def _timed(plan: RunPlan, name: str, work, *args):
 
 
 def prepare(plan: RunPlan) -> Prepared:
-    """Data, split and cache: everything training needs. Under torchrun rank 0 writes, the others wait."""
+    """Data, split and cache: everything training needs. Under torchrun rank 0 writes, the others wait.
+
+    The data and split stages run once: a resume with the same plan and label file (sha256) reads
+    the stored split back (:func:`stored_split`)."""
     if plan.group.is_main:
         source = source_stage(plan)
     plan.group.barrier()
     if not plan.group.is_main:
         source = source_stage(plan)  # finds the corpus rank 0 wrote
-    plan.reporter.say("stage data")
-    started = time.perf_counter()
-    records = data_stage(plan, source)
-    data_seconds = time.perf_counter() - started
-    plan.reporter.say("stage split")
-    started = time.perf_counter()
-    split = split_stage(plan, source, records)
     if plan.group.is_main:
-        start_manifest(plan, records, source, split)
-        plan.rundir.record_stage("data", data_seconds)
-        plan.rundir.record_stage("split", time.perf_counter() - started)
+        split = stored_split(plan, source)
+        if split is not None:
+            plan.reporter.say("stage data, split: reused (same plan, same label file)")
+        else:
+            plan.reporter.say("stage data")
+            started = time.perf_counter()
+            records = data_stage(plan, source)
+            data_seconds = time.perf_counter() - started
+            plan.reporter.say("stage split")
+            started = time.perf_counter()
+            split = split_stage(plan, source, records)
+            start_manifest(plan, records, source, split)
+            plan.rundir.record_stage("data", data_seconds)
+            plan.rundir.record_stage("split", time.perf_counter() - started)
     plan.group.barrier()
+    if not plan.group.is_main:  # rank 0 has written the split; read it (or split alike when it left no paths)
+        split = stored_split(plan, source) or split_stage(plan, source, data_stage(plan, source))
     cache, usable = _timed(plan, "preprocess", preprocess_stage, plan, split, source)
-    return Prepared(split, split.summary["split_hash"], cache, usable)
+    return Prepared(split, cache, usable)
 
 
 def run(opts: RunOptions, registry: Registry | None = None, *, job: bool = False) -> RunResult:
@@ -659,11 +770,16 @@ def run(opts: RunOptions, registry: Registry | None = None, *, job: bool = False
     job takes only its own tasks' locks. ``--only-backbone`` likewise leaves the directory's lock to
     the other backbones' runs.
     """
+    return run_plan(plan_run(opts, registry), job=job)
+
+
+def run_plan(plan: RunPlan, *, job: bool = False) -> RunResult:
+    """:func:`run` of a plan already made (by :func:`plan_run`, or read back by :func:`load_plan` in a job)."""
     import contextlib
 
     from mlbench import dirlock
 
-    plan = plan_run(opts, registry)
+    opts = plan.options
     started = time.perf_counter()
     try:
         writer = contextlib.nullcontext()
@@ -674,6 +790,8 @@ def run(opts: RunOptions, registry: Registry | None = None, *, job: bool = False
             writer = dirlock.hold(plan.rundir.path, "run", whole=not (job or opts.only_backbones), tasks=tasks,
                                   role="job" if job else "command")
         with writer:
+            if not job:  # a job reads the plan its driver stored
+                store_plan(plan)
             return _run_stages(plan, started)
     finally:
         shutdown(plan.group)

@@ -182,7 +182,7 @@ def test_a_one_backbone_grid_compares_the_model_not_ensembles_of_it(tmp_path):
 def test_verdicts_are_adjusted_over_every_remedy_against_the_baseline(monkeypatch):
     """k remedies against one baseline are k tests of each (entry, scope, metric): Holm runs over all of them."""
     import mlbench.grid
-    from mlbench.grid import Cell, compare_cells
+    from mlbench.grid import GridCell, compare_cells
     from mlbench.remedies import Remedy
     from mlbench.paired import holm, paired_differences
 
@@ -208,7 +208,7 @@ def test_verdicts_are_adjusted_over_every_remedy_against_the_baseline(monkeypatc
         def __init__(self, name):
             self.out = name
 
-    cells = [Cell(Remedy(name), 0, Out(name)) for name in runs]
+    cells = [GridCell(Remedy(name), 0, Out(name)) for name in runs]
     table = compare_cells(cells, "base", n_boot=300)
     alone = {r: compare_stored("base", r, n_boot=300)["m"].table for r in ("better", "same")}
     for (scope, metric), rows in table.groupby(["scope", "metric"]):
