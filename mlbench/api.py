@@ -83,9 +83,16 @@ def shown(value: Any) -> str:
     return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 3] + "..."
 
 
+# The command-line option of an argument whose name differs or that users type most, so that the
+# one message names both the keyword and what was typed (the CLI calls these functions).
+CLI_OPTIONS = {"seed": "--seed", "seeds": "--seeds", "max_epochs": "--epochs", "n_boot": "--bootstrap",
+               "image_size": "--image-size", "workers": "--workers", "batch_size": "--batch-size"}
+
+
 def argument_error(function: str, name: str, value: Any, expected: str) -> ArgumentError:
-    """The one message shape: ``run_benchmark: max_epochs='1' (str); expected an int >= 1``."""
-    return ArgumentError(f"{function}: {name}={shown(value)} ({type(value).__name__}); expected {expected}")
+    """The one message shape: ``run_benchmark: max_epochs='1' (str); expected an int >= 1 (--epochs ...)``."""
+    option = f" ({CLI_OPTIONS[name]} on the command line)" if name in CLI_OPTIONS else ""
+    return ArgumentError(f"{function}: {name}={shown(value)} ({type(value).__name__}); expected {expected}{option}")
 
 
 def optional(c: Constraint) -> Constraint:
@@ -164,8 +171,10 @@ REGISTRY = Constraint("an mlbench.registry.Registry", is_registry)
 CALLBACK = Constraint("a callable", callable)
 EXECUTOR = Constraint(f"one of {', '.join(map(repr, EXECUTORS))}", lambda v: v in EXECUTORS)
 RESOURCES = Constraint("a dict of mlbench.executors.Resources fields, e.g. {'gpus_per_node': 1}", is_options, dict)
-SEEDS = Constraint("a tuple or list of ints >= 0, e.g. (0, 1)",
-                   lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(integer(0).accepts(s) for s in v),
+SEED_MAX = 2**32 - 1  # numpy's random generators take 0 <= seed < 2**32
+SEED = Constraint(f"an int from 0 to {SEED_MAX}", lambda v: integer(0).accepts(v) and v <= SEED_MAX, int)
+SEEDS = Constraint(f"a tuple or list of ints from 0 to {SEED_MAX}, e.g. (0, 1)",
+                   lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(SEED.accepts(s) for s in v),
                    lambda v: [int(s) for s in v])
 SPLIT_NAME = Constraint(f"one of {', '.join(map(repr, SPLIT_NAMES))}", lambda v: v in SPLIT_NAMES)
 NUMBER = Constraint("a number", lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool), float)
@@ -181,7 +190,7 @@ RUN_OPTIONS: dict[str, Constraint] = {
     "demo_dir": optional(PATH), "cache": optional(PATH),
     "backbones": optional(NAMES), "loss": optional(NAME), "ensembles": optional(NAMES),
     "crop": optional(BOOL), "augment": optional(BOOL),
-    "max_epochs": optional(integer(1)), "image_size": optional(integer(16)), "seed": optional(integer(0)),
+    "max_epochs": optional(integer(1)), "image_size": optional(integer(16)), "seed": optional(SEED),
     "demo_options": optional(OPTIONS), "loss_options": optional(OPTIONS),
     "sampler": optional(NAME), "sampler_options": optional(OPTIONS), "threshold_rule": optional(NAME),
     "backbone_options": optional(BACKBONE_OPTIONS), "device": NAME, "workers": optional(integer(1)),
@@ -200,12 +209,12 @@ ARGUMENTS: dict[str, dict[str, Constraint]] = {
                  "image_size": optional(integer(16)), "ensembles": optional(NAMES), "n_boot": integer(1),
                  "device": NAME, "workers": optional(integer(1)), "progress": PROGRESS, **EXECUTION},
     "grid_status": {"grid_dir": PATH},
-    "write_demo_data": {"benchmark": NAME, "out": PATH, "seed": integer(0), "options": optional(OPTIONS)},
+    "write_demo_data": {"benchmark": NAME, "out": PATH, "seed": SEED, "options": optional(OPTIONS)},
     "preprocess_images": {"benchmark": NAME, "csv": PATH, "images": PATH, "cache": PATH, "crop": BOOL,
                           "size": optional(integer(16)), "workers": optional(integer(1))},
     "inspect_dataset": {"dataset": NAME, "csv": PATH, "images": optional(PATH)},
     "split_dataset": {"benchmark": NAME, "csv": PATH, "out": PATH, "images": optional(PATH),
-                      "seed": optional(integer(0))},
+                      "seed": optional(SEED)},
     "label_tree": {"dataset": optional(NAME), "label": optional(NAME)},
     "crop_images": {"inputs": PATHS, "out": PATH, "size": INT, "preprocessor": optional(NAME),
                     "segmenter": optional(NAME), "weights": optional(PATH), "options": optional(OPTIONS),
@@ -218,7 +227,7 @@ ARGUMENTS: dict[str, dict[str, Constraint]] = {
                        "image_root": optional(PATH)},
     "test_plugin": {"plugin": NAME},
     "compare_run": {"run_dir": PATH, "against": AGAINST, "variant": optional(NAME), "metric": NAME,
-                    "leaderboard_file": optional(PATH), "n_boot": integer(1), "seed": integer(0),
+                    "leaderboard_file": optional(PATH), "n_boot": integer(1), "seed": SEED,
                     "json_file": optional(PATH), "png_file": optional(PATH), "png_entry": optional(NAME)},
     "submit_run": {"run_dir": PATH, "leaderboard": optional(PATH), "csv": optional(PATH), "images": optional(PATH),
                    "registry": optional(REGISTRY)},

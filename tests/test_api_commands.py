@@ -7,34 +7,15 @@ import json
 import warnings
 
 import pytest
-from click.testing import CliRunner
 
 import mlbench
 import mlbench.errors
 from mlbench import api
-from mlbench.cli import main
+from cli_checks import assert_one_error, cli
 
 BENCH = "padchest-specific"
 TINY = dict(demo_options={"n_patients": 30, "image_size": 96}, image_size=32, max_epochs=1,
             backbones=("resnet10t",), ensembles=("ctp",), n_boot=10, progress=False, workers=1)
-
-
-def assert_one_error(result, *names: str) -> str:
-    """Non-zero exit, no traceback, the output ends with one ``Error:`` line naming ``names``."""
-    output = result.output
-    tail = "\n".join(output.strip().splitlines()[-12:])
-    assert "Traceback" not in output, tail
-    assert result.exit_code not in (0, 70), f"exit {result.exit_code}: {tail}"
-    lines = [line for line in output.strip().splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("Error: "), tail
-    assert sum(line.startswith("Error:") for line in lines) == 1, tail
-    for name in names:
-        assert name.lower() in lines[-1].lower(), f"{name!r} not named in: {lines[-1]}"
-    return lines[-1]
-
-
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

@@ -15,33 +15,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from mlbench.cli import main
+from cli_checks import assert_one_error, cli
 
 BENCH = "padchest-specific"
 ODD_ENTRY = "[/oops]"
 ODD_LABEL = "[reverse]x[/reverse]"
 MATH_LABEL = "$x_{$"  # matplotlib would parse it as mathtext and fail
-
-
-def cli(*args, env: dict[str, str] | None = None):
-    return CliRunner().invoke(main, [str(a) for a in args], env=env, catch_exceptions=False)
-
-
-def assert_one_error(result, *names: str) -> str:
-    """Non-zero exit, no traceback, the output ends with one ``Error:`` line naming ``names``."""
-    output = result.output
-    tail = "\n".join(output.strip().splitlines()[-12:])
-    assert "Traceback" not in output, tail
-    assert result.exit_code not in (0, 70), f"exit {result.exit_code}: {tail}"
-    lines = [line for line in output.strip().splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("Error: "), tail
-    assert sum(line.startswith("Error:") for line in lines) == 1, tail
-    last = lines[-1]
-    for name in names:
-        assert name.lower() in last.lower(), f"{name!r} not named in: {last}"
-    return last
 
 
 def long_dir(root: Path) -> Path:

@@ -24,29 +24,11 @@ from mlbench.gridstatus import grid_status
 from mlbench.io import write_json
 from mlbench.registry import get_registry
 from mlbench.rundir import RunDir
+from cli_checks import assert_one_error, cli
 
 BENCH = "padchest-specific"
 TINY = ["--backbones", "resnet10t", "--seeds", "0", "--epochs", "1", "--image-size", "32", "--ensembles", "ctp",
         "--bootstrap", "10", "--workers", "1", "--quiet"]
-
-
-def cli(*args: str):
-    return CliRunner().invoke(main, [str(a) for a in args], env={"COLUMNS": "200"}, catch_exceptions=False)
-
-
-def assert_one_error(result, *names: str) -> str:
-    """Non-zero exit, no traceback, the output ends with one ``Error:`` line naming ``names``."""
-    output = result.output
-    tail = "\n".join(output.strip().splitlines()[-12:])  # enough to see the failure, not a whole report
-    assert "Traceback" not in output, tail
-    assert result.exit_code not in (0, 70), f"exit {result.exit_code}: {tail}"
-    lines = [line for line in output.strip().splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("Error: "), tail
-    assert sum(line.startswith("Error:") for line in lines) == 1, tail
-    last = lines[-1]
-    for name in names:
-        assert name.lower() in last.lower(), f"{name!r} not named in: {last}"
-    return last
 
 
 def identity(out: Path, **changes) -> dict:

@@ -21,24 +21,10 @@ from mlbench.registry import get_registry
 from mlbench.remedies import KINDS, parse_remedy
 from mlbench.report.collect import read_grid
 from mlbench.rundir import RunDir
+from cli_checks import assert_one_error
 
 SPEC = {"benchmark": "padchest-specific", "remedies": ["uniform", "ml-ros"], "backbones": ["resnet10t"],
         "seeds": [0], "demo": True, "run_options": {}, "n_boot": 10}
-
-
-def assert_one_error(result, *names: str) -> str:
-    """Non-zero exit, no traceback, the output ends with one ``Error:`` line naming ``names``."""
-    output = result.output
-    tail = "\n".join(output.strip().splitlines()[-12:])
-    assert "Traceback" not in output, tail
-    assert result.exit_code not in (0, 70), f"exit {result.exit_code}: {tail}"
-    lines = [line for line in output.strip().splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("Error: "), tail
-    assert sum(line.startswith("Error:") for line in lines) == 1, tail
-    last = lines[-1]
-    for name in names:
-        assert name.lower() in last.lower(), f"{name!r} not named in: {last}"
-    return last
 
 
 def make_cell(run_dir, *, leaderboard: bool, finished: bool) -> RunDir:

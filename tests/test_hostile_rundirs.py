@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from mlbench.cli import main
 from mlbench.rundir import RunDir, RunDirError
+from cli_checks import assert_one_error
 
 BENCH = "padchest-specific"
 SECRET = "root:SECRET-LINE:20228:0:99999:7:::"
@@ -44,19 +45,6 @@ def cli_reading(*args: str) -> tuple[object, list[str]]:
         return result, _opened
     finally:
         _opened = None
-
-
-def assert_one_error(result, *names: str) -> str:
-    output = result.output
-    tail = "\n".join(output.strip().splitlines()[-12:])
-    assert "Traceback" not in output, tail
-    assert result.exit_code not in (0, 70), f"exit {result.exit_code}: {tail}"
-    lines = [line for line in output.strip().splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("Error: "), tail
-    assert sum(line.startswith("Error:") for line in lines) == 1, tail
-    for name in names:
-        assert name.lower() in lines[-1].lower(), f"{name!r} not named in: {lines[-1]}"
-    return lines[-1]
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
-from mlbench.cli import main
 from mlbench.registry import ONLY_PLUGINS_ENV, reset_registry
+from cli_checks import assert_one_error, cli
 
 BENCH = "padchest-specific"
 COLUMNS = ["ImageID", "ImageDir", "PatientID", "StudyID", "Projection", "Labels"]
@@ -32,25 +31,6 @@ RUN_FILES = ("manifest.json", "split.parquet", "predictions.parquet", "leaderboa
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def cli(*args: str, env: dict[str, str] | None = None):
-    return CliRunner().invoke(main, [str(a) for a in args], env=env, catch_exceptions=False)
-
-
-def assert_one_error(result, *names: str) -> str:
-    """Non-zero exit, no traceback, the output ends with one ``Error:`` line naming ``names``."""
-    output = result.output
-    tail = "\n".join(output.strip().splitlines()[-12:])  # enough to see the failure, not a whole report
-    assert "Traceback" not in output, tail
-    assert result.exit_code not in (0, 70), f"exit {result.exit_code}: {tail}"
-    lines = [line for line in output.strip().splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("Error: "), tail
-    assert sum(line.startswith("Error:") for line in lines) == 1, tail
-    last = lines[-1]
-    for name in names:
-        assert name.lower() in last.lower(), f"{name!r} not named in: {last}"
-    return last
 
 
 def write_csv(path: Path, rows=ROWS, columns=COLUMNS) -> Path:

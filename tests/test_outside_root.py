@@ -18,31 +18,12 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
-from mlbench.cli import main
 from mlbench.data.imagepaths import OUTSIDE_ROOT, ImageRoot, resolve_image
 from mlbench.paths import lies_under
+from cli_checks import assert_one_error, cli
 
 BENCH = "padchest-specific"
-
-
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def assert_one_error(result, *names: str) -> str:
-    """Non-zero exit, no traceback, the output ends with one ``Error:`` line naming ``names``."""
-    output = result.output
-    tail = "\n".join(output.strip().splitlines()[-12:])
-    assert "Traceback" not in output, tail
-    assert result.exit_code not in (0, 70), f"exit {result.exit_code}: {tail}"
-    lines = [line for line in output.strip().splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("Error: "), tail
-    assert sum(line.startswith("Error:") for line in lines) == 1, tail
-    for name in names:
-        assert name.lower() in lines[-1].lower(), f"{name!r} not named in: {lines[-1]}"
-    return lines[-1]
 
 
 def write_png(path: Path, value: int = 30000, size: int = 64) -> Path:

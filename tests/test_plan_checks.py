@@ -16,39 +16,19 @@ import warnings
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 import mlbench
 from mlbench import checkpoint, runner
 from mlbench.checkpoint import CheckpointError
-from mlbench.cli import main
 from mlbench.errors import UserError
 from mlbench.registry import Registry
+from cli_checks import assert_one_error, cli
 
 BENCH = "padchest-specific"
 TINY = ("--demo", "--demo-option", "n_patients=40", "--demo-option", "image_size=96", "--image-size", "32",
         "--epochs", "1", "--workers", "1", "--bootstrap", "10", "--quiet", "--ensembles", "ctp")
 TINY_API = dict(demo=True, demo_options={"n_patients": 40, "image_size": 96}, image_size=32, max_epochs=1,
                 workers=1, n_boot=10, ensembles=("ctp",), backbones=("resnet10t",), progress="quiet")
-
-
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def assert_one_error(result, *names: str) -> str:
-    """Non-zero exit, no traceback, the output ends with one ``Error:`` line naming ``names``."""
-    output = result.output
-    tail = "\n".join(output.strip().splitlines()[-12:])
-    assert "Traceback" not in output, tail
-    assert result.exit_code not in (0, 70), f"exit {result.exit_code}: {tail}"
-    lines = [line for line in output.strip().splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("Error: "), tail
-    assert sum(line.startswith("Error:") for line in lines) == 1, tail
-    last = lines[-1]
-    for name in names:
-        assert name.lower() in last.lower(), f"{name!r} not named in: {last}"
-    return last
 
 
 @pytest.fixture()

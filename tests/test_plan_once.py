@@ -26,26 +26,12 @@ from mlbench.metrics import MetricWarning
 from mlbench.registry import get_registry
 from mlbench.rundir import RunDir, RunDirError
 from mlbench.runner import RunOptions
+from cli_checks import assert_one_error
 
 BENCH = "padchest-specific"
 TINY = dict(benchmark=BENCH, demo=True, demo_options={"n_patients": 40, "image_size": 96}, image_size=32,
             max_epochs=1, backbones=("resnet10t",), ensembles=("ctp",), n_boot=10, progress=False, workers=1)
 KEYS = ["entry", "label", "metric"]
-
-
-def assert_one_error(result, *names: str) -> str:
-    """Non-zero exit, no traceback, the output ends with one ``Error:`` line naming ``names``."""
-    output = result.output
-    tail = "\n".join(output.strip().splitlines()[-12:])
-    assert "Traceback" not in output, tail
-    assert result.exit_code not in (0, 70), f"exit {result.exit_code}: {tail}"
-    lines = [line for line in output.strip().splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("Error: "), tail
-    assert sum(line.startswith("Error:") for line in lines) == 1, tail
-    last = lines[-1]
-    for name in names:
-        assert name.lower() in last.lower(), f"{name!r} not named in: {last}"
-    return last
 
 
 def quietly(work, *args, **kwargs):

@@ -16,10 +16,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
 
 import mlbench
-from mlbench.cli import main
 from mlbench.errors import UserError
 from mlbench.grid import GridSpec
 from mlbench.griddir import GRID_FILE
@@ -27,28 +25,10 @@ from mlbench.io import write_json
 from mlbench.report import ReportError, ReportNote, is_report_file
 from mlbench.report.html import MARKER
 from mlbench.rundir import RunDir
+from cli_checks import assert_one_error, cli
 
 BENCH = "padchest-specific"
 SECRET = "SECRET-CONTENT-7731"  # planted in hostile files: never shown
-
-
-def assert_one_error(result, *names: str) -> str:
-    """Non-zero exit, no traceback, the output ends with one ``Error:`` line naming ``names``."""
-    output = result.output
-    tail = "\n".join(output.strip().splitlines()[-12:])  # enough to see the failure, not a whole report
-    assert "Traceback" not in output, tail
-    assert result.exit_code not in (0, 70), f"exit {result.exit_code}: {tail}"
-    lines = [line for line in output.strip().splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("Error: "), tail
-    assert sum(line.startswith("Error:") for line in lines) == 1, tail
-    last = lines[-1]
-    for name in names:
-        assert name.lower() in last.lower(), f"{name!r} not named in: {last}"
-    return last
-
-
-def cli(*args):
-    return CliRunner().invoke(main, ["report", *[str(a) for a in args]])
 
 
 @pytest.fixture(scope="module")
