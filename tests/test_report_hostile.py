@@ -27,6 +27,11 @@ from mlbench.report.html import MARKER
 from mlbench.rundir import RunDir
 from cli_checks import assert_one_error, cli
 
+
+def report(*args):
+    """``mlbench report ARGS``."""
+    return cli("report", *args)
+
 BENCH = "padchest-specific"
 SECRET = "SECRET-CONTENT-7731"  # planted in hostile files: never shown
 
@@ -65,7 +70,7 @@ def test_report_error_is_a_user_error():
 
 def test_a_clean_run_has_no_notes_and_carries_the_marker(run_copy, tmp_path):
     out = tmp_path / "report.html"
-    result = cli(run_copy, "--out", out)
+    result = report(run_copy, "--out", out)
     assert result.exit_code == 0, result.output
     assert notes_of(result) == [] and 'id="notes"' not in out.read_text()
     assert is_report_file(out) and MARKER in out.read_text()[:512]
@@ -95,7 +100,7 @@ def test_a_missing_or_corrupt_split_is_a_note_on_the_page_and_in_the_output(run_
         column = table.column_names[-1]  # a label column
         pq.write_table(table.set_column(len(table.column_names) - 1, column, pa.array([7] * table.num_rows)), split)
     out = tmp_path / "report.html"
-    result = cli(run_copy, "--out", out)
+    result = report(run_copy, "--out", out)
     assert result.exit_code == 0 and "Traceback" not in result.output, result.output
     (note,) = notes_of(result)
     assert str(split) in note and expected in note and "expected" in note and SECRET not in result.output, note
@@ -123,7 +128,7 @@ def test_a_missing_or_corrupt_skip_list_is_a_note(run_copy, tmp_path, case):
     else:
         pq.write_table(content, skipped)
     out = tmp_path / "report.html"
-    result = cli(run_copy, "--out", out)
+    result = report(run_copy, "--out", out)
     assert result.exit_code == 0, result.output
     (note,) = notes_of(result)
     assert str(skipped) in note and expected in note and "manifest.json alone" in note, note
@@ -157,7 +162,7 @@ def test_a_history_of_the_wrong_shape_is_one_line_naming_the_file(run_copy, tmp_
     history = RunDir(run_copy).history_file("resnet10t")
     history.write_text(HISTORIES[case])
     out = tmp_path / "report.html"
-    last = assert_one_error(cli(run_copy, "--out", out), str(history), "expected")
+    last = assert_one_error(report(run_copy, "--out", out), str(history), "expected")
     assert SECRET not in last and not out.exists()
 
 
@@ -165,7 +170,7 @@ def test_a_history_of_the_wrong_shape_is_one_line_naming_the_file(run_copy, tmp_
 def test_a_manifest_field_of_the_wrong_shape_is_one_line(run_copy, tmp_path, field, value):
     manifest = RunDir(run_copy).manifest()
     write_json(RunDir(run_copy).manifest_file, {**manifest, field: value})
-    last = assert_one_error(cli(run_copy, "--out", tmp_path / "r.html"), "manifest.json", f"field '{field}'")
+    last = assert_one_error(report(run_copy, "--out", tmp_path / "r.html"), "manifest.json", f"field '{field}'")
     assert SECRET not in last
 
 
@@ -180,12 +185,12 @@ def test_an_unfinished_grid_is_named_as_a_grid(run_copy, tmp_path):
     write_grid_spec(grid_dir)
     (grid_dir / "cells" / "uniform").mkdir(parents=True)
     shutil.copytree(run_copy, grid_dir / "cells" / "uniform" / "seed-0")
-    last = assert_one_error(cli(grid_dir, "--out", tmp_path / "g.html"), "comparison.parquet", "unfinished",
+    last = assert_one_error(report(grid_dir, "--out", tmp_path / "g.html"), "comparison.parquet", "unfinished",
                             f"mlbench grid status {grid_dir}")
     assert "expected a run directory" not in last
     neither = tmp_path / "neither"
     neither.mkdir()
-    assert_one_error(cli(neither, "--out", tmp_path / "n.html"), "manifest.json", "run directory", "grid directory",
+    assert_one_error(report(neither, "--out", tmp_path / "n.html"), "manifest.json", "run directory", "grid directory",
                      GRID_FILE)
 
 
@@ -196,27 +201,27 @@ def test_out_never_replaces_a_run_directorys_own_files(run_copy, tmp_path):
     for target in (rundir.manifest_file, rundir.history_file("resnet10t"), rundir.leaderboard_file):
         before = target.read_bytes()
         for force in ((), ("--force",)):
-            assert_one_error(cli(run_copy, "--out", target, *force), f"--out {target}", "the run directory",
+            assert_one_error(report(run_copy, "--out", target, *force), f"--out {target}", "the run directory",
                              "must not replace")
             assert target.read_bytes() == before
     # Nor inside its own folders, there or not.
     for target in (rundir.default_demo_dir / "page.html", rundir.preprocess_dir / "page.html",
                    rundir.default_cache / "x.html"):
-        assert_one_error(cli(run_copy, "--out", target), "--out", "the run directory")
+        assert_one_error(report(run_copy, "--out", target), "--out", "the run directory")
         assert not target.exists()
     # Another run directory's files are just as protected.
     other = tmp_path / "other"
     shutil.copytree(run_copy, other)
-    assert_one_error(cli(run_copy, "--out", RunDir(other).split_file, "--force"), "the run directory", str(other))
+    assert_one_error(report(run_copy, "--out", RunDir(other).split_file, "--force"), "the run directory", str(other))
     # A link that leads onto the manifest is refused as well.
     link = tmp_path / "link.html"
     link.symlink_to(rundir.manifest_file)
-    assert_one_error(cli(run_copy, "--out", link, "--force"), "the run directory")
+    assert_one_error(report(run_copy, "--out", link, "--force"), "the run directory")
     assert rundir.manifest_file.read_bytes() == manifest and link.is_symlink()
     # A page beside its files is fine, and replacing our own page needs no --force.
     page = run_copy / "report.html"
     for _ in range(2):
-        result = cli(run_copy, "--out", page)
+        result = report(run_copy, "--out", page)
         assert result.exit_code == 0 and "Error" not in result.output, result.output
     assert is_report_file(page)
 
@@ -226,7 +231,7 @@ def test_out_never_replaces_a_grid_directorys_own_files(tmp_path):
     write_grid_spec(grid_dir)
     spec = (grid_dir / GRID_FILE).read_bytes()
     for target in (grid_dir / GRID_FILE, grid_dir / "comparison.parquet", grid_dir / "shared" / "cache" / "r.html"):
-        assert_one_error(cli(grid_dir, "--out", target, "--force"), f"--out {target}", "the grid directory")
+        assert_one_error(report(grid_dir, "--out", target, "--force"), f"--out {target}", "the grid directory")
     assert (grid_dir / GRID_FILE).read_bytes() == spec
     assert sorted(p.name for p in grid_dir.iterdir()) == [GRID_FILE]
 
@@ -234,11 +239,11 @@ def test_out_never_replaces_a_grid_directorys_own_files(tmp_path):
 def test_out_replaces_someone_elses_file_only_with_force(run_copy, tmp_path):
     mine = tmp_path / "notes.html"
     mine.write_text("<html>my notes</html>")
-    assert_one_error(cli(run_copy, "--out", mine), f"--out {mine}", "not an mlbench report", "--force")
+    assert_one_error(report(run_copy, "--out", mine), f"--out {mine}", "not an mlbench report", "--force")
     assert mine.read_text() == "<html>my notes</html>"
     with pytest.raises(ReportError, match="not an mlbench report"):
         mlbench.write_report(run_copy, mine)
-    result = cli(run_copy, "--out", mine, "--force")
+    result = report(run_copy, "--out", mine, "--force")
     assert result.exit_code == 0, result.output
     assert is_report_file(mine)
     # A file that only mentions the marker deep inside is still not ours.
