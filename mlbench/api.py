@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from mlbench.errors import UserError
+from mlbench.options import OPTION_FLAGS, SEED_MAX
 from mlbench.progress import MODES
 from mlbench.rundir import RunDir
 
@@ -83,15 +84,9 @@ def shown(value: Any) -> str:
     return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 3] + "..."
 
 
-# The command-line option of an argument whose name differs or that users type most, so that the
-# one message names both the keyword and what was typed (the CLI calls these functions).
-CLI_OPTIONS = {"seed": "--seed", "seeds": "--seeds", "max_epochs": "--epochs", "n_boot": "--bootstrap",
-               "image_size": "--image-size", "workers": "--workers", "batch_size": "--batch-size"}
-
-
 def argument_error(function: str, name: str, value: Any, expected: str) -> ArgumentError:
     """The one message shape: ``run_benchmark: max_epochs='1' (str); expected an int >= 1 (--epochs ...)``."""
-    option = f" ({CLI_OPTIONS[name]} on the command line)" if name in CLI_OPTIONS else ""
+    option = f" ({OPTION_FLAGS[name]} on the command line)" if name in OPTION_FLAGS else ""
     return ArgumentError(f"{function}: {name}={shown(value)} ({type(value).__name__}); expected {expected}{option}")
 
 
@@ -171,7 +166,6 @@ REGISTRY = Constraint("an mlbench.registry.Registry", is_registry)
 CALLBACK = Constraint("a callable", callable)
 EXECUTOR = Constraint(f"one of {', '.join(map(repr, EXECUTORS))}", lambda v: v in EXECUTORS)
 RESOURCES = Constraint("a dict of mlbench.executors.Resources fields, e.g. {'gpus_per_node': 1}", is_options, dict)
-SEED_MAX = 2**32 - 1  # numpy's random generators take 0 <= seed < 2**32
 SEED = Constraint(f"an int from 0 to {SEED_MAX}", lambda v: integer(0).accepts(v) and v <= SEED_MAX, int)
 SEEDS = Constraint(f"a tuple or list of ints from 0 to {SEED_MAX}, e.g. (0, 1)",
                    lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(SEED.accepts(s) for s in v),

@@ -16,8 +16,8 @@ it when its process dies, SIGKILL included: there is no stale lock to clear. The
 (written atomically through :mod:`mlbench.io`) records the holder's pid, host and start time, and
 stays after the holder ended: ``released_at`` says it let go, its absence that it was killed.
 :func:`holder` asks whether anyone holds a lock now (``mlbench grid status`` tells "running" from
-"interrupted" with it). A forked child without exec would inherit a lock; mlbench forks none (its
-worker pools spawn, submitit starts its jobs with exec).
+"interrupted" with it). A forked child without exec would inherit a lock; mlbench forks none (the
+cache builds with threads, submitit starts its jobs with exec).
 
 Refusing beats waiting: a second identical command is almost always a mistake (a doubled
 submission, a forgotten terminal), waiting would hold a terminal or a cluster allocation doing

@@ -22,6 +22,12 @@ class OptionError(UserError, ValueError):
     """A KEY=VALUE option is malformed (the message names the option)."""
 
 
+# The command line's flag of a run option whose Python keyword differs or that users type most:
+# plan_run and the API's argument checks name both, as either may have set it.
+OPTION_FLAGS = {"max_epochs": "--epochs", "image_size": "--image-size", "seed": "--seed", "seeds": "--seeds",
+                "workers": "--workers", "n_boot": "--bootstrap", "batch_size": "--batch-size"}
+SEED_MAX = 2**32 - 1  # numpy's random generators (demo corpora, samplers) take 0 <= seed < 2**32
+
 def parse_value(text: str) -> Any:
     text = text.strip()
     if text in _PYTHON_WORDS:

@@ -47,7 +47,7 @@ from mlbench.io import read_json, sha256_file, write_json
 from mlbench.metrics import MetricWarning
 from mlbench.preprocessing.cache import Cache, build_cache
 from mlbench.progress import Reporter
-from mlbench.options import OptionError, check_factory_options, shown
+from mlbench.options import OPTION_FLAGS, SEED_MAX, OptionError, check_factory_options, shown
 from mlbench.registry import LazyFactory, PluginError, Registry, get_registry
 from mlbench.rescoring import score_entries
 from mlbench.rundir import SPLIT_KEY_COLUMNS, RunDir, RunDirError, identity_differences, recipe_from_dict
@@ -278,11 +278,6 @@ def store_plan(plan: RunPlan) -> None:
         plan.rundir.write_plan(plan.stored())
 
 
-# How plan_run names an option it range-checks: the command line's flag, then run_benchmark()'s
-# keyword (the message names both: either may have set it).
-OPTION_FLAGS = {"max_epochs": "--epochs", "image_size": "--image-size", "seed": "--seed", "workers": "--workers",
-                "n_boot": "--bootstrap"}
-SEED_MAX = 2**32 - 1  # numpy's RandomState (demo corpora, samplers) takes 0 <= seed < 2**32
 # Inclusive ranges. Above the upper bounds a run would fail hours in: the cache holds size x size
 # bytes per image (no chest film is wider than 4096 px), the bootstrap n_boot x patients counts,
 # and preprocessing starts one process per worker.

@@ -50,7 +50,7 @@ def grid_group() -> None:
 @click.option("--bootstrap", "n_boot", default=1000, show_default=True, type=click.IntRange(min=1),
               help="Patient-bootstrap replicates for every CI (cells and the paired comparison).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--workers", type=click.IntRange(min=1), help="Processes for preprocessing [default: all cores].")
+@click.option("--workers", type=click.IntRange(min=1), help="Threads decoding and cropping images [default: all cores].")
 @executor_options
 @click.option("--progress", type=click.Choice(MODES), default="auto", show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")

@@ -65,7 +65,7 @@ def results_table(board: pd.DataFrame, title: str) -> Table:
 @click.option("--image-size", type=click.IntRange(min=16), help="Training image size [default: the recipe's].")
 @click.option("--seed", type=int, help="Training seed (the split is fixed by the benchmark).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--workers", type=click.IntRange(min=1), help="Processes for preprocessing [default: all cores].")
+@click.option("--workers", type=click.IntRange(min=1), help="Threads decoding and cropping images [default: all cores].")
 @click.option("--only-backbone", "only_backbone", multiple=True, help="Train only this backbone (repeatable); no ensembles.")
 @click.option("--ensemble-only", "ensemble_only", type=click.Path(path_type=Path),
               help="Build ensembles and metrics in this RUN_DIR once every backbone has predictions.")
@@ -151,7 +151,7 @@ def demo_data_command(out_dir, benchmark, seed):
               help="Cache folder (shared by runs).")
 @click.option("--no-crop", is_flag=True, help="Cache whole resized images instead of lung crops.")
 @click.option("--size", type=click.IntRange(min=16), help="Image size in pixels [default: the benchmark recipe's].")
-@click.option("--workers", type=click.IntRange(min=1), help="Processes [default: all cores].")
+@click.option("--workers", type=click.IntRange(min=1), help="Threads decoding and cropping images [default: all cores].")
 def preprocess_command(benchmark, csv_path, images, cache, no_crop, size, workers):
     """Decode, crop and resize every image of BENCHMARK once into CACHE (parallel, resumable)."""
     from mlbench.api import preprocess_images

@@ -20,7 +20,6 @@ import stat
 from typing import Union
 
 from mlbench.data import Skip
-from mlbench.paths import lies_under
 
 OUTSIDE_ROOT = "outside_root"  # the Skip reason of an image whose real path leaves its root
 

@@ -47,7 +47,7 @@ from mlbench.explainers import ExplainError, Explanation
 from mlbench.explainers import render, scoring
 from mlbench import leaderboard
 from mlbench.io import write_json, write_text
-from mlbench.rundir import RunDir, RunDirError
+from mlbench.rundir import RunDirError
 from mlbench.training import device_name
 
 SPLITS = ("train", "val", "test")
