@@ -302,7 +302,7 @@ def cache_folder() -> Path | None:
 
 
 def cache_path() -> Path | None:
-    """This interpreter's registry cache file (``registry-XXXXXXXX.json`` in :func:`cache_folder`)."""
+    """This interpreter's registry cache file (``registry-HASH.json`` in :func:`cache_folder`)."""
     folder = cache_folder()
     try:
         where = json.dumps([sys.executable, [entry or os.getcwd() for entry in sys.path]])
