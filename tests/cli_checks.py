@@ -29,3 +29,23 @@ def assert_one_error(result, *names: str) -> str:
     for name in names:
         assert name.lower() in last.lower(), f"{name!r} not named in: {last}"
     return last
+
+
+def finished_tiny_run(out):
+    """One finished real demo run of padchest-specific in ``out`` (40 patients, one epoch of resnet10t at
+    32 px): the run directory the mistake tests copy and tamper with. Its corpus and cache are inside it."""
+    import warnings
+
+    import torch
+
+    from mlbench.metrics import MetricWarning
+    from mlbench.runner import RunOptions, run
+
+    torch.set_num_threads(2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetricWarning)
+        result = run(RunOptions(benchmark="padchest-specific", demo=True,
+                                demo_options={"n_patients": 40, "image_size": 96}, image_size=32, max_epochs=1,
+                                backbones=("resnet10t",), ensembles=("ctp",), n_boot=10, progress=False, workers=1,
+                                out=out))
+    return result.run_dir

@@ -13,7 +13,6 @@ import errno
 import json
 import os
 import shutil
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from cli_checks import assert_one_error, cli
+from cli_checks import assert_one_error, cli, finished_tiny_run
 
 BENCH = "padchest-specific"
 RUN_FILES = ("manifest.json", "split.parquet", "predictions.parquet", "leaderboard.parquet", "skipped.parquet")
@@ -34,18 +33,7 @@ RUN_FILES = ("manifest.json", "split.parquet", "predictions.parquet", "leaderboa
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """One finished real run of the demo (the cases copy it)."""
-    import torch
-
-    from mlbench.metrics import MetricWarning
-    from mlbench.runner import RunOptions, run
-
-    torch.set_num_threads(2)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MetricWarning)
-        result = run(RunOptions(benchmark=BENCH, demo=True, demo_options={"n_patients": 40, "image_size": 96},
-                                image_size=32, max_epochs=1, backbones=("resnet10t",), ensembles=("ctp",), n_boot=10,
-                                progress=False, workers=1, out=tmp_path_factory.mktemp("hostile") / "run"))
-    return result.run_dir
+    return finished_tiny_run(tmp_path_factory.mktemp("hostile") / "run")
 
 
 def copy_run(run_dir: Path, dest: Path) -> Path:

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from click.testing import CliRunner
 
 from mlbench.cli import main
 from mlbench.rundir import RunDir, RunDirError
-from cli_checks import assert_one_error
+from cli_checks import assert_one_error, finished_tiny_run
 
 BENCH = "padchest-specific"
 SECRET = "root:SECRET-LINE:20228:0:99999:7:::"
@@ -50,18 +49,7 @@ def cli_reading(*args: str) -> tuple[object, list[str]]:
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """One finished real demo run; its corpus and cache live inside it, as a downloaded one's would."""
-    import torch
-
-    from mlbench.metrics import MetricWarning
-    from mlbench.runner import RunOptions, run
-
-    torch.set_num_threads(2)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MetricWarning)
-        result = run(RunOptions(benchmark=BENCH, demo=True, demo_options={"n_patients": 40, "image_size": 96},
-                                image_size=32, max_epochs=1, backbones=("resnet10t",), ensembles=("ctp",), n_boot=10,
-                                progress=False, workers=1, out=tmp_path_factory.mktemp("hostile") / "run"))
-    return result.run_dir
+    return finished_tiny_run(tmp_path_factory.mktemp("hostile") / "run")
 
 
 @pytest.fixture()

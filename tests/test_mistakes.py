@@ -13,14 +13,13 @@ import random
 import shutil
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from mlbench.registry import ONLY_PLUGINS_ENV, reset_registry
-from cli_checks import assert_one_error, cli
+from cli_checks import assert_one_error, cli, finished_tiny_run
 
 BENCH = "padchest-specific"
 COLUMNS = ["ImageID", "ImageDir", "PatientID", "StudyID", "Projection", "Labels"]
@@ -83,18 +82,7 @@ BAD_CSVS = {
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """One finished real run of the demo (the run-directory cases copy it)."""
-    import torch
-
-    from mlbench.metrics import MetricWarning
-    from mlbench.runner import RunOptions, run
-
-    torch.set_num_threads(2)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MetricWarning)
-        result = run(RunOptions(benchmark=BENCH, demo=True, demo_options={"n_patients": 40, "image_size": 96},
-                                image_size=32, max_epochs=1, backbones=("resnet10t",), ensembles=("ctp",), n_boot=10,
-                                progress=False, workers=1, out=tmp_path_factory.mktemp("mistakes") / "run"))
-    return result.run_dir
+    return finished_tiny_run(tmp_path_factory.mktemp("mistakes") / "run")
 
 
 def copy_run(run_dir: Path, dest: Path, *, checkpoint: bool = False) -> Path:
