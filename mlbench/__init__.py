@@ -14,7 +14,7 @@ Its names load on first use (module ``__getattr__``): ``import mlbench`` imports
 plugin module that only needs ``hookimpl`` stays cheap to load.
 """
 
-from mlbench.hookspecs import hookimpl, hookspec
+from mlbench.contracts.hookspecs import hookimpl, hookspec
 
 __version__ = "0.1.0"
 
@@ -37,7 +37,7 @@ API = {
     "explain_images": "mlbench.api",
     "test_plugin": "mlbench.api",
     "ArgumentError": "mlbench.api",
-    "RunDir": "mlbench.rundir",
+    "RunDir": "mlbench.results.rundir",
 }
 
 # What a plugin may use: name -> where it lives now. Plugins import these from ``mlbench`` only
@@ -46,9 +46,9 @@ API = {
 # A value of ``"module:"`` is the module itself, used as a namespace (``films.nodule(...)``).
 PLUGIN_API = {
     # contracts
-    "Benchmark": "mlbench.benchmark", "Recipe": "mlbench.benchmark", "PAPER_RECIPE": "mlbench.benchmark",
-    "PAPER_BACKBONES": "mlbench.benchmark", "DEMO_RECIPE": "mlbench.benchmark",
-    "LazyFactory": "mlbench.registry",
+    "Benchmark": "mlbench.contracts.benchmark", "Recipe": "mlbench.contracts.benchmark", "PAPER_RECIPE": "mlbench.contracts.benchmark",
+    "PAPER_BACKBONES": "mlbench.contracts.benchmark", "DEMO_RECIPE": "mlbench.contracts.benchmark",
+    "LazyFactory": "mlbench.contracts.registry",
     # datasets: records, skips, reading a label file and its rows, image paths
     "DataSource": "mlbench.data", "Records": "mlbench.data", "Skip": "mlbench.data",
     "DatasetError": "mlbench.data", "read_columns": "mlbench.data.labelfile",
@@ -56,7 +56,7 @@ PLUGIN_API = {
     "label_file_profile": "mlbench.data.rows", "unknown_label_counts": "mlbench.data.rows",
     "PROJECTION_NOT_SELECTED": "mlbench.data.rows",
     "ImageRoot": "mlbench.data.imagepaths", "OUTSIDE_ROOT": "mlbench.data.imagepaths",
-    "lies_under": "mlbench.paths",
+    "lies_under": "mlbench.foundations.paths",
     # preprocessing
     "Preprocessed": "mlbench.preprocessing", "normalize_intensity": "mlbench.preprocessing.images",
     "area_downscale": "mlbench.preprocessing.images", "resize_square": "mlbench.preprocessing.images",
@@ -65,8 +65,8 @@ PLUGIN_API = {
     "is_marked_synthetic": "mlbench.demo", "FINDINGS_FILE": "mlbench.demo", "LUNGS_FILE": "mlbench.demo",
     "write_findings": "mlbench.demo", "write_lungs": "mlbench.demo",
     # files: atomic writes and hashes; a published board's schema
-    "write_bytes": "mlbench.io", "write_text": "mlbench.io", "sha256_file": "mlbench.io",
-    "leaderboard": "mlbench.leaderboard:",
+    "write_bytes": "mlbench.foundations.io", "write_text": "mlbench.foundations.io", "sha256_file": "mlbench.foundations.io",
+    "leaderboard": "mlbench.results.leaderboard:",
 }
 
 __all__ = ["__version__", "hookimpl", "hookspec", *API, *PLUGIN_API]

@@ -13,12 +13,12 @@ notebook, ``python -c`` or stdin.
 
 Every argument is checked against one table (:data:`ARGUMENTS`) before any work: a wrong type, a
 sequence given as one comma-joined str, a mapping given as ``"key=value"``, a bool where a number
-belongs, a negative count all raise :class:`ArgumentError` (a :class:`~mlbench.errors.UserError`)
+belongs, a negative count all raise :class:`ArgumentError` (a :class:`~mlbench.foundations.errors.UserError`)
 with one line naming the function, the argument, the value's type and what was expected. Names
 (plugins, benchmarks, labels) are then checked by the library, with the same one-line errors the
 commands print.
 
-The names end in ``_run``/``_report`` because ``mlbench.compare``, ``mlbench.submit`` and
+The names end in ``_run``/``_report`` because ``mlbench.judging.compare``, ``mlbench.judging.submit`` and
 ``mlbench.report`` are the library's modules: a function under the same name on the package would
 be replaced by the module as soon as anything imports it.
 """
@@ -33,24 +33,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from mlbench.errors import UserError
-from mlbench.options import OPTION_FLAGS, SEED_MAX
-from mlbench.progress import MODES
-from mlbench.rundir import RunDir
+from mlbench.foundations.errors import UserError
+from mlbench.foundations.options import OPTION_FLAGS, SEED_MAX
+from mlbench.training.progress import MODES
+from mlbench.results.rundir import RunDir
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlbench.compare import Comparison, PairedComparison
+    from mlbench.judging.compare import Comparison, PairedComparison
     from mlbench.conformance import ConformanceReport
     from mlbench.data import DataSource
     from mlbench.data.inspect import LabelTree
     from mlbench.explainers.pipeline import ExplainReport
-    from mlbench.grid import GridResult
-    from mlbench.gridstatus import CellStatus
+    from mlbench.grid.cells import GridResult
+    from mlbench.grid.status import CellStatus
     from mlbench.preprocessing.crop_files import CropReport
-    from mlbench.runner import RunResult
-    from mlbench.submit import SubmitResult
+    from mlbench.training.runner import RunResult
+    from mlbench.judging.submit import SubmitResult
 
 __all__ = ["ARGUMENTS", "ArgumentError", "GridStatus", "RunDir", "compare_run", "crop_images", "explain_images",
            "grid_status", "inspect_dataset", "label_tree", "list_plugins", "preprocess_images", "run_benchmark",
@@ -142,7 +142,7 @@ def is_backbone_options(value: Any) -> bool:
 
 
 def is_registry(value: Any) -> bool:
-    from mlbench.registry import Registry
+    from mlbench.contracts.registry import Registry
 
     return isinstance(value, Registry)
 
@@ -162,10 +162,10 @@ PROGRESS = Constraint(f"True, False or one of {', '.join(map(repr, MODES))}",
 AGAINST = Constraint(f"{PUBLISHED!r} or a run directory (str or os.PathLike)",
                      lambda v: v == PUBLISHED or is_path(v), lambda v: v if v == PUBLISHED else Path(v))
 REPORT_AGAINST = Constraint(f"{PUBLISHED!r} or None", lambda v: v is None or v == PUBLISHED)
-REGISTRY = Constraint("an mlbench.registry.Registry", is_registry)
+REGISTRY = Constraint("an mlbench.contracts.registry.Registry", is_registry)
 CALLBACK = Constraint("a callable", callable)
 EXECUTOR = Constraint(f"one of {', '.join(map(repr, EXECUTORS))}", lambda v: v in EXECUTORS)
-RESOURCES = Constraint("a dict of mlbench.executors.Resources fields, e.g. {'gpus_per_node': 1}", is_options, dict)
+RESOURCES = Constraint("a dict of mlbench.execution.executors.Resources fields, e.g. {'gpus_per_node': 1}", is_options, dict)
 SEED = Constraint(f"an int from 0 to {SEED_MAX}", lambda v: integer(0).accepts(v) and v <= SEED_MAX, int)
 SEEDS = Constraint(f"a tuple or list of ints from 0 to {SEED_MAX}, e.g. (0, 1)",
                    lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(SEED.accepts(s) for s in v),
@@ -178,7 +178,7 @@ BITS = Constraint("8 or 16", lambda v: v in (8, 16) and not isinstance(v, bool),
 SCOPED_OPTIONS = Constraint("a dict of '[BACKBONE.]KEY' to value, e.g. {'densenet201.weights': 'w.pt', "
                             "'drop_rate': 0.1}", is_options, dict)
 
-# The fields of mlbench.runner.RunOptions run_benchmark takes (tests check that none is missing).
+# The fields of mlbench.training.runner.RunOptions run_benchmark takes (tests check that none is missing).
 RUN_OPTIONS: dict[str, Constraint] = {
     "out": optional(PATH), "csv": optional(PATH), "images": optional(PATH), "demo": BOOL,
     "demo_dir": optional(PATH), "cache": optional(PATH),
@@ -262,20 +262,20 @@ def validate(function: str, given: dict[str, Any]) -> dict[str, Any]:
 def run_benchmark(benchmark: str, **options: Any) -> RunResult:
     """Run (or resume) ``benchmark`` end to end, as ``mlbench run`` does; return its :class:`RunResult`.
 
-    ``options`` are the fields of :class:`mlbench.runner.RunOptions` (``demo``, ``csv``, ``images``,
+    ``options`` are the fields of :class:`mlbench.training.runner.RunOptions` (``demo``, ``csv``, ``images``,
     ``out``, ``backbones``, ``max_epochs``, ``image_size``, ``n_boot``, ...); leave one out and the
     benchmark's recipe decides. ``result.leaderboard`` is the run's long-format leaderboard.
     Besides them: ``scoped_backbone_options`` (``--backbone-option``'s form: a key ``BACKBONE.KEY``
     goes to that backbone, a plain ``KEY`` to every backbone of the run; ``backbone_options`` wins),
     and ``executor`` ("inline", "local" or "slurm": one job per backbone, then the ensembles job)
-    with ``resources`` (:class:`mlbench.executors.Resources` fields), ``wait`` (False: SLURM only,
-    raises :class:`mlbench.executors.JobsSubmitted` once queued) and ``say`` (the jobs' news).
+    with ``resources`` (:class:`mlbench.execution.executors.Resources` fields), ``wait`` (False: SLURM only,
+    raises :class:`mlbench.execution.executors.JobsSubmitted` once queued) and ``say`` (the jobs' news).
 
         >>> mlbench.run_benchmark("padchest-specific", demo=True, backbones=("resnet10t",), max_epochs=1)
     """
     table = ARGUMENTS["run_benchmark"]
     checked = validate("run_benchmark", {k: v for k, v in {"benchmark": benchmark, **options}.items() if k in table})
-    from mlbench.runner import RunOptions
+    from mlbench.training.runner import RunOptions
 
     # A RunOptions field without a row in the table passes unchecked (a test keeps the table complete).
     fields = [f.name for f in dataclasses.fields(RunOptions) if f.name != "benchmark"]
@@ -288,17 +288,17 @@ def run_benchmark(benchmark: str, **options: Any) -> RunResult:
     execution = {k: checked.pop(k) for k in EXECUTION if k in checked}
     executor = execution.get("executor", "inline")
     if not execution.get("wait", True):  # before any work: one line naming the executor
-        from mlbench.executors import check_wait
+        from mlbench.execution.executors import check_wait
 
         check_wait(executor, wait=False)
     opts = RunOptions(**checked)
     if scoped:
         opts.backbone_options = backbone_options_of(opts, scoped)
     if executor == "inline":
-        from mlbench.runner import run
+        from mlbench.training.runner import run
 
         return run(opts)
-    from mlbench.executors import run_with_executor  # one submitit job per backbone, then the ensembles job
+    from mlbench.execution.executors import run_with_executor  # one submitit job per backbone, then the ensembles job
 
     return run_with_executor(opts, executor, execution.get("say") or (lambda _: None),
                              wait=execution.get("wait", True), **(execution.get("resources") or {}))
@@ -307,9 +307,9 @@ def run_benchmark(benchmark: str, **options: Any) -> RunResult:
 def backbone_options_of(opts: Any, scoped: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """``{"BACKBONE.KEY": v, "KEY": v}`` as per-backbone options: a plain KEY for every backbone the
     run trains (its recipe, after the options' overrides); ``opts.backbone_options`` keep precedence."""
-    from mlbench.options import OptionError
-    from mlbench.registry import get_registry
-    from mlbench.runner import make_recipe
+    from mlbench.foundations.options import OptionError
+    from mlbench.contracts.registry import get_registry
+    from mlbench.training.runner import make_recipe
 
     in_run = make_recipe(get_registry().create("benchmark", opts.benchmark), opts).backbones
     out: dict[str, dict[str, Any]] = {}
@@ -335,13 +335,13 @@ def run_grid(benchmark: str, remedies: Any, out: str | Path, **options: Any) -> 
         >>> mlbench.run_grid("padchest-specific", ("uniform", "ml-ros"), "grids/g", demo=True, max_epochs=1)
     """
     checked = validate("run_grid", {"benchmark": benchmark, "remedies": remedies, "out": out, **options})
-    from mlbench import grid
+    from mlbench.grid import cells as grid
 
     execution = {k: checked.pop(k) for k in EXECUTION if k in checked}
     executor, wait = execution.get("executor", "inline"), execution.get("wait", True)
     say = execution.get("say") or (lambda _: None)
     if not wait:
-        from mlbench.executors import check_wait
+        from mlbench.execution.executors import check_wait
 
         check_wait(executor, wait=False)
     n_boot, device = checked.pop("n_boot", 1000), checked.pop("device", "auto")
@@ -360,7 +360,7 @@ def run_grid(benchmark: str, remedies: Any, out: str | Path, **options: Any) -> 
     if executor == "inline":
         execute = grid.run_inline
     else:
-        from mlbench.executors import submitit_executor
+        from mlbench.execution.executors import submitit_executor
 
         execute = submitit_executor(executor, checked["out"], say, wait=wait, **(execution.get("resources") or {}))
     return grid.run_grid(spec, executor=execute, say=say)
@@ -384,10 +384,10 @@ def grid_status(grid_dir: str | Path) -> GridStatus:
         >>> mlbench.grid_status("grids/g").counts
     """
     grid_dir = validate("grid_status", {"grid_dir": grid_dir})["grid_dir"]
-    from mlbench import gridstatus
-    from mlbench.executors import slurm_job_states
-    from mlbench.grid import resume_command
-    from mlbench.griddir import GridDir
+    from mlbench.grid import status as gridstatus
+    from mlbench.execution.executors import slurm_job_states
+    from mlbench.grid.cells import resume_command
+    from mlbench.results.griddir import GridDir
 
     spec = GridDir(grid_dir).spec()  # a corrupt spec: one line, before sacct is asked anything
     job_states = slurm_job_states(grid_dir)
@@ -407,7 +407,7 @@ def write_demo_data(benchmark: str, out: str | Path, *, seed: int = 0,
     """
     checked = validate("write_demo_data", {"benchmark": benchmark, "out": out, "seed": seed, "options": options})
     from mlbench.demo import DemoCorpusError, read_source_record, write_source_record
-    from mlbench.registry import get_registry
+    from mlbench.contracts.registry import get_registry
 
     registry = get_registry()
     bench = registry.create("benchmark", checked["benchmark"])
@@ -435,7 +435,7 @@ def preprocess_images(benchmark: str, csv: str | Path, images: str | Path, cache
     checked = validate("preprocess_images", {"benchmark": benchmark, "csv": csv, "images": images, "cache": cache,
                                              "crop": crop, "size": size, "workers": workers})
     from mlbench.data import DataSource
-    from mlbench.runner import preprocess
+    from mlbench.training.runner import preprocess
 
     return preprocess(checked["benchmark"], DataSource(checked["csv"], checked["images"]), checked["cache"],
                       crop=checked["crop"], size=checked["size"], workers=checked["workers"])
@@ -499,7 +499,7 @@ def crop_images(inputs: Any, out: str | Path, **options: Any) -> CropReport:
     """
     checked = validate("crop_images", {"inputs": inputs, "out": out, **options})
     from mlbench.preprocessing import crop_files as cropping
-    from mlbench.registry import get_registry
+    from mlbench.contracts.registry import get_registry
 
     chosen = cropping.make_cropper(get_registry(), checked.get("preprocessor"),
                                    size=checked.get("size", cropping.DEFAULT_SIZE), segmenter=checked.get("segmenter"),
@@ -576,7 +576,7 @@ def compare_run(run_dir: str | Path, against: str | Path = PUBLISHED,
         >>> mlbench.compare_run("runs/ml-ros", against="runs/uniform").rows
     """
     checked = validate("compare_run", {"run_dir": run_dir, "against": against, **options})
-    from mlbench import compare
+    from mlbench.judging import compare
 
     run_b, run_a = checked.pop("run_dir"), checked.pop("against")
     json_file = checked.pop("json_file", None)
@@ -595,7 +595,7 @@ def compare_run(run_dir: str | Path, against: str | Path = PUBLISHED,
                                  "comparison of two runs holds every metric)")
         result = compare.compare_runs(run_a, run_b, **checked)
     if json_file is not None:
-        from mlbench.io import write_json
+        from mlbench.foundations.io import write_json
 
         write_json(json_file, comparison_record(result))
     return result
@@ -625,7 +625,7 @@ def submit_run(run_dir: str | Path, leaderboard: str | Path | None = None, *, cs
     """
     checked = validate("submit_run", {"run_dir": run_dir, "leaderboard": leaderboard, "csv": csv, "images": images,
                                       **options})
-    from mlbench import submit
+    from mlbench.judging import submit
     from mlbench.data import DataSource
 
     if (csv is None) != (images is None):
@@ -647,7 +647,7 @@ def list_plugins(kind: str | None = None, *, errors: bool = False) -> list[dict[
     """
     checked = validate("list_plugins", {"kind": kind, "errors": errors})
     kind = checked["kind"]
-    from mlbench.registry import KINDS, PluginError, get_registry
+    from mlbench.contracts.registry import KINDS, PluginError, get_registry
 
     if kind is not None and kind not in KINDS:
         raise PluginError(f"list_plugins: unknown kind '{kind}'; expected one of {', '.join(KINDS)}")
@@ -669,7 +669,7 @@ def show_leaderboard(benchmark: str, *, label: str | None = None, metric: str = 
     """
     checked = validate("show_leaderboard", {"benchmark": benchmark, "label": label, "metric": metric,
                                             "variant": variant, "source": source, "file": file})
-    from mlbench import leaderboard
+    from mlbench.results import leaderboard
 
     path = leaderboard.find_board(checked["benchmark"], checked["file"])
     rows = leaderboard.select_rows(leaderboard.rows_of(checked["benchmark"], path), label=checked["label"],

@@ -51,9 +51,9 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from mlbench.errors import UserError
-from mlbench.registry import PluginEntry, Registry, get_registry
-from mlbench.rundir import PREDICTIONS, SPLIT, SPLIT_KEY_COLUMNS
+from mlbench.foundations.errors import UserError
+from mlbench.contracts.registry import PluginEntry, Registry, get_registry
+from mlbench.results.rundir import PREDICTIONS, SPLIT, SPLIT_KEY_COLUMNS
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 # Positives per label in 1,000 training images: PadChest-like imbalance and one absent label.
@@ -298,7 +298,7 @@ def check_preprocessor(entry: PluginEntry, ctx: DemoData) -> list[str]:
 
 def check_dataset(entry: PluginEntry, ctx: DemoData) -> list[str]:
     from mlbench.data import RECORD_COLUMNS, DataSource, DatasetError, Records, Skip
-    from mlbench.io import sha256_file
+    from mlbench.foundations.io import sha256_file
 
     dataset, source = ctx.source(entry.name)
     _check(callable(getattr(dataset, "read", None)), "the factory's object has no read(source) method")
@@ -331,11 +331,11 @@ def check_dataset(entry: PluginEntry, ctx: DemoData) -> list[str]:
 
 
 def check_benchmark(entry: PluginEntry, ctx: DemoData) -> list[str]:
-    from mlbench.benchmark import Benchmark
+    from mlbench.contracts.benchmark import Benchmark
 
     bench = entry.factory()
     _check(isinstance(bench, Benchmark), f"the factory returned {type(bench).__name__}, expected "
-           "mlbench.benchmark.Benchmark")
+           "mlbench.contracts.benchmark.Benchmark")
     _check(len(bench.labels) > 0, "the benchmark has no labels")
     reserved = [lab for lab in bench.labels if lab in RESERVED_LABELS or lab.startswith("__")]
     _check(not reserved, f"labels {reserved} clash with reserved names ({SPLIT} columns, __global__ rows)")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pytest
 
 from mlbench.conformance import FAIL, SKIP, ConformanceError, ItemResult, check_name, load_failures, run_alone
-from mlbench.registry import KINDS, PluginEntry, Registry, get_registry
+from mlbench.contracts.registry import KINDS, PluginEntry, Registry, get_registry
 
 __all__ = ["Check", "checks_for", "parametrize_with_checks"]
 
@@ -104,7 +104,7 @@ def parametrize_with_checks(items: str | Iterable[str], *, registry: Registry | 
 
     ``items``: names ('focal'), kind-qualified names ('loss:focal'), plugin entry-point names
     (every item that plugin registers, and its load errors) or kinds ('loss'). ``registry``: the
-    installed plugins unless given (an in-process one from ``mlbench.registry.build_registry``).
+    installed plugins unless given (an in-process one from ``mlbench.contracts.registry.build_registry``).
     """
     checks = checks_for(items, registry)
     return pytest.mark.parametrize("check", checks, ids=[c.id for c in checks])

@@ -1,4 +1,4 @@
-"""Patient-level bootstrap at PadChest's size: time of :func:`mlbench.stats.metric_intervals`.
+"""Patient-level bootstrap at PadChest's size: time of :func:`mlbench.results.stats.metric_intervals`.
 
     python perf/bench_bootstrap.py                          # the real padchest-specific test split's shape
     python perf/bench_bootstrap.py --entries 2 --n-boot 200   # a quick look
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from mlbench.stats import metric_intervals, patient_bootstrap
+from mlbench.results.stats import metric_intervals, patient_bootstrap
 
 # PA image counts of the 35 padchest-specific labels in the public CSV (Table 8's order).
 PA_COUNTS = (34369, 7812, 5946, 5271, 4658, 4208, 3672, 3299, 2897, 2739, 2598, 2369, 2210, 2126, 2078, 1928,

@@ -11,7 +11,7 @@ hand training the same thing: every image once, in a shuffled order, as float ba
 cache epoch
     what ``mlbench run`` does: :meth:`Cache.load` of all ids (memory-mapped shards copied into one
     uint8 array), then per batch one gather by index and the scale to [0, 1]
-    (:func:`mlbench.training.to_device` on the CPU). The one-off cache build is timed apart.
+    (:func:`mlbench.training.loop.to_device` on the CPU). The one-off cache build is timed apart.
 decoding epoch
     what a per-epoch ``Dataset``/``DataLoader`` pipeline does: per image
     :func:`~mlbench.preprocessing.images.read_grayscale` (read, decode, checks) and the
@@ -45,8 +45,8 @@ from mlbench.data.labels import label_matrix
 from mlbench.preprocessing import Preprocessor
 from mlbench.preprocessing.cache import Cache, build_cache
 from mlbench.preprocessing.images import ImageReadError, read_grayscale
-from mlbench.registry import get_registry
-from mlbench.training import to_device
+from mlbench.contracts.registry import get_registry
+from mlbench.training.loop import to_device
 
 BENCHMARK = "padchest-specific"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")

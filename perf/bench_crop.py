@@ -30,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mlbench.io import write_bytes
+from mlbench.foundations.io import write_bytes
 from mlbench.preprocessing.images import read_grayscale
 from mlbench_padchest.lungcrop import LungCrop
 

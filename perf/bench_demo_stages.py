@@ -5,7 +5,7 @@
     python perf/bench_demo_stages.py --out RUN_DIR            # keep the run (a finished RUN_DIR is reused)
     python perf/bench_demo_stages.py --run-dir RUN_DIR        # only print an existing run's stage times
 
-The run goes through the library call the CLI makes (:func:`mlbench.runner.run`); the stage times
+The run goes through the library call the CLI makes (:func:`mlbench.training.runner.run`); the stage times
 are the ones the runner itself records in ``manifest.json`` (data, split, preprocess,
 train:BACKBONE, ensemble, metrics). Writing the demo corpus happens before the manifest exists and
 has no stage of its own: it shows as "outside stages" (this invocation's wall time minus its
@@ -26,8 +26,8 @@ from typing import Any
 import torch
 
 from _machine import describe_machine
-from mlbench.rundir import RunDir, RunDirError
-from mlbench.runner import RunOptions, run
+from mlbench.results.rundir import RunDir, RunDirError
+from mlbench.training.runner import RunOptions, run
 
 BENCHMARK = "padchest-specific"
 DEMO_BUDGET_S = 600

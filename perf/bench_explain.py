@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from mlbench.backbones import timm_backbone
+from mlbench.models.backbones import timm_backbone
 from mlbench.explainers.gradcam import GradCAMExplainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -6,7 +6,7 @@
 Two runs are simulated as two seeds of one recipe: the same test images, labels at PadChest's
 35 padchest-specific prevalences, scores that share a per-image difficulty term (what makes two
 models' errors correlated) plus independent noise. It prints the seconds of
-:func:`mlbench.paired.paired_differences` and :func:`mlbench.paired.unpaired_differences`
+:func:`mlbench.results.paired.paired_differences` and :func:`mlbench.results.paired.unpaired_differences`
 (every label, group and macro row of AUC, AUPRC and F1) and, per metric, the macro interval's
 width paired / unpaired.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlbench.paired import paired_differences, unpaired_differences
+from mlbench.results.paired import paired_differences, unpaired_differences
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import describe_machine  # noqa: E402

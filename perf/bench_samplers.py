@@ -24,7 +24,7 @@ import numpy as np
 from mlbench.data import DataSource
 from mlbench.data.imbalance import imbalance_report
 from mlbench.data.splits import split_benchmark
-from mlbench.registry import get_registry
+from mlbench.contracts.registry import get_registry
 
 CSV_NAME = "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv.gz"
 

@@ -11,7 +11,7 @@ and keeps what it measured. The clock starts when the script starts, imports inc
 throughput
     per backbone of the padchest-specific recipe (the paper's five; ``pretrained=False``, random
     weights train at the same speed) at 224 px, batch 32: training images/s through mlbench's data
-    path (uint8 host tensor -> ``mlbench.training.train_step``, bf16 autocast, channels_last,
+    path (uint8 host tensor -> ``mlbench.training.loop.train_step``, bf16 autocast, channels_last,
     cudnn.benchmark, as ``train`` runs it) and on data already on the GPU, their ratio (the median
     over back-to-back sample pairs; issue 7's goal is >= 0.90) and peak GPU memory. The measuring is
     ``perf/throughput.py``'s ``measure``, given the backbone's share of the budget.
@@ -231,7 +231,7 @@ def driver_version() -> str:
 def load_recipe() -> tuple[Any, str]:
     """The padchest-specific recipe (backbones, epochs, patience), or None and why mlbench did not load."""
     try:
-        from mlbench.registry import get_registry
+        from mlbench.contracts.registry import get_registry
 
         return get_registry().create("benchmark", BENCHMARK).recipe, ""
     except Exception as exc:  # noqa: BLE001 - the dry run reports any reason mlbench does not load
@@ -297,7 +297,7 @@ class Report:
     def save(self) -> None:
         """Rewrite --out after every section: a killed run still leaves what it measured."""
         if self.out is not None:
-            from mlbench.io import write_text
+            from mlbench.foundations.io import write_text
 
             write_text(self.out, self.markdown())
 
@@ -385,7 +385,7 @@ def project(measurement: Any, epochs: int) -> float:
 
 
 def projection_section(ctx: Context, deadline: float) -> None:
-    from mlbench.registry import get_registry
+    from mlbench.contracts.registry import get_registry
 
     recipe = get_registry().create("benchmark", BENCHMARK).recipe
     if not ctx.measurements:
@@ -456,8 +456,8 @@ def cache_section(ctx: Context, deadline: float) -> None:
 def gradcam_section(ctx: Context, deadline: float) -> None:
     import torch
     from bench_explain import spread_labels, time_gradcam
-    from mlbench.registry import get_registry
-    from mlbench.training import build_backbone
+    from mlbench.contracts.registry import get_registry
+    from mlbench.training.loop import build_backbone
 
     plan = ctx.plan
     registry = get_registry()

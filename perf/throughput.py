@@ -8,7 +8,7 @@ head, frozen first 10% of convs, in_chans 1, ``pretrained=False`` so nothing is 
 trained with Adam and the recipe's loss in two ways:
 
 data path
-    :func:`mlbench.training.train_step`, the step ``train`` itself runs: a uint8 host tensor
+    :func:`mlbench.training.loop.train_step`, the step ``train`` itself runs: a uint8 host tensor
     (n, S, S) gathered by a permutation slice, copied pinned and non-blocking on CUDA, scaled to
     [0, 1], channels_last, the Table 2 :class:`Augmenter` on the device, bf16 autocast on CUDA,
     forward, loss, backward, Adam step; the loss is read once per measurement, as ``train`` reads
@@ -28,7 +28,7 @@ back to back, so a slow change of load cancels out within it. "prep ms/batch" ti
 path's own work without the model (gather, copy, scale, augment): when the ratio falls short,
 this says whether the data path or something else is to blame.
 
-Validation images/s is :func:`mlbench.training.mean_loss` itself (no_grad, batches of 4 x the
+Validation images/s is :func:`mlbench.training.loop.mean_loss` itself (no_grad, batches of 4 x the
 training batch), timed the same way. From both rates the script projects the wall time of the full
 padchest-specific baseline at the measured size and device: per epoch, every training image once
 plus the validation loss; after training, one prediction pass over validation and test. Counts
@@ -50,10 +50,10 @@ from typing import Callable
 import torch
 
 from _machine import describe_machine
-from mlbench.benchmark import PAPER_BACKBONES
+from mlbench.contracts.benchmark import PAPER_BACKBONES
 from mlbench.preprocessing.augment import Augmenter
-from mlbench.registry import get_registry
-from mlbench.training import build_backbone, mean_loss, optimize, pick_device, to_device, train_step
+from mlbench.contracts.registry import get_registry
+from mlbench.training.loop import build_backbone, mean_loss, optimize, pick_device, to_device, train_step
 
 # Inception-v3 and Inception-ResNet-v2 need >= 75 px: the CPU default size of 64 px suits these two.
 CPU_DEFAULT_BACKBONES = ("efficientnet_b0", "legacy_xception")
@@ -112,7 +112,7 @@ def measure(name: str, *, size: int, batch: int, steps: int, warmup: int, rounds
     torch.manual_seed(seed)
     model = build_backbone(registry, name, n_labels, recipe)
     model.to(device)
-    if device.type == "cuda":  # as mlbench.training.train does
+    if device.type == "cuda":  # as mlbench.training.loop.train does
         model.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True
 
@@ -131,7 +131,7 @@ def measure(name: str, *, size: int, batch: int, steps: int, warmup: int, rounds
     cursor = 0
 
     def data_path_steps(n: int) -> None:
-        # The step mlbench.training.train runs, on a pool of host images.
+        # The step mlbench.training.loop.train runs, on a pool of host images.
         nonlocal order, cursor
         running = torch.zeros(())
         for _ in range(n):
@@ -264,7 +264,7 @@ def main() -> None:
               else f"{steps * rounds} timed single steps, modes alternating")
     print(f"device {device}; {size} px, batch {batch}; per mode {warmup} warm-up steps + {timing} (fastest kept); "
           f"augmentation {'off' if args.no_augment else 'on'}; pretrained=False; "
-          f"autocast {'bf16/fp16 + channels_last' if on_gpu else 'off (CPU, as mlbench.training)'}")
+          f"autocast {'bf16/fp16 + channels_last' if on_gpu else 'off (CPU, as mlbench.training.loop)'}")
     results: list[Measurement] = []
     header = (f"{'backbone':22s} {'ceiling img/s':>13s} {'data path img/s':>15s} {'ratio':>6s} "
               f"{'val img/s':>10s} {'step ms':>8s} {'prep ms/batch':>13s}")

@@ -38,8 +38,8 @@ def finished_tiny_run(out):
 
     import torch
 
-    from mlbench.metrics import MetricWarning
-    from mlbench.runner import RunOptions, run
+    from mlbench.results.metrics import MetricWarning
+    from mlbench.training.runner import RunOptions, run
 
     torch.set_num_threads(2)
     with warnings.catch_warnings():

@@ -10,8 +10,8 @@ import warnings
 import pytest
 
 import mlbench
-from mlbench.leaderboard import GLOBAL_LABEL
-from mlbench.registry import PluginError
+from mlbench.results.leaderboard import GLOBAL_LABEL
+from mlbench.contracts.registry import PluginError
 
 TINY = dict(demo_options={"n_patients": 40, "image_size": 96}, image_size=32, max_epochs=1,
             backbones=("resnet10t",), n_boot=20, progress=False, workers=1)

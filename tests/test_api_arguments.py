@@ -26,7 +26,7 @@ import pytest
 
 import mlbench
 from mlbench import api
-from mlbench.errors import UserError
+from mlbench.foundations.errors import UserError
 from cli_checks import assert_one_error, cli
 
 BENCH = "padchest-specific"
@@ -128,7 +128,7 @@ def test_the_api_from_stdin_with_a_class_of_main(tmp_path):
 
 # -- one table of constraints ---------------------------------------------------------------------
 def test_the_table_covers_every_run_option_and_every_parameter():
-    from mlbench.runner import RunOptions
+    from mlbench.training.runner import RunOptions
 
     fields = {f.name for f in dataclasses.fields(RunOptions)} - {"benchmark"}
     assert set(api.RUN_OPTIONS) == fields

@@ -9,7 +9,7 @@ import warnings
 import pytest
 
 import mlbench
-import mlbench.errors
+import mlbench.foundations.errors
 from mlbench import api
 from cli_checks import assert_one_error, cli
 
@@ -50,7 +50,7 @@ def test_write_demo_data_writes_once_then_reuses_the_corpus(corpus, tmp_path):
     written = mlbench.write_demo_data(BENCH, tmp_path / "d")  # the record the command left: reused
     assert f"csv={written.csv} images={written.images}" in shown.output
     (tmp_path / "f").write_text("x")
-    with pytest.raises(mlbench.errors.UserError, match="is a file; expected a folder"):
+    with pytest.raises(mlbench.foundations.errors.UserError, match="is a file; expected a folder"):
         mlbench.write_demo_data(BENCH, tmp_path / "f")
 
 
@@ -75,7 +75,7 @@ def test_label_tree_chooses_the_dataset_and_finds_a_label():
     assert found.label == child and found.parents
     shown = cli("labels", "tree", child.upper(), "--dataset", whole.dataset)
     assert shown.exit_code == 0 and f"parents: {', '.join(found.parents)}" in shown.output, shown.output
-    with pytest.raises(mlbench.errors.UserError, match="is not a label of the tree"):
+    with pytest.raises(mlbench.foundations.errors.UserError, match="is not a label of the tree"):
         mlbench.label_tree(whole.dataset, "no such finding")
 
 
@@ -87,7 +87,7 @@ def test_crop_images_with_the_default_cropper(corpus, tmp_path):
     assert seen == [(1, 2), (2, 2)]
     whole = mlbench.crop_images(films[:1], tmp_path / "whole", size=32, preprocessor="resize", bits=8)
     assert whole.n_cropped == 1 and [r.method for r in whole.rows] != [r.method for r in report.rows[:1]]
-    with pytest.raises(mlbench.errors.UserError, match="no .png/.jpg/.jpeg image to crop"):
+    with pytest.raises(mlbench.foundations.errors.UserError, match="no .png/.jpg/.jpeg image to crop"):
         mlbench.crop_images(tmp_path / "nothing", tmp_path / "crops2")
     with pytest.raises(api.ArgumentError, match="crop_images: bits=12"):
         mlbench.crop_images(films, tmp_path / "crops3", bits=12)
@@ -108,7 +108,7 @@ def test_test_plugin_reports_a_verdict_the_command_prints():
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.output)["results"] == [r.as_dict() | {"seconds": r2["seconds"]} for r, r2 in
                                                     zip(report.results, json.loads(shown.output)["results"])]
-    with pytest.raises(mlbench.errors.UserError, match="nosuch"):
+    with pytest.raises(mlbench.foundations.errors.UserError, match="nosuch"):
         mlbench.test_plugin("nosuch")
 
 
@@ -137,21 +137,21 @@ def test_the_run_the_explain_and_the_json_comparison(demo_run, tmp_path):
 
 
 def test_scoped_backbone_options_reach_every_backbone_of_the_run():
-    from mlbench.runner import RunOptions
+    from mlbench.training.runner import RunOptions
 
     opts = RunOptions(benchmark=BENCH, demo=True, backbones=("resnet10t", "resnet18"),
                       backbone_options={"resnet18": {"drop_rate": 0.2}})
     scoped = api.backbone_options_of(opts, {"drop_rate": 0.1, "resnet10t.weights": "w.pt"})
     assert scoped == {"resnet10t": {"drop_rate": 0.1, "weights": "w.pt"}, "resnet18": {"drop_rate": 0.2}}
-    with pytest.raises(mlbench.errors.UserError, match="expected \\[BACKBONE.\\]KEY=VALUE"):
+    with pytest.raises(mlbench.foundations.errors.UserError, match="expected \\[BACKBONE.\\]KEY=VALUE"):
         api.backbone_options_of(opts, {"resnet10t.": 1})
 
 
 def test_no_wait_is_refused_before_any_work(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(mlbench.errors.UserError, match="--no-wait: only with --executor slurm"):
+    with pytest.raises(mlbench.foundations.errors.UserError, match="--no-wait: only with --executor slurm"):
         mlbench.run_benchmark(BENCH, demo=True, wait=False)
-    with pytest.raises(mlbench.errors.UserError, match="--no-wait: only with --executor slurm"):
+    with pytest.raises(mlbench.foundations.errors.UserError, match="--no-wait: only with --executor slurm"):
         mlbench.run_grid(BENCH, ("uniform", "ml-ros"), tmp_path / "g", demo=True, executor="local", wait=False)
     assert list(tmp_path.iterdir()) == []
     assert_one_error(cli("grid", "status", tmp_path / "nogrid"), "nogrid")

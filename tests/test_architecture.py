@@ -181,7 +181,7 @@ def test_the_root_package_imports_only_the_hook_markers():
     tree = parse(CORE / "__init__.py")
     eager = [(n, where(CORE / "__init__.py", n)) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
     modules = sorted({n.module if isinstance(n, ast.ImportFrom) else n.names[0].name for n, _ in eager})
-    assert modules in ([], ["mlbench.hookspecs"]), f"mlbench/__init__.py imports {modules} at import time"
+    assert modules in ([], ["mlbench.contracts.hookspecs"]), f"mlbench/__init__.py imports {modules} at import time"
 
 
 def test_nothing_outside_the_cli_imports_it():
@@ -374,8 +374,44 @@ def test_every_top_level_command_is_in_the_lazy_command_table():
     assert defined and defined == set(commands.values()), sorted(defined ^ set(commands.values()))
 
 
+# -- the folders are the layers ---------------------------------------------------------------------
+# mlbench/'s top-level folders and modules, top to bottom (docs/architecture.md, "Rooms"); a unit
+# imports from its own row or a row below, never one above. mlbench/__init__.py is the surface
+# (lazy), not a layer.
+LAYERS = [["__main__"], ["cli"], ["api"], ["testing"], ["conformance"], ["grid"], ["execution"], ["report"],
+          ["explainers", "judging"], ["training"], ["preprocessing", "demo", "models"], ["results"], ["data"],
+          ["contracts", "plugins"], ["foundations"]]
+
+
+def layer_climbs(files: dict[str, Path]) -> list[str]:
+    rank = {unit: i for i, row in enumerate(LAYERS) for unit in row}
+    offences = []
+    for name, path in files.items():
+        parts = name.split(".")
+        unit = parts[1] if len(parts) > 1 else None
+        if unit is None:
+            continue
+        assert unit in rank, f"{path.relative_to(REPO)}: mlbench.{unit} is in no row of LAYERS; give it one"
+        for target, node in import_targets(path):
+            module = core_module(target)
+            if module and module.count(".") >= 1 and rank.get(module.split(".")[1], len(LAYERS)) < rank[unit]:
+                offences.append(f"{where(path, node)} {name} imports {module}, a layer above it")
+    return offences
+
+
+def test_every_mlbench_folder_imports_only_its_own_layer_or_those_below():
+    offences = layer_climbs(CORE_MODULES)
+    assert not offences, "move the shared piece down (or the importer up):\n" + "\n".join(offences)
+
+
+def test_the_layer_rule_sees_a_module_climbing_up():
+    fake = {"mlbench.foundations.io": CORE / "results" / "rundir.py"}  # rundir's imports, as if it were io's
+    assert layer_climbs(fake), "rundir imports results and data: from foundations that climbs"
+
+
 # -- layouts: RunDir and GridDir own the file names of their directories ------------------------------
-LAYOUT_OWNERS = {"run": CORE / "rundir.py", "grid": CORE / "griddir.py", "demo": CORE / "demo" / "__init__.py"}
+LAYOUT_OWNERS = {"run": CORE / "results" / "rundir.py", "grid": CORE / "results" / "griddir.py",
+                 "split": CORE / "data" / "splits.py", "demo": CORE / "demo" / "__init__.py"}
 LAYOUT_SCANNED = [CORE, REPO / "benchmarks", REPO / "plugins"]
 # A file name has an extension; folder names (preprocess, backbones, cache, cells, shared) are
 # also ordinary words (a stage, a recipe field, an option), so only files are looked for.
@@ -418,21 +454,28 @@ def test_the_layout_rule_sees_names_in_strings_and_paths_but_not_docstrings_or_o
     assert spells("backbones/*/history.json", "history.json") and spells("no manifest.json", "manifest.json")
     assert not spells("old-history.json", "history.json") and not spells("manifest.json: bad", "manifest.json")
     run = layout_file_names(LAYOUT_OWNERS["run"])
-    assert {"manifest.json", "split.parquet", "best.pt", "last.pt", "history.json", "done.json"} <= set(run), run
+    assert {"manifest.json", "best.pt", "last.pt", "history.json", "done.json"} <= set(run), run
     assert "preprocess" not in run and "backbones" not in run  # folders are words too: not looked for
 
 
 def test_no_module_but_rundir_spells_a_file_name_of_the_run_layout():
     names = layout_file_names(LAYOUT_OWNERS["run"])
     offences = layout_spellings(set(names), LAYOUT_OWNERS["run"])
-    assert not offences, "ask mlbench.rundir.RunDir (or import its constant) instead:\n" + "\n".join(offences)
+    assert not offences, "ask mlbench.results.rundir.RunDir (or import its constant) instead:\n" + "\n".join(offences)
 
 
 def test_no_module_but_griddir_spells_a_file_name_of_the_grid_layout():
     names = set(layout_file_names(LAYOUT_OWNERS["grid"]))
     assert {"grid.json", "comparison.parquet", "failed.json", "submissions.json"} <= names, names
     offences = layout_spellings(names, LAYOUT_OWNERS["grid"])
-    assert not offences, "ask mlbench.griddir instead:\n" + "\n".join(offences)
+    assert not offences, "ask mlbench.results.griddir instead:\n" + "\n".join(offences)
+
+
+def test_no_module_but_data_splits_spells_a_file_name_of_the_split_folder():
+    names = layout_file_names(LAYOUT_OWNERS["split"])
+    assert {"split.parquet", "labels.json", "summary.json"} <= set(names), names
+    offences = layout_spellings(set(names), LAYOUT_OWNERS["split"])
+    assert not offences, "ask mlbench.data.splits (SPLIT_FILE, SPLIT_KEY_COLUMNS) instead:\n" + "\n".join(offences)
 
 
 def test_no_module_but_mlbench_demo_spells_a_demo_sidecar_file_name():

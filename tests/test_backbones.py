@@ -4,7 +4,7 @@ import timm
 import torch
 from torch import nn
 
-from mlbench.backbones import TimmClassifier, freeze_first_convs, timm_backbone
+from mlbench.models.backbones import TimmClassifier, freeze_first_convs, timm_backbone
 
 
 def test_head_and_output_shape():

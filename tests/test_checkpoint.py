@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mlbench import checkpoint
-from mlbench.checkpoint import CheckpointError
+from mlbench.training import checkpoint
+from mlbench.training.checkpoint import CheckpointError
 
 
 class _Payload:
@@ -74,8 +74,8 @@ def test_round_trip_keeps_tensors_and_plain_state(tmp_path):
 
 
 def test_resume_from_a_crafted_last_checkpoint_runs_nothing(tmp_path):
-    from mlbench.benchmark import Recipe
-    from mlbench.training import train
+    from mlbench.contracts.benchmark import Recipe
+    from mlbench.training.loop import train
 
     marker = tmp_path / "pwned"
     ckpt = tmp_path / "ckpt"

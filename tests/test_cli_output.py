@@ -38,7 +38,7 @@ def off_terminal_env(columns: int) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from mlbench.registry import get_registry
+    from mlbench.contracts.registry import get_registry
 
     registry = get_registry()
     dataset = registry.create("dataset", registry.create("benchmark", BENCH).dataset)
@@ -122,7 +122,7 @@ def test_plugins_on_a_narrow_terminal_wrap_cells_but_keep_names_whole():
 
 
 def board_rows(source: str) -> list[dict]:
-    from mlbench.leaderboard import GLOBAL_LABEL
+    from mlbench.results.leaderboard import GLOBAL_LABEL
 
     rows = []
     for label, value, n in ((GLOBAL_LABEL, 0.7, None), (ODD_LABEL, 0.8, 9), (MATH_LABEL, 0.6, 4)):
@@ -140,8 +140,8 @@ def board_rows(source: str) -> list[dict]:
 @pytest.fixture
 def odd_boards(tmp_path):
     """A run directory's leaderboard and a published board, both with odd entry and label names."""
-    from mlbench import leaderboard
-    from mlbench.rundir import RunDir
+    from mlbench.results import leaderboard
+    from mlbench.results.rundir import RunDir
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -178,7 +178,7 @@ def test_compare_prints_odd_names_literally_and_draws_them(odd_boards, tmp_path)
 def test_progress_bars_show_a_description_literally():
     from rich.console import Console
 
-    from mlbench.progress import Reporter
+    from mlbench.training.progress import Reporter
 
     progress = Reporter("bars").bars()
     progress.add_task(f"training {ODD_ENTRY} {ODD_LABEL}", total=2)

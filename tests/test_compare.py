@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from mlbench import leaderboard, predictions
+from mlbench.results import leaderboard, predictions
 from mlbench.cli import main
-from mlbench.compare import CompareError, compare_run, plot_comparison, reference_entries
+from mlbench.judging.compare import CompareError, compare_run, plot_comparison, reference_entries
 from mlbench.data.splits import split_table
-from mlbench.io import write_json, write_parquet
-from mlbench.leaderboard import (COLUMNS, GLOBAL_LABEL, LEADERBOARDS_ENV, LeaderboardError, find_board,
+from mlbench.foundations.io import write_json, write_parquet
+from mlbench.results.leaderboard import (COLUMNS, GLOBAL_LABEL, LEADERBOARDS_ENV, LeaderboardError, find_board,
                                  published_board, select_rows)
-from mlbench.metrics import MetricWarning
+from mlbench.results.metrics import MetricWarning
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = REPO / "benchmarks" / "padchest" / "mlbench_padchest" / "leaderboards" / "padchest-specific.parquet"
@@ -124,7 +124,7 @@ def _stored_run(tmp_path: Path) -> Path:
                                                                           labels, probs)])
     write_json(run / "manifest.json", {"run_id": "r1", "backbones": ["densenet201"], "ensembles": [],
                                        "recipe": {"threshold": 0.5}})
-    from mlbench.metrics import evaluate
+    from mlbench.results.metrics import evaluate
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetricWarning)
@@ -201,14 +201,14 @@ def test_show_command_prints_the_best_entry_first():
 
 
 def test_an_installed_plugin_can_ship_its_leaderboard(tmp_path, monkeypatch):
-    import mlbench.registry
-    from mlbench.registry import build_registry
+    import mlbench.contracts.registry
+    from mlbench.contracts.registry import build_registry
 
     package = tmp_path / "site" / "shipped_bench"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text(
         "from importlib import resources\n\n"
-        "from mlbench import hookimpl\nfrom mlbench.benchmark import Benchmark, Recipe\n\n\n"
+        "from mlbench import hookimpl\nfrom mlbench.contracts.benchmark import Benchmark, Recipe\n\n\n"
         "def make():\n    return Benchmark(name='shipped-bench', version='1.0', dataset='x', labels=('a',),\n"
         "        targets=lambda f: f, recipe=Recipe(backbones=('b',)), demo_recipe=Recipe(backbones=('b',)),\n"
         "        published_board=resources.files('shipped_bench') / 'leaderboards' / 'shipped-bench.parquet')\n\n\n"
@@ -219,7 +219,7 @@ def test_an_installed_plugin_can_ship_its_leaderboard(tmp_path, monkeypatch):
     import shipped_bench
 
     registry = build_registry(entry_points=False, plugins=[shipped_bench])
-    monkeypatch.setattr(mlbench.registry, "get_registry", lambda: registry)
+    monkeypatch.setattr(mlbench.contracts.registry, "get_registry", lambda: registry)
     monkeypatch.delenv(LEADERBOARDS_ENV, raising=False)
     monkeypatch.chdir(tmp_path)
     assert find_board("shipped-bench").resolve() == shipped.resolve()

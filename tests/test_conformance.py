@@ -10,11 +10,11 @@ from torch import nn
 
 import mlbench.conformance as conformance
 from mlbench import hookimpl
-from mlbench.benchmark import Benchmark, Recipe
+from mlbench.contracts.benchmark import Benchmark, Recipe
 from mlbench.cli import main
 from mlbench.conformance import FAIL, PASS, SKIP, ConformanceError, check_plugin
 from mlbench.preprocessing import Preprocessed
-from mlbench.registry import build_registry
+from mlbench.contracts.registry import build_registry
 
 WIDE = {"COLUMNS": "200"}
 

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from mlbench import dirlock
-from mlbench.io import write_json
-from mlbench.rundir import RunDir
+from mlbench.foundations import dirlock
+from mlbench.foundations.io import write_json
+from mlbench.results.rundir import RunDir
 
 HOLD = """
 import sys, time
-from mlbench import dirlock
+from mlbench.foundations import dirlock
 tasks = sys.argv[3:]
 with dirlock.hold(sys.argv[1], sys.argv[2], whole=not tasks, tasks=tasks, role="job" if tasks else "command"):
     print("held", flush=True)

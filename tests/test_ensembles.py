@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mlbench.ensembles import CombineThenPredict, LabelwiseVote, ModeOfLabelSets
+from mlbench.models.ensembles import CombineThenPredict, LabelwiseVote, ModeOfLabelSets
 
 # 3 models x 2 samples x 3 labels
 PROBS = np.array([

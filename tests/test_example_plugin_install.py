@@ -141,7 +141,7 @@ def test_a_demo_run_with_focal_loss_writes_focal_rows(venv):
     # The Python API (the CLI has no switch for the demo corpus's size): what `--loss focal` sets.
     script = (
         "import torch; torch.set_num_threads(2)\n"
-        "from mlbench.runner import RunOptions, run\n"
+        "from mlbench.training.runner import RunOptions, run\n"
         f"run(RunOptions(out={str(run_dir)!r}, benchmark='padchest-specific', demo=True, loss='focal',\n"
         "    demo_options={'n_patients': 30, 'image_size': 96}, image_size=32, max_epochs=1,\n"
         "    backbones=('mobilenetv3_small_050',), ensembles=('ctp',), progress=False, workers=1))\n")

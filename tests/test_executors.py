@@ -16,16 +16,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlbench.executors import (ENSEMBLES_TASK, LOG_TAIL_LINES, ExecutorError, JobsSubmitted, Resources, Submitter,
+from mlbench.execution.executors import (ENSEMBLES_TASK, LOG_TAIL_LINES, ExecutorError, JobsSubmitted, Resources, Submitter,
                                Task, plan_tasks, run_tasks, slurm_job_states, submitit_executor)
-from mlbench.grid import GridError, GridSpec, run_grid
-from mlbench.griddir import COMPARISON, FAILURE_FILE, GRID_FILE, JOBS_DIR as JOBS, SUBMISSIONS_FILE as SUBMISSIONS, \
+from mlbench.grid.cells import GridError, GridSpec, run_grid
+from mlbench.results.griddir import COMPARISON, FAILURE_FILE, GRID_FILE, JOBS_DIR as JOBS, SUBMISSIONS_FILE as SUBMISSIONS, \
     cell_dir
-from mlbench.gridstatus import grid_status
-from mlbench.io import read_json, write_json
-from mlbench.metrics import MetricWarning
-from mlbench.rundir import RunDir
-from mlbench.runner import RunOptions
+from mlbench.grid.status import grid_status
+from mlbench.foundations.io import read_json, write_json
+from mlbench.results.metrics import MetricWarning
+from mlbench.results.rundir import RunDir
+from mlbench.training.runner import RunOptions
 
 RUN = {"max_epochs": 1, "image_size": 32, "ensembles": ("ctp",), "n_boot": 20, "workers": 1,
        "demo_options": {"n_patients": 40, "image_size": 96}}
@@ -150,7 +150,7 @@ def test_a_failing_job_leaves_its_error_and_log_tail(tmp_path):
     failed = run_tasks([task], Submitter("local", tmp_path / JOBS, Resources(poll_s=0.2)))
     assert failed == [task]
     failure = read_json(run_dir / FAILURE_FILE)
-    assert failure["error"] == (f"train:resnet10t job {task.job.job_id} failed: mlbench.runner.RunError: "
+    assert failure["error"] == (f"train:resnet10t job {task.job.job_id} failed: mlbench.training.runner.RunError: "
                                 "--csv and --images: give the dataset's label file and image folder, or --demo")
     lines = failure["log_tail"].splitlines()
     assert 2 <= len(lines) <= 30 and "Traceback" in failure["log_tail"]
@@ -372,7 +372,7 @@ def test_a_job_that_failed_unwatched_shows_failed_with_its_log_and_only_its_cell
 def test_once_the_jobs_did_their_work_the_same_no_wait_command_writes_the_comparison(grids, fake_slurm):
     from submitit.core.utils import DelayedSubmission
 
-    from mlbench.runner import run
+    from mlbench.training.runner import run
 
     inline, _ = grids
     grid_dir = fake_slurm / "grid"
@@ -393,7 +393,7 @@ GRID_ARGS = ["--remedies", "uniform,class-balanced", "--backbones", "resnet10t",
 
 
 def test_grid_and_run_no_wait_on_the_command_line_print_the_jobs_and_the_next_commands(fake_slurm):
-    from mlbench.registry import get_registry
+    from mlbench.contracts.registry import get_registry
 
     registry = get_registry()
     dataset = registry.create("dataset", registry.create("benchmark", "padchest-specific").dataset)
@@ -443,7 +443,7 @@ def test_a_two_process_job_trains_as_torch_distributed_ranks(grids, tmp_path):
     import numpy as np
     import submitit
 
-    from mlbench.executors import RunJob
+    from mlbench.execution.executors import RunJob
 
     inline, _ = grids
     single = inline.cells[0]

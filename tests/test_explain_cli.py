@@ -12,7 +12,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from mlbench import leaderboard
+from mlbench.results import leaderboard
 from mlbench.cli import main
 from mlbench.demo import read_source_record
 from mlbench.explainers import ExplainError
@@ -22,7 +22,7 @@ from mlbench.explainers import ExplainError
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """A finished run of padchest-specific on a small demo corpus (the real runner, real files)."""
-    from mlbench.runner import RunOptions, run
+    from mlbench.training.runner import RunOptions, run
 
     root = tmp_path_factory.mktemp("explain")
     demo = root / "demo-data"
@@ -131,7 +131,7 @@ def test_unreadable_image_is_named(tiny_run, tmp_path):
 
 def test_wrong_image_size_is_refused(tiny_run):
     from mlbench.explainers.pipeline import explain_images
-    from mlbench.runner import load_trained
+    from mlbench.training.runner import load_trained
 
     trained = load_trained(tiny_run[0])
     with pytest.raises(ExplainError, match=r"shape \(2, 1, 32, 32\), but the run's models take \(batch, 1, 64, 64\)"):

@@ -63,7 +63,7 @@ def test_earlier_output_of_another_image_is_not_reused(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from mlbench.runner import RunOptions, run
+    from mlbench.training.runner import RunOptions, run
 
     root = tmp_path_factory.mktemp("names")
     result = run(RunOptions(benchmark="padchest-specific", out=root / "run", demo=True, demo_dir=root / "demo",

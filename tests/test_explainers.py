@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from mlbench import leaderboard
-from mlbench.backbones import timm_backbone
+from mlbench.results import leaderboard
+from mlbench.models.backbones import timm_backbone
 from mlbench.explainers import ExplainError, Explanation
 from mlbench.explainers import scoring
 from mlbench.explainers.gradcam import GradCAMExplainer, normalize_maps
@@ -286,7 +286,7 @@ def test_rows_fill_the_schema_and_replace_older_cam_rows(tmp_path):
     rows = scoring.leaderboard_rows(summary, explainer="gradcam", plugin_version="mlbench-imbalanced==0.1.0",
                                     base=base, device="cpu: test", wall_time_s=1.5)
     assert all(set(r) == set(leaderboard.COLUMNS) for r in rows)
-    from mlbench.rundir import RunDir
+    from mlbench.results.rundir import RunDir
 
     run = RunDir(tmp_path)
     run.append_leaderboard(leaderboard.to_table(rows), replace=scoring.superseded_by(rows))
@@ -307,7 +307,7 @@ def test_gradcam_is_registered_and_mlbench_stays_light():
         "import sys\n"
         "from mlbench.cli import main\n"
         "main(['plugins', '--json'], standalone_mode=False)\n"
-        "from mlbench.registry import get_registry\n"
+        "from mlbench.contracts.registry import get_registry\n"
         "explainer = get_registry().create('explainer', 'gradcam')\n"
         "heavy = [m for m in ('pytorch_grad_cam', 'matplotlib', 'ttach') if m in sys.modules]\n"
         "print('HEAVY', heavy, type(explainer).__name__)\n"

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlbench.metrics import MetricWarning
-from mlbench.runner import RunOptions, run
+from mlbench.results.metrics import MetricWarning
+from mlbench.training.runner import RunOptions, run
 
 GOLDEN = Path(__file__).parent / "data" / "golden_tiny_run.json"
 TINY = dict(benchmark="padchest-specific", demo=True, demo_options={"n_patients": 40, "image_size": 96},

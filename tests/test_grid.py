@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlbench.grid import COMPARISON_COLUMNS, GridError, GridSpec, run_grid
-from mlbench.griddir import COMPARISON, cell_dir
-from mlbench.gridstatus import grid_status
-from mlbench.remedies import parse_remedy
-from mlbench.metrics import MetricWarning
-from mlbench.registry import get_registry
-from mlbench.rundir import RunDir
+from mlbench.grid.cells import COMPARISON_COLUMNS, GridError, GridSpec, run_grid
+from mlbench.results.griddir import COMPARISON, cell_dir
+from mlbench.grid.status import grid_status
+from mlbench.grid.remedies import parse_remedy
+from mlbench.results.metrics import MetricWarning
+from mlbench.contracts.registry import get_registry
+from mlbench.results.rundir import RunDir
 
 RUN = {"max_epochs": 1, "image_size": 32, "ensembles": ("ctp",), "n_boot": 20, "workers": 1,
        "demo_options": {"n_patients": 40, "image_size": 96}}
@@ -81,7 +81,7 @@ def test_remedy_names_are_checked_before_any_work(tmp_path):
 
 
 def test_a_run_compared_with_itself_differs_by_zero_with_ci_zero(grid):
-    from mlbench.compare import compare_runs
+    from mlbench.judging.compare import compare_runs
 
     cell = cell_dir(grid.grid_dir, "uniform", 0)
     rows = compare_runs(cell, cell, n_boot=50).rows
@@ -91,8 +91,8 @@ def test_a_run_compared_with_itself_differs_by_zero_with_ci_zero(grid):
 
 
 def test_paired_intervals_are_narrower_than_unpaired_for_two_seeds(grid):
-    from mlbench.paired import paired_differences, unpaired_differences
-    from mlbench.rescoring import load_stored_run
+    from mlbench.results.paired import paired_differences, unpaired_differences
+    from mlbench.results.rescoring import load_stored_run
 
     a = load_stored_run(cell_dir(grid.grid_dir, "uniform", 0))
     b = load_stored_run(cell_dir(grid.grid_dir, "uniform", 1))
@@ -134,7 +134,7 @@ class _ReversedUniform:
     """A third party's sampler: the uniform order, reversed (enough to be a different remedy)."""
 
     def __init__(self, labels, seed):
-        from mlbench.samplers import UniformSampler
+        from mlbench.models.samplers import UniformSampler
 
         self.inner = UniformSampler(labels, seed)
 
@@ -151,18 +151,18 @@ class _SamplerPlugin:
 
 
 def test_a_sampler_from_another_plugin_works_in_a_grid(tmp_path):
-    import mlbench.registry
+    import mlbench.contracts.registry
     from mlbench import hookimpl
 
     _SamplerPlugin.register_samplers = hookimpl(_SamplerPlugin.register_samplers)
-    registry = mlbench.registry.build_registry(plugins=[_SamplerPlugin])
-    mlbench.registry.use_registry(registry)
+    registry = mlbench.contracts.registry.build_registry(plugins=[_SamplerPlugin])
+    mlbench.contracts.registry.use_registry(registry)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", MetricWarning)
             result = run_grid(tiny_spec(tmp_path / "g", remedies=["uniform", "reversed-uniform"], seeds=[0]))
     finally:
-        mlbench.registry.use_registry(None)
+        mlbench.contracts.registry.use_registry(None)
     assert set(result.comparison["remedy"]) == {"reversed-uniform"}
     manifest = RunDir(cell_dir(result.grid_dir, "reversed-uniform", 0)).manifest()
     assert manifest["recipe"]["sampler"] == "reversed-uniform"
@@ -170,7 +170,7 @@ def test_a_sampler_from_another_plugin_works_in_a_grid(tmp_path):
 
 
 def test_a_one_backbone_grid_compares_the_model_not_ensembles_of_it(tmp_path):
-    from mlbench.grid import plan_grid
+    from mlbench.grid.cells import plan_grid
 
     run_options = {k: v for k, v in RUN.items() if k != "ensembles"}
     cells = plan_grid(tiny_spec(tmp_path / "g", run_options=run_options))
@@ -181,10 +181,10 @@ def test_a_one_backbone_grid_compares_the_model_not_ensembles_of_it(tmp_path):
 
 def test_verdicts_are_adjusted_over_every_remedy_against_the_baseline(monkeypatch):
     """k remedies against one baseline are k tests of each (entry, scope, metric): Holm runs over all of them."""
-    import mlbench.grid
-    from mlbench.grid import GridCell, compare_cells
-    from mlbench.remedies import Remedy
-    from mlbench.paired import holm, paired_differences
+    import mlbench.grid.cells
+    from mlbench.grid.cells import GridCell, compare_cells
+    from mlbench.grid.remedies import Remedy
+    from mlbench.results.paired import holm, paired_differences
 
     rng = np.random.default_rng(5)
     n, labels = 300, ["a", "b", "c"]
@@ -201,8 +201,8 @@ def test_verdicts_are_adjusted_over_every_remedy_against_the_baseline(monkeypatc
         (sa, da), (sb, db) = runs[a], runs[b]
         return {"m": paired_differences(y, sa, sb, da, db, patients, labels, [90, 60, 30], n_boot=n_boot)}
 
-    monkeypatch.setattr(mlbench.grid, "load_stored_run", lambda run_dir: str(run_dir))
-    monkeypatch.setattr(mlbench.grid, "compare_stored", compare_stored)
+    monkeypatch.setattr(mlbench.grid.cells, "load_stored_run", lambda run_dir: str(run_dir))
+    monkeypatch.setattr(mlbench.grid.cells, "compare_stored", compare_stored)
 
     class Out:
         def __init__(self, name):
@@ -224,10 +224,10 @@ def test_verdicts_are_adjusted_over_every_remedy_against_the_baseline(monkeypatc
 def test_the_grid_command_prints_holm_adjusted_p_values_beside_the_verdicts(grid, monkeypatch, tmp_path):
     from click.testing import CliRunner
 
-    import mlbench.grid
+    import mlbench.grid.cells
     from mlbench.cli import main
 
-    monkeypatch.setattr(mlbench.grid, "run_grid", lambda spec, **_: grid)  # the fixture's finished grid
+    monkeypatch.setattr(mlbench.grid.cells, "run_grid", lambda spec, **_: grid)  # the fixture's finished grid
     shown = CliRunner().invoke(main, ["grid", "padchest-specific", "--remedies", "uniform,class-balanced", "--demo",
                                       "--out", str(tmp_path / "g")], env={"COLUMNS": "220"})
     assert shown.exit_code == 0, shown.output

@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mlbench import dirlock
+from mlbench.foundations import dirlock
 from mlbench.cli import main
-from mlbench.grid import GridSpec
-from mlbench.griddir import GRID_FILE, GridDir, cell_dir
-from mlbench.gridstatus import grid_status
-from mlbench.io import write_json
-from mlbench.registry import get_registry
-from mlbench.rundir import RunDir
+from mlbench.grid.cells import GridSpec
+from mlbench.results.griddir import GRID_FILE, GridDir, cell_dir
+from mlbench.grid.status import grid_status
+from mlbench.foundations.io import write_json
+from mlbench.contracts.registry import get_registry
+from mlbench.results.rundir import RunDir
 from cli_checks import assert_one_error, cli
 
 BENCH = "padchest-specific"
@@ -84,7 +84,7 @@ def test_a_sigkilled_grid_shows_its_started_cell_interrupted_with_the_command_th
     # The command it prints is this grid: the same spec, once --csv and --images are filled in.
     resume = shlex.split(lines[-1].removeprefix("resume with: "))
     resume[resume.index("CSV")], resume[resume.index("IMAGES")] = str(corpus.csv), str(corpus.images)
-    import mlbench.grid
+    import mlbench.grid.cells
 
     seen = []
 
@@ -92,7 +92,7 @@ def test_a_sigkilled_grid_shows_its_started_cell_interrupted_with_the_command_th
         seen.append(spec)
         raise SystemExit(0)  # the spec is all this test needs; nothing is run
 
-    monkeypatch.setattr(mlbench.grid, "run_grid", planned_only)
+    monkeypatch.setattr(mlbench.grid.cells, "run_grid", planned_only)
     CliRunner().invoke(main, resume[1:])
     assert seen and seen[0].identity() == GridDir(grid_dir).spec() and Path(seen[0].out) == grid_dir
 
@@ -180,8 +180,8 @@ def test_a_remedy_mistake_is_one_line_naming_the_real_problem_before_any_work(tm
 
 
 def test_remedies_that_differ_after_normalising_are_accepted(tmp_path):
-    from mlbench.grid import plan_grid
-    from mlbench.remedies import canonical_remedy, parse_remedy
+    from mlbench.grid.cells import plan_grid
+    from mlbench.grid.remedies import canonical_remedy, parse_remedy
 
     registry = get_registry()
     recipe = registry.create("benchmark", BENCH).demo_recipe

@@ -13,14 +13,14 @@ import pytest
 from click.testing import CliRunner
 
 from mlbench.cli import main
-from mlbench.griddir import GridDir, GridError, enclosing_grid
-from mlbench.gridstatus import grid_status
-from mlbench.io import write_bytes, write_json
-from mlbench.jobs import jobs_dir, read_failure, write_failure
-from mlbench.registry import get_registry
-from mlbench.remedies import KINDS, parse_remedy
+from mlbench.results.griddir import GridDir, GridError, enclosing_grid
+from mlbench.grid.status import grid_status
+from mlbench.foundations.io import write_bytes, write_json
+from mlbench.execution.jobs import jobs_dir, read_failure, write_failure
+from mlbench.contracts.registry import get_registry
+from mlbench.grid.remedies import KINDS, parse_remedy
 from mlbench.report.collect import read_grid
-from mlbench.rundir import RunDir
+from mlbench.results.rundir import RunDir
 from cli_checks import assert_one_error
 
 SPEC = {"benchmark": "padchest-specific", "remedies": ["uniform", "ml-ros"], "backbones": ["resnet10t"],
@@ -116,8 +116,8 @@ def test_a_failure_record_is_read_back_and_makes_the_cell_failed(tmp_path):
 
 
 def test_executors_and_the_run_command_do_not_import_the_grid():
-    code = ("import sys, mlbench.executors, mlbench.cli.run; "
-            "print(sorted(m for m in sys.modules if m in ('mlbench.grid', 'mlbench.gridstatus', 'mlbench.remedies')))")
+    code = ("import sys, mlbench.execution.executors, mlbench.cli.run; "
+            "print(sorted(m for m in sys.modules if m in ('mlbench.grid.cells', 'mlbench.grid.status', 'mlbench.grid.remedies')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -262,7 +262,7 @@ def test_leaderboards_env_that_cannot_hold_boards_is_one_line(real_run, tmp_path
 
 
 def test_a_full_filesystem_leaves_the_board_intact(tiny_run, tmp_path, monkeypatch):
-    import mlbench.io
+    import mlbench.foundations.io
 
     target = tmp_path / "board.parquet"
     first = cli("submit", tiny_run, "--leaderboard", target, *source_args(tiny_run))
@@ -276,7 +276,7 @@ def test_a_full_filesystem_leaves_the_board_intact(tiny_run, tmp_path, monkeypat
         Path(where).write_bytes(b"PAR1 half a file")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(mlbench.io.pq, "write_table", full_disk)
+    monkeypatch.setattr(mlbench.foundations.io.pq, "write_table", full_disk)
     last = assert_one_error(cli("submit", other, "--leaderboard", target, *source_args(tiny_run)), str(target),
                             os.strerror(errno.ENOSPC))
     assert "unchanged" in last

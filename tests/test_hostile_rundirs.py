@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from mlbench.cli import main
-from mlbench.rundir import RunDir, RunDirError
+from mlbench.results.rundir import RunDir, RunDirError
 from cli_checks import assert_one_error, finished_tiny_run
 
 BENCH = "padchest-specific"

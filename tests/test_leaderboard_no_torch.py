@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mlbench import leaderboard
-from mlbench.leaderboard import COLUMNS, GLOBAL_LABEL
+from mlbench.results import leaderboard
+from mlbench.results.leaderboard import COLUMNS, GLOBAL_LABEL
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = REPO / "benchmarks" / "padchest" / "mlbench_padchest" / "leaderboards" / "padchest-specific.parquet"

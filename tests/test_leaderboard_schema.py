@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mlbench import leaderboard
-from mlbench.leaderboard import LeaderboardError
+from mlbench.results import leaderboard
+from mlbench.results.leaderboard import LeaderboardError
 
 
 def run_row(**changes) -> dict:

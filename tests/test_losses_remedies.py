@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from mlbench.losses import class_balanced, class_balanced_weights, distribution_balanced
-from mlbench.registry import build_registry
+from mlbench.models.losses import class_balanced, class_balanced_weights, distribution_balanced
+from mlbench.contracts.registry import build_registry
 
 
 def bce_cells(logits, targets):

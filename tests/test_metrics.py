@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, f1_score, hamming_loss, roc_auc_score
 
-from mlbench.leaderboard import GLOBAL_LABEL
-from mlbench.metrics import MetricWarning, evaluate
+from mlbench.results.leaderboard import GLOBAL_LABEL
+from mlbench.results.metrics import MetricWarning, evaluate
 from mlbench_padchest.labels import PA_COUNTS, SPECIFIC_LABELS
 
 # PA images carrying at least one of the 35 specific labels in the public CSV (PAPER-FACTS).

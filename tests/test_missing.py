@@ -1,4 +1,4 @@
-"""The one missing-value test and the one mean over defined values (mlbench/missing.py)."""
+"""The one missing-value test and the one mean over defined values (mlbench/foundations/missing.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from mlbench.missing import finite_mean, is_unknown
+from mlbench.foundations.missing import finite_mean, is_unknown
 
 
 def test_is_unknown_is_none_or_nan_only():

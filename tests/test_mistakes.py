@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlbench.registry import ONLY_PLUGINS_ENV, reset_registry
+from mlbench.contracts.registry import ONLY_PLUGINS_ENV, reset_registry
 from cli_checks import assert_one_error, cli, finished_tiny_run
 
 BENCH = "padchest-specific"

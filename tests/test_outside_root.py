@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from mlbench.data.imagepaths import OUTSIDE_ROOT, ImageRoot, resolve_image
-from mlbench.paths import lies_under
+from mlbench.foundations.paths import lies_under
 from cli_checks import assert_one_error, cli
 
 BENCH = "padchest-specific"
@@ -172,7 +172,7 @@ def test_cache_refuses_a_path_that_became_a_link_out_after_reading(tmp_path, mon
 
 
 def demo_corpus(folder: Path):
-    from mlbench.registry import get_registry
+    from mlbench.contracts.registry import get_registry
 
     dataset = get_registry().create("dataset", "padchest")
     return dataset, dataset.write_demo(folder, seed=0, n_patients=40, image_size=96)
@@ -198,8 +198,8 @@ def linked_run(tmp_path_factory):
     """A tiny finished run whose image folder "1" was a link out of the image root from the start."""
     import torch
 
-    from mlbench.metrics import MetricWarning
-    from mlbench.runner import RunOptions, run
+    from mlbench.results.metrics import MetricWarning
+    from mlbench.training.runner import RunOptions, run
 
     base = tmp_path_factory.mktemp("outside_root")
     dataset, source = demo_corpus(base / "corpus")

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlbench.leaderboard import GLOBAL_LABEL
-from mlbench.metrics import evaluate
-from mlbench.paired import (COLUMNS, HELPS, HURTS, NO_EVIDENCE, adjust, combine_seeds, holm, p_value,
+from mlbench.results.leaderboard import GLOBAL_LABEL
+from mlbench.results.metrics import evaluate
+from mlbench.results.paired import (COLUMNS, HELPS, HURTS, NO_EVIDENCE, adjust, combine_seeds, holm, p_value,
                             paired_differences, unpaired_differences, verdict)
 
 LABELS = [f"l{j}" for j in range(6)]

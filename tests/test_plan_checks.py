@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 import mlbench
-from mlbench import checkpoint, runner
-from mlbench.checkpoint import CheckpointError
-from mlbench.errors import UserError
-from mlbench.registry import Registry
+from mlbench.training import checkpoint, runner
+from mlbench.training.checkpoint import CheckpointError
+from mlbench.foundations.errors import UserError
+from mlbench.contracts.registry import Registry
 from cli_checks import assert_one_error, cli
 
 BENCH = "padchest-specific"
@@ -124,9 +124,9 @@ def test_pretrained_false_as_a_backbone_option_overrides_the_recipe(tmp_path, mo
         return create(name, *args, pretrained=False, **kwargs)
 
     monkeypatch.setattr(timm, "create_model", recording)
-    from mlbench.benchmark import Recipe
-    from mlbench.registry import get_registry
-    from mlbench.training import build_backbone
+    from mlbench.contracts.benchmark import Recipe
+    from mlbench.contracts.registry import get_registry
+    from mlbench.training.loop import build_backbone
 
     recipe = Recipe(backbones=("resnet10t",), pretrained=True, backbone_options={"resnet10t": {"pretrained": False}})
     model = build_backbone(get_registry(), "resnet10t", 3, recipe)

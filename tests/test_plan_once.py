@@ -16,16 +16,16 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-import mlbench.runner as runner
-from mlbench import executors
+import mlbench.training.runner as runner
+from mlbench.execution import executors
 from mlbench.cli import main
 from mlbench.demo import read_source_record
-from mlbench.grid import GridSpec, run_grid
-from mlbench.io import write_parquet
-from mlbench.metrics import MetricWarning
-from mlbench.registry import get_registry
-from mlbench.rundir import RunDir, RunDirError
-from mlbench.runner import RunOptions
+from mlbench.grid.cells import GridSpec, run_grid
+from mlbench.foundations.io import write_parquet
+from mlbench.results.metrics import MetricWarning
+from mlbench.contracts.registry import get_registry
+from mlbench.results.rundir import RunDir, RunDirError
+from mlbench.training.runner import RunOptions
 from cli_checks import assert_one_error
 
 BENCH = "padchest-specific"

@@ -12,7 +12,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from mlbench import leaderboard
+from mlbench.results import leaderboard
 from mlbench_padchest import published
 from mlbench_padchest.general import GENERAL_LABELS, TABLE10_SAMPLES
 from mlbench_padchest.labels import PA_COUNTS, SPECIFIC_LABELS

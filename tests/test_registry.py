@@ -9,7 +9,7 @@ import types
 import pytest
 
 from mlbench import hookimpl
-from mlbench.registry import KINDS, PluginError, build_registry
+from mlbench.contracts.registry import KINDS, PluginError, build_registry
 
 
 def _plugin(name, **hooks):

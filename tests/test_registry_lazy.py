@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from mlbench.registry import LazyFactory, PluginError, build_registry, cache_path
+from mlbench.contracts.registry import LazyFactory, PluginError, build_registry, cache_path
 
 REPO = Path(__file__).resolve().parents[1]
 TORCH_PLUGIN = REPO / "tests" / "data" / "plugins" / "torch_at_import"
@@ -92,7 +92,7 @@ def test_calling_a_factory_imports_its_plugin(torch_site):
     _cli(torch_site, "plugins")  # the cache exists, whatever ran first
     code = f"""
 import json, sys
-from mlbench.registry import get_registry
+from mlbench.contracts.registry import get_registry
 registry = get_registry()
 entry = registry.get("backbone", "linear-probe")
 before = sorted(m for m in {WATCHED!r} if m in sys.modules)
@@ -115,7 +115,7 @@ print("LOADED=" + json.dumps(sorted(m for m in {WATCHED!r} if m in sys.modules))
 
 PROBE = """
 from mlbench import hookimpl
-from mlbench.registry import LazyFactory
+from mlbench.contracts.registry import LazyFactory
 
 HOOK_RUNS = []
 
@@ -129,7 +129,7 @@ def register_losses(register):
     HOOK_RUNS.append(1)
     register("{name}-loss", make_loss, summary="a plain function",
              guarantees=("a", "b"), conformance_options={{"gamma": 1.5, "path": [1, 2]}})
-    register("{name}-bce", LazyFactory("mlbench.losses:plain_bce"), summary="a lazy factory")
+    register("{name}-bce", LazyFactory("mlbench.models.losses:plain_bce"), summary="a lazy factory")
 """
 
 
@@ -181,7 +181,7 @@ def test_a_current_cache_imports_no_plugin_module(site):
                                        "conformance_options": {"gamma": 1.5, "path": [1, 2]}}
     assert [e.as_dict() for e in warm.entries()] == [e.as_dict() for e in first.entries()]
     lazy = warm.get("loss", f"{module}-bce").factory
-    assert type(lazy) is LazyFactory and lazy.target == "mlbench.losses:plain_bce"
+    assert type(lazy) is LazyFactory and lazy.target == "mlbench.models.losses:plain_bce"
     assert isinstance(entry.factory, LazyFactory) and module not in sys.modules
     assert warm.create("loss", f"{module}-loss", label_counts=[1], n_samples=2, gamma=3.0) == ("loss", 3.0)
     assert module in sys.modules and sys.modules[module].HOOK_RUNS == [1]

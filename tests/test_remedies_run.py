@@ -5,11 +5,11 @@ import warnings
 import numpy as np
 import pytest
 
-from mlbench.leaderboard import GLOBAL_LABEL, TUNED_METRICS
-from mlbench.metrics import MetricWarning
-from mlbench.runner import RunError, RunOptions, run
-from mlbench.rundir import RunDir
-from mlbench.submit import validate_run
+from mlbench.results.leaderboard import GLOBAL_LABEL, TUNED_METRICS
+from mlbench.results.metrics import MetricWarning
+from mlbench.training.runner import RunError, RunOptions, run
+from mlbench.results.rundir import RunDir
+from mlbench.judging.submit import validate_run
 
 TINY = dict(benchmark="padchest-specific", demo=True, demo_options={"n_patients": 40, "image_size": 96},
             image_size=32, max_epochs=1, backbones=("resnet10t",), ensembles=("ctp",), n_boot=20, progress=False,
@@ -53,7 +53,7 @@ def test_ml_ros_epochs_are_longer_than_the_training_split(remedy_run):
     assert history.is_file()
     split = RunDir(remedy_run.run_dir).split()
     n_train = int((split["split"] == "train").sum())
-    from mlbench.registry import get_registry
+    from mlbench.contracts.registry import get_registry
 
     labels = split.loc[split["split"] == "train", list(split.columns[3:])].to_numpy(np.uint8)
     sampler = get_registry().create("sampler", "ml-ros", labels=labels, seed=0, percentage=25)

@@ -16,18 +16,18 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from mlbench import leaderboard
+from mlbench.results import leaderboard
 from mlbench.cli import main
 from mlbench.data.imbalance import imbalance_by_split
-from mlbench.io import write_json
-from mlbench.leaderboard import GLOBAL_LABEL, METRICS
+from mlbench.foundations.io import write_json
+from mlbench.results.leaderboard import GLOBAL_LABEL, METRICS
 from mlbench.report import ReportError, write_report
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A finished run with `mlbench explain` output inside it (RUN_DIR/explain)."""
-    from mlbench.runner import RunOptions, run
+    from mlbench.training.runner import RunOptions, run
 
     root = tmp_path_factory.mktemp("report")
     result = run(RunOptions(benchmark="padchest-specific", out=root / "run", demo=True, demo_dir=root / "demo",
@@ -202,7 +202,7 @@ def test_synthetic_runs_carry_a_banner_and_real_ones_do_not(run_dir, report, tmp
 
 
 def test_against_published_shows_the_published_values(run_dir, tmp_path):
-    from mlbench.compare import compare_run
+    from mlbench.judging.compare import compare_run
 
     out = tmp_path / "r.html"
     result = CliRunner().invoke(main, ["report", str(run_dir), "--against", "published", "--out", str(out)],

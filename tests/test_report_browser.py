@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mlbench import leaderboard
+from mlbench.results import leaderboard
 from mlbench.cli import main
-from mlbench.leaderboard import GLOBAL_LABEL
+from mlbench.results.leaderboard import GLOBAL_LABEL
 
 pytestmark = pytest.mark.browser
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
@@ -159,7 +159,7 @@ def _offline(url: str, page: Path) -> bool:
 @pytest.fixture(scope="module")
 def demo_report(tmp_path_factory):
     """The report of a tiny demo run with an explain gallery (40 patients, resnet10t, 2 epochs, 32 px)."""
-    from mlbench.runner import RunOptions, run
+    from mlbench.training.runner import RunOptions, run
 
     root = tmp_path_factory.mktemp("browser")
     result = run(RunOptions(benchmark="padchest-specific", out=root / "run", demo=True, demo_dir=root / "demo",

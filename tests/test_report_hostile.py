@@ -18,13 +18,13 @@ import pyarrow.parquet as pq
 import pytest
 
 import mlbench
-from mlbench.errors import UserError
-from mlbench.grid import GridSpec
-from mlbench.griddir import GRID_FILE
-from mlbench.io import write_json
+from mlbench.foundations.errors import UserError
+from mlbench.grid.cells import GridSpec
+from mlbench.results.griddir import GRID_FILE
+from mlbench.foundations.io import write_json
 from mlbench.report import ReportError, ReportNote, is_report_file
 from mlbench.report.html import MARKER
-from mlbench.rundir import RunDir
+from mlbench.results.rundir import RunDir
 from cli_checks import assert_one_error, cli
 
 
@@ -40,8 +40,8 @@ SECRET = "SECRET-CONTENT-7731"  # planted in hostile files: never shown
 def tiny_run(tmp_path_factory):
     import torch
 
-    from mlbench.metrics import MetricWarning
-    from mlbench.runner import RunOptions, run
+    from mlbench.results.metrics import MetricWarning
+    from mlbench.training.runner import RunOptions, run
 
     torch.set_num_threads(2)
     with warnings.catch_warnings():

@@ -7,11 +7,11 @@ import warnings
 
 import pytest
 
-from mlbench import leaderboard
-from mlbench.leaderboard import COLUMNS
-from mlbench.metrics import MetricWarning
-from mlbench.runner import RunOptions, load_trained, run
-from mlbench.rundir import RunDir, RunDirError, backbone_folder_name
+from mlbench.results import leaderboard
+from mlbench.results.leaderboard import COLUMNS
+from mlbench.results.metrics import MetricWarning
+from mlbench.training.runner import RunOptions, load_trained, run
+from mlbench.results.rundir import RunDir, RunDirError, backbone_folder_name
 
 TINY = dict(benchmark="padchest-specific", demo=True, demo_options={"n_patients": 40, "image_size": 96},
             image_size=32, max_epochs=1, backbones=("resnet10t",), ensembles=("ctp",), n_boot=10, progress=False,

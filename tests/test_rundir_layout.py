@@ -8,10 +8,10 @@ import pyarrow as pa
 import pytest
 
 from mlbench.demo import findings_beside, lungs_beside, write_findings, write_lungs
-from mlbench.errors import UserError
+from mlbench.foundations.errors import UserError
 from mlbench.explainers.scoring import read_boxes
-from mlbench.io import write_parquet
-from mlbench.rundir import RunDir, RunDirError
+from mlbench.foundations.io import write_parquet
+from mlbench.results.rundir import RunDir, RunDirError
 
 
 def test_a_backbone_folder_s_files_are_the_ones_rundir_names(tmp_path):

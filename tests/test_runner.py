@@ -6,10 +6,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from mlbench import leaderboard
-from mlbench.leaderboard import GLOBAL_LABEL
-from mlbench.rundir import RunDirError as ManifestError
-from mlbench.runner import RunOptions, load_trained, run
+from mlbench.results import leaderboard
+from mlbench.results.leaderboard import GLOBAL_LABEL
+from mlbench.results.rundir import RunDirError as ManifestError
+from mlbench.training.runner import RunOptions, load_trained, run
 
 TINY = dict(benchmark="padchest-specific", demo=True, demo_options={"n_patients": 60, "image_size": 96},
             image_size=32, max_epochs=2, backbones=("resnet10t", "mobilenetv3_small_050"), progress=False,
@@ -95,7 +95,7 @@ def test_trained_models_load_back(tiny_run):
 
 def test_missing_csv_column_is_a_clear_error(tmp_path):
     from mlbench.data import DataSource, DatasetError
-    from mlbench.registry import get_registry
+    from mlbench.contracts.registry import get_registry
 
     csv = tmp_path / "bad.csv"
     csv.write_text("ImageID,ImageDir,Labels\nx.png,0,\"['normal']\"\n")
@@ -121,7 +121,7 @@ def test_grid_as_independent_jobs_gives_the_same_leaderboard(tiny_run, tmp_path)
 
 
 def test_ensemble_only_refuses_missing_backbones(tmp_path):
-    from mlbench.runner import RunError
+    from mlbench.training.runner import RunError
 
     out = tmp_path / "partial"
     run(RunOptions(out=out, only_backbones=(TINY["backbones"][0],), **TINY))

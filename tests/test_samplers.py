@@ -5,12 +5,12 @@ import types
 import numpy as np
 import pytest
 
-import mlbench.samplers as samplers
+import mlbench.models.samplers as samplers
 from mlbench import hookimpl
 from mlbench.conformance import FAIL, PASS, check_plugin, demo_label_matrix
 from mlbench.data.imbalance import imbalance_report
-from mlbench.registry import build_registry
-from mlbench.samplers import minority_majority, ml_ros_indices, ml_rus_indices
+from mlbench.contracts.registry import build_registry
+from mlbench.models.samplers import minority_majority, ml_ros_indices, ml_rus_indices
 
 
 def imbalanced(n=600, seed=0):

@@ -15,7 +15,7 @@ from mlbench.data.splits import (
     split_table,
     write_split_files,
 )
-from mlbench.io import read_json
+from mlbench.foundations.io import read_json
 
 LABELS = ["common", "frequent", "medium", "rare", "rarer", "rarest"]
 

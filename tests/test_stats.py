@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
-from mlbench.leaderboard import GLOBAL_LABEL
-from mlbench.metrics import MetricWarning, evaluate, label_metrics
-from mlbench.stats import (GROUP_LABELS, PatientBootstrap, decision_metrics, group_label, label_groups,
+from mlbench.results.leaderboard import GLOBAL_LABEL
+from mlbench.results.metrics import MetricWarning, evaluate, label_metrics
+from mlbench.results.stats import (GROUP_LABELS, PatientBootstrap, decision_metrics, group_label, label_groups,
                            metric_intervals, patient_bootstrap, ranking_metrics, weighted_auc,
                            weighted_average_precision)
 

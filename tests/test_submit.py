@@ -12,13 +12,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mlbench import leaderboard
-from mlbench.io import write_json, write_parquet
-from mlbench.metrics import MetricWarning
-from mlbench.runner import RunOptions, run
-from mlbench.leaderboard import published_board as leaderboard_file_of
-from mlbench.rescoring import recompute_run
-from mlbench.submit import SubmissionError, append_to_leaderboard, submit_run, validate_run
+from mlbench.results import leaderboard
+from mlbench.foundations.io import write_json, write_parquet
+from mlbench.results.metrics import MetricWarning
+from mlbench.training.runner import RunOptions, run
+from mlbench.results.leaderboard import published_board as leaderboard_file_of
+from mlbench.results.rescoring import recompute_run
+from mlbench.judging.submit import SubmissionError, append_to_leaderboard, submit_run, validate_run
 
 TINY = dict(benchmark="padchest-specific", demo=True, demo_options={"n_patients": 60, "image_size": 96},
             image_size=32, max_epochs=1, backbones=("mobilenetv3_small_050", "mobilenetv3_small_075"), progress=False,
@@ -65,7 +65,7 @@ def edit_manifest(run_dir: Path, **changes) -> None:
 
 
 def with_intervals(run_dir: Path) -> None:
-    """Fill the run's CIs the way the runner's metrics stage does with mlbench.stats (and record the settings)."""
+    """Fill the run's CIs the way the runner's metrics stage does with mlbench.results.stats (and record the settings)."""
     edit_manifest(run_dir, bootstrap={"n_boot": N_BOOT, "seed": 0})
     fresh = recompute_run(run_dir, n_boot=N_BOOT, seed=0).set_index(["entry", "label", "metric"])
     rows = board(run_dir)

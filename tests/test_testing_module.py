@@ -12,7 +12,7 @@ from torch import nn
 import mlbench.conformance as conformance
 from mlbench import hookimpl
 from mlbench.conformance import ConformanceError
-from mlbench.registry import PluginError, build_registry
+from mlbench.contracts.registry import PluginError, build_registry
 from mlbench.testing import checks_for, parametrize_with_checks
 
 pytest_plugins = ["pytester"]
@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from mlbench import hookimpl
-from mlbench.registry import build_registry
+from mlbench.contracts.registry import build_registry
 from mlbench.testing import parametrize_with_checks
 
 torch.set_num_threads(1)
@@ -141,7 +141,7 @@ def test_a_selector_that_names_nothing_is_one_line(registry, items, error, messa
 
 
 def test_import_mlbench_needs_no_pytest():
-    code = ("import sys, mlbench, mlbench.conformance, mlbench.registry\n"
+    code = ("import sys, mlbench, mlbench.conformance, mlbench.contracts.registry\n"
             "assert 'pytest' not in sys.modules, sorted(m for m in sys.modules if 'pytest' in m)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

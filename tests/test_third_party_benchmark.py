@@ -19,12 +19,13 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import mlbench.registry
-from mlbench import io, leaderboard
+import mlbench.contracts.registry
+from mlbench.foundations import io
+from mlbench.results import leaderboard
 from mlbench.cli import main
-from mlbench.compare import compare_run
+from mlbench.judging.compare import compare_run
 from mlbench.demo import SYNTHETIC_KIND
-from mlbench.registry import build_registry
+from mlbench.contracts.registry import build_registry
 
 FIXTURE = Path(__file__).resolve().parent / "data" / "plugins" / "toy_xray"
 SHIPPED = FIXTURE / "mlbench_toy_xray" / "leaderboards" / "toy-xray.parquet"
@@ -62,7 +63,7 @@ def write_real_corpus(folder: Path, *, n_subjects: int = 24, films_per_subject: 
 
 
 def _cli(registry, *args: object, code: int = 0) -> str:
-    mlbench.registry.use_registry(registry)  # the process-wide registry, with the toy plugin in it
+    mlbench.contracts.registry.use_registry(registry)  # the process-wide registry, with the toy plugin in it
     result = CliRunner().invoke(main, [str(a) for a in args], env={"COLUMNS": "200"})
     assert result.exit_code == code, f"{args}: exit {result.exit_code}\n{result.output}\n{result.exception!r}"
     return result.output
@@ -88,9 +89,9 @@ def toy(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _toy_registry(toy, _fresh_registry):
-    mlbench.registry.use_registry(toy["registry"])
+    mlbench.contracts.registry.use_registry(toy["registry"])
     yield
-    mlbench.registry.use_registry(None)
+    mlbench.contracts.registry.use_registry(None)
 
 
 def test_the_shipped_board_is_the_one_board_tsv_describes():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from mlbench.thresholds import apply, fit_label, fit_thresholds
+from mlbench.results.thresholds import apply, fit_label, fit_thresholds
 
 
 def test_only_validation_data_is_an_input():

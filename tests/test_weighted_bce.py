@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mlbench.losses import inverse_frequency_pos_weight, weighted_bce
+from mlbench.models.losses import inverse_frequency_pos_weight, weighted_bce
 
 
 def test_pos_weight_formula():

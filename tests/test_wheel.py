@@ -154,7 +154,7 @@ def _table_rows(text: str) -> list[list[str]]:
 
 def test_the_published_board_is_found_in_the_installed_package(installed):
     out = _run(installed, installed["python"], "-c",
-               "from mlbench.leaderboard import find_board; print(find_board('padchest-specific'))")
+               "from mlbench.results.leaderboard import find_board; print(find_board('padchest-specific'))")
     assert Path(out.stdout.strip()) == installed["site"] / "mlbench_padchest" / "leaderboards" / "padchest-specific.parquet"
 
 

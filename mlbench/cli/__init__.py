@@ -6,7 +6,7 @@ modules import nothing from each other: what two of them share is here (the opti
 or in :mod:`mlbench.cli.output` (printing); this module imports them only through ``COMMANDS``,
 so the package has no import cycle.
 
-The group is the CLI's one error boundary: a :class:`mlbench.errors.UserError` raised anywhere
+The group is the CLI's one error boundary: a :class:`mlbench.foundations.errors.UserError` raised anywhere
 below becomes ``Error: <message>`` and exit status 1, with no traceback; any other exception is a
 bug and keeps its traceback, followed by a line asking to report it.
 """
@@ -17,7 +17,7 @@ import sys
 import click
 
 from mlbench import __version__
-from mlbench.errors import UserError
+from mlbench.foundations.errors import UserError
 
 BUG_HINT = ("mlbench: this is a bug in mlbench or one of its plugins, not a mistake of yours; please report it "
             "with the traceback above (mlbench --version and `mlbench plugins` help too)")
@@ -119,8 +119,8 @@ def executor_options(command):
 
 def executor_resources(gpus_per_node, cpus_per_task, mem_gb, timeout_min, partition, slurm_param,
                        parallel) -> dict:
-    """The keyword arguments of mlbench.executors.Resources, from the options above."""
-    from mlbench.options import parse_pairs
+    """The keyword arguments of mlbench.execution.executors.Resources, from the options above."""
+    from mlbench.foundations.options import parse_pairs
 
     extra = {key: str(value) for key, value in parse_pairs(slurm_param, "--slurm-param").items()}
     return {"gpus_per_node": gpus_per_node, "cpus_per_task": cpus_per_task, "mem_gb": mem_gb,

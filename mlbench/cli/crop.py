@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from mlbench.cli.output import make_console
-from mlbench.options import parse_pairs
+from mlbench.foundations.options import parse_pairs
 
 
 @click.command("crop")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mlbench.options import parse_pairs
+from mlbench.foundations.options import parse_pairs
 
 
 @click.command("explain")
@@ -61,7 +61,7 @@ def explain_command(run_dir, images, out, split, limit, labels, threshold, ensem
             ci = (f" [{item['ci_low']:.3f}, {item['ci_high']:.3f}]" if item["ci_low"] is not None else "")
             click.echo(f"{item['metric']}: {item['value']:.3f}{ci} over {item['n_positive']} findings")
     if report.leaderboard_rows:
-        from mlbench.rundir import RunDir
+        from mlbench.results.rundir import RunDir
 
         click.echo(f"{report.leaderboard_rows} cam_ rows written to {RunDir(run_dir).leaderboard_file}")
     if report.skipped:

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from mlbench.cli import comma_names, executor_options, executor_resources
 from mlbench.cli.output import CliConsole, esc, make_console, p_text, print_submitted, text
-from mlbench.progress import MODES
+from mlbench.training.progress import MODES
 
 
 class _GridGroup(click.Group):
@@ -59,8 +59,8 @@ def grid_run_command(benchmark, remedies, backbones, seeds, out, demo, csv_path,
                      partition, slurm_param, parallel, no_wait, progress, quiet):
     """Run every remedy x seed (each an ordinary run directory) and compare each remedy with the first."""
     from mlbench.api import run_grid
-    from mlbench.executors import JobsSubmitted
-    from mlbench.griddir import GridDir
+    from mlbench.execution.executors import JobsSubmitted
+    from mlbench.results.griddir import GridDir
 
     console = make_console()
     comparison_file = GridDir(out).comparison_file

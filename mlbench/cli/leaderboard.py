@@ -15,7 +15,7 @@ from rich.table import Table
 
 from mlbench.cli.output import esc, make_console, p_text, text
 from mlbench.demo import is_synthetic
-from mlbench.leaderboard import METRICS, SOURCES
+from mlbench.results.leaderboard import METRICS, SOURCES
 
 
 def _fmt(x, digits: int = 3) -> str:
@@ -140,7 +140,7 @@ def _print_paired(result, metric: str) -> None:
 def submit_command(run_dir, leaderboard_file, csv_path, images):
     """Validate RUN_DIR (recompute split, coverage, every metric) and append it to a leaderboard."""
     from mlbench.api import submit_run
-    from mlbench.submit import SubmissionError
+    from mlbench.judging.submit import SubmissionError
 
     if (csv_path is None) != (images is None):
         raise click.UsageError("give --csv and --images together")

@@ -11,9 +11,9 @@ from rich.table import Table
 from mlbench.cli import comma_names, executor_options, executor_resources
 from mlbench.cli.output import esc, make_console, print_submitted, text
 from mlbench.demo import is_synthetic
-from mlbench.leaderboard import GLOBAL_LABEL
-from mlbench.options import parse_pairs
-from mlbench.progress import MODES
+from mlbench.results.leaderboard import GLOBAL_LABEL
+from mlbench.foundations.options import parse_pairs
+from mlbench.training.progress import MODES
 
 
 def results_table(board: pd.DataFrame, title: str) -> Table:
@@ -83,7 +83,7 @@ def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, back
                 cpus_per_task, mem_gb, timeout_min, partition, slurm_param, parallel, no_wait):
     """Run BENCHMARK end to end: split, preprocess, train, ensemble, score."""
     from mlbench.api import run_benchmark
-    from mlbench.executors import JobsSubmitted
+    from mlbench.execution.executors import JobsSubmitted
 
     if only_backbone and ensemble_only:
         raise click.UsageError("--only-backbone and --ensemble-only exclude each other")
@@ -124,7 +124,7 @@ def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, back
     skipped = result.manifest.get("skipped", {}).get("counts", {})
     if skipped:
         console.say("skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
-    from mlbench.rundir import RunDir
+    from mlbench.results.rundir import RunDir
 
     run = RunDir(result.run_dir)
     files = (run.manifest_file, run.split_file, run.predictions_file, run.leaderboard_file)

@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
-from mlbench.errors import UserError
+from mlbench.foundations.errors import UserError
 
 # Columns every Records.frame carries (snake_case; a dataset's own names stay in its reader).
 RECORD_COLUMNS = ("image_id", "patient_id", "image_path", "findings")

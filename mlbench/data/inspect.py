@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlbench.benchmark import Benchmark
+from mlbench.contracts.benchmark import Benchmark
 from mlbench.data import DataSource, Records, Skip
 from mlbench.data.imbalance import imbalance_by_split
 from mlbench.data.selection import compare_selection, count_labels, select_labels
-from mlbench.data.splits import BenchmarkSplit, SplitError, split_benchmark
-from mlbench.errors import UserError
-from mlbench.registry import Registry, get_registry
+from mlbench.data.splits import LABELS_FILE, SPLIT_FILE, SUMMARY_FILE, BenchmarkSplit, SplitError, split_benchmark
+from mlbench.foundations.errors import UserError
+from mlbench.contracts.registry import Registry, get_registry
 
 SKIP_EXAMPLES = 5
 # The rule variants the report checks against each pinned label set.
@@ -153,8 +153,8 @@ def split_to_dir(benchmark_name: str, source: DataSource, out_dir: Path, *, seed
     dataset = registry.create("dataset", benchmark.dataset)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():  # refused before reading: the CSV may take a minute
-        raise SplitError(f"--out {out_dir}: is a file; expected a folder for split.parquet, labels.json and "
-                         "summary.json")
+        raise SplitError(f"--out {out_dir}: is a file; expected a folder for {SPLIT_FILE}, {LABELS_FILE} and "
+                         f"{SUMMARY_FILE}")
     records = dataset.read(source)
     t1 = time.perf_counter()
     split = split_of(records, benchmark, source, seed)

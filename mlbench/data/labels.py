@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mlbench.benchmark import Benchmark
+from mlbench.contracts.benchmark import Benchmark
 from mlbench.data import RECORD_COLUMNS, Records, Skip
 
 

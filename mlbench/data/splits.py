@@ -25,18 +25,19 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from mlbench.benchmark import Benchmark
+from mlbench.contracts.benchmark import Benchmark
 from mlbench.data import Records, Skip
 from mlbench.data.labels import label_matrix
-from mlbench.errors import UserError
-from mlbench.io import write_json, write_parquet
-# split.parquet is a file of the run layout: RunDir names it and its key columns, this module fills it.
-from mlbench.rundir import SPLIT, SPLIT_KEY_COLUMNS
+from mlbench.foundations.errors import UserError
+from mlbench.foundations.io import write_json, write_parquet
 
 SPLITS = ("train", "val", "test")
-SPLIT_FILE = SPLIT
+# The split folder's layout (what ``mlbench split`` writes; a run directory holds the same split
+# file, and RunDir takes its name and key columns from here): one owner for the split's format.
+SPLIT_FILE = "split.parquet"
 LABELS_FILE = "labels.json"
 SUMMARY_FILE = "summary.json"
+SPLIT_KEY_COLUMNS = ("image_id", "patient_id", "split")  # the split file's columns before the labels
 
 
 class SplitError(UserError, ValueError):
@@ -168,7 +169,7 @@ def split_table(frame: pd.DataFrame, Y: np.ndarray, splits: Sequence[str], label
     }
     for j, label in enumerate(labels):
         if label in columns:
-            raise ValueError(f"label '{label}' clashes with a {SPLIT} column name")
+            raise ValueError(f"label '{label}' clashes with a {SPLIT_FILE} column name")
         columns[label] = pa.array(Y[:, j], pa.uint8())
     return pa.table(columns)
 

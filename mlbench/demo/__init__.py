@@ -20,9 +20,9 @@ from typing import Any, Sequence
 import pandas as pd
 
 from mlbench.data import DataSource
-from mlbench.errors import UserError
-from mlbench.io import write_json, write_text
-from mlbench.paths import inside
+from mlbench.foundations.errors import UserError
+from mlbench.foundations.io import write_json, write_text
+from mlbench.foundations.paths import inside
 
 SYNTHETIC_KIND = "synthetic"
 MARKER_NAME = "mlbench-demo.json"

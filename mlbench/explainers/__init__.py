@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
 
-from mlbench.errors import UserError
+from mlbench.foundations.errors import UserError
 
 if TYPE_CHECKING:
     import torch

@@ -45,10 +45,10 @@ from mlbench.data.imagepaths import OUTSIDE_ROOT
 from mlbench.demo import findings_beside, lungs_beside
 from mlbench.explainers import ExplainError, Explanation
 from mlbench.explainers import render, scoring
-from mlbench import leaderboard
-from mlbench.io import write_json, write_text
-from mlbench.rundir import RunDirError
-from mlbench.training import device_name
+from mlbench.results import leaderboard
+from mlbench.foundations.io import write_json, write_text
+from mlbench.results.rundir import RunDirError
+from mlbench.training.loop import device_name
 
 SPLITS = ("train", "val", "test")
 
@@ -423,8 +423,8 @@ def _check_request(request: ExplainRequest) -> None:
 
 def explain_run(request: ExplainRequest, registry=None) -> ExplainReport:
     """Explain images of a trained run and write everything listed in the module docstring."""
-    from mlbench.runner import load_trained
-    from mlbench.training import pick_device
+    from mlbench.training.runner import load_trained
+    from mlbench.training.loop import pick_device
 
     started = time.perf_counter()
     _check_request(request)

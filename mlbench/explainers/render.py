@@ -5,7 +5,7 @@ transparency" and titles it with the label, the ensemble's probability and how m
 Here the overlay's opacity follows the map: 0.9 at the map's maximum (the paper's 10%
 transparency) fading to 0 where the map is 0, so the film stays readable where the models see
 nothing. Colour scale ``jet`` from 0 (blue) to 1 (red), fixed so panels compare with each other.
-Matplotlib runs headless (the Agg canvas, no pyplot state); files go through :mod:`mlbench.io`.
+Matplotlib runs headless (the Agg canvas, no pyplot state); files go through :mod:`mlbench.foundations.io`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mlbench.io import write_bytes
+from mlbench.foundations.io import write_bytes
 
 PEAK_OPACITY = 0.9
 HEATMAP_CMAP = "jet"

@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from mlbench import leaderboard
-from mlbench.missing import is_unknown
+from mlbench.results import leaderboard
+from mlbench.foundations.missing import is_unknown
 
 POINTING_TOLERANCE_AT_224 = 15.0
 CAM_PREFIX = "cam_"

@@ -1,11 +1,11 @@
-"""Registers the built-in backbones (implemented in :mod:`mlbench.backbones`): timm models + the paper's head."""
+"""Registers the built-in backbones (implemented in :mod:`mlbench.models.backbones`): timm models + the paper's head."""
 
-from mlbench.hookspecs import hookimpl
-from mlbench.benchmark import PAPER_BACKBONES
-from mlbench.registry import LazyFactory
+from mlbench.contracts.hookspecs import hookimpl
+from mlbench.contracts.benchmark import PAPER_BACKBONES
+from mlbench.contracts.registry import LazyFactory
 
-IMPLEMENTATION = "mlbench.backbones:timm_backbone"
-# The paper's five backbones (mlbench.benchmark) and small ones for demos/tests.
+IMPLEMENTATION = "mlbench.models.backbones:timm_backbone"
+# The paper's five backbones (mlbench.contracts.benchmark) and small ones for demos/tests.
 SMALL_BACKBONES = ("mobilenetv3_small_050", "mobilenetv3_small_075", "resnet10t", "resnet18")
 
 

@@ -1,9 +1,9 @@
-"""Registers the built-in ensembles (implemented in :mod:`mlbench.ensembles`)."""
+"""Registers the built-in ensembles (implemented in :mod:`mlbench.models.ensembles`)."""
 
-from mlbench.hookspecs import hookimpl
-from mlbench.registry import LazyFactory
+from mlbench.contracts.hookspecs import hookimpl
+from mlbench.contracts.registry import LazyFactory
 
-IMPLEMENTATION = "mlbench.ensembles"
+IMPLEMENTATION = "mlbench.models.ensembles"
 
 
 @hookimpl

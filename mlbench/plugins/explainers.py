@@ -1,7 +1,7 @@
 """Registers the built-in explainers (implemented in :mod:`mlbench.explainers.gradcam`)."""
 
-from mlbench.hookspecs import hookimpl
-from mlbench.registry import LazyFactory
+from mlbench.contracts.hookspecs import hookimpl
+from mlbench.contracts.registry import LazyFactory
 
 IMPLEMENTATION = "mlbench.explainers.gradcam:GradCAMExplainer"
 

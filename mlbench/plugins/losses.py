@@ -1,9 +1,9 @@
-"""Registers the built-in losses (implemented in :mod:`mlbench.losses`)."""
+"""Registers the built-in losses (implemented in :mod:`mlbench.models.losses`)."""
 
-from mlbench.hookspecs import hookimpl
-from mlbench.registry import LazyFactory
+from mlbench.contracts.hookspecs import hookimpl
+from mlbench.contracts.registry import LazyFactory
 
-IMPLEMENTATION = "mlbench.losses"
+IMPLEMENTATION = "mlbench.models.losses"
 
 
 @hookimpl

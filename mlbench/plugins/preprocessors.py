@@ -1,7 +1,7 @@
 """Registers the built-in preprocessor (implemented in :mod:`mlbench.preprocessing.resize`)."""
 
-from mlbench.hookspecs import hookimpl
-from mlbench.registry import LazyFactory
+from mlbench.contracts.hookspecs import hookimpl
+from mlbench.contracts.registry import LazyFactory
 
 
 @hookimpl

@@ -42,9 +42,9 @@ import pyarrow.parquet as pq
 
 from mlbench.data import Skip
 from mlbench.data.imagepaths import ImageRoot
-from mlbench.paths import lies_under
-from mlbench.errors import UserError
-from mlbench.io import atomic_path, write_json, write_parquet
+from mlbench.foundations.paths import lies_under
+from mlbench.foundations.errors import UserError
+from mlbench.foundations.io import atomic_path, write_json, write_parquet
 from mlbench.preprocessing import Preprocessor
 from mlbench.preprocessing.images import ImageReadError, read_grayscale
 

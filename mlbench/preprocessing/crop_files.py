@@ -15,10 +15,10 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from mlbench import io as atomic_io
+from mlbench.foundations import io as atomic_io
 from mlbench.data import Skip
 from mlbench.data.imagepaths import ImageRoot
-from mlbench.errors import UserError
+from mlbench.foundations.errors import UserError
 from mlbench.preprocessing import Preprocessor
 from mlbench.preprocessing.images import ImageReadError, read_grayscale
 

@@ -15,9 +15,9 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-from mlbench.io import write_text
+from mlbench.foundations.io import write_text
 from mlbench.report.collect import ReportError, is_grid
-from mlbench.rundir import RunDir
+from mlbench.results.rundir import RunDir
 
 __all__ = ["ReportError", "ReportNote", "is_report_file", "write_report"]
 
@@ -75,7 +75,8 @@ def check_out(out: Path, force: bool) -> None:
 
 def owner_of(folder: Path, target: Path) -> str | None:
     """"the run directory" / "the grid directory" when ``target`` is one of ``folder``'s own files."""
-    from mlbench import dirlock, griddir
+    from mlbench.foundations import dirlock
+    from mlbench.results import griddir
 
     rundir, grid = RunDir(folder), griddir.GridDir(folder)
     writer = folder / dirlock.WRITER_DIR  # who drives the directory, in both kinds

@@ -13,11 +13,11 @@ import pandas as pd
 
 from mlbench.data.imbalance import ImbalanceReport, imbalance_by_split
 from mlbench.demo import is_synthetic
-from mlbench.leaderboard import GLOBAL_LABEL, METRICS
+from mlbench.results.leaderboard import GLOBAL_LABEL, METRICS
 from mlbench.report import collect
 from mlbench.report.collect import ReportError
-from mlbench.rundir import HISTORY, SPLIT, SPLIT_KEY_COLUMNS, RunDir
-from mlbench.stats import GROUP_NAMES, group_label
+from mlbench.results.rundir import HISTORY, SPLIT, SPLIT_KEY_COLUMNS, RunDir
+from mlbench.results.stats import GROUP_NAMES, group_label
 
 # The gallery embeds PNG bytes: it stops at this many images or bytes and says how many it left out.
 GALLERY_MAX_IMAGES = 12
@@ -218,7 +218,7 @@ def _frequencies(split: pd.DataFrame | None, labels: list[str], board: pd.DataFr
 
 
 def _group_sizes(n_train: dict[str, int], labels: list[str]) -> dict[str, int]:
-    from mlbench.stats import label_groups
+    from mlbench.results.stats import label_groups
 
     if not n_train:
         return {}

@@ -1,10 +1,10 @@
 """Every file the report reads, in one place.
 
-A run directory (its file names come from :class:`mlbench.rundir.RunDir`): ``manifest.json``,
+A run directory (its file names come from :class:`mlbench.results.rundir.RunDir`): ``manifest.json``,
 ``leaderboard.parquet``, ``split.parquet``, ``skipped.parquet``, ``backbones/NAME/history.json``;
 ``mlbench explain`` output (``explain.json``, per image ``explanation.json`` and panel PNGs) wherever
 ``--out`` put it. A grid directory: ``grid.json``, ``comparison.parquet`` and ordinary run directories
-under ``cells/<remedy>/seed-<n>/`` (:class:`mlbench.griddir.GridDir` knows the layout).
+under ``cells/<remedy>/seed-<n>/`` (:class:`mlbench.results.griddir.GridDir` knows the layout).
 
 A run or grid directory is hostile (downloaded, shared, half written): what the page cannot do
 without (the manifest, the leaderboard, a training history) is checked and refused in one line
@@ -26,12 +26,12 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from mlbench import leaderboard
-from mlbench.errors import UserError
-from mlbench import griddir
-from mlbench.griddir import GridDir, GridError
-from mlbench.paths import is_inside
-from mlbench.rundir import SPLIT_KEY_COLUMNS, RunDir, RunDirError
+from mlbench.results import leaderboard
+from mlbench.foundations.errors import UserError
+from mlbench.results import griddir
+from mlbench.results.griddir import GridDir, GridError
+from mlbench.foundations.paths import is_inside
+from mlbench.results.rundir import SPLIT_KEY_COLUMNS, RunDir, RunDirError
 
 COMPARISON = griddir.COMPARISON  # build names it in messages
 EXPLAIN_SUMMARY = "explain.json"
@@ -305,9 +305,9 @@ def read_grid(grid_dir: Path) -> GridFiles:
 
 
 def read_published(run_dir: Path, against: str):
-    """The run's per-label AUC next to the published values (:func:`mlbench.compare.compare_run`)."""
-    from mlbench.compare import CompareError, compare_run
-    from mlbench.leaderboard import LeaderboardError
+    """The run's per-label AUC next to the published values (:func:`mlbench.judging.compare.compare_run`)."""
+    from mlbench.judging.compare import CompareError, compare_run
+    from mlbench.results.leaderboard import LeaderboardError
 
     try:
         return compare_run(run_dir, against=against, metric="auc")

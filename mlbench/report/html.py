@@ -12,11 +12,11 @@ import math
 from html import escape
 from typing import Any, Iterable, Sequence
 
-from mlbench.griddir import COMPARISON
-from mlbench.leaderboard import GLOBAL_LABEL, METRICS
+from mlbench.results.griddir import COMPARISON
+from mlbench.results.leaderboard import GLOBAL_LABEL, METRICS
 from mlbench.report import svg
 from mlbench.report.build import GridReport, Measure, RunReport
-from mlbench.stats import GROUP_NAMES
+from mlbench.results.stats import GROUP_NAMES
 
 DIGITS = 4  # every number from leaderboard.parquet is shown with this many decimals
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"

@@ -10,7 +10,7 @@ import numpy as np
 from mlbench import Benchmark, DEMO_RECIPE as CORE_DEMO_RECIPE, PAPER_RECIPE
 from mlbench_nih.labels import LABELS, VERSION, official_test_patients
 
-# The paper's recipe (mlbench.benchmark: the same five ImageNet backbones, loss and ensembles as
+# The paper's recipe (mlbench.contracts.benchmark: the same five ImageNet backbones, loss and ensembles as
 # the PadChest baseline, so results compare across families) and its demo profile. No lung crop:
 # NIH's films are already framed on the chest, and the published NIH results this board carries
 # were obtained on whole films; the core "resize" keeps the film.

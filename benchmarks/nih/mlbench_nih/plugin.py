@@ -1,6 +1,6 @@
 """Registers the NIH ChestX-ray14 datasets and benchmarks with mlbench.
 
-Each factory is named, not imported (:class:`mlbench.registry.LazyFactory`), so that ``mlbench
+Each factory is named, not imported (:class:`mlbench.contracts.registry.LazyFactory`), so that ``mlbench
 plugins`` stays fast while ``inspect.signature`` still sees the real factory's parameters.
 """
 

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from mlbench.cli import main
 from mlbench.data import DataSource
 from mlbench.data.imagepaths import OUTSIDE_ROOT
-from mlbench.paths import lies_under
+from mlbench.foundations.paths import lies_under
 from mlbench_nih import demo
 from mlbench_nih.reader import read_nih_csv
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlbench.benchmark import Benchmark, Recipe
+from mlbench.contracts.benchmark import Benchmark, Recipe
 from mlbench.data.splits import SplitError, patient_split, split_images
 
 LABELS = ("a", "b", "c")

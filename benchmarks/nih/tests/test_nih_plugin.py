@@ -11,7 +11,7 @@ import pytest
 import mlbench_nih
 from mlbench import leaderboard
 from mlbench.conformance import check_plugin
-from mlbench.registry import build_registry, get_registry
+from mlbench.contracts.registry import build_registry, get_registry
 from mlbench_nih import plugin
 from mlbench_nih.labels import LABELS
 

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from mlbench import leaderboard
 from mlbench.cli import main as cli
-from mlbench.compare import compare_run
-from mlbench.registry import get_registry
+from mlbench.judging.compare import compare_run
+from mlbench.contracts.registry import get_registry
 from mlbench_nih import published
 from mlbench_nih.labels import LABELS
 
@@ -237,8 +237,8 @@ def test_a_restated_mean_that_disagrees_with_the_cited_one_is_refused(sources):
 def demo_run(tmp_path_factory) -> Path:
     import torch
 
-    from mlbench.metrics import MetricWarning
-    from mlbench.runner import RunOptions, run
+    from mlbench.results.metrics import MetricWarning
+    from mlbench.training.runner import RunOptions, run
 
     torch.set_num_threads(1)
     with warnings.catch_warnings():

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import pandas as pd
 
-from mlbench.io import write_bytes, write_text
+from mlbench.foundations.io import write_bytes, write_text
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from typing import Iterable
 from mlbench import Benchmark, DEMO_RECIPE as CORE_DEMO_RECIPE, PAPER_RECIPE as CORE_PAPER_RECIPE
 from mlbench_padchest.labels import SPECIFIC_LABELS, SPECIFIC_VERSION
 
-# The paper's recipe and demo profile (mlbench.benchmark), with PadChest's lung crop.
+# The paper's recipe and demo profile (mlbench.contracts.benchmark), with PadChest's lung crop.
 PAPER_RECIPE = CORE_PAPER_RECIPE.replace(preprocessor="padchest-lung-crop")
 DEMO_RECIPE = CORE_DEMO_RECIPE.replace(preprocessor="padchest-lung-crop")
 

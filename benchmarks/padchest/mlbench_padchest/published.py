@@ -3,7 +3,7 @@
 The TSV files in ``leaderboards/published/`` are the source: one file per table, transcribed
 from the paper with its own spelling kept beside the benchmark's (``paper_label`` / ``label``).
 This module checks them and writes ``padchest-specific.parquet`` and ``padchest-general.parquet``
-in the schema of :mod:`mlbench.leaderboard` into this package's data (``mlbench_padchest/leaderboards/``),
+in the schema of :mod:`mlbench.results.leaderboard` into this package's data (``mlbench_padchest/leaderboards/``),
 which ships in the wheel.
 
 Checks (any failure stops the build with a message naming the table, row and column):

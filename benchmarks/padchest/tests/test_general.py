@@ -7,7 +7,7 @@ import pandas as pd
 
 from mlbench.data import Records
 from mlbench.data.labels import label_matrix
-from mlbench.registry import get_registry
+from mlbench.contracts.registry import get_registry
 from mlbench_padchest import general
 from mlbench_padchest.benchmarks import general as general_benchmark, specific
 from mlbench_padchest.tree import load_tree

@@ -128,7 +128,7 @@ def test_config_is_json_and_keys_every_option():
 
 
 def test_registered_as_padchest_lung_crop():
-    from mlbench.registry import get_registry
+    from mlbench.contracts.registry import get_registry
 
     crop = get_registry().create("preprocessor", "padchest-lung-crop", size=96)
     assert isinstance(crop, LungCrop) and crop.size == 96

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from mlbench.cli import main
 from mlbench.data.imagepaths import OUTSIDE_ROOT
-from mlbench.paths import lies_under
+from mlbench.foundations.paths import lies_under
 from mlbench_padchest.dataset import PadChestDataset
 from mlbench_padchest.reader import profile_padchest_csv, read_padchest_csv
 

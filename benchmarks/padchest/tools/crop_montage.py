@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from mlbench.io import write_bytes
+from mlbench.foundations.io import write_bytes
 from mlbench.preprocessing.images import read_grayscale
 from mlbench_padchest.lungcrop import LungCrop
 

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlbench.io import write_text
+from mlbench.foundations.io import write_text
 from mlbench_padchest.labels import PA_COUNTS, SPECIFIC_LABELS
 
 CSV_NAME = "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv.gz"

@@ -107,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: {args.trees_code} has sha256 {digest}, expected {EXPECTED_SHA256}", file=sys.stderr)
     tree = derive(raw.decode("utf-8"))
     tree["source"] = {**SOURCE, "sha256": digest}
-    # A maintainer tool writing into the source tree; mlbench.io keeps the write atomic.
-    from mlbench.io import write_text
+    # A maintainer tool writing into the source tree; mlbench.foundations.io keeps the write atomic.
+    from mlbench.foundations.io import write_text
 
     write_text(args.out, render(tree))
     multi = sum(1 for n in tree["nodes"].values() if len(n["parents"]) > 1)

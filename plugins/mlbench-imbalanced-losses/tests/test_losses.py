@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mlbench.registry import build_registry
+from mlbench.contracts.registry import build_registry
 from mlbench_imbalanced_losses import asl, focal
 
 torch.set_num_threads(1)

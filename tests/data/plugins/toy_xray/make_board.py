@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from mlbench import leaderboard
+from mlbench.results import leaderboard
 
 HERE = Path(__file__).resolve().parent
 TSV = HERE / "board.tsv"

@@ -1,0 +1,1 @@
+"""Execution: submitit jobs (local or SLURM) and their records."""

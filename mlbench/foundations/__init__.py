@@ -1,0 +1,1 @@
+"""Foundations every layer uses: user errors, missing values, atomic writes, locks, options, paths."""

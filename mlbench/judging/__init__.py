@@ -1,0 +1,1 @@
+"""Judging a run: against the published board or another run, and submitting it to a board."""

@@ -1,0 +1,316 @@
+"""Reading leaderboards and comparing a run with the published baseline, honestly.
+
+Honest means: a run "beats published" on a label only when the published value lies below the
+run's 95% confidence interval (patient bootstrap, :mod:`mlbench.results.stats`) — a point estimate above
+the published number is not enough, because the run's test split is not the paper's. A run on
+the synthetic demo corpus is never comparable with published numbers, and every output says so.
+
+Which published entry a run entry is compared with: the entry of the same name when the
+published table has it (the paper's five backbones under their timm names and the ensembles
+``ctp``, ``ptc-lw``, ``ptc-mode``); any other entry (a new backbone, a new ensemble) is compared
+with the best published entry of that metric and variant, i.e. the one with the best
+``__global__`` value (CTP for AUC in every table of the paper): a new method has to beat the best
+published one, not a weak one.
+
+Where the published rows come from: ``leaderboard_file`` if given, else
+:func:`mlbench.results.leaderboard.find_board` (the user's own board of the benchmark, else the published
+board its plugin ships). A run is comparable with them when benchmark and benchmark version match
+and its data is real (any dataset kind but synthetic).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mlbench.foundations.errors import UserError
+from mlbench.results import leaderboard
+from mlbench.demo import is_synthetic
+from mlbench.foundations.io import write_bytes
+from mlbench.results.leaderboard import GLOBAL_LABEL, LOWER_IS_BETTER, find_board
+from mlbench.foundations.missing import is_unknown
+from mlbench.results.rescoring import StoredRunError, compare_stored, load_stored_run, recompute_run
+from mlbench.results.rundir import RunDir
+
+
+
+class CompareError(UserError, ValueError):
+    """A leaderboard or run cannot be compared (the message names the file and what is missing)."""
+
+
+# -- comparing a run with the published baseline -------------------------------------------------
+@dataclass
+class PublishedComparison:
+    """A run's per-label values next to the published ones (one metric), with verdicts.
+
+    ``rows`` columns: entry, reference (the published entry compared with), label, n_positive
+    (the run's test positives), value, ci_low, ci_high, published, delta (value - published),
+    verdict, beats_published. ``comparable`` is False for synthetic runs or a different benchmark
+    version; ``notes`` says why, and what else the reader must know.
+    """
+
+    run_id: str
+    benchmark: str
+    metric: str
+    run_variant: str
+    published_variant: str
+    dataset_kind: str
+    comparable: bool
+    ci_source: str
+    rows: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+    def beats(self) -> pd.DataFrame:
+        return self.rows[self.rows["beats_published"]]
+
+
+Comparison = PublishedComparison  # the old name, still imported by mlbench/api.py
+
+
+def _verdict(value: float, low: float, high: float, published: float, metric: str, comparable: bool) -> str:
+    if is_unknown(published):
+        return "no published value"
+    if is_unknown(value):
+        return "undefined in the run"
+    if is_unknown(low) or is_unknown(high):
+        return "no CI"
+    better_than_ci = published < low if metric not in LOWER_IS_BETTER else published > high
+    worse_than_ci = published > high if metric not in LOWER_IS_BETTER else published < low
+    if not comparable:
+        return "not comparable"
+    if better_than_ci:
+        return "beats published"
+    if worse_than_ci:
+        return "below published"
+    return "within CI"
+
+
+def reference_entries(published: pd.DataFrame, run_entries: list[str], metric: str) -> dict[str, str]:
+    """Run entry -> the published entry its ``__global__`` row is compared with (module docstring)."""
+    names = set(published["entry"])
+    best = best_entries(published, metric)
+    out = {}
+    for entry in run_entries:
+        if entry in names:
+            out[entry] = entry
+        elif GLOBAL_LABEL in best:
+            out[entry] = best[GLOBAL_LABEL]
+    return out
+
+
+def best_entries(published: pd.DataFrame, metric: str) -> dict[str, str]:
+    """Label -> the published entry with the best ``__global__`` value among those that report that label.
+
+    A board may hold entries with only a mean (NIH's cited papers) beside entries with every label:
+    a label is compared with the best entry that has it, not left without a value."""
+    rows = published[published["metric"] == metric].dropna(subset=["value"])
+    glob = rows[rows["label"] == GLOBAL_LABEL].drop_duplicates("entry").set_index("entry")["value"]
+    ranked = list((glob.sort_values() if metric in LOWER_IS_BETTER else glob.sort_values(ascending=False)).index)
+    order = {entry: i for i, entry in enumerate(ranked)}  # sort is stable: ties keep the board's order
+    best: dict[str, str] = {}
+    for label, entries in rows.groupby("label", sort=False)["entry"]:
+        candidates = [e for e in dict.fromkeys(entries) if e in order]
+        if candidates:
+            best[str(label)] = min(candidates, key=order.__getitem__)
+    return best
+
+
+def compare_run(run_dir: str | Path, *, against: str = "published", variant: str | None = None,
+                metric: str = "auc", leaderboard_file: str | Path | None = None, n_boot: int = 1000,
+                seed: int = 0) -> PublishedComparison:
+    """Compare RUN_DIR's leaderboard with the published rows of its benchmark.
+
+    ``variant`` picks the published variant (default: the run's). If the run's leaderboard has no
+    confidence intervals (a run made before intervals were computed), they are computed here from
+    its predictions with ``n_boot`` replicates (``ci_source`` says which).
+    """
+    run_dir = Path(run_dir)
+    if against != "published":
+        raise CompareError(f"--against {against!r}: only 'published' is supported")
+    board_path = RunDir(run_dir).leaderboard_file
+    if not board_path.is_file():
+        raise CompareError(f"{board_path}: no such file; is this a finished run directory?")
+    run_board = leaderboard.read(board_path).to_pandas()
+    if run_board.empty:
+        raise CompareError(f"{board_path}: the leaderboard is empty")
+    info = run_board.iloc[0]
+    benchmark, run_variant = str(info["benchmark"]), str(info["variant"])
+    dataset_kind = str(info["dataset_kind"])
+    published_variant = variant or run_variant
+
+    published_all = leaderboard.read(find_board(benchmark, leaderboard_file)).to_pandas()
+    published_all = published_all[(published_all["source"] == "published") & (published_all["benchmark"] == benchmark)]
+    if published_all.empty:
+        raise CompareError(f"the leaderboard of '{benchmark}' has no published rows")
+    published = published_all[(published_all["variant"] == published_variant) & (published_all["metric"] == metric)]
+    if published.empty:
+        have = sorted(published_all.loc[published_all["metric"] == metric, "variant"].unique())
+        raise CompareError(f"no published '{metric}' rows for variant '{published_variant}'; published variants: "
+                           f"{', '.join(have) or 'none'}")
+
+    notes: list[str] = []
+    comparable = True
+    if is_synthetic(dataset_kind):
+        comparable = False
+        notes.append(f"NOT COMPARABLE: this run used the SYNTHETIC demo corpus (dataset_kind {dataset_kind}); the "
+                     f"published values are {benchmark} results on real data. The table only exercises the comparison.")
+    versions = set(published["benchmark_version"]) - {info["benchmark_version"]}
+    if versions:
+        comparable = False
+        notes.append(f"NOT COMPARABLE: run benchmark version {info['benchmark_version']}, published "
+                     f"{', '.join(sorted(versions))}.")
+    if published_variant != run_variant:
+        notes.append(f"run variant '{run_variant}' is compared with published variant '{published_variant}'.")
+    notes.append("Published values may come from another test split than this run's: compare intervals, not points.")
+    notes.append("Each label's verdict is its own test (the run's 95% CI against the published value), without a "
+                 "multiplicity correction: over many labels a few fall outside by chance.")
+
+    rows = run_board[(run_board["metric"] == metric) & ~run_board["label"].str.startswith("__group_")]
+    ci_source = "run"
+    if rows[["ci_low", "ci_high"]].isna().all().all():
+        rows = _with_recomputed_intervals(run_dir, rows, metric, n_boot, seed)
+        ci_source = f"recomputed here ({n_boot} patient-bootstrap replicates, seed {seed})"
+        notes.append(f"The run's leaderboard has no confidence intervals: they were {ci_source} from its predictions.")
+
+    refs = reference_entries(published, list(dict.fromkeys(rows["entry"])), metric)
+    per_label = best_entries(published, metric)
+    for entry, ref in refs.items():
+        if entry != ref:
+            others = sorted({per_label[label] for label in set(rows["label"]) - {GLOBAL_LABEL}
+                             if label in per_label and per_label[label] != ref})
+            also = (f" (labels it does not report: with the best entry that does, {', '.join(others)})"
+                    if others else "")
+            notes.append(f"entry '{entry}' has no published counterpart: compared with the best published "
+                         f"entry '{ref}'{also}.")
+    pub_values = published.set_index(["entry", "label"])["value"]
+    out = []
+    for r in rows.itertuples(index=False):
+        ref = refs.get(r.entry)
+        if ref is not None and ref != r.entry and (ref, r.label) not in pub_values.index:
+            ref = per_label.get(r.label, ref)
+        pub = float(pub_values.get((ref, r.label), np.nan)) if ref else np.nan
+        value = float(r.value) if not is_unknown(r.value) else np.nan
+        low = float(r.ci_low) if not is_unknown(r.ci_low) else np.nan
+        high = float(r.ci_high) if not is_unknown(r.ci_high) else np.nan
+        verdict = _verdict(value, low, high, pub, metric, comparable)
+        out.append({"entry": r.entry, "reference": ref, "label": r.label,
+                    "n_positive": None if is_unknown(r.n_positive) else int(r.n_positive), "value": value,
+                    "ci_low": low, "ci_high": high, "published": pub, "delta": value - pub, "verdict": verdict,
+                    "beats_published": verdict == "beats published"})
+    table = pd.DataFrame(out)
+    return PublishedComparison(run_id=str(info["run_id"]), benchmark=benchmark, metric=metric,
+                               run_variant=run_variant, published_variant=published_variant,
+                               dataset_kind=dataset_kind, comparable=comparable, ci_source=ci_source, rows=table,
+                               notes=notes)
+
+
+def _with_recomputed_intervals(run_dir: Path, rows: pd.DataFrame, metric: str, n_boot: int,
+                               seed: int) -> pd.DataFrame:
+    try:
+        recomputed = recompute_run(run_dir, n_boot=n_boot, seed=seed)
+    except StoredRunError as exc:
+        raise CompareError(f"{run_dir}: cannot recompute intervals: {exc}") from None
+    keyed = recomputed[recomputed["metric"] == metric].set_index(["entry", "label"])
+    rows = rows.copy()
+    for column in ("ci_low", "ci_high"):
+        rows[column] = [keyed[column].get((e, lab), np.nan) for e, lab in zip(rows["entry"], rows["label"])]
+    return rows
+
+
+# -- the picture -----------------------------------------------------------------------------------
+def default_plot_entry(comparison: PublishedComparison) -> str:
+    """``ctp`` when the run has it (the paper's best), else the run's best entry by the global value."""
+    entries = list(dict.fromkeys(comparison.rows["entry"]))
+    if "ctp" in entries:
+        return "ctp"
+    glob = comparison.rows[comparison.rows["label"] == GLOBAL_LABEL].dropna(subset=["value"])
+    if glob.empty:
+        return entries[0]
+    best = glob["value"].idxmin() if comparison.metric in LOWER_IS_BETTER else glob["value"].idxmax()
+    return str(glob.loc[best, "entry"])
+
+
+def plot_comparison(comparison: PublishedComparison, path: str | Path, entry: str | None = None) -> Path:
+    """Per-label bars, run (with its 95% CI whiskers) next to published, most frequent label first."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    entry = entry or default_plot_entry(comparison)
+    rows = comparison.rows[(comparison.rows["entry"] == entry) & (comparison.rows["label"] != GLOBAL_LABEL)]
+    if rows.empty:
+        raise CompareError(f"entry '{entry}' is not in run {comparison.run_id}; entries: "
+                           f"{', '.join(dict.fromkeys(comparison.rows['entry']))}")
+    rows = rows.sort_values("n_positive", ascending=False, kind="stable")
+    x = np.arange(len(rows))
+    value = rows["value"].to_numpy(dtype=float)
+    low = np.nan_to_num(value - rows["ci_low"].to_numpy(dtype=float), nan=0.0)
+    high = np.nan_to_num(rows["ci_high"].to_numpy(dtype=float) - value, nan=0.0)
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.32 * len(rows) + 2), 5.5))
+    width = 0.4
+    ax.bar(x - width / 2, np.nan_to_num(value), width, yerr=np.vstack([low, high]), capsize=2,
+           label=f"run: {entry} (95% CI)", color="#1f77b4", error_kw={"elinewidth": 0.8})
+    ax.bar(x + width / 2, np.nan_to_num(rows["published"].to_numpy(dtype=float)), width,
+           label=f"published: {rows['reference'].iloc[0]} ({comparison.published_variant})", color="#bbbbbb")
+    names = [f"{'* ' if b else ''}{lab} ({n})" for lab, n, b in
+             zip(rows["label"], rows["n_positive"].fillna(0).astype(int), rows["beats_published"])]
+    # Names come from files: ``parse_math=False`` draws a ``$`` literally instead of parsing mathtext.
+    ax.set_xticks(x, names, rotation=75, ha="right", fontsize=7, parse_math=False)
+    ax.set_ylabel(comparison.metric.upper())
+    if comparison.metric == "auc":
+        ax.axhline(0.5, color="black", linewidth=0.6, linestyle=":")
+    ax.set_ylim(0, 1.05)
+    title = (f"{comparison.benchmark} ({comparison.run_variant}) run {comparison.run_id}: per-label "
+             f"{comparison.metric.upper()}, labels by test positives; * = beats published (published < CI low)")
+    ax.set_title(title, fontsize=8, parse_math=False)
+    if not comparison.comparable:
+        ax.text(0.5, 0.5, "NOT COMPARABLE\n(" + comparison.dataset_kind + " data)", transform=ax.transAxes,
+                ha="center", va="center", fontsize=28, color="red", alpha=0.35, rotation=20, parse_math=False)
+    for legend_text in ax.legend(fontsize=7, loc="lower left").get_texts():
+        legend_text.set_parse_math(False)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    write_bytes(path, buffer.getvalue())
+    return Path(path)
+
+
+# -- one run against another ---------------------------------------------------------------------------
+@dataclass
+class PairedComparison:
+    """RUN_B - RUN_A per entry both have, with paired patient-bootstrap 95% CIs (:mod:`mlbench.results.paired`)."""
+
+    run_a: str
+    run_b: str
+    rows: pd.DataFrame  # entry + mlbench.results.paired.COLUMNS
+    notes: list[str] = field(default_factory=list)
+
+
+def compare_runs(run_a: str | Path, run_b: str | Path, *, n_boot: int = 1000, seed: int = 0) -> PairedComparison:
+    """Compare two runs of one benchmark on the same test images: differences B - A, paired over patients."""
+    try:
+        a, b = load_stored_run(run_a), load_stored_run(run_b)
+    except StoredRunError as exc:
+        raise CompareError(str(exc)) from None
+    for key in ("benchmark", "benchmark_version", "split_hash"):
+        if a.manifest.get(key) != b.manifest.get(key):
+            raise CompareError(f"{run_b}: {key} {b.manifest.get(key)!r} differs from {run_a}'s "
+                               f"{a.manifest.get(key)!r}; a paired comparison needs the same benchmark and split")
+    try:
+        compared = compare_stored(a, b, n_boot=n_boot, seed=seed)
+    except StoredRunError as exc:
+        raise CompareError(str(exc)) from None
+    tables = [c.table.assign(entry=entry) for entry, c in compared.items()]
+    rows = pd.concat(tables, ignore_index=True)
+    rows = rows[["entry"] + [c for c in rows.columns if c != "entry"]]
+    notes = [f"differences are {run_b} minus {run_a}, on their {len(a.test_ids)} shared test images; intervals "
+             f"resample the same patients for both runs ({n_boot} replicates, seed {seed})"]
+    if is_synthetic(a.manifest.get("dataset_kind")):
+        notes.append("SYNTHETIC DEMO DATA: the comparison exercises the method, it says nothing about real data")
+    return PairedComparison(str(run_a), str(run_b), rows, notes)

@@ -1,0 +1,1 @@
+"""Models: the built-in losses, backbones, ensembles and samplers."""

@@ -1,0 +1,1 @@
+"""Results: the run and grid directories, predictions, leaderboards, metrics and their statistics."""

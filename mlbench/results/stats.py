@@ -1,0 +1,303 @@
+"""Patient-level bootstrap confidence intervals for a run's test-split metrics.
+
+Why patients: images of one patient are not independent (same anatomy, same devices), so a
+bootstrap that resamples images understates the uncertainty. A replicate draws the test split's
+patients with replacement; every image of a drawn patient comes along, as many times as the
+patient was drawn. A replicate is therefore a vector of integer multiplicity weights per image,
+and each metric is its weighted version (scikit-learn's ``sample_weight`` semantics).
+
+The interval is the percentile interval (2.5th and 97.5th percentiles of the replicates, linear
+interpolation) over the replicates where the metric is defined (a replicate that draws no
+positive of a label has no AUC for it). Macro rows average, within each replicate, the labels
+defined in that replicate (as :func:`mlbench.results.metrics.evaluate` does over the whole split).
+
+Weighted ROC AUC and average precision are computed from one sort per label (Mann-Whitney with
+ties counted one half; the step-function AP of scikit-learn), vectorised over replicates:
+scikit-learn called 1,000 times per label would take tens of minutes at PadChest's size. Tests
+check both against scikit-learn with ``sample_weight`` on data with ties.
+
+Label groups: labels are ordered by their positives in the training split (most first, ties in
+the benchmark's order) and cut into three near-equal thirds, ``frequent``, ``medium`` and
+``rare`` (``numpy.array_split``: the first groups take the remainder). Each group gets macro rows
+labelled ``__group_frequent__`` etc.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from mlbench.results.leaderboard import GLOBAL_LABEL
+from mlbench.results.metrics import PER_LABEL_METRICS, evaluate
+from mlbench.foundations.missing import finite_mean
+
+GROUP_NAMES = ("frequent", "medium", "rare")
+CI_LEVEL = 0.95
+# Replicates are processed in chunks of about this many (replicate, image) cells: memory stays
+# at tens of MB whatever the split's size.
+CHUNK_CELLS = 2_000_000
+# Replicate counts are drawn in blocks of this many replicates, so the draws for a seed never
+# depend on the chunking above.
+DRAW_BLOCK = 64
+
+
+def group_label(name: str) -> str:
+    """The leaderboard label of a frequency group's macro rows, e.g. ``__group_rare__``."""
+    return f"__group_{name}__"
+
+
+GROUP_LABELS = tuple(group_label(n) for n in GROUP_NAMES)
+
+
+# -- resampling ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PatientBootstrap:
+    """The replicates of one test split: per-image patient index and per-replicate multiplicities.
+
+    ``codes[i]`` is image i's patient (index into the sorted unique patient ids); ``counts[b, p]``
+    is how many times replicate b drew patient p. The draws depend only on the sorted patient ids,
+    ``n_boot`` and ``seed``: every entry of a run is scored on the same replicates.
+    """
+
+    codes: np.ndarray  # (n_images,) int
+    counts: np.ndarray  # (n_boot, n_patients) int32
+
+    @property
+    def n_boot(self) -> int:
+        return int(self.counts.shape[0])
+
+    def image_weights(self, start: int, stop: int) -> np.ndarray:
+        """Multiplicity weights (stop - start, n_images) of replicates start..stop-1."""
+        return np.take(self.counts[start:stop], self.codes, axis=1)
+
+
+def patient_bootstrap(patient_ids: Sequence[str], n_boot: int = 1000, seed: int = 0) -> PatientBootstrap:
+    """Draw ``n_boot`` resamples of the patients (with replacement, as many as there are)."""
+    if n_boot < 0:
+        raise ValueError(f"n_boot must be 0 or more, got {n_boot}")
+    ids = pd.Series(np.asarray(patient_ids, dtype=object)).astype(str)
+    if len(ids) == 0:
+        raise ValueError("patient_ids is empty: no test image to bootstrap")
+    codes, patients = pd.factorize(ids, sort=True)
+    n_patients = len(patients)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), n_patients]))
+    uniform = np.full(n_patients, 1.0 / n_patients)
+    blocks = [rng.multinomial(n_patients, uniform, size=min(DRAW_BLOCK, n_boot - start)).astype(np.int32)
+              for start in range(0, n_boot, DRAW_BLOCK)]
+    counts = np.concatenate(blocks) if blocks else np.zeros((0, n_patients), dtype=np.int32)
+    return PatientBootstrap(codes.astype(np.int64), counts)
+
+
+# -- weighted ranking metrics --------------------------------------------------------------------
+class RankedLabel:
+    """One label's scores sorted once; weighted ROC AUC and average precision for many weightings.
+
+    For a positive image i with weight w_i: ``below`` = weighted negatives scored lower,
+    ``tied`` = weighted negatives scored equal, ``tp`` = weighted positives scored at least as
+    high (ties included). Then AUC = sum_i w_i (below + tied / 2) / (P N) and
+    AP = sum_i (w_i / P) tp / (tp + N - below), which is scikit-learn's step-function AP.
+    """
+
+    def __init__(self, y: np.ndarray, score: np.ndarray) -> None:
+        y = np.asarray(y).astype(bool)
+        score = np.asarray(score, dtype=np.float64)
+        pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
+        self.pos = pos[np.argsort(score[pos], kind="stable")]
+        self.neg = neg[np.argsort(score[neg], kind="stable")]
+        pos_scores, neg_scores = score[self.pos], score[self.neg]
+        # prefix lengths: negatives (or positives) strictly below / at most each positive's score
+        self.neg_lt = np.searchsorted(neg_scores, pos_scores, side="left")
+        self.neg_le = np.searchsorted(neg_scores, pos_scores, side="right")
+        self.pos_lt = np.searchsorted(pos_scores, pos_scores, side="left")
+
+    def auc_ap(self, weights: np.ndarray, columns: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(AUC, AP) per row of ``weights``; NaN where a class weighs nothing.
+
+        ``weights`` is (rows, images), or with ``columns`` (rows, k) where image i's weight is in
+        column ``columns[i]`` (per-patient multiplicities: no per-image copy is made). Integer
+        weights (bootstrap multiplicities) are summed in int32, which is exact and several times
+        faster than wider types; other weights in float64.
+        """
+        weights = np.atleast_2d(weights)
+        pos_columns = self.pos if columns is None else columns[self.pos]
+        neg_columns = self.neg if columns is None else columns[self.neg]
+        n_rows = weights.shape[0]
+        if len(self.pos) == 0 or len(self.neg) == 0:
+            return np.full(n_rows, np.nan), np.full(n_rows, np.nan)
+        integer = np.issubdtype(weights.dtype, np.integer)
+        if integer and int(np.abs(weights).max(initial=0)) * (len(self.pos) + len(self.neg)) >= 2**30:
+            # twice a replicate's total weight could overflow int32 (no real test split comes close)
+            weights, integer = weights.astype(np.float64), False
+        dtype = np.int32 if integer else np.float64
+        w_pos = np.take(weights, pos_columns, axis=1).astype(dtype, copy=False)
+        w_neg = np.take(weights, neg_columns, axis=1).astype(dtype, copy=False)
+        neg_cum = _prefix_sums(w_neg)
+        pos_cum = _prefix_sums(w_pos)
+        total_pos, total_neg = pos_cum[:, -1].astype(np.float64), neg_cum[:, -1].astype(np.float64)
+        below = np.take(neg_cum, self.neg_lt, axis=1)
+        # below + tied / 2, doubled: integer weights stay exact integers until the division
+        twice = below + np.take(neg_cum, self.neg_le, axis=1)
+        auc_sum = np.einsum("bi,bi->b", w_pos, twice, dtype=np.float64, casting="unsafe")
+        tp = total_pos[:, None] - np.take(pos_cum, self.pos_lt, axis=1)
+        flagged = tp + (total_neg[:, None] - below)
+        precision = np.divide(tp, flagged, out=np.zeros_like(tp), where=tp > 0)
+        ap_sum = np.einsum("bi,bi->b", w_pos, precision, dtype=np.float64, casting="unsafe")
+        defined = (total_pos > 0) & (total_neg > 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            auc = np.where(defined, auc_sum / (2.0 * total_pos * total_neg), np.nan)
+            ap = np.where(defined, ap_sum / total_pos, np.nan)
+        return auc, ap
+
+
+def _prefix_sums(w: np.ndarray) -> np.ndarray:
+    """(rows, k + 1) running sums along each row, starting at 0."""
+    out = np.zeros((w.shape[0], w.shape[1] + 1), dtype=w.dtype)
+    np.cumsum(w, axis=1, dtype=w.dtype, out=out[:, 1:])
+    return out
+
+
+def weighted_auc(y: np.ndarray, score: np.ndarray, sample_weight: np.ndarray) -> np.ndarray | float:
+    """ROC AUC with sample weights (one row of weights -> a float, several -> one value per row)."""
+    out = RankedLabel(y, score).auc_ap(np.asarray(sample_weight))[0]
+    return float(out[0]) if np.ndim(sample_weight) == 1 else out
+
+
+def weighted_average_precision(y: np.ndarray, score: np.ndarray, sample_weight: np.ndarray) -> np.ndarray | float:
+    """Average precision (scikit-learn's step-function definition) with sample weights."""
+    out = RankedLabel(y, score).auc_ap(np.asarray(sample_weight))[1]
+    return float(out[0]) if np.ndim(sample_weight) == 1 else out
+
+
+# -- decision metrics ----------------------------------------------------------------------------
+def decision_metrics(y: np.ndarray, decisions: np.ndarray, boot: PatientBootstrap) -> dict[str, np.ndarray]:
+    """Per replicate and label: ``f1`` (binary macro), ``f1_pos``, ``hamming`` — (n_boot, L) each.
+
+    Confusion counts are summed per patient first; a replicate's counts are then one matrix
+    product of its patient multiplicities with those sums.
+    """
+    y = np.asarray(y).astype(bool)
+    d = np.asarray(decisions).astype(bool)
+    n_images, n_patients = len(boot.codes), boot.counts.shape[1]
+    membership = sparse.csr_matrix((np.ones(n_images), (boot.codes, np.arange(n_images))),
+                                   shape=(n_patients, n_images))
+
+    def per_patient(cells: np.ndarray) -> np.ndarray:
+        return np.asarray(membership @ cells.astype(np.float64))
+
+    counts = boot.counts.astype(np.float64)
+    tp, fp, fn, tn = (counts @ per_patient(c) for c in (y & d, ~y & d, y & ~d, ~y & ~d))
+    images = counts @ per_patient(np.ones((len(y), 1)))  # (n_boot, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1_pos = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+        f1_neg = np.where(2 * tn + fp + fn > 0, 2 * tn / (2 * tn + fp + fn), 0.0)
+        hamming = (fp + fn) / images
+    return {"f1": (f1_pos + f1_neg) / 2, "f1_pos": f1_pos, "hamming": hamming, "wrong_cells": fp + fn,
+            "images": images}
+
+
+def ranking_metrics(y: np.ndarray, scores: np.ndarray, boot: PatientBootstrap) -> dict[str, np.ndarray]:
+    """Per replicate and label: weighted ``auc`` and ``auprc`` — (n_boot, L) each."""
+    y = np.asarray(y)
+    n, n_labels = y.shape
+    auc = np.full((boot.n_boot, n_labels), np.nan)
+    ap = np.full((boot.n_boot, n_labels), np.nan)
+    ranked = [RankedLabel(y[:, j], scores[:, j]) for j in range(n_labels)]
+    step = max(1, CHUNK_CELLS // max(n, 1))
+    for start in range(0, boot.n_boot, step):
+        stop = min(start + step, boot.n_boot)
+        counts = boot.counts[start:stop]
+        for j, label in enumerate(ranked):
+            auc[start:stop, j], ap[start:stop, j] = label.auc_ap(counts, boot.codes)
+    return {"auc": auc, "auprc": ap}
+
+
+# -- groups and intervals ------------------------------------------------------------------------
+def label_groups(train_counts: Sequence[int], labels: Sequence[str]) -> dict[str, list[str]]:
+    """``frequent`` / ``medium`` / ``rare`` thirds of ``labels`` by training positives (module docstring).
+
+    Empty groups (fewer than three labels) are left out.
+    """
+    counts = np.asarray(train_counts)
+    if counts.shape != (len(labels),):
+        raise ValueError(f"train_counts has shape {counts.shape}; expected one count per label ({len(labels)})")
+    order = sorted(range(len(labels)), key=lambda j: (-int(counts[j]), j))
+    parts = np.array_split(np.asarray(order, dtype=int), len(GROUP_NAMES))
+    return {name: [labels[j] for j in part] for name, part in zip(GROUP_NAMES, parts) if len(part)}
+
+
+def _interval(replicates: np.ndarray, value: float) -> tuple[float | None, float | None]:
+    if replicates is None or math.isnan(value):
+        return None, None
+    finite = replicates[np.isfinite(replicates)]
+    if finite.size == 0:
+        return None, None
+    tail = (1 - CI_LEVEL) / 2 * 100
+    low, high = np.percentile(finite, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def metric_intervals(y: np.ndarray, scores: np.ndarray, decisions: np.ndarray, patient_ids: Sequence[str],
+                     labels: Sequence[str], *, train_counts: Sequence[int], n_boot: int = 1000,
+                     seed: int = 0) -> list[dict[str, Any]]:
+    """Every row of :func:`mlbench.results.metrics.evaluate` with its 95% patient-bootstrap CI, plus group rows.
+
+    ``y``, ``scores`` and ``decisions`` are one entry's (test images, labels) arrays;
+    ``patient_ids`` names each image's patient; ``train_counts`` are the labels' positives in the
+    training split (they define the frequency groups). Rows are dicts with ``label``, ``metric``,
+    ``value``, ``ci_low``, ``ci_high``, ``n_positive``: first exactly ``evaluate``'s rows (same
+    order, same values), then ``__group_frequent__``/``__group_medium__``/``__group_rare__`` rows
+    (macro mean over the group's labels; Hamming too is the mean of the labels' values).
+    ``n_boot=0`` gives no intervals (None). Deterministic for a seed and set of patients.
+    """
+    y, scores, decisions = (np.asarray(a) for a in (y, scores, decisions))
+    labels = list(labels)
+    rows = evaluate(y, scores, decisions, labels)  # validates the shapes; the point values
+    if len(patient_ids) != y.shape[0]:
+        raise ValueError(f"metric_intervals: {len(patient_ids)} patient ids for {y.shape[0]} images")
+    if not np.isfinite(scores).all():
+        raise ValueError("metric_intervals: scores contain NaN or infinity")
+    groups = label_groups(train_counts, labels)
+    index = {label: j for j, label in enumerate(labels)}
+
+    replicates: dict[str, np.ndarray] = {}
+    if n_boot > 0:
+        boot = patient_bootstrap(patient_ids, n_boot, seed)
+        replicates.update(ranking_metrics(y, scores, boot))
+        replicates.update(decision_metrics(y, decisions, boot))
+
+    def per_label(metric: str, j: int) -> np.ndarray | None:
+        return replicates[metric][:, j] if replicates else None
+
+    def macro(metric: str, columns: list[int], *, over_cells: bool = False) -> np.ndarray | None:
+        if not replicates:
+            return None
+        if over_cells:  # the global Hamming row is over all (image, label) cells, as evaluate's
+            return replicates["wrong_cells"].sum(axis=1) / (replicates["images"][:, 0] * len(labels))
+        return finite_mean(replicates[metric][:, columns])
+
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        label, metric = row["label"], row["metric"]
+        if label == GLOBAL_LABEL:
+            reps = macro(metric, list(range(len(labels))), over_cells=metric == "hamming")
+        else:
+            reps = per_label(metric, index[label])
+        low, high = _interval(reps, row["value"])
+        out.append({**row, "ci_low": low, "ci_high": high})
+
+    values = {(r["label"], r["metric"]): r["value"] for r in rows}
+    positives = y.sum(axis=0)
+    for name, members in groups.items():
+        columns = [index[m] for m in members]
+        for metric in PER_LABEL_METRICS:
+            value = finite_mean([values[(m, metric)] for m in members])
+            low, high = _interval(macro(metric, columns), value)
+            out.append({"label": group_label(name), "metric": metric, "value": value, "ci_low": low,
+                        "ci_high": high, "n_positive": int(positives[columns].sum())})
+    return out
+

@@ -1,0 +1,895 @@
+"""``mlbench run``: dataset -> split -> preprocess/cache -> train -> predictions -> ensembles -> metrics.
+
+The run is a sequence of stage functions with explicit inputs and outputs (each testable alone);
+:func:`run` calls them in order. Every file lands in the run directory through
+:class:`mlbench.results.rundir.RunDir`. Running the same command again resumes: finished stages are
+reused and a backbone in training continues from its last finished epoch.
+
+Everything a user can get wrong (plugin names, options, paths, the device, a run directory that
+holds another recipe) is checked by :func:`plan_run` before any expensive stage starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import inspect
+import os
+import platform
+import subprocess
+import time
+import uuid
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+import mlbench
+from mlbench.foundations.errors import UserError
+from mlbench.training import checkpoint
+from mlbench.results import leaderboard, predictions, thresholds
+from mlbench.models.backbones import BackboneNameError, check_timm_model, timm_backbone
+from mlbench.contracts.benchmark import Benchmark, Recipe
+from mlbench.data import DataSource, Records
+from mlbench.data.imagepaths import OUTSIDE_ROOT
+from mlbench.data.splits import (SPLITS, BenchmarkSplit, SplitError, assert_patient_disjoint, split_benchmark,
+                                  split_hash, split_table)
+from mlbench.demo import read_source_record, write_source_record
+from mlbench.training.distributed import Group, from_environment, shutdown
+from mlbench.foundations.io import read_json, sha256_file, write_json
+from mlbench.results.metrics import MetricWarning
+from mlbench.preprocessing.cache import Cache, build_cache
+from mlbench.training.progress import Reporter
+from mlbench.foundations.options import OPTION_FLAGS, SEED_MAX, OptionError, check_factory_options, shown
+from mlbench.contracts.registry import LazyFactory, PluginError, Registry, get_registry
+from mlbench.results.rescoring import score_entries
+from mlbench.results.rundir import SPLIT_KEY_COLUMNS, RunDir, RunDirError, identity_differences, recipe_from_dict
+from mlbench.training.loop import accepted_options, backbone_plugin, build_backbone, device_name, pick_device, predict, train
+
+BOOTSTRAP_SEED = 0
+EVAL_SPLITS = ("val", "test")
+
+
+class RunError(UserError):
+    """The run cannot proceed (the message says what to fix)."""
+
+
+@dataclass
+class RunOptions:
+    """Everything ``mlbench run`` can be told. None means: the benchmark's recipe decides."""
+
+    benchmark: str
+    out: Path | None = None  # default: runs/BENCHMARK-VARIANT[-demo]
+    csv: Path | None = None
+    images: Path | None = None
+    demo: bool = False
+    demo_dir: Path | None = None
+    cache: Path | None = None
+    backbones: Sequence[str] | None = None
+    loss: str | None = None
+    ensembles: Sequence[str] | None = None
+    crop: bool | None = None
+    augment: bool | None = None
+    max_epochs: int | None = None
+    image_size: int | None = None
+    seed: int | None = None
+    demo_options: dict[str, Any] | None = None  # passed to the dataset's write_demo (e.g. n_patients)
+    loss_options: dict[str, Any] | None = None
+    sampler: str | None = None
+    sampler_options: dict[str, Any] | None = None
+    threshold_rule: str | None = None  # "fixed" (the paper's 0.5) or "val-f1" (adds *_tuned rows)
+    backbone_options: dict[str, dict[str, Any]] | None = None  # backbone name -> factory options
+    device: str = "auto"
+    workers: int | None = None
+    only_backbones: Sequence[str] | None = None
+    ensemble_only: bool = False
+    n_boot: int = 1000  # patient-bootstrap replicates for the 95% CIs (0: no intervals)
+    compile: bool = False  # torch.compile the training step (a speed option; results are the same model)
+    progress: bool | str = "auto"  # auto (bars on a terminal, lines elsewhere), bars, lines, quiet
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    leaderboard: pd.DataFrame | None
+    manifest: dict[str, Any]
+    is_main: bool = True  # False on the other ranks of a torchrun job (they write nothing)
+
+
+@dataclass
+class RunPlan:
+    """What :func:`plan_run` checked: everything the stages need that costs nothing to know."""
+
+    options: RunOptions
+    registry: Registry
+    benchmark: Benchmark
+    recipe: Recipe
+    rundir: RunDir
+    device: torch.device
+    group: Group
+    reporter: Reporter
+    identity: dict[str, Any] = field(default_factory=dict)  # the run's identity less what the data says
+    versions: dict[str, Any] = field(default_factory=dict)  # mlbench, torch, timm, python, each plugin used
+
+    def stored(self) -> dict[str, Any]:
+        """What plan.json holds: everything a job needs to rebuild this plan without checking it again."""
+        options = {f.name: getattr(self.options, f.name) for f in dataclasses.fields(self.options)}
+        options.update(out=str(self.rundir.path), only_backbones=None, ensemble_only=False)
+        for name in PATH_OPTIONS:
+            options[name] = None if options[name] is None else str(Path(options[name]).resolve())
+        return {"benchmark": self.benchmark.name, "benchmark_version": self.benchmark.version,
+                "recipe": self.recipe.to_dict(), "identity": self.identity, "versions": self.versions,
+                "options": _plain(options)}
+
+
+PATH_OPTIONS = ("csv", "images", "demo_dir", "cache")  # RunOptions' paths besides out
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, recursively: plan.json's form of the options."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass
+class Prepared:
+    """The output of the data, split and preprocess stages: what training and scoring read."""
+
+    split: BenchmarkSplit
+    cache: Cache
+    usable: np.ndarray  # per image of split.frame: True when preprocessing could use it
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return self.split.frame
+
+    @property
+    def Y(self) -> np.ndarray:
+        return self.split.Y
+
+    def rows(self, subset: str) -> np.ndarray:
+        return np.flatnonzero((self.split.splits == subset) & self.usable)
+
+    def ids(self, subset: str) -> list[str]:
+        return self.frame["image_id"].astype(str).iloc[self.rows(subset)].tolist()
+
+
+# -- the recipe and the plan ----------------------------------------------------------------------
+def make_recipe(bench: Benchmark, opts: RunOptions) -> Recipe:
+    """The benchmark's recipe (or demo recipe) with the options' overrides applied."""
+    recipe = bench.demo_recipe if opts.demo else bench.recipe
+    changes: dict[str, Any] = {}
+    for field_name, value in (("backbones", opts.backbones), ("loss", opts.loss), ("ensembles", opts.ensembles),
+                              ("crop", opts.crop), ("augment", opts.augment), ("max_epochs", opts.max_epochs),
+                              ("image_size", opts.image_size), ("seed", opts.seed), ("sampler", opts.sampler),
+                              ("threshold_rule", opts.threshold_rule)):
+        if value is not None:
+            changes[field_name] = tuple(value) if isinstance(value, (list, tuple)) else value
+    if opts.loss_options:
+        changes["loss_options"] = {**dict(recipe.loss_options), **opts.loss_options}
+    if opts.sampler_options:
+        changes["sampler_options"] = {**dict(recipe.sampler_options), **opts.sampler_options}
+    if opts.backbone_options:
+        merged = {k: dict(v) for k, v in recipe.backbone_options.items()}
+        for name, extra in opts.backbone_options.items():
+            merged[name] = {**merged.get(name, {}), **extra}
+        changes["backbone_options"] = merged
+    return recipe.replace(**changes)
+
+
+def default_out(benchmark: str, recipe: Recipe, demo: bool) -> Path:
+    return Path("runs") / f"{benchmark}-{recipe.variant}{'-demo' if demo else ''}"
+
+
+def plan_run(opts: RunOptions, registry: Registry | None = None) -> RunPlan:
+    """Check every name, option and path of ``opts``; raise RunError/PluginError before any work."""
+    registry = registry or get_registry()
+    bench: Benchmark = registry.create("benchmark", opts.benchmark)
+    recipe = make_recipe(bench, opts)
+    if not recipe.backbones:
+        raise RunError("--backbones: expected at least one backbone")
+    check_ranges(opts, bench, recipe)
+    rundir = RunDir(opts.out if opts.out is not None else default_out(bench.name, recipe, opts.demo))
+    registry.get("dataset", bench.dataset)
+    registry.get("preprocessor", recipe.active_preprocessor)
+    for name in recipe.backbones:
+        _check_backbone_name(registry, name)
+    for name in recipe.ensembles:
+        registry.get("ensemble", name)
+    # A loss built on dummy counts catches unknown or ill-typed --loss-option values now, not after preprocessing.
+    _check_plugin_options(registry, "loss", recipe.loss, recipe.loss_options, "--loss-option",
+                          label_counts=[1] * len(bench.labels), n_samples=2)
+    # Likewise a sampler built on a tiny dummy label matrix checks its name and --sampler-option values.
+    _check_plugin_options(registry, "sampler", recipe.sampler, recipe.sampler_options, "--sampler-option",
+                          labels=np.eye(4, len(bench.labels), dtype=np.uint8) | 1, seed=0)
+    if recipe.threshold_rule not in thresholds.RULES:
+        raise RunError(f"--thresholds {recipe.threshold_rule}: expected one of {', '.join(thresholds.RULES)}")
+    _check_backbone_options(registry, recipe)
+    unknown = [b for b in (opts.only_backbones or ()) if b not in recipe.backbones]
+    if unknown:
+        raise RunError(f"--only-backbone {', '.join(unknown)}: not in this run's backbones "
+                       f"{', '.join(recipe.backbones)}")
+    if opts.demo:
+        if not hasattr(registry.create("dataset", bench.dataset), "write_demo"):
+            raise RunError(f"--demo: dataset '{bench.dataset}' has no demo corpus (no write_demo method)")
+    elif not opts.ensemble_only:
+        if opts.csv is None or opts.images is None:
+            raise RunError("--csv and --images: give the dataset's label file and image folder, or --demo")
+        if not Path(opts.csv).is_file():
+            raise RunError(f"--csv {opts.csv}: no such file")
+        if not Path(opts.images).is_dir():
+            raise RunError(f"--images {opts.images}: no such folder")
+    if rundir.path.exists() and not rundir.path.is_dir():
+        raise RunError(f"--out {rundir.path}: is a file; expected a run directory")
+    if opts.ensemble_only and not rundir.exists():
+        raise RunError(f"--ensemble-only {rundir.path}: not a run directory (no {rundir.manifest_file.name}); "
+                       "expected the RUN_DIR whose backbones were trained with --only-backbone")
+    identity = {"benchmark": bench.name, "benchmark_version": bench.version, "variant": recipe.variant,
+                "recipe": recipe.to_dict()}
+    _check_same_run(rundir, identity)
+    group, device_name = from_environment(opts.device)
+    device = pick_device(device_name)
+    reporter = Reporter(opts.progress if group.is_main else "quiet")
+    return RunPlan(opts, registry, bench, recipe, rundir, device, group, reporter, identity,
+                   plugin_versions(registry, plugins_used(bench, recipe)))
+
+
+def load_plan(run_dir: str | Path, registry: Registry | None = None, *, only_backbones: Sequence[str] | None = None,
+              ensemble_only: bool = False) -> RunPlan:
+    """The plan a driving command stored in RUN_DIR (plan.json), for one of its jobs: nothing is checked again.
+
+    The driver wrote plan.json just before it started the job, from its own command line."""
+    rundir = RunDir(run_dir)
+    stored = rundir.read_plan()
+    where = str(rundir.plan_file)
+    try:
+        options = dict(stored["options"])
+        for name in PATH_OPTIONS:
+            options[name] = None if options[name] is None else Path(options[name])
+        opts = RunOptions(**{**options, "out": rundir.path, "only_backbones": only_backbones,
+                             "ensemble_only": ensemble_only})
+        name, version, identity, versions = (stored["benchmark"], stored["benchmark_version"], stored["identity"],
+                                             stored["versions"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunDirError(f"{where}: not the plan `mlbench run` writes ({type(exc).__name__})") from None
+    registry = registry or get_registry()
+    bench: Benchmark = registry.create("benchmark", name)
+    if bench.version != version:
+        raise RunError(f"{where} was planned with {bench.name} {version}, installed is {bench.version}")
+    group, device_name = from_environment(opts.device)
+    reporter = Reporter(opts.progress if group.is_main else "quiet")
+    return RunPlan(opts, registry, bench, recipe_from_dict(stored["recipe"], where), rundir, pick_device(device_name),
+                   group, reporter, identity, versions)
+
+
+def store_plan(plan: RunPlan) -> None:
+    """plan.json in the run directory: what every job of this run reads instead of planning again."""
+    if plan.group.is_main:
+        plan.rundir.write_plan(plan.stored())
+
+
+# Inclusive ranges. Above the upper bounds a run would fail hours in: the cache holds size x size
+# bytes per image (no chest film is wider than 4096 px), the bootstrap n_boot x patients counts,
+# and preprocessing starts one process per worker.
+INT_RANGES = {"max_epochs": (1, None), "patience": (1, None), "batch_size": (1, None), "image_size": (16, 4096),
+              "seed": (0, SEED_MAX), "n_boot": (0, 100_000), "workers": (1, 1024)}
+SEED_WHY = " (numpy's random generators take 0 <= seed < 2**32)"
+
+
+def option_label(name: str) -> str:
+    """``--seed (seed=)``: the flag and the run_benchmark() keyword of a RunOptions field."""
+    return f"{OPTION_FLAGS[name]} ({name}=)" if name in OPTION_FLAGS else f"{name}="
+
+
+def check_int(value: Any, low: int, high: int | None, label: str, why: str = "") -> int:
+    """``value`` as an int in [low, high] (no upper bound when None), else one RunError naming ``label``."""
+    if (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= low
+            and (high is None or value <= high)):
+        return int(value)
+    span = f"from {low} to {high}" if high is not None else f">= {low}"
+    raise RunError(f"{label} {shown(value)}: expected an integer {span}{why}")
+
+
+def check_seed(seed: Any, label: str = "--seed (seed=)") -> int:
+    """A training seed every RNG it feeds accepts; ``label`` names the option (``--seeds`` for a grid)."""
+    return check_int(seed, *INT_RANGES["seed"], label, SEED_WHY)
+
+
+def check_ranges(opts: RunOptions, bench: Benchmark, recipe: Recipe) -> None:
+    """Every number a run feeds to numpy, torch or the OS, in range before any work."""
+    for name in ("seed", "max_epochs", "image_size", "patience", "batch_size"):
+        if getattr(opts, name, None) is not None:
+            label = option_label(name)
+        else:  # the benchmark's own recipe says so
+            label = f"benchmark {bench.name}: the {'demo ' if opts.demo else ''}recipe's {name}"
+        check_int(getattr(recipe, name), *INT_RANGES[name], label, SEED_WHY if name == "seed" else "")
+    for name in ("n_boot", "workers"):
+        if getattr(opts, name) is not None:
+            check_int(getattr(opts, name), *INT_RANGES[name], option_label(name))
+
+
+def _check_plugin_options(registry: Registry, kind: str, name: str, values: Any, option: str, **dummy: Any) -> None:
+    """Build plugin ``name`` on ``dummy`` inputs with the user's ``values``: any mistake is one line naming ``option``.
+
+    The factory's own range checks speak first (they know the range); then its signature's: an
+    unknown key, or a non-number or NaN/infinity where it takes a number (what a factory may let through).
+    """
+    factory, values = registry.get(kind, name).factory, dict(values)
+    try:
+        # A key mlbench passes itself would collide in the call: refused by the signature check first.
+        check_factory_options(factory, {k: v for k, v in values.items() if k in dummy}, name, given=dummy)
+        try:
+            registry.create(kind, name, **dummy, **values)
+        except PluginError as exc:
+            if isinstance(exc.__cause__, OptionError):  # raised inside the factory, wrapped by the registry
+                raise exc.__cause__ from None
+            check_factory_options(factory, values, name, given=dummy)  # a clearer reason, when it finds one
+            raise
+        check_factory_options(factory, values, name, given=dummy)
+    except OptionError as exc:
+        raise OptionError(f"{option}: {exc}") from None
+
+
+def _implementation(factory: Any) -> Any:
+    """The function behind a registered factory (lazy and partial wrappers removed)."""
+    target = factory.resolve() if isinstance(factory, LazyFactory) else factory
+    while isinstance(target, functools.partial):
+        target = target.func
+    return target
+
+
+def _check_backbone_name(registry: Registry, name: str) -> None:
+    """A backbone name resolves to a model: a registered backbone, or PLUGIN:MODEL whose model exists."""
+    plugin, sep, model = name.partition(":")
+    try:
+        entry = registry.get("backbone", plugin)
+    except PluginError as exc:
+        close = difflib.get_close_matches(plugin, registry.names("backbone"), n=3)
+        raise RunError(f"--backbones {name}: {exc}" + (f"; closest: {', '.join(close)}" if close else "")) from None
+    try:
+        params = inspect.signature(entry.factory).parameters
+        implementation = _implementation(entry.factory)
+    except (TypeError, ValueError):
+        return
+    except Exception as exc:  # noqa: BLE001 - a plugin whose module does not import: say which, not a traceback
+        raise PluginError(f"backbone '{plugin}' from plugin '{entry.plugin}' ({entry.package}) cannot be loaded: "
+                          f"{type(exc).__name__}: {exc}") from None
+    takes = params.get("model_name")
+    if sep and not model:
+        raise RunError(f"--backbones {name}: expected {plugin}:MODEL_NAME")
+    if not sep and takes is not None and takes.default is inspect.Parameter.empty:
+        raise RunError(f"--backbones {name}: backbone '{plugin}' needs a model name; expected {plugin}:MODEL_NAME")
+    if sep and takes is None and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        raise RunError(f"--backbones {name}: backbone '{plugin}' takes no model name; expected {plugin}")
+    model = model or (takes.default if takes is not None and isinstance(takes.default, str) else "")
+    if model and implementation is timm_backbone:
+        try:
+            check_timm_model(model)  # timm's model list only: no build, no download
+        except BackboneNameError as exc:
+            raise RunError(f"--backbones {name}: {exc}") from None
+
+
+def weightless(recipe: Recipe) -> Recipe:
+    """The recipe with no pretrained weights anywhere (a check on the meta device, or a checkpoint to load)."""
+    options = {name: {k: v for k, v in opts.items() if k != "pretrained"}
+               for name, opts in recipe.backbone_options.items()}
+    return recipe.replace(pretrained=False, backbone_options=options)
+
+
+def pretrained_for(recipe: Recipe, name: str) -> bool:
+    """Whether backbone ``name`` starts from pretrained weights: a weights file or its own option, else the recipe's."""
+    options = recipe.backbone_options.get(name, {})
+    return options.get("weights") is not None or bool(options.get("pretrained", recipe.pretrained))
+
+
+def _check_backbone_options(registry: Registry, recipe: Recipe) -> None:
+    for name, options in recipe.backbone_options.items():
+        if name not in recipe.backbones:
+            raise RunError(f"--backbone-option {name}.{next(iter(options), 'KEY')}: backbone '{name}' is not in "
+                           f"this run; its backbones are {', '.join(recipe.backbones)}")
+        factory = registry.get("backbone", backbone_plugin(name)).factory
+        unknown = sorted(set(options) - set(accepted_options(factory, dict(options))))
+        if unknown:
+            raise RunError(f"--backbone-option {name}.{unknown[0]}: backbone '{name}' takes no option "
+                           f"'{unknown[0]}'")
+        if "pretrained" in options and not isinstance(options["pretrained"], bool):
+            raise RunError(f"--backbone-option {name}.pretrained={shown(options['pretrained'])}: expected true "
+                           "or false")
+        if options.get("pretrained") is False and options.get("weights") is not None:
+            raise RunError(f"--backbone-option {name}.pretrained=false and {name}.weights: a weights file is "
+                           "pretrained weights; give one of them")
+        # A factory taking **options cannot say what it accepts: build it once, weightless, on the meta device.
+        try:
+            with torch.device("meta"):
+                build_backbone(registry, name, 1, weightless(recipe))
+        except PluginError as exc:
+            raise RunError(f"--backbone-option {name}: {exc}") from None
+
+
+def _check_same_run(rundir: RunDir, want: dict[str, Any]) -> None:
+    """Refuse at once a RUN_DIR whose training began with another benchmark or recipe (the data is checked later)."""
+    if not rundir.exists():
+        return
+    identity = rundir.manifest().get("identity", {})
+    diff = identity_differences({k: identity.get(k) for k in want if k in identity}, {k: want[k] for k in identity
+                                                                                       if k in want})
+    # A run that failed before training started does not lock its directory: RunDir.start replaces it.
+    rundir.refuse_other_run(diff)
+
+
+# -- provenance -------------------------------------------------------------------------------------
+def git_commit() -> str | None:
+    root = Path(mlbench.__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def plugins_used(bench: Benchmark, recipe: Recipe) -> dict[str, list[str]]:
+    """Every plugin a run of ``recipe`` uses, by kind."""
+    return {"benchmark": [bench.name], "dataset": [bench.dataset], "loss": [recipe.loss], "sampler": [recipe.sampler],
+            "preprocessor": [recipe.active_preprocessor],
+            "backbone": sorted({backbone_plugin(b) for b in recipe.backbones}), "ensemble": list(recipe.ensembles)}
+
+
+def plugin_versions(registry: Registry, used: dict[str, Sequence[str]]) -> dict[str, Any]:
+    plugins: dict[str, str] = {}
+    for kind, names in used.items():
+        for name in names:
+            entry = registry.get(kind, name)
+            plugins[f"{kind}:{name}"] = f"{entry.package or entry.plugin}=={entry.version or 'unknown'}"
+    return {"mlbench": mlbench.__version__, "torch": torch.__version__, "timm": metadata.version("timm"),
+            "python": platform.python_version(), "plugins": plugins}
+
+
+# -- stages -------------------------------------------------------------------------------------------
+def source_stage(plan: RunPlan) -> DataSource:
+    """The dataset's files: the given CSV and folder, or the demo corpus (written once, then reused)."""
+    opts, rundir = plan.options, plan.rundir
+    if not opts.demo:
+        return DataSource(csv=Path(opts.csv), images=Path(opts.images))
+    demo_dir = Path(opts.demo_dir or rundir.default_demo_dir)
+    written = read_source_record(demo_dir)
+    if written is not None:
+        return written
+    dataset = plan.registry.create("dataset", plan.benchmark.dataset)
+    options = {**dict(plan.benchmark.demo_options), **(opts.demo_options or {})}
+    source = dataset.write_demo(demo_dir, seed=plan.recipe.seed, **options)
+    write_source_record(demo_dir, source)
+    return source
+
+
+def data_stage(plan: RunPlan, source: DataSource) -> Records:
+    """Read the dataset: every usable image with its findings, and every row skipped and why."""
+    return plan.registry.create("dataset", plan.benchmark.dataset).read(source)
+
+
+def split_stage(plan: RunPlan, source: DataSource, records: Records) -> BenchmarkSplit:
+    """Map findings to the benchmark's labels and split by patient (the one canonical split function)."""
+    try:
+        split = split_benchmark(records, plan.benchmark)
+    except SplitError as exc:
+        raise RunError(f"{source.csv}: {exc}") from None
+    assert_patient_disjoint(split.frame["patient_id"].astype(str).tolist(), split.splits)
+    return split
+
+
+def data_identity(plan: RunPlan, kind: str, csv_sha256: str) -> dict[str, Any]:
+    """The run's identity: the plan's, and what the label file is (its kind and sha256)."""
+    return {**plan.identity, "dataset_kind": kind, "csv_sha256": csv_sha256}
+
+
+def start_manifest(plan: RunPlan, records: Records, source: DataSource, split: BenchmarkSplit) -> dict[str, Any]:
+    bench, recipe, rundir = plan.benchmark, plan.recipe, plan.rundir
+    identity = data_identity(plan, records.kind, records.source_sha256)
+    now = datetime.now(timezone.utc)
+    fields = {**identity, "run_id": f"{bench.name}-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}",
+              "created_at": now.isoformat(timespec="seconds"), "seed": recipe.seed,
+              "backbones": list(recipe.backbones), "loss": recipe.loss, "ensembles": list(recipe.ensembles),
+              "pretrained": {b: pretrained_for(recipe, b) for b in recipe.backbones},
+              "versions": plan.versions, "git_commit": git_commit(), "device": device_name(plan.device),
+              "source": {"csv": rundir.stored_path(source.csv), "images": rundir.stored_path(source.images)}}
+    rundir.start(identity, fields)
+    rundir.record_skips("data", list(records.skipped) + list(split.skipped))
+    digest = split.summary["split_hash"]
+    rundir.write_split(split_table(split.frame, split.Y, split.splits, bench.labels))
+    write_image_paths(rundir, split, source)
+    return rundir.update_manifest(lambda m: m.update(split_hash=digest, n_images={
+        s: int((split.splits == s).sum()) for s in SPLITS}))
+
+
+def write_image_paths(rundir: RunDir, split: BenchmarkSplit, source: DataSource) -> None:
+    """Each split image's path relative to the image root, for a resume's preprocess stage.
+
+    A dataset that placed an image outside the root leaves no file: such a run re-reads its label file."""
+    rundir.image_paths_file.unlink(missing_ok=True)  # the split just written is not the old file's
+    prefix = os.path.realpath(source.images).rstrip(os.sep) + os.sep
+    paths = split.frame["image_path"].astype(str)
+    if len(paths) and paths.str.startswith(prefix).all():
+        rundir.write_image_paths(split.frame["image_id"].astype(str).tolist(),
+                                 paths.str.slice(len(prefix)).tolist())
+
+
+def stored_split(plan: RunPlan, source: DataSource) -> BenchmarkSplit | None:
+    """The split an earlier invocation wrote, when the plan and the label file's sha256 are unchanged; else None.
+
+    split.parquet and image-paths.parquet are read back instead of reading the label file and
+    splitting again; a split whose hash is not the manifest's is computed again."""
+    rundir, labels = plan.rundir, list(plan.benchmark.labels)
+    if not (rundir.exists() and rundir.split_file.is_file() and rundir.image_paths_file.is_file()):
+        return None
+    m = rundir.manifest()
+    stored = m.get("identity")
+    if not isinstance(stored, dict) or identity_differences(
+            stored, data_identity(plan, stored.get("dataset_kind"), sha256_file(source.csv))):
+        return None
+    frame = rundir.split()
+    if [c for c in frame.columns if c not in SPLIT_KEY_COLUMNS] != labels:
+        return None
+    ids, splits = frame["image_id"].tolist(), frame["split"].to_numpy()
+    if split_hash(ids, splits.tolist()) != m.get("split_hash"):
+        return None
+    paths = rundir.image_paths(source.images)
+    if paths["image_id"].tolist() != ids:
+        return None
+    keys = frame[["image_id", "patient_id"]].assign(image_path=paths["image_path"].to_numpy())
+    return BenchmarkSplit(keys, frame[labels].to_numpy(dtype=np.uint8), splits, tuple(labels),
+                          {"split_hash": m["split_hash"]}, [], {})
+
+
+def preprocess_stage(plan: RunPlan, split: BenchmarkSplit,
+                     source: DataSource | None = None) -> tuple[Cache, np.ndarray]:
+    """Decode, crop and resize every image once into the cache; return it and the usable-image mask.
+
+    ``source``: where the images are; a path that has become a link out of its folder is refused."""
+    recipe, rundir, group = plan.recipe, plan.rundir, plan.group
+    preprocessor = plan.registry.create("preprocessor", recipe.active_preprocessor, size=recipe.image_size,
+                                        **dict(recipe.preprocessor_options))
+    items = split.frame[["image_id", "image_path"]]
+    ids = split.frame["image_id"].astype(str).tolist()
+    cache_dir = Path(plan.options.cache or rundir.default_cache)
+    if group.is_main:
+        with plan.reporter.bars() as progress:
+            cache = build_cache(items, preprocessor, recipe.image_size, cache_dir, workers=plan.options.workers,
+                                progress=progress, image_root=source.images if source is not None else None)
+    group.barrier()
+    if not group.is_main:  # everything is cached now: this only opens it
+        cache = build_cache(items, preprocessor, recipe.image_size, cache_dir, workers=1,
+                            image_root=source.images if source is not None else None)
+    skips = cache.skipped(ids)
+    if group.is_main:
+        rundir.write_preprocess_manifest(cache, ids)
+        rundir.record_skips("preprocess", skips)
+        config = {"path": rundir.stored_path(cache.root), "config": read_json(cache.root / "config.json")}
+        rundir.update_manifest(lambda m: m.update(cache=config))
+    unusable = {s.item for s in skips}
+    if len(ids) and len(unusable) >= len(ids):
+        reasons = ", ".join(f"{r} {n}" for r, n in Counter(s.reason for s in skips).most_common())
+        raise RunError(f"--images {source_images(plan)}: none of the {len(ids)} images could be used ({reasons}, "
+                       f"e.g. {skips[0].item}); expected the folder the label file's image paths are relative to")
+    return cache, ~split.frame["image_id"].astype(str).isin(unusable).to_numpy()
+
+
+def source_images(plan: RunPlan) -> str:
+    return str(plan.options.images) if plan.options.images is not None else "(the demo corpus)"
+
+
+def train_stage(plan: RunPlan, prepared: Prepared, name: str) -> None:
+    """Train one backbone (resuming its last epoch) and store its val/test predictions; a no-op when done."""
+    rundir, recipe, bench, group = plan.rundir, plan.recipe, plan.benchmark, plan.group
+    if rundir.backbone_predictions(name).exists():
+        return
+    started = time.perf_counter()
+    train_rows = prepared.rows("train")
+    if len(train_rows) == 0:
+        raise RunError("the training split is empty")
+    counts = prepared.Y[train_rows].sum(axis=0).astype(int).tolist()
+    loss_fn = plan.registry.create("loss", recipe.loss, label_counts=counts, n_samples=len(train_rows),
+                                   **dict(recipe.loss_options))
+    sampler = plan.registry.create("sampler", recipe.sampler, labels=prepared.Y[train_rows], seed=recipe.seed,
+                                   **dict(recipe.sampler_options))
+    torch.manual_seed(recipe.seed)
+    model = build_backbone(plan.registry, name, len(bench.labels), recipe)
+    images = {s: torch.from_numpy(prepared.cache.load(prepared.ids(s))) for s in SPLITS}
+    targets = {s: torch.from_numpy(prepared.Y[prepared.rows(s)]) for s in SPLITS}
+    augmenter_factory = None
+    if recipe.augment:
+        from mlbench.preprocessing.augment import Augmenter
+
+        augmenter_factory = Augmenter
+    plan.reporter.say(f"train {name}: {len(train_rows)} training images, up to {recipe.max_epochs} epochs")
+    with plan.reporter.bars() as progress:
+        state = train(model, loss_fn, recipe, train_images=images["train"], train_targets=targets["train"],
+                      val_images=images["val"], val_targets=targets["val"], checkpoint_dir=rundir.backbone_dir(name),
+                      device=plan.device, augmenter_factory=augmenter_factory, progress=progress, name=name,
+                      group=group, compile=plan.options.compile, sampler=sampler)
+    if not group.is_main:
+        return
+    tables = []
+    for subset in EVAL_SPLITS:
+        ids = prepared.ids(subset)
+        probs = predict(model, images[subset], plan.device, batch_size=recipe.batch_size * 4)
+        tables.append(predictions.to_table(ids, [subset] * len(ids), name, bench.labels, probs))
+    predictions.write(rundir.backbone_predictions(name), tables)
+    write_json(rundir.backbone_done(name), {"best_epoch": state.best_epoch, "epochs": state.epoch,
+                                            "best_val_loss": state.best_val_loss,
+                                            "device": device_name(plan.device)})
+    rundir.record_stage(f"train:{name}", time.perf_counter() - started)
+
+
+@dataclass
+class Entry:
+    """One backbone's or ensemble's scores: test scores and 0/1 decisions, and validation scores."""
+
+    name: str
+    kind: str  # backbone or ensemble
+    scores: np.ndarray  # test (images, labels)
+    decided: np.ndarray  # test decisions at the recipe's threshold
+    val_scores: np.ndarray
+
+
+@dataclass
+class Combined:
+    """Every entry, backbones first then ensembles, in recipe order."""
+
+    entries: list[Entry] = field(default_factory=list)
+
+
+def ensemble_stage(plan: RunPlan, prepared: Prepared) -> Combined:
+    """The ensembles from the stored per-backbone predictions; predictions.parquet with every entry."""
+    rundir, recipe, labels = plan.rundir, plan.recipe, list(plan.benchmark.labels)
+    missing = [b for b in recipe.backbones if not rundir.backbone_predictions(b).exists()]
+    if missing:
+        raise RunError(f"{rundir.path}: backbones {', '.join(missing)} have no predictions yet; train them first")
+    frames = [predictions.read(rundir.backbone_predictions(b),  # a job's output: checked like any predictions file
+                               [predictions.Coverage(s, prepared.ids(s), [b], labels) for s in EVAL_SPLITS])
+              for b in recipe.backbones]
+    tables = [predictions.from_frame(f) for f in frames]
+    probs = {s: np.stack([predictions.wide(f, b, prepared.ids(s), labels) for f, b in zip(frames, recipe.backbones)])
+             for s in EVAL_SPLITS}
+    test, val = probs["test"], probs["val"]
+    combined = Combined([
+        Entry(b, "backbone", test[i], (test[i] >= recipe.threshold).astype(np.uint8), val[i])
+        for i, b in enumerate(recipe.backbones)])
+    for name in recipe.ensembles:
+        ensemble = plan.registry.create("ensemble", name, threshold=recipe.threshold)
+        combined_scores = {}
+        for subset in EVAL_SPLITS:
+            combined_scores[subset] = ensemble.combine(probs[subset])
+            ids = prepared.ids(subset)
+            tables.append(predictions.to_table(ids, [subset] * len(ids), name, labels, combined_scores[subset][0]))
+        scores, decided = combined_scores["test"]
+        combined.entries.append(Entry(name, "ensemble", scores, decided, combined_scores["val"][0]))
+    predictions.write(rundir.predictions_file, tables)
+    return combined
+
+
+def metrics_stage(plan: RunPlan, prepared: Prepared, combined: Combined) -> pd.DataFrame:
+    """Per-label and global metrics with patient-bootstrap 95% CIs on the test split: leaderboard.parquet."""
+    rundir, labels = plan.rundir, list(plan.benchmark.labels)
+    test_rows = prepared.rows("test")
+    y = prepared.Y[test_rows]
+    patients = prepared.frame["patient_id"].astype(str).to_numpy()[test_rows]
+    train_counts = prepared.Y[prepared.rows("train")].sum(axis=0)
+    y_val = prepared.Y[prepared.rows("val")]
+    tuned = plan.recipe.threshold_rule == "val-f1"
+    m = rundir.manifest()
+    base = rundir.provenance(m)
+    kinds = {e.name: e.kind for e in combined.entries}
+    rows = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MetricWarning)
+        # The one scoring loop: rescoring recomputes a stored run's rows with the same function.
+        scored, fitted = score_entries([(e.name, e.kind, e.scores, e.decided, e.val_scores) for e in combined.entries],
+                                       y, patients, labels, train_counts=train_counts, n_boot=plan.options.n_boot,
+                                       seed=BOOTSTRAP_SEED, threshold_rule=plan.recipe.threshold_rule, y_val=y_val)
+        for row in scored:
+            name = row["entry"]
+            wall = m["stages"].get(f"train:{name}", {}).get("seconds") if kinds[name] == "backbone" else None
+            rows.append({**base, "entry": name, "entry_kind": row["entry_kind"], "label": row["label"],
+                         "metric": row["metric"], "value": row["value"], "ci_low": row["ci_low"],
+                         "ci_high": row["ci_high"], "n_positive": row["n_positive"], "wall_time_s": wall})
+    notes = sorted({str(w.message) for w in caught if issubclass(w.category, MetricWarning)})
+    for note in notes:  # once per label, not once per entry
+        warnings.warn(note, MetricWarning, stacklevel=2)
+    rundir.update_manifest(lambda m: m.update(metric_warnings=notes, bootstrap={
+        "n_boot": plan.options.n_boot, "seed": BOOTSTRAP_SEED, "resampled": "patients"}, thresholds={
+        "rule": plan.recipe.threshold_rule, "fixed": plan.recipe.threshold,
+        **({"fitted_on": "val", "objective": "f1_pos", "per_entry": fitted} if tuned else {})}))
+    table = leaderboard.to_table(rows)
+    rundir.write_leaderboard(table)
+    return table.to_pandas()
+
+
+def _timed(plan: RunPlan, name: str, work, *args):
+    """Run one stage, say so, and record its wall time in the manifest (rank 0)."""
+    plan.reporter.say(f"stage {name}")
+    started = time.perf_counter()
+    out = work(*args)
+    if plan.group.is_main and plan.rundir.exists():
+        plan.rundir.record_stage(name, time.perf_counter() - started)
+    return out
+
+
+def prepare(plan: RunPlan) -> Prepared:
+    """Data, split and cache: everything training needs. Under torchrun rank 0 writes, the others wait.
+
+    The data and split stages run once: a resume with the same plan and label file (sha256) reads
+    the stored split back (:func:`stored_split`)."""
+    if plan.group.is_main:
+        source = source_stage(plan)
+    plan.group.barrier()
+    if not plan.group.is_main:
+        source = source_stage(plan)  # finds the corpus rank 0 wrote
+    if plan.group.is_main:
+        split = stored_split(plan, source)
+        if split is not None:
+            plan.reporter.say("stage data, split: reused (same plan, same label file)")
+        else:
+            plan.reporter.say("stage data")
+            started = time.perf_counter()
+            records = data_stage(plan, source)
+            data_seconds = time.perf_counter() - started
+            plan.reporter.say("stage split")
+            started = time.perf_counter()
+            split = split_stage(plan, source, records)
+            start_manifest(plan, records, source, split)
+            plan.rundir.record_stage("data", data_seconds)
+            plan.rundir.record_stage("split", time.perf_counter() - started)
+    plan.group.barrier()
+    if not plan.group.is_main:  # rank 0 has written the split; read it (or split alike when it left no paths)
+        split = stored_split(plan, source) or split_stage(plan, source, data_stage(plan, source))
+    cache, usable = _timed(plan, "preprocess", preprocess_stage, plan, split, source)
+    return Prepared(split, cache, usable)
+
+
+def run(opts: RunOptions, registry: Registry | None = None, *, job: bool = False) -> RunResult:
+    """Run (or resume) a benchmark end to end; see the module docstring for what lands where.
+
+    Rank 0 holds the run directory's writer lock (:mod:`mlbench.foundations.dirlock`) and its tasks' locks
+    (``train:BACKBONE`` for each backbone it trains, ``ensembles``); a second writer refuses at once.
+    ``job=True``: one job of a run an executor drives, whose driver holds the directory's lock; the
+    job takes only its own tasks' locks. ``--only-backbone`` likewise leaves the directory's lock to
+    the other backbones' runs.
+    """
+    return run_plan(plan_run(opts, registry), job=job)
+
+
+def run_plan(plan: RunPlan, *, job: bool = False) -> RunResult:
+    """:func:`run` of a plan already made (by :func:`plan_run`, or read back by :func:`load_plan` in a job)."""
+    import contextlib
+
+    from mlbench.foundations import dirlock
+
+    opts = plan.options
+    started = time.perf_counter()
+    try:
+        writer = contextlib.nullcontext()
+        if plan.group.is_main:  # the other torchrun ranks write nothing
+            trained = () if opts.ensemble_only else tuple(opts.only_backbones or plan.recipe.backbones)
+            # The executor's task names (mlbench.execution.executors plans one job per task).
+            tasks = [f"train:{b}" for b in trained] + ([] if opts.only_backbones else ["ensembles"])
+            writer = dirlock.hold(plan.rundir.path, "run", whole=not (job or opts.only_backbones), tasks=tasks,
+                                  role="job" if job else "command")
+        with writer:
+            if not job:  # a job reads the plan its driver stored
+                store_plan(plan)
+            return _run_stages(plan, started)
+    finally:
+        shutdown(plan.group)
+
+
+def _run_stages(plan: RunPlan, started: float) -> RunResult:
+    """The stages of :func:`run` in order, under its writer lock."""
+    opts = plan.options
+    prepared = prepare(plan)
+    if not opts.ensemble_only:
+        for name in opts.only_backbones or plan.recipe.backbones:
+            train_stage(plan, prepared, name)
+            plan.group.barrier()  # rank 0 has written this backbone's predictions
+    if not plan.group.is_main:
+        return RunResult(plan.rundir.path, None, {}, is_main=False)
+    table = None
+    if not opts.only_backbones:
+        combined = _timed(plan, "ensemble", ensemble_stage, plan, prepared)
+        table = _timed(plan, "metrics", metrics_stage, plan, prepared, combined)
+    finished = {"finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")} if table is not None else {}
+    m = plan.rundir.update_manifest(lambda m: m.update(
+        wall_time_s=round(sum(s["seconds"] for s in m["stages"].values()), 3),
+        last_invocation_s=round(time.perf_counter() - started, 3), **finished))
+    return RunResult(plan.rundir.path, table, m)
+
+
+def preprocess(benchmark: str, source: DataSource, cache_dir: Path, *, crop: bool = True, size: int | None = None,
+               workers: int | None = None, registry: Registry | None = None,
+               progress: bool | str = "auto") -> dict[str, Any]:
+    """Fill the cache with every image of ``benchmark`` (``mlbench preprocess``); resumable."""
+    registry = registry or get_registry()
+    bench: Benchmark = registry.create("benchmark", benchmark)
+    recipe = bench.recipe.replace(crop=crop, **({"image_size": size} if size is not None else {}))
+    records = registry.create("dataset", bench.dataset).read(source)
+    split = split_benchmark(records, bench)
+    preprocessor = registry.create("preprocessor", recipe.active_preprocessor, size=recipe.image_size,
+                                   **dict(recipe.preprocessor_options))
+    with Reporter(progress).bars() as bar:
+        cache = build_cache(split.frame[["image_id", "image_path"]], preprocessor, recipe.image_size, cache_dir,
+                            workers=workers, progress=bar, image_root=source.images)
+    # Images the reader refused as links out of the image folder count as skipped here too.
+    refused = [s for s in records.skipped if s.reason == OUTSIDE_ROOT]
+    return cache.write_manifest(split.frame["image_id"].astype(str).tolist(), refused=refused)
+
+
+@dataclass
+class TrainedRun:
+    """A finished run loaded back: what explainers and scorers need."""
+
+    rundir: RunDir
+    manifest: dict[str, Any]
+    benchmark: Benchmark
+    recipe: Recipe
+    models: dict[str, torch.nn.Module]  # backbone name -> model in eval mode, best checkpoint
+    split: pd.DataFrame  # split.parquet
+    registry: Registry
+
+    @property
+    def run_dir(self) -> Path:
+        return self.rundir.path
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.benchmark.labels
+
+    def preprocessor(self):
+        """The run's preprocessor (to prepare images that are not in the cache)."""
+        return self.registry.create("preprocessor", self.recipe.active_preprocessor, size=self.recipe.image_size,
+                                    **dict(self.recipe.preprocessor_options))
+
+    def cache(self, given: str | Path | None = None) -> Cache:
+        """The run's cache: ``given`` (the user's --cache), else the one stored inside the run directory."""
+        return Cache.open(self.rundir.cache_path(given))
+
+    def crops(self) -> pd.DataFrame:
+        """Each image's crop box in original pixels (the run's preprocess manifest)."""
+        return self.rundir.preprocess_manifest()
+
+
+def load_trained(run_dir: str | Path, device: str | torch.device = "cpu", registry: Registry | None = None) -> TrainedRun:
+    """Rebuild every trained backbone of RUN_DIR from its best checkpoint (loaded with weights_only)."""
+    rundir = RunDir(run_dir)
+    registry = registry or get_registry()
+    m = rundir.manifest()
+    bench: Benchmark = registry.create("benchmark", m["benchmark"])
+    if bench.version != m["benchmark_version"]:
+        raise RunError(f"{rundir.path} was made with {bench.name} {m['benchmark_version']}, "
+                       f"installed is {bench.version}")
+    recipe = rundir.recipe()
+    device = pick_device(str(device)) if not isinstance(device, torch.device) else device
+    models = {}
+    for name in recipe.backbones:
+        best = rundir.best_checkpoint(name)
+        if not best.exists():
+            raise RunError(f"{best}: no such file; the run did not train backbone '{name}'")
+        model = build_backbone(registry, name, len(bench.labels), weightless(recipe))  # the checkpoint's weights
+        try:
+            model.load_state_dict(checkpoint.load(best, device=device)["model"])
+        except RuntimeError as exc:  # shapes or keys that do not fit the backbone
+            raise checkpoint.CheckpointError(f"{best}: does not fit backbone '{name}' "
+                                             f"({str(exc).splitlines()[0]})") from None
+        models[name] = model.to(device).eval()
+    return TrainedRun(rundir, m, bench, recipe, models, rundir.split(), registry)
+
+
