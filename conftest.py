@@ -20,7 +20,7 @@ torch.set_num_threads(1)
 @pytest.fixture(autouse=True)
 def _fresh_registry():
     """Tests that install plugins must not leak them into other tests."""
-    from mlbench.registry import reset_registry
+    from mlbench.contracts.registry import reset_registry
 
     reset_registry()
     yield
