@@ -89,6 +89,8 @@ def print_inspect_report(report: dict[str, Any], console: CliConsole) -> None:
                     f"label dropped); patients {b['patients']:,}; split hash {b['split_hash']}")
         _print_split(console, b)
         _print_imbalance(console, b["benchmark"], b["imbalance"])
+        if not b["selection"]:  # no selection rule declared: nothing to set against the pinned labels
+            continue
         table = Table(title=esc(f"{b['benchmark']}: selection rule vs pinned labels"))
         for col in ("rule", "labels", "same set", "only in rule", "only pinned"):
             table.add_column(col)

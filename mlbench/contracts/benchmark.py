@@ -121,12 +121,20 @@ class Benchmark:
     # Keep images that carry none of the labels (all-zero rows) instead of dropping them; an official
     # test set that counts its normal films needs them.
     keep_unlabelled: bool = False
+    # The rule the pinned labels were selected by, when there is one: every label with at least this
+    # many images (Liz et al. 2023: 200). ``datasets inspect`` compares it with the pinned labels; None
+    # (a benchmark whose labels are simply given, like NIH's 14) shows no such comparison.
+    label_rule_min_images: int | None = None
 
     def __post_init__(self) -> None:
         if len(set(self.labels)) != len(self.labels):
             raise ValueError(f"benchmark '{self.name}': duplicate labels")
         if abs(sum(self.split_fractions) - 1.0) > 1e-9:
             raise ValueError(f"benchmark '{self.name}': split fractions must sum to 1, got {self.split_fractions}")
+        if self.label_rule_min_images is not None and (isinstance(self.label_rule_min_images, bool)
+                                                       or not isinstance(self.label_rule_min_images, int)
+                                                       or self.label_rule_min_images < 1):
+            raise ValueError(f"benchmark '{self.name}': label_rule_min_images must be a positive integer or None")
         if self.fixed_test is not None and self.split_fractions[0] + self.split_fractions[1] <= 0:
             raise ValueError(f"benchmark '{self.name}': a pinned test set needs positive train/val fractions, "
                              f"got {self.split_fractions}")

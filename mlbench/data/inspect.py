@@ -23,8 +23,6 @@ from mlbench.foundations.errors import UserError
 from mlbench.contracts.registry import Registry, get_registry
 
 SKIP_EXAMPLES = 5
-# The rule variants the report checks against each pinned label set.
-RULE_MIN_COUNT = 200
 
 
 def skip_summary(skips: list[Skip], examples: int = SKIP_EXAMPLES) -> dict[str, dict[str, Any]]:
@@ -59,22 +57,25 @@ def selection_report(records: Records, benchmark: Benchmark, expand=None, tree_o
     tree, also restricted to its top-level labels (on PadChest that variant finds Table 10's 54
     plus three more).
     """
+    n = benchmark.label_rule_min_images
+    if n is None:  # the benchmark declares no selection rule: nothing to compare its labels with
+        return []
     findings = records.frame["findings"]
     raw = count_labels(findings)
     variants = [
-        ("raw labels, >= 200 images overall", raw, "all"),
-        ("raw labels, >= 200 images in a 20% test split", raw, "test"),
+        (f"raw labels, >= {n} images overall", raw, "all"),
+        (f"raw labels, >= {n} images in a 20% test split", raw, "test"),
     ]
     if expand is not None:
         expanded = count_labels(expand(f) for f in findings)
-        variants.append(("labels expanded to ancestors, >= 200 images overall", expanded, "all"))
+        variants.append((f"labels expanded to ancestors, >= {n} images overall", expanded, "all"))
         if tree_obj is not None:
             top = top_level_labels(tree_obj)
-            variants.append(("top-level tree labels, expanded, >= 200 images overall",
+            variants.append((f"top-level tree labels, expanded, >= {n} images overall",
                              {k: v for k, v in expanded.items() if k in top}, "all"))
     out = []
     for name, counts, counted_on in variants:
-        rule = select_labels(counts, min_count=RULE_MIN_COUNT, counted_on=counted_on, test_fraction=0.2)
+        rule = select_labels(counts, min_count=n, counted_on=counted_on, test_fraction=0.2)
         comparison = compare_selection(rule, benchmark.labels).as_dict()
         out.append({"rule": name, **comparison})
     return out
