@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 
+# The built-in preprocessor that only resizes: a recipe naming it crops nothing, whatever ``crop`` says.
+RESIZE_ONLY = "resize"
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How models are trained and combined. Defaults are the paper's Table 2."""
@@ -47,15 +51,20 @@ class Recipe:
     loss_options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
+    def crops(self) -> bool:
+        """Whether images are really cropped: ``crop`` asks for it, and only a cropping preprocessor does it."""
+        return self.crop and self.preprocessor != RESIZE_ONLY
+
+    @property
     def variant(self) -> str:
-        """The paper's setting: ``crop+aug`` (Tables 8-11), ``crop`` (6-7), ``none`` (4-5)."""
-        if self.crop:
+        """The paper's setting, as really done: ``crop+aug`` (Tables 8-11), ``crop`` (6-7), ``none`` (4-5)."""
+        if self.crops:
             return "crop+aug" if self.augment else "crop"
         return "aug" if self.augment else "none"
 
     @property
     def active_preprocessor(self) -> str:
-        return self.preprocessor if self.crop else "resize"
+        return self.preprocessor if self.crop else RESIZE_ONLY
 
     def replace(self, **changes: Any) -> "Recipe":
         return dataclasses.replace(self, **changes)
