@@ -142,6 +142,11 @@ def compare_run(run_dir: str | Path, *, against: str = "published", variant: str
     dataset_kind = str(info["dataset_kind"])
     published_variant = variant or run_variant
 
+    if leaderboard_file is None and not leaderboard.local_board(benchmark).is_file() \
+            and leaderboard.published_board(benchmark) is None:
+        raise CompareError(f"benchmark '{benchmark}' ships no published board, so there is nothing published to "
+                           f"compare {run_dir} with; compare two runs instead (--against OTHER_RUN_DIR: paired "
+                           "differences on the same test images), or give a board with --file")
     published_all = leaderboard.read(find_board(benchmark, leaderboard_file)).to_pandas()
     published_all = published_all[(published_all["source"] == "published") & (published_all["benchmark"] == benchmark)]
     if published_all.empty:
