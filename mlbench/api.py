@@ -183,7 +183,7 @@ RUN_OPTIONS: dict[str, Constraint] = {
     "out": optional(PATH), "csv": optional(PATH), "images": optional(PATH), "demo": BOOL,
     "demo_dir": optional(PATH), "cache": optional(PATH),
     "backbones": optional(NAMES), "loss": optional(NAME), "ensembles": optional(NAMES),
-    "crop": optional(BOOL), "augment": optional(BOOL),
+    "crop": optional(BOOL), "augment": optional(BOOL), "pretrained": optional(BOOL),
     "max_epochs": optional(integer(1)), "image_size": optional(integer(16)), "seed": optional(SEED),
     "demo_options": optional(OPTIONS), "loss_options": optional(OPTIONS),
     "sampler": optional(NAME), "sampler_options": optional(OPTIONS), "threshold_rule": optional(NAME),
@@ -201,6 +201,7 @@ ARGUMENTS: dict[str, dict[str, Constraint]] = {
     "run_grid": {"benchmark": NAME, "remedies": NAMES, "out": PATH, "backbones": optional(NAMES), "seeds": SEEDS,
                  "demo": BOOL, "csv": optional(PATH), "images": optional(PATH), "max_epochs": optional(integer(1)),
                  "image_size": optional(integer(16)), "ensembles": optional(NAMES), "n_boot": integer(1),
+                 "pretrained": optional(BOOL),
                  "device": NAME, "workers": optional(integer(1)), "progress": PROGRESS, **EXECUTION},
     "grid_status": {"grid_dir": PATH},
     "write_demo_data": {"benchmark": NAME, "out": PATH, "seed": SEED, "options": optional(OPTIONS)},
@@ -347,7 +348,7 @@ def run_grid(benchmark: str, remedies: Any, out: str | Path, **options: Any) -> 
     n_boot, device = checked.pop("n_boot", 1000), checked.pop("device", "auto")
     # The cells' overrides: part of the grid's identity, so the same for the command and for Python.
     run_options: dict[str, Any] = {"n_boot": n_boot, "device": device}
-    for key in ("max_epochs", "image_size", "workers", "ensembles"):
+    for key in ("max_epochs", "image_size", "workers", "ensembles", "pretrained"):
         value = checked.pop(key, None)
         if value is not None:
             run_options[key] = list(value) if key == "ensembles" else value

@@ -89,6 +89,13 @@ def comma_names(value: str | None, option: str) -> tuple[str, ...] | None:
     return names
 
 
+# run and grid both train: the same switch for pretrained weights (None keeps the recipe's).
+pretrained_option = click.option(
+    "--pretrained/--no-pretrained", default=None,
+    help="Start every backbone from its pretrained weights, or train from scratch (nothing downloaded) "
+         "[default: the recipe's].")
+
+
 def executor_options(command):
     """--executor and the job resources, shared by `mlbench grid` and `mlbench run`."""
     from mlbench.api import EXECUTORS

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from mlbench.cli import comma_names, executor_options, executor_resources
+from mlbench.cli import comma_names, executor_options, executor_resources, pretrained_option
 from mlbench.cli.output import CliConsole, esc, make_console, p_text, print_submitted, text
 from mlbench.training.progress import MODES
 
@@ -45,6 +45,7 @@ def grid_group() -> None:
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="The dataset's label CSV.")
 @click.option("--images", type=click.Path(path_type=Path), help="Root folder of the dataset's images.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Maximum epochs of every cell.")
+@pretrained_option
 @click.option("--image-size", type=click.IntRange(min=16), help="Training image size of every cell.")
 @click.option("--ensembles", help="Comma-separated ensembles of every cell [default: the recipe's].")
 @click.option("--bootstrap", "n_boot", default=1000, show_default=True, type=click.IntRange(min=1),
@@ -54,7 +55,8 @@ def grid_group() -> None:
 @executor_options
 @click.option("--progress", type=click.Choice(MODES), default="auto", show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def grid_run_command(benchmark, remedies, backbones, seeds, out, demo, csv_path, images, epochs, image_size, ensembles,
+def grid_run_command(benchmark, remedies, backbones, seeds, out, demo, csv_path, images, epochs, pretrained, image_size,
+                     ensembles,
                      n_boot, device, workers, executor, gpus_per_node, cpus_per_task, mem_gb, timeout_min,
                      partition, slurm_param, parallel, no_wait, progress, quiet):
     """Run every remedy x seed (each an ordinary run directory) and compare each remedy with the first."""
@@ -67,7 +69,7 @@ def grid_run_command(benchmark, remedies, backbones, seeds, out, demo, csv_path,
     try:
         result = run_grid(benchmark, comma_names(remedies, "--remedies"), out,
                           backbones=comma_names(backbones, "--backbones"), seeds=_seeds(seeds), demo=demo,
-                          csv=csv_path, images=images, max_epochs=epochs, image_size=image_size,
+                          csv=csv_path, images=images, max_epochs=epochs, pretrained=pretrained, image_size=image_size,
                           ensembles=comma_names(ensembles, "--ensembles"), n_boot=n_boot, device=device,
                           workers=workers, progress="quiet" if quiet else progress, executor=executor,
                           wait=not no_wait, say=console.say,

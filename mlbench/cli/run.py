@@ -8,7 +8,7 @@ import click
 import pandas as pd
 from rich.table import Table
 
-from mlbench.cli import comma_names, executor_options, executor_resources
+from mlbench.cli import comma_names, executor_options, executor_resources, pretrained_option
 from mlbench.cli.output import esc, make_console, print_submitted, text
 from mlbench.demo import is_synthetic
 from mlbench.results.leaderboard import GLOBAL_LABEL
@@ -61,6 +61,7 @@ def results_table(board: pd.DataFrame, title: str) -> Table:
                    "[default: fixed, the paper's 0.5 only].")
 @click.option("--no-crop", is_flag=True, help="Whole image resized, no lung crop (the paper's Tables 4-5 setting).")
 @click.option("--no-augment", is_flag=True, help="No data augmentation (the paper's Tables 4-7 settings).")
+@pretrained_option
 @click.option("--epochs", type=click.IntRange(min=1), help="Maximum epochs (early stopping may end sooner).")
 @click.option("--image-size", type=click.IntRange(min=16), help="Training image size [default: the recipe's].")
 @click.option("--seed", type=int, help="Training seed (the split is fixed by the benchmark).")
@@ -78,7 +79,7 @@ def results_table(board: pd.DataFrame, title: str) -> Table:
 @click.option("--no-progress", is_flag=True, hidden=True, help="Same as --quiet (kept for old scripts).")
 @executor_options
 def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, backbones, loss, ensembles, loss_option,
-                backbone_option, sampler, sampler_option, threshold_rule, no_crop, no_augment, epochs, image_size, seed, device, workers, only_backbone,
+                backbone_option, sampler, sampler_option, threshold_rule, no_crop, no_augment, pretrained, epochs, image_size, seed, device, workers, only_backbone,
                 ensemble_only, n_boot, use_compile, progress, quiet, no_progress, executor, gpus_per_node,
                 cpus_per_task, mem_gb, timeout_min, partition, slurm_param, parallel, no_wait):
     """Run BENCHMARK end to end: split, preprocess, train, ensemble, score."""
@@ -94,7 +95,8 @@ def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, back
                    ensembles=comma_names(ensembles, "--ensembles"), sampler=sampler,
                    sampler_options=parse_pairs(sampler_option, "--sampler-option") or None,
                    threshold_rule=threshold_rule,
-                   crop=False if no_crop else None, augment=False if no_augment else None, max_epochs=epochs,
+                   crop=False if no_crop else None, augment=False if no_augment else None, pretrained=pretrained,
+                   max_epochs=epochs,
                    image_size=image_size, seed=seed, device=device, workers=workers,
                    only_backbones=only_backbone or None, ensemble_only=bool(ensemble_only), n_boot=n_boot,
                    compile=use_compile, progress="quiet" if quiet or no_progress else progress,

@@ -78,6 +78,7 @@ class RunOptions:
     ensembles: Sequence[str] | None = None
     crop: bool | None = None
     augment: bool | None = None
+    pretrained: bool | None = None  # None: the recipe's; False trains every backbone from scratch
     max_epochs: int | None = None
     image_size: int | None = None
     seed: int | None = None
@@ -171,7 +172,8 @@ def make_recipe(bench: Benchmark, opts: RunOptions) -> Recipe:
     recipe = bench.demo_recipe if opts.demo else bench.recipe
     changes: dict[str, Any] = {}
     for field_name, value in (("backbones", opts.backbones), ("loss", opts.loss), ("ensembles", opts.ensembles),
-                              ("crop", opts.crop), ("augment", opts.augment), ("max_epochs", opts.max_epochs),
+                              ("crop", opts.crop), ("augment", opts.augment), ("pretrained", opts.pretrained),
+                              ("max_epochs", opts.max_epochs),
                               ("image_size", opts.image_size), ("seed", opts.seed), ("sampler", opts.sampler),
                               ("threshold_rule", opts.threshold_rule)):
         if value is not None:
