@@ -48,6 +48,7 @@ PLUGIN_API = {
     # contracts
     "Benchmark": "mlbench.contracts.benchmark", "Recipe": "mlbench.contracts.benchmark", "PAPER_RECIPE": "mlbench.contracts.benchmark",
     "PAPER_BACKBONES": "mlbench.contracts.benchmark", "DEMO_RECIPE": "mlbench.contracts.benchmark",
+    "CanonicalSource": "mlbench.contracts.benchmark",
     "LazyFactory": "mlbench.contracts.registry",
     # datasets: records, skips, reading a label file and its rows, image paths
     "DataSource": "mlbench.data", "Records": "mlbench.data", "Skip": "mlbench.data",

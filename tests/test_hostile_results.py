@@ -225,16 +225,31 @@ def test_a_board_that_cannot_be_written_is_one_line(tiny_run, tmp_path, case):
 
 
 @pytest.fixture
-def real_run(tiny_run, tmp_path):
-    """The tiny run as if on real data: its corpus copied without the demo marker (same sha256)."""
+def real_run(tiny_run, tmp_path, monkeypatch):
+    """The tiny run as if on real data: its corpus copied without the demo marker (same sha256), and
+    the benchmark pinning that corpus as its canonical release (its own board takes no other file)."""
+    import dataclasses
+
+    from mlbench import CanonicalSource
+    from mlbench.contracts.registry import get_registry
+    from mlbench.data.canonical import content_sha256
     from mlbench.demo import MARKER_NAME
 
     data = tmp_path / "data"
     shutil.copytree(tiny_run / "demo-data", data)
     (data / MARKER_NAME).unlink()
     run_dir = copy_run(tiny_run, tmp_path / "real")
-    edit_manifest(run_dir, dataset_kind="padchest")
+    m = edit_manifest(run_dir, dataset_kind="padchest")
     edit_board(run_dir, dataset_kind="padchest")
+    pin = CanonicalSource("PADCHEST_demo_labels.csv", content_sha256(data / "PADCHEST_demo_labels.csv"), m["split_hash"])
+    registry = get_registry()
+    plain_create = registry.create
+
+    def create(kind, name, /, **kwargs):
+        made = plain_create(kind, name, **kwargs)
+        return dataclasses.replace(made, canonical_sources=(pin,)) if kind == "benchmark" else made
+
+    monkeypatch.setattr(registry, "create", create)
     return run_dir, ["--csv", data / "PADCHEST_demo_labels.csv", "--images", data / "images"]
 
 

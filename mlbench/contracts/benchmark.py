@@ -8,6 +8,7 @@ benchmark's labels is a function the benchmark owns, and the recipe names the ot
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
@@ -104,6 +105,24 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+# A sha256 as mlbench writes it: 64 lowercase hex digits.
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class CanonicalSource:
+    """One published label file a benchmark is defined on, and the split the benchmark makes of it.
+
+    ``content_sha256`` hashes the decompressed bytes, so the file as published and its gzipped copy
+    are the same source (:func:`mlbench.data.canonical.content_sha256`). Only a run on a canonical
+    source, split to ``split_hash``, enters the benchmark's own leaderboard.
+    """
+
+    release: str  # the file's published name, e.g. "Data_Entry_2017_v2020.csv"
+    content_sha256: str
+    split_hash: str  # mlbench.data.splits' split hash of this benchmark on this file
+
+
 @dataclass(frozen=True)
 class Benchmark:
     """A pinned task. ``targets(findings)`` maps one image's raw findings to its benchmark labels."""
@@ -134,6 +153,9 @@ class Benchmark:
     # many images (Liz et al. 2023: 200). ``datasets inspect`` compares it with the pinned labels; None
     # (a benchmark whose labels are simply given, like NIH's 14) shows no such comparison.
     label_rule_min_images: int | None = None
+    # The published label files the benchmark is defined on (several when a release was reissued).
+    # Empty: the benchmark pins none, and its own board takes any real run that passes submit's checks.
+    canonical_sources: tuple[CanonicalSource, ...] = ()
 
     def __post_init__(self) -> None:
         if len(set(self.labels)) != len(self.labels):
@@ -147,3 +169,28 @@ class Benchmark:
         if self.fixed_test is not None and self.split_fractions[0] + self.split_fractions[1] <= 0:
             raise ValueError(f"benchmark '{self.name}': a pinned test set needs positive train/val fractions, "
                              f"got {self.split_fractions}")
+        self._check_canonical_sources()
+
+    def _check_canonical_sources(self) -> None:
+        sources = self.canonical_sources
+        if isinstance(sources, CanonicalSource) or not isinstance(sources, (tuple, list)):
+            raise ValueError(f"benchmark '{self.name}': canonical_sources must be a tuple of CanonicalSource")
+        object.__setattr__(self, "canonical_sources", tuple(sources))  # a list is accepted, stored as a tuple
+        releases = []
+        for i, pin in enumerate(self.canonical_sources):
+            if not isinstance(pin, CanonicalSource):
+                raise ValueError(f"benchmark '{self.name}': canonical_sources[{i}] is a {type(pin).__name__}, "
+                                 "expected a CanonicalSource")
+            if not isinstance(pin.release, str) or not pin.release.strip() or any(c in pin.release for c in "/\\\0"):
+                raise ValueError(f"benchmark '{self.name}': canonical_sources[{i}].release must be a file name "
+                                 "(no folder), e.g. 'labels.csv'")
+            for name in ("content_sha256", "split_hash"):
+                value = getattr(pin, name)
+                if not isinstance(value, str) or not _SHA256.fullmatch(value):
+                    raise ValueError(f"benchmark '{self.name}': canonical_sources[{i}].{name} must be a sha256 "
+                                     "of 64 lowercase hex digits")
+            releases.append(pin.release)
+        repeated = sorted({r for r in releases if releases.count(r) > 1})
+        if repeated:
+            raise ValueError(f"benchmark '{self.name}': canonical_sources name release {', '.join(repeated)} "
+                             "more than once")

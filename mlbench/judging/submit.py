@@ -16,7 +16,12 @@ Nothing in the run directory is taken on trust. A run is accepted only if:
    (:func:`mlbench.results.stats.metric_intervals`), equals the file's value within 1e-9 — and so does
    each stored confidence interval (recomputed with the bootstrap settings the manifest
    records); no value is NaN or infinite unless the recomputation gives NaN (a label absent
-   from the test split).
+   from the test split);
+6. for the benchmark's own board (the default target) of a benchmark that pins its label files
+   (``Benchmark.canonical_sources``): the label file re-read here is one of them, by the sha256 of
+   its decompressed content (:mod:`mlbench.data.canonical`), and the split recomputed from it has
+   the pinned hash. Anything else is a custom run, which goes with ``--leaderboard PATH`` to another
+   file. Neither the manifest nor the demo marker decides this; the file's content does.
 
 Provenance (run id, seed, versions, git commit, device, wall times, created_at) cannot be
 recomputed either: the submitted rows carry manifest.json's values, whatever the rows said, and the
@@ -51,7 +56,9 @@ import pyarrow.compute as pc
 from mlbench.foundations.errors import UserError
 from mlbench.results import leaderboard, predictions
 from mlbench.foundations.io import OutputPathError, make_parent, os_reason
-from mlbench.data import DataSource
+from mlbench.contracts.benchmark import CanonicalSource
+from mlbench.data import DataSource, DatasetError
+from mlbench.data.canonical import content_sha256, pin_for, releases
 from mlbench.data.splits import BenchmarkSplit, split_benchmark, split_hash
 from mlbench.demo import SYNTHETIC_KIND, is_synthetic
 from mlbench.results.metrics import MetricWarning
@@ -75,7 +82,7 @@ class SubmissionError(UserError):
         super().__init__("submission refused:\n- " + "\n- ".join(self.problems))
 
 
-def _examples(items: Any) -> str:
+def examples(items: Any) -> str:
     items = sorted(map(str, items))
     return ", ".join(items[:EXAMPLES]) + (f" and {len(items) - EXAMPLES} more" if len(items) > EXAMPLES else "")
 
@@ -99,6 +106,10 @@ class Validation:
     table: pa.Table | None = None  # the run's leaderboard rows that would be submitted
     manifest: dict[str, Any] = field(default_factory=dict)
     left_out: list[str] = field(default_factory=list)  # rows of the run not submitted, and why
+    # The benchmark's canonical source the re-read label file is (content and recomputed split both
+    # match its pin), else None; ``releases``: every release the benchmark pins (none: no gate).
+    canonical: CanonicalSource | None = None
+    releases: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -112,7 +123,7 @@ def _close(a: Any, b: Any) -> bool:
     return math.isfinite(a) and math.isfinite(b) and abs(a - b) <= TOLERANCE
 
 
-def _check_rows(board: pd.DataFrame, m: dict[str, Any], v: Validation) -> None:
+def check_rows(board: pd.DataFrame, m: dict[str, Any], v: Validation) -> None:
     expected = {"source": "run", "run_id": m.get("run_id"), "benchmark": m.get("benchmark"),
                 "benchmark_version": m.get("benchmark_version"), "variant": m.get("variant"),
                 "dataset_kind": m.get("dataset_kind"), "split_hash": m.get("split_hash"), "loss": m.get("loss"),
@@ -121,7 +132,7 @@ def _check_rows(board: pd.DataFrame, m: dict[str, Any], v: Validation) -> None:
         bad = board[board[column].astype(object).where(board[column].notna(), None) != want]
         if len(bad):
             have = sorted(map(str, bad[column].unique()))
-            v.problems.append(f"{LEADERBOARD}: {len(bad)} rows have {column} {_examples(have)}; "
+            v.problems.append(f"{LEADERBOARD}: {len(bad)} rows have {column} {examples(have)}; "
                               f"{MANIFEST} says {want!r}")
     entries = {**{b: "backbone" for b in m.get("backbones", [])}, **{e: "ensemble" for e in m.get("ensembles", [])}}
     for entry, kind in board.groupby("entry")["entry_kind"].first().items():
@@ -134,7 +145,7 @@ def _check_rows(board: pd.DataFrame, m: dict[str, Any], v: Validation) -> None:
     dupes = board[board.duplicated(["entry", "label", "metric"], keep=False)]
     if len(dupes):
         keys = {f"{r.entry}/{r.label}/{r.metric}" for r in dupes.itertuples()}
-        v.problems.append(f"{LEADERBOARD}: duplicated rows for {_examples(keys)}")
+        v.problems.append(f"{LEADERBOARD}: duplicated rows for {examples(keys)}")
     numbers = board[["value", "ci_low", "ci_high"]].to_numpy(dtype=float)
     if np.isinf(numbers).any():
         v.problems.append(f"{LEADERBOARD}: infinite values (value, ci_low or ci_high)")
@@ -169,18 +180,18 @@ def _check_split(run_dir: Path, m: dict[str, Any], canon: BenchmarkSplit, labels
         b = want.set_index("image_id").sort_index()
         if not a.index.equals(b.index):
             v.problems.append(f"{SPLIT}: images differ from the canonical split's: missing "
-                              f"{_examples(b.index.difference(a.index)) or 'none'}, extra "
-                              f"{_examples(a.index.difference(b.index)) or 'none'}")
+                              f"{examples(b.index.difference(a.index)) or 'none'}, extra "
+                              f"{examples(a.index.difference(b.index)) or 'none'}")
         else:
             differs = (a.astype(str) != b.astype(str)).any(axis=1)
             if differs.any():
                 v.problems.append(f"{SPLIT}: {int(differs.sum())} images have another patient, subset or "
-                                  f"labels than the canonical split: {_examples(a.index[differs])}")
+                                  f"labels than the canonical split: {examples(a.index[differs])}")
     if not v.problems:
         v.passed.append(f"split is canonical (hash {canon.summary['split_hash'][:12]}..., recomputed from the dataset source)")
 
 
-def _check_skips(canon: BenchmarkSplit, skipped: dict[str, str], m: dict[str, Any], registry: Registry,
+def check_skips(canon: BenchmarkSplit, skipped: dict[str, str], m: dict[str, Any], registry: Registry,
                  v: Validation) -> None:
     """Each test image the run left out must really be unusable (the reader or preprocessor fails)."""
     from mlbench.preprocessing.images import ImageReadError, read_grayscale
@@ -207,10 +218,10 @@ def _check_skips(canon: BenchmarkSplit, skipped: dict[str, str], m: dict[str, An
         fine.append(f"{image_id} ({reason})")
     if fine:
         v.problems.append(f"{SKIPPED}: {len(fine)} test images are listed as skipped but read and preprocess "
-                          f"fine: {_examples(fine)}")
+                          f"fine: {examples(fine)}")
 
 
-def _check_coverage(run_dir: Path, m: dict[str, Any], canon: BenchmarkSplit, skipped: dict[str, str],
+def check_coverage(run_dir: Path, m: dict[str, Any], canon: BenchmarkSplit, skipped: dict[str, str],
                     v: Validation) -> None:
     test = set(canon.frame["image_id"].astype(str)[canon.splits == "test"])
     want = sorted(test - set(skipped))
@@ -225,7 +236,7 @@ def _check_coverage(run_dir: Path, m: dict[str, Any], canon: BenchmarkSplit, ski
                     f"{len(set(skipped) & test)} verified skips) and {len(canon.labels)} labels for every entry")
 
 
-def _check_ensembles(stored, m: dict[str, Any], registry: Registry, v: Validation) -> None:
+def check_ensembles(stored, m: dict[str, Any], registry: Registry, v: Validation) -> None:
     backbones = list(m.get("backbones", []))
     if not backbones:
         return
@@ -251,17 +262,17 @@ def _check_metrics(board: pd.DataFrame, recomputed: pd.DataFrame, check_interval
                    v: Validation) -> None:
     mine = board.set_index(["entry", "label", "metric"])
     if mine.index.has_duplicates:
-        return  # _check_rows named the duplicated rows; values of an ambiguous key are not compared
+        return  # check_rows named the duplicated rows; values of an ambiguous key are not compared
     theirs = recomputed.set_index(["entry", "label", "metric"])
     required = theirs[~theirs.index.get_level_values("label").isin(GROUP_LABELS)]
     missing = required.index.difference(mine.index)
     if len(missing):
         v.problems.append(f"{LEADERBOARD}: lacks {len(missing)} rows mlbench computes, e.g. "
-                          f"{_examples('/'.join(k) for k in missing)}")
+                          f"{examples('/'.join(k) for k in missing)}")
     unknown = mine.index.difference(theirs.index)
     if len(unknown):
         v.problems.append(f"{LEADERBOARD}: {len(unknown)} rows mlbench cannot recompute, e.g. "
-                          f"{_examples('/'.join(k) for k in unknown)}")
+                          f"{examples('/'.join(k) for k in unknown)}")
     wrong = []
     for key in mine.index.intersection(theirs.index):
         have, want = mine.loc[key], theirs.loc[key]
@@ -297,10 +308,12 @@ def _num(x: Any) -> Any:
 
 
 def validate_run(run_dir: str | Path, *, source: DataSource | None = None,
-                 registry: Registry | None = None) -> Validation:
+                 registry: Registry | None = None, own_board: bool = False) -> Validation:
     """Every check of the module docstring; ``problems`` lists what failed, ``passed`` what held.
 
     ``source`` replaces the dataset source the manifest records (when the data moved).
+    ``own_board``: the run is meant for the benchmark's own board, so a label file that is not one
+    of its canonical sources is a problem at once (before the split is recomputed).
     Each step below returns None (or False) after recording a problem that makes the later ones
     meaningless.
     """
@@ -308,12 +321,12 @@ def validate_run(run_dir: str | Path, *, source: DataSource | None = None,
     registry = registry or get_registry()
     v = Validation(run_dir)
     rundir = RunDir(run_dir)
-    board = _read_board(rundir, v)
+    board = read_board(rundir, v)
     if board is None:
         return v
     m = v.manifest
-    _check_rows(board, m, v)
-    bench = _installed_benchmark(m, registry, v)
+    check_rows(board, m, v)
+    bench = installed_benchmark(m, registry, v)
     if bench is None:
         return v
     if source is None:
@@ -324,20 +337,65 @@ def validate_run(run_dir: str | Path, *, source: DataSource | None = None,
         v.problems.append(f"dataset source {source.csv}: no such file, so the split cannot be recomputed; "
                           "pass --csv and --images where the data is now")
         return v
+    n_problems = len(v.problems)
+    pin = _canonical_pin(bench, source, own_board, v)
+    if len(v.problems) > n_problems:
+        return v  # an unreadable label file, or one the target board does not take: nothing to recompute
     canon = canonical_split(m["benchmark"], source, registry)
+    _check_canonical_split(bench, pin, canon, own_board, v)
     if not _check_data(run_dir, rundir, m, canon, list(bench.labels), registry, v):
         return v
-    stored = _stored_run(run_dir, canon, list(bench.labels), v)
+    stored = stored_run(run_dir, canon, list(bench.labels), v)
     if stored is None:
         return v
-    _check_ensembles(stored, m, registry, v)
-    _recheck_metrics(board, stored, m, v)
+    check_ensembles(stored, m, registry, v)
+    recheck_metrics(board, stored, m, v)
     if v.ok:
         _take_provenance(rundir, m, v)
     return v
 
 
-def _read_board(rundir: RunDir, v: Validation) -> pd.DataFrame | None:
+def custom_run(benchmark: str, why: str) -> str:
+    """The one line refusing a run on a non-canonical label file the benchmark's own board."""
+    return (f"{why}, so this is a custom run and does not enter {benchmark}'s own leaderboard; submit it with "
+            "--leaderboard PATH to another file")
+
+
+def _canonical_pin(bench: Any, source: DataSource, own_board: bool, v: Validation) -> CanonicalSource | None:
+    """The pin the label file's decompressed content matches (hashed here, never read from the manifest)."""
+    v.releases = tuple(pin.release for pin in bench.canonical_sources)
+    if not v.releases:
+        return None
+    try:
+        digest = content_sha256(source.csv)
+    except DatasetError as exc:
+        v.problems.append(str(exc))
+        return None
+    pin = pin_for(bench, digest)
+    if pin is None and own_board:
+        v.problems.append(custom_run(bench.name, f"dataset source {source.csv}: the label file is not one of the "
+                                                 f"benchmark's canonical releases ({releases(bench)}; its "
+                                                 f"decompressed content has sha256 {digest})"))
+    return pin
+
+
+def _check_canonical_split(bench: Any, pin: CanonicalSource | None, canon: BenchmarkSplit, own_board: bool,
+                           v: Validation) -> None:
+    """A canonical label file counts only when the split recomputed from it is the pinned one."""
+    if pin is None:
+        return
+    recomputed = canon.summary["split_hash"]
+    if recomputed == pin.split_hash:
+        v.canonical = pin
+        v.passed.append(f"label file is the canonical release {pin.release} (content sha256 "
+                        f"{pin.content_sha256[:12]}..., split hash as pinned)")
+    elif own_board:
+        v.problems.append(custom_run(bench.name, f"split hash: the label file is the canonical release "
+                                                 f"{pin.release}, but the split recomputed from it is {recomputed}, "
+                                                 f"not the pinned {pin.split_hash}"))
+
+
+def read_board(rundir: RunDir, v: Validation) -> pd.DataFrame | None:
     """The run's files present, its manifest read and its leaderboard's submittable rows (explainer rows left out)."""
     for path in (rundir.manifest_file, rundir.leaderboard_file, rundir.predictions_file, rundir.split_file):
         if not path.is_file():
@@ -368,7 +426,7 @@ def _read_board(rundir: RunDir, v: Validation) -> pd.DataFrame | None:
     return board
 
 
-def _installed_benchmark(m: dict[str, Any], registry: Registry, v: Validation) -> Any:
+def installed_benchmark(m: dict[str, Any], registry: Registry, v: Validation) -> Any:
     """The benchmark the run names, as installed (None if it is not); a version other than the run's is a problem."""
     try:
         bench = registry.create("benchmark", m["benchmark"])
@@ -402,12 +460,12 @@ def _check_data(run_dir: Path, rundir: RunDir, m: dict[str, Any], canon: Benchma
     if len(v.problems) > n_problems:
         return False  # metrics on another split mean nothing
     skipped = rundir.skips("preprocess")
-    _check_skips(canon, skipped, m, registry, v)
-    _check_coverage(run_dir, m, canon, skipped, v)
+    check_skips(canon, skipped, m, registry, v)
+    check_coverage(run_dir, m, canon, skipped, v)
     return len(v.problems) == n_problems
 
 
-def _stored_run(run_dir: Path, canon: BenchmarkSplit, labels: list[str], v: Validation) -> StoredRun | None:
+def stored_run(run_dir: Path, canon: BenchmarkSplit, labels: list[str], v: Validation) -> StoredRun | None:
     """The run's stored predictions on the recomputed split (None, with the problems, if unreadable)."""
     split = pd.DataFrame({"image_id": canon.frame["image_id"].astype(str),
                           "patient_id": canon.frame["patient_id"].astype(str), "split": canon.splits})
@@ -420,7 +478,7 @@ def _stored_run(run_dir: Path, canon: BenchmarkSplit, labels: list[str], v: Vali
         return None
 
 
-def _recheck_metrics(board: pd.DataFrame, stored: StoredRun, m: dict[str, Any], v: Validation) -> None:
+def recheck_metrics(board: pd.DataFrame, stored: StoredRun, m: dict[str, Any], v: Validation) -> None:
     """Every leaderboard value (and interval, where the run has them) against a recomputation."""
     has_intervals = board[["ci_low", "ci_high"]].notna().any().any()
     n_boot, seed = bootstrap_settings(m)
@@ -547,7 +605,7 @@ def append_to_leaderboard(path: str | Path, table: pa.Table) -> int:
                 raise SubmissionError([f"{path}: run {run_id} is already in this leaderboard; nothing appended"])
             other = set(old["benchmark"]) - benchmarks
             if other:
-                raise SubmissionError([f"{path}: holds benchmark {_examples(other)}, the run is "
+                raise SubmissionError([f"{path}: holds benchmark {examples(other)}, the run is "
                                        f"{next(iter(benchmarks))}; use that benchmark's leaderboard"])
             old_synthetic = set(old["dataset_kind"]) == {SYNTHETIC_KIND} and not (old["source"] == "published").any()
             if synthetic != old_synthetic:
@@ -601,10 +659,16 @@ def submit_run(run_dir: str | Path, leaderboard_file: str | Path | None = None, 
         check_target(leaderboard_file)
     elif isinstance(claimed.get("benchmark"), str):
         check_target(leaderboard.local_board(claimed["benchmark"]))
-    v = validate_run(rundir.path, source=source, registry=registry)
+    own = leaderboard_file is None or _is_own_board(Path(leaderboard_file), str(claimed.get("benchmark")))
+    v = validate_run(rundir.path, source=source, registry=registry, own_board=own)
     if not v.ok:
         raise SubmissionError(v.problems)
     m = v.manifest
     target = check_target(leaderboard_file if leaderboard_file is not None else leaderboard.local_board(m["benchmark"]))
+    # Decided again on what validation found (the manifest read there, the content hashed there).
+    if v.releases and v.canonical is None and _is_own_board(target, str(m["benchmark"])):
+        raise SubmissionError([custom_run(str(m["benchmark"]), f"{target}: the label file is not one of the "
+                                                               f"benchmark's canonical releases "
+                                                               f"({', '.join(v.releases)})")])
     total = append_to_leaderboard(target, v.table)
     return SubmitResult(target, str(m["run_id"]), v.table.num_rows, total, v)

@@ -42,7 +42,8 @@ from mlbench.data import DataSource, Records
 from mlbench.data.imagepaths import OUTSIDE_ROOT
 from mlbench.data.splits import (SPLITS, BenchmarkSplit, SplitError, assert_patient_disjoint, split_benchmark,
                                   split_hash, split_table)
-from mlbench.demo import read_source_record, write_source_record
+from mlbench.data.canonical import describe as describe_label_file
+from mlbench.demo import is_synthetic, read_source_record, write_source_record
 from mlbench.training.distributed import Group, from_environment, shutdown
 from mlbench.foundations.io import read_json, sha256_file, write_json
 from mlbench.results.metrics import MetricWarning
@@ -504,7 +505,8 @@ def start_manifest(plan: RunPlan, records: Records, source: DataSource, split: B
               "backbones": list(recipe.backbones), "loss": recipe.loss, "ensembles": list(recipe.ensembles),
               "pretrained": {b: pretrained_for(recipe, b) for b in recipe.backbones},
               "versions": plan.versions, "git_commit": git_commit(), "device": device_name(plan.device),
-              "source": {"csv": rundir.stored_path(source.csv), "images": rundir.stored_path(source.images)}}
+              "source": {"csv": rundir.stored_path(source.csv), "images": rundir.stored_path(source.images)},
+              "canonical": canonical_record(bench, records, source)}
     rundir.start(identity, fields)
     rundir.record_skips("data", list(records.skipped) + list(split.skipped))
     digest = split.summary["split_hash"]
@@ -512,6 +514,15 @@ def start_manifest(plan: RunPlan, records: Records, source: DataSource, split: B
     write_image_paths(rundir, split, source)
     return rundir.update_manifest(lambda m: m.update(split_hash=digest, n_images={
         s: int((split.splits == s).sum()) for s in SPLITS}))
+
+
+def canonical_record(bench: Benchmark, records: Records, source: DataSource) -> dict[str, Any]:
+    """Which of the benchmark's canonical releases the label file is, from its content; a demo corpus
+    is never one, whatever its content or marker file."""
+    record = describe_label_file(bench, source.csv)
+    if is_synthetic(records.kind):
+        record.update(canonical=False, release=None)
+    return record
 
 
 def write_image_paths(rundir: RunDir, split: BenchmarkSplit, source: DataSource) -> None:

@@ -7,7 +7,7 @@ from typing import Iterable
 
 import numpy as np
 
-from mlbench import Benchmark, DEMO_RECIPE as CORE_DEMO_RECIPE, PAPER_RECIPE
+from mlbench import Benchmark, CanonicalSource, DEMO_RECIPE as CORE_DEMO_RECIPE, PAPER_RECIPE
 from mlbench_nih.labels import LABELS, VERSION, official_test_patients
 
 # The paper's recipe (mlbench.contracts.benchmark: the same five ImageNet backbones, loss and ensembles as
@@ -19,6 +19,18 @@ DEMO_RECIPE = CORE_DEMO_RECIPE.replace(crop=False, preprocessor="resize")
 
 # Train and val come from the non-test patients in the ratio 7:1, as PadChest's 70/10.
 SPLIT_FRACTIONS = (0.7, 0.1, 0.2)
+
+
+# NIH's label file as reissued in 2020 (Data_Entry_2017_v2020.csv), by the sha256 of its bytes
+# decompressed, so a .csv.gz copy is the same file; and each benchmark's split of it at split seed 0.
+# Measured on the copy torchxrayvision 1.5.7 ships (tests/test_nih_realcsv.py checks all three). The
+# original Data_Entry_2017.csv is not pinned: no copy of it was at hand to hash.
+RELEASE = "Data_Entry_2017_v2020.csv"
+RELEASE_CONTENT_SHA256 = "dc1d2df67fdc1c5a7601d48699cda2b13dc2c4841488b4183dcf04884dbaca11"
+SPLIT_HASHES = {
+    "nih-cxr14": "e8f4250f68c78e914229282f21b9f9769d52f739063901ee003b6655093cde84",
+    "nih-cxr14-pa": "cf021a42e93b2d2a5929c2e301bb188a697e4c24231be83682fdde8d8c9b1ad5",
+}
 
 
 def targets(findings: Iterable[str]) -> frozenset[str]:
@@ -44,6 +56,8 @@ def _benchmark(name: str, dataset: str, description: str, published_board=None) 
         published_board=published_board,
         fixed_test=official_test,
         keep_unlabelled=True,
+        canonical_sources=(CanonicalSource(release=RELEASE, content_sha256=RELEASE_CONTENT_SHA256,
+                                           split_hash=SPLIT_HASHES[name]),),
     )
 
 

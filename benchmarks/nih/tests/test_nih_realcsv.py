@@ -7,9 +7,11 @@ test list (mlbench_nih/data/ATTRIBUTION.md).
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -17,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from mlbench.data import DataSource
+from mlbench.data.canonical import canonical_source, content_sha256, describe
 from mlbench.data.inspect import inspect_dataset
 from mlbench.data.splits import SPLITS, assert_patient_disjoint, split_benchmark
 from mlbench_nih.benchmarks import nih_cxr14, nih_cxr14_pa
@@ -144,3 +147,29 @@ def test_inspect_reports_imbalance(source):
     result = CliRunner().invoke(main, ["datasets", "inspect", "nih-cxr14", "--csv", str(source.csv)])
     assert result.exit_code == 0, result.output
     assert "nih-cxr14" in result.output
+
+
+# -- the canonical release the benchmarks pin (Benchmark.canonical_sources) ----------------------------
+def test_both_benchmarks_pin_the_2020_release_by_its_decompressed_content(source):
+    digest = content_sha256(source.csv)
+    for bench in (nih_cxr14(), nih_cxr14_pa()):
+        (pin,) = bench.canonical_sources
+        assert pin.release == CSV_NAME.removesuffix(".gz")
+        assert pin.content_sha256 == digest
+        assert canonical_source(bench, source.csv) == pin
+        assert describe(bench, source.csv) == {"canonical": True, "release": pin.release, "content_sha256": digest}
+
+
+def test_the_decompressed_release_is_the_same_source(source, tmp_path):
+    plain = tmp_path / CSV_NAME.removesuffix(".gz")
+    with gzip.open(source.csv, "rb") as packed, open(plain, "wb") as out:
+        shutil.copyfileobj(packed, out, 1 << 20)
+    assert content_sha256(plain) == content_sha256(source.csv)
+    assert canonical_source(nih_cxr14(), plain) == nih_cxr14().canonical_sources[0]
+
+
+def test_the_pinned_splits_are_the_splits_recomputed_from_the_file(source, split):
+    assert nih_cxr14().canonical_sources[0].split_hash == split.summary["split_hash"] == SPLIT_HASHES["nih-cxr14"]
+    pa_split = split_benchmark(NIHDataset(projections=("PA",)).read(source), nih_cxr14_pa())
+    assert nih_cxr14_pa().canonical_sources[0].split_hash == pa_split.summary["split_hash"] \
+        == SPLIT_HASHES["nih-cxr14-pa"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import Iterable
 
-from mlbench import Benchmark, DEMO_RECIPE as CORE_DEMO_RECIPE, PAPER_RECIPE as CORE_PAPER_RECIPE
+from mlbench import Benchmark, CanonicalSource, DEMO_RECIPE as CORE_DEMO_RECIPE, PAPER_RECIPE as CORE_PAPER_RECIPE
 from mlbench_padchest.labels import SPECIFIC_LABELS, SPECIFIC_VERSION
 
 # The paper's recipe and demo profile (mlbench.contracts.benchmark), with PadChest's lung crop.
@@ -20,6 +20,21 @@ def _exact(labels: tuple[str, ...]):
         return wanted.intersection(findings)
 
     return targets
+
+
+# The label file BIMCV published (the 01.02.19 release of the 160K CSV), by the sha256 of its bytes
+# decompressed, so a .csv.gz copy is the same file; and each benchmark's split of it at split seed 0.
+# Measured on the copy torchxrayvision 1.5.7 ships (tests/test_realcsv.py checks all three).
+RELEASE = "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv"
+RELEASE_CONTENT_SHA256 = "b02e42e5f1c53609298b47b1246a5dbed725fcae88e2cff407b772dfe10d2ddc"
+SPLIT_HASHES = {
+    "padchest-specific": "9fe666655ac5ad36218ae0e6484442a83c0eae9d2279697fc174ef218a008003",
+    "padchest-general": "05bfb48d79e1f1099f0d7d538a870befb8802d9e427aeb437c29cdd273d310cd",
+}
+
+
+def _canonical(name: str) -> tuple[CanonicalSource, ...]:
+    return (CanonicalSource(release=RELEASE, content_sha256=RELEASE_CONTENT_SHA256, split_hash=SPLIT_HASHES[name]),)
 
 
 # Liz et al. 2023 kept the labels with at least 200 images (PAPER-FACTS); inspect checks the pins against it.
@@ -38,6 +53,7 @@ def specific() -> Benchmark:
         description="PadChest PA, the 35 specific labels of Liz et al. 2023 (Table 8)",
         published_board=_board("padchest-specific"),
         label_rule_min_images=PAPER_LABEL_RULE,
+        canonical_sources=_canonical("padchest-specific"),
     )
 
 
@@ -56,6 +72,7 @@ def general() -> Benchmark:
         description="PadChest PA, the 54 general labels of Liz et al. 2023 (Table 10), expanded along the term tree",
         published_board=_board("padchest-general"),
         label_rule_min_images=PAPER_LABEL_RULE,
+        canonical_sources=_canonical("padchest-general"),
     )
 
 

@@ -4,8 +4,10 @@ Run with ``pytest -m realcsv``. The CSV is research-use data: it is read from th
 package, never copied into the repository. Every figure asserted here is in PAPER-FACTS or issue 3.
 """
 
+import gzip
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from mlbench.data.canonical import canonical_source, content_sha256, describe
 from mlbench.data.inspect import top_level_labels
 from mlbench.data import DataSource
 from mlbench.data.imbalance import imbalance_report
@@ -160,3 +163,29 @@ def test_split_command_writes_the_same_split(tmp_path, source, splits):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["split_hash"] == SPLIT_HASHES["padchest-specific"]
     assert summary["skipped"]["not_pa"]["count"] == 69133
+
+
+# -- the canonical release the benchmarks pin (Benchmark.canonical_sources) ----------------------------
+def test_both_benchmarks_pin_the_published_release_by_its_decompressed_content(source):
+    digest = content_sha256(source.csv)
+    for bench in (specific(), general()):
+        (pin,) = bench.canonical_sources
+        assert pin.release == CSV_NAME.removesuffix(".gz")
+        assert pin.content_sha256 == digest
+        assert canonical_source(bench, source.csv) == pin
+        assert describe(bench, source.csv) == {"canonical": True, "release": pin.release, "content_sha256": digest}
+    assert digest != CSV_SHA256  # the gzip file's own bytes hash otherwise
+
+
+def test_the_decompressed_release_is_the_same_source(source, tmp_path):
+    plain = tmp_path / CSV_NAME.removesuffix(".gz")
+    with gzip.open(source.csv, "rb") as packed, open(plain, "wb") as out:
+        shutil.copyfileobj(packed, out, 1 << 20)
+    assert content_sha256(plain) == content_sha256(source.csv)
+    assert canonical_source(specific(), plain) == specific().canonical_sources[0]
+
+
+@pytest.mark.parametrize("name", ["padchest-specific", "padchest-general"])
+def test_the_pinned_split_is_the_split_recomputed_from_the_file(splits, name):
+    bench = {"padchest-specific": specific, "padchest-general": general}[name]()
+    assert bench.canonical_sources[0].split_hash == splits[name].summary["split_hash"] == SPLIT_HASHES[name]
