@@ -38,6 +38,14 @@ API = {
     "test_plugin": "mlbench.api",
     "ArgumentError": "mlbench.api",
     "RunDir": "mlbench.results.rundir",
+    "score_predictions": "mlbench.api",
+    "predict_images": "mlbench.api",
+    "bundle_run": "mlbench.api",
+    "verify_bundle": "mlbench.api",
+    "init_board": "mlbench.api",
+    "add_to_board": "mlbench.api",
+    "build_board": "mlbench.api",
+    "reproduce_bundle": "mlbench.api",
 }
 
 # What a plugin may use: name -> where it lives now. Plugins import these from ``mlbench`` only

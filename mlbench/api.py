@@ -51,11 +51,18 @@ if TYPE_CHECKING:
     from mlbench.preprocessing.crop_files import CropReport
     from mlbench.training.runner import RunResult
     from mlbench.judging.submit import SubmitResult
+    from mlbench.judging.bundle import Bundle
+    from mlbench.judging.score import ScoreResult
+    from mlbench.training.predict import PredictResult
+    from mlbench.judging.board import AddResult, Board, BuildResult
+    from mlbench.judging.verify import Verdict
+    from mlbench.judging.reproduce import Reproduction
 
 __all__ = ["ARGUMENTS", "ArgumentError", "GridStatus", "RunDir", "compare_run", "crop_images", "explain_images",
            "grid_status", "inspect_dataset", "label_tree", "list_plugins", "preprocess_images", "run_benchmark",
            "run_grid", "show_leaderboard", "split_dataset", "submit_run", "test_plugin", "write_demo_data",
-           "write_report"]
+           "write_report", "bundle_run", "score_predictions", "predict_images", "verify_bundle", "init_board",
+           "add_to_board", "build_board", "reproduce_bundle"]
 PUBLISHED = "published"
 EXECUTORS = ("inline", "local", "slurm")
 SPLIT_NAMES = ("train", "val", "test")
@@ -147,6 +154,12 @@ def is_registry(value: Any) -> bool:
     return isinstance(value, Registry)
 
 
+def is_recipe(value: Any) -> bool:
+    from mlbench.contracts.benchmark import Recipe
+
+    return isinstance(value, Recipe)
+
+
 PATH = Constraint("a path (str or os.PathLike)", is_path, lambda v: Path(v))
 BOOL = Constraint("True or False", lambda v: isinstance(v, bool))
 NAME = Constraint("a non-empty str", is_name)
@@ -163,6 +176,7 @@ AGAINST = Constraint(f"{PUBLISHED!r} or a run directory (str or os.PathLike)",
                      lambda v: v == PUBLISHED or is_path(v), lambda v: v if v == PUBLISHED else Path(v))
 REPORT_AGAINST = Constraint(f"{PUBLISHED!r} or None", lambda v: v is None or v == PUBLISHED)
 REGISTRY = Constraint("an mlbench.contracts.registry.Registry", is_registry)
+RECIPE = Constraint("an mlbench.contracts.benchmark.Recipe", is_recipe)
 CALLBACK = Constraint("a callable", callable)
 EXECUTOR = Constraint(f"one of {', '.join(map(repr, EXECUTORS))}", lambda v: v in EXECUTORS)
 RESOURCES = Constraint("a dict of mlbench.execution.executors.Resources fields, e.g. {'gpus_per_node': 1}", is_options, dict)
@@ -189,11 +203,14 @@ RUN_OPTIONS: dict[str, Constraint] = {
     "sampler": optional(NAME), "sampler_options": optional(OPTIONS), "threshold_rule": optional(NAME),
     "backbone_options": optional(BACKBONE_OPTIONS), "device": NAME, "workers": optional(integer(1)),
     "only_backbones": optional(NAMES), "ensemble_only": BOOL, "n_boot": integer(0), "compile": BOOL,
-    "progress": PROGRESS,
+    "progress": PROGRESS, "recipe": optional(RECIPE),
 }
 # How work is run and watched: run_benchmark and run_grid take the same.
 EXECUTION: dict[str, Constraint] = {"executor": EXECUTOR, "resources": optional(RESOURCES), "wait": BOOL,
                                     "say": optional(CALLBACK)}
+# A board keeper's files and settings: verify_bundle and add_to_board take the same.
+KEEPER: dict[str, Constraint] = {"bundle": PATH, "csv": PATH, "images": optional(PATH), "labels": optional(PATH),
+                                 "sample": integer(0), "tolerance": NUMBER}
 # Every public function's arguments, by name. The library checks what needs a file or the registry.
 ARGUMENTS: dict[str, dict[str, Constraint]] = {
     "run_benchmark": {"benchmark": NAME, **RUN_OPTIONS, "scoped_backbone_options": optional(SCOPED_OPTIONS),
@@ -231,6 +248,20 @@ ARGUMENTS: dict[str, dict[str, Constraint]] = {
                          "source": optional(NAME), "file": optional(PATH)},
     "write_report": {"path": PATH, "out": PATH, "against": REPORT_AGAINST, "explain_dirs": optional(PATHS),
                      "force": BOOL, "on_note": optional(CALLBACK)},
+    "bundle_run": {"run_dir": optional(PATH), "out": PATH, "with_checkpoints": BOOL, "predictions": optional(PATH),
+                   "benchmark": optional(NAME), "describe": optional(NAME)},
+    "score_predictions": {"file": PATH, "benchmark": NAME, "csv": PATH, "images": optional(PATH), "n_boot": integer(0),
+                          "seed": SEED, "against": REPORT_AGAINST, "metric": NAME, "variant": optional(NAME),
+                          "json_file": optional(PATH), "registry": optional(REGISTRY)},
+    "predict_images": {"run_dir": PATH, "images": PATH, "out": PATH, "list_file": optional(PATH), "device": NAME,
+                       "batch_size": optional(integer(1)), "workers": optional(integer(1)), "progress": PROGRESS},
+    "verify_bundle": {**KEEPER, "synthetic": BOOL, "verdict_file": optional(PATH)},
+    "init_board": {"folder": PATH, "benchmark": NAME, "csv": optional(PATH), "synthetic": BOOL},
+    "add_to_board": {"folder": PATH, **KEEPER, "check_only": BOOL},
+    "build_board": {"folder": PATH, "csv": optional(PATH), "images": optional(PATH)},
+    "reproduce_bundle": {"bundle": PATH, "csv": PATH, "images": PATH, "out": PATH, "n_boot": integer(1), "seed": SEED,
+                         "json_file": optional(PATH), "device": NAME, "workers": optional(integer(1)),
+                         "progress": PROGRESS, **EXECUTION},
 }
 # compare_run options that only a comparison with the published board uses.
 PUBLISHED_ONLY = ("variant", "metric", "leaderboard_file", "png_file", "png_entry")
@@ -241,7 +272,10 @@ POSITIONAL = {"run_benchmark": ("benchmark",), "compare_run": ("run_dir",), "sub
               "write_report": ("path", "out"), "run_grid": ("benchmark",), "grid_status": ("grid_dir",),
               "write_demo_data": ("benchmark", "out"), "preprocess_images": ("benchmark",),
               "inspect_dataset": ("dataset",), "split_dataset": ("benchmark",), "crop_images": ("inputs",),
-              "explain_images": ("run_dir",), "test_plugin": ("plugin",)}
+              "explain_images": ("run_dir",), "test_plugin": ("plugin",), "bundle_run": ("run_dir", "out"),
+              "score_predictions": ("file",), "predict_images": ("run_dir",), "verify_bundle": ("bundle",),
+              "init_board": ("folder", "benchmark"), "add_to_board": ("folder", "bundle"), "build_board": ("folder",),
+              "reproduce_bundle": ("bundle",)}
 
 
 def validate(function: str, given: dict[str, Any]) -> dict[str, Any]:
@@ -693,3 +727,206 @@ def write_report(path: str | Path, out: str | Path, **options: Any) -> Path:
     from mlbench import report
 
     return report.write_report(checked.pop("path"), checked.pop("out"), **checked)
+
+
+def bundle_run(run_dir: str | Path | None, out: str | Path, *, with_checkpoints: bool = False,
+               predictions: str | Path | None = None, benchmark: str | None = None,
+               describe: str | None = None) -> Bundle:
+    """The submission bundle of a finished run written to ``out`` (``mlbench bundle RUN_DIR --out FILE``), then
+    opened back as a keeper would (:func:`mlbench.judging.bundle.open_bundle`), so what comes back was read, not
+    assumed. ``with_checkpoints``: also each backbone's best weights.
+
+    ``predictions`` (with ``run_dir=None``): an *external* bundle of a predictions file written outside mlbench
+    (docs/leaderboard.md, "Predictions from any framework") for ``benchmark``, ``describe`` saying how it was made.
+
+        >>> from mlbench.api import bundle_run
+        >>> bundle_run("runs/padchest-specific-crop+aug", "submission.zip").sha256
+        >>> bundle_run(None, "theirs.zip", predictions="preds.csv", benchmark="padchest-specific",
+        ...            describe="a DenseNet-121 trained in JAX").kind
+    """
+    checked = validate("bundle_run", {"run_dir": run_dir, "out": out, "with_checkpoints": with_checkpoints,
+                                      "predictions": predictions, "benchmark": benchmark, "describe": describe})
+    from mlbench.judging import bundle
+
+    if checked["predictions"] is None:
+        if checked["run_dir"] is None:
+            raise argument_error("bundle_run", "run_dir", None, "a run directory, or predictions=FILE")
+        written = bundle.write_bundle(checked["run_dir"], checked["out"], with_checkpoints=checked["with_checkpoints"])
+        return bundle.open_bundle(written)
+    for name in ("benchmark", "describe"):
+        if checked[name] is None:
+            raise argument_error("bundle_run", name, None, "a non-empty str (predictions= needs benchmark= and "
+                                 "describe=)")
+    if checked["run_dir"] is not None or checked["with_checkpoints"]:
+        raise argument_error("bundle_run", "predictions", predictions, "no run_dir and no with_checkpoints (an "
+                             "external bundle has neither)")
+    from mlbench.contracts.registry import get_registry
+    from mlbench.results.external import read_external
+
+    bench = get_registry().create("benchmark", checked["benchmark"])
+    written = bundle.write_external_bundle(read_external(checked["predictions"]), benchmark=bench.name,
+                                           benchmark_version=bench.version, describe=checked["describe"],
+                                           out=checked["out"])
+    return bundle.open_bundle(written)
+
+
+def score_predictions(file: str | Path, benchmark: str, csv: str | Path, *, images: str | Path | None = None,
+                      n_boot: int = 1000, seed: int = 0, against: str | None = None, **options: Any) -> ScoreResult:
+    """Score a predictions file from any framework (docs/leaderboard.md, "Predictions from any framework")
+    against ``benchmark`` on the label file ``csv``, as ``mlbench score FILE`` does: the split recomputed
+    as a run computes it, coverage checked, every entry scored by a run's scoring loop into leaderboard
+    rows (``result.rows``) with patient-bootstrap CIs (``n_boot``, ``seed``).
+
+    ``images``: the image folder (then test images the file lacks are accepted when unreadable).
+    ``against="published"``: ``result.comparison`` holds the comparison with the benchmark's published
+    board (``metric``, default auc; ``variant``, default the benchmark recipe's), or ``result.notes``
+    says it has none. ``json_file``: the rows (and comparison) also written as JSON.
+
+        >>> mlbench.score_predictions("preds.csv", "padchest-specific", "labels.csv", images="images").rows
+    """
+    checked = validate("score_predictions", {"file": file, "benchmark": benchmark, "csv": csv, "images": images,
+                                             "n_boot": n_boot, "seed": seed, "against": against, **options})
+    json_file = checked.get("json_file")
+    if json_file is not None and json_file.is_dir():  # refused before the work, as writing it would be after
+        from mlbench.foundations.io import OutputPathError
+
+        raise OutputPathError(f"{json_file}: is a folder; expected a file name to write the scores to")
+    if checked["against"] == PUBLISHED and checked["n_boot"] == 0:
+        raise argument_error("score_predictions", "n_boot", n_boot, "an int >= 1 with against='published' (its "
+                             "verdicts come from the intervals)")
+    for name in ("metric", "variant"):
+        if name in checked and checked["against"] != PUBLISHED:
+            raise argument_error("score_predictions", name, checked[name], f"no {name} without against='published'")
+    from mlbench.judging import score
+
+    result = score.score_predictions(checked["file"], checked["benchmark"], checked["csv"], images=checked["images"],
+                                     n_boot=checked["n_boot"], seed=checked["seed"], registry=checked.get("registry"))
+    if checked["against"] == PUBLISHED:
+        score.compare_with_published(result, metric=checked.get("metric", "auc"), variant=checked.get("variant"),
+                                     registry=checked.get("registry"))
+    if json_file is not None:
+        from mlbench.foundations.io import write_json
+
+        write_json(json_file, score_record(result))
+    return result
+
+
+def score_record(result: ScoreResult) -> dict[str, Any]:
+    """A scoring as plain JSON data (what ``score --json`` writes): the file, what it was scored on, every row."""
+    import json
+
+    return {"file": str(result.file), "sha256": result.sha256, "run_id": result.run_id, "benchmark": result.benchmark,
+            "dataset_kind": result.dataset_kind, "split_hash": result.split_hash, "entries": result.entries,
+            "n_test": result.n_test, "left_out": [s.as_dict() for s in result.left_out],
+            "train_unreadable": len(result.train_unreadable), "tuned": result.tuned, "notes": result.notes,
+            "rows": json.loads(result.rows.to_json(orient="records")),
+            "comparison": comparison_record(result.comparison) if result.comparison is not None else None}
+
+
+def predict_images(run_dir: str | Path, *, images: str | Path, out: str | Path, **options: Any) -> PredictResult:
+    """Run a trained run's models on images without labels (``mlbench predict RUN_DIR --images DIR --out FILE``):
+    every backbone and ensemble of the run as an entry of ``out``, a predictions file ``mlbench score`` reads.
+
+    ``options``: ``list_file`` (only the images it names, one path relative to ``images`` per line),
+    ``device`` ("auto"), ``batch_size``, ``workers`` (image-preparing threads), ``progress``. Resumable:
+    finished chunks wait in ``OUT.parts/``; unreadable images are listed in ``OUT.skipped.csv``.
+
+        >>> mlbench.predict_images("runs/padchest-specific-crop+aug", images="new-films", out="preds.csv").n_images
+    """
+    checked = validate("predict_images", {"run_dir": run_dir, "images": images, "out": out, **options})
+    from mlbench.training import predict
+
+    return predict.predict_images(checked.pop("run_dir"), checked.pop("images"), checked.pop("out"), **checked)
+
+
+def verify_bundle(bundle: str | Path, *, csv: str | Path, **options: Any) -> Verdict:
+    """A keeper's check of a submission bundle (``mlbench verify BUNDLE --csv LABELFILE``), believing nothing it
+    says: canonical label file, split, coverage, ensembles and every metric recomputed; with ``images`` the
+    claimed skips and a seeded ``sample`` of test images re-inferred with the bundle's weights (``tolerance``).
+    ``labels``: sealed test labels (a private label file). ``synthetic``: accept a demo corpus. Never raises for
+    the bundle's faults: ``verdict.accepted``, ``verdict.failures`` (one line per failed check). ``verdict_file``:
+    also written as JSON.
+
+        >>> mlbench.verify_bundle("submission.zip", csv="PADCHEST_..._160K_01.02.19.csv.gz").accepted
+    """
+    checked = validate("verify_bundle", {"bundle": bundle, "csv": csv, **options})
+    from mlbench.judging.verify import Keeper, verify_bundle as verify
+
+    path, verdict_file = checked.pop("bundle"), checked.pop("verdict_file", None)
+    keeper = Keeper(checked.pop("csv"), checked.pop("images", None), checked.pop("labels", None),
+                    allow_synthetic=checked.pop("synthetic", False), **checked)  # sample, tolerance
+    verdict = verify(path, keeper)
+    if verdict_file is not None:
+        verdict.write(verdict_file)
+    return verdict
+
+
+def init_board(folder: str | Path, benchmark: str, **options: Any) -> Board:
+    """Lay out a board repository (``mlbench board init FOLDER --benchmark B``): pinned to the benchmark's
+    canonical label files, or to ``csv`` (a benchmark without pins; with ``synthetic=True``, a demo corpus).
+
+        >>> mlbench.init_board("padchest-board", "padchest-specific")
+    """
+    checked = validate("init_board", {"folder": folder, "benchmark": benchmark, **options})
+    from mlbench.judging import board
+
+    return board.init_board(checked.pop("folder"), checked.pop("benchmark"), **checked)
+
+
+def add_to_board(folder: str | Path, bundle: str | Path, *, csv: str | Path, **options: Any) -> AddResult:
+    """Verify ``bundle`` and file it on the board in ``folder`` (``mlbench board add``); ``check_only`` files
+    nothing. Raises ``BoardError`` naming every failed check.
+
+        >>> mlbench.add_to_board("padchest-board", "submission.zip", csv="labels.csv.gz", images="images")
+    """
+    checked = validate("add_to_board", {"folder": folder, "bundle": bundle, "csv": csv, **options})
+    from mlbench.judging import board
+
+    return board.add_submission(checked.pop("folder"), checked.pop("bundle"), checked.pop("csv"), **checked)
+
+
+def build_board(folder: str | Path, **options: Any) -> BuildResult:
+    """Rebuild ``folder/board.parquet`` from its submissions (``mlbench board build``): deterministic; a
+    submission whose verdict no longer holds drops out (``result.dropped``). ``csv``: re-verify every bundle.
+
+        >>> mlbench.build_board("padchest-board").rows
+    """
+    checked = validate("build_board", {"folder": folder, **options})
+    from mlbench.judging import board
+
+    return board.build_board(checked.pop("folder"), **checked)
+
+
+def reproduce_bundle(bundle: str | Path, *, csv: str | Path, images: str | Path, out: str | Path,
+                     **options: Any) -> Reproduction:
+    """Train a run bundle's recipe again on the keeper's ``csv`` and ``images`` into ``out`` and compare
+    (``mlbench reproduce BUNDLE --csv ... --images ... --out RUN_DIR``): paired patient-bootstrap
+    differences of every entry's macro AUC, AUPRC and F1, reproduction minus bundle, on the same test
+    patients; ``result.reproduced`` when 0 lies in every entry's macro AUC interval.
+
+    Refused in one line before any training: an external bundle, a benchmark or plugin not installed
+    at the run's version, a label file giving another split. A second call on the same ``out`` resumes.
+    ``options``: ``n_boot`` (1000) and ``seed`` (0) of the comparison, ``json_file``, ``device``,
+    ``workers``, ``progress``, and ``executor``, ``resources``, ``wait``, ``say`` as in :func:`run_benchmark`.
+
+        >>> mlbench.reproduce_bundle("submission.zip", csv="labels.csv", images="images", out="runs/again").reproduced
+    """
+    checked = validate("reproduce_bundle", {"bundle": bundle, "csv": csv, "images": images, "out": out, **options})
+    execution = {k: checked.pop(k) for k in EXECUTION if k in checked}
+    executor, wait = execution.get("executor", "inline"), execution.get("wait", True)
+    if not wait:  # before any work: one line naming the executor
+        from mlbench.execution.executors import check_wait
+
+        check_wait(executor, wait=False)
+    execute = None  # inline: mlbench.training.runner.run
+    if executor != "inline":
+        import functools
+
+        from mlbench.execution.executors import run_with_executor  # one job per backbone, then the ensembles job
+
+        execute = functools.partial(run_with_executor, kind=executor, say=execution.get("say") or (lambda _: None),
+                                    wait=wait, **(execution.get("resources") or {}))
+    from mlbench.judging import reproduce
+
+    return reproduce.reproduce_bundle(checked.pop("bundle"), checked.pop("csv"), checked.pop("images"),
+                                      checked.pop("out"), execute=execute, **checked)

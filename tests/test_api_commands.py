@@ -35,8 +35,9 @@ def demo_run(tmp_path_factory):
 def test_every_api_function_is_exported_and_validated():
     for name in ARGUMENTS_NEW:
         assert getattr(mlbench, name) is getattr(api, name) and name in api.ARGUMENTS
-    # 14 top-level commands, plus grid status and plugins test; leaderboard show is show_leaderboard
-    assert len(api.ARGUMENTS) == 16 and set(api.ARGUMENTS) <= set(api.__all__)
+    # one per command (board init, add and build each; leaderboard show is show_leaderboard), plus grid status
+    # and plugins test
+    assert len(api.ARGUMENTS) == 24 and set(api.ARGUMENTS) <= set(api.__all__)
 
 
 ARGUMENTS_NEW = ("write_demo_data", "run_grid", "grid_status", "preprocess_images", "inspect_dataset",

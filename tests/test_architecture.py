@@ -411,7 +411,8 @@ def test_the_layer_rule_sees_a_module_climbing_up():
 
 # -- layouts: RunDir and GridDir own the file names of their directories ------------------------------
 LAYOUT_OWNERS = {"run": CORE / "results" / "rundir.py", "grid": CORE / "results" / "griddir.py",
-                 "split": CORE / "data" / "splits.py", "demo": CORE / "demo" / "__init__.py"}
+                 "split": CORE / "data" / "splits.py", "demo": CORE / "demo" / "__init__.py",
+                 "bundle": CORE / "judging" / "bundle.py"}
 LAYOUT_SCANNED = [CORE, REPO / "benchmarks", REPO / "plugins"]
 # A file name has an extension; folder names (preprocess, backbones, cache, cells, shared) are
 # also ordinary words (a stage, a recipe field, an option), so only files are looked for.
@@ -483,6 +484,13 @@ def test_no_module_but_mlbench_demo_spells_a_demo_sidecar_file_name():
     assert {"findings.csv", "lungs.csv"} <= set(names), names
     offences = layout_spellings(set(names), LAYOUT_OWNERS["demo"])
     assert not offences, "ask mlbench.demo (FINDINGS_FILE, write_findings, ...) instead:\n" + "\n".join(offences)
+
+
+def test_no_module_but_the_bundle_module_spells_a_member_name_of_the_bundle_format():
+    names = layout_file_names(LAYOUT_OWNERS["bundle"])
+    assert {"bundle.json", "environment.json", "checkpoints.json"} <= set(names), names
+    offences = layout_spellings(set(names), LAYOUT_OWNERS["bundle"])
+    assert not offences, "ask mlbench.judging.bundle (INDEX, ENVIRONMENT, ...) instead:\n" + "\n".join(offences)
 
 
 # -- the CLI is a skin: one mlbench.api call per command, no command module importing another ------

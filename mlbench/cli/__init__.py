@@ -39,6 +39,12 @@ COMMANDS = {
     "compare": "mlbench.cli.leaderboard:compare_command",
     "submit": "mlbench.cli.leaderboard:submit_command",
     "report": "mlbench.cli.report:report_command",
+    "bundle": "mlbench.cli.bundle:bundle_command",
+    "score": "mlbench.cli.score:score_command",
+    "predict": "mlbench.cli.predict:predict_command",
+    "verify": "mlbench.cli.board:verify_command",
+    "board": "mlbench.cli.board:board_group",
+    "reproduce": "mlbench.cli.reproduce:reproduce_command",
 }
 
 

@@ -71,7 +71,7 @@ class PublishedComparison:
 Comparison = PublishedComparison  # the old name, still imported by mlbench/api.py
 
 
-def _verdict(value: float, low: float, high: float, published: float, metric: str, comparable: bool) -> str:
+def published_verdict(value: float, low: float, high: float, published: float, metric: str, comparable: bool) -> str:
     if is_unknown(published):
         return "no published value"
     if is_unknown(value):
@@ -201,7 +201,7 @@ def compare_run(run_dir: str | Path, *, against: str = "published", variant: str
         value = float(r.value) if not is_unknown(r.value) else np.nan
         low = float(r.ci_low) if not is_unknown(r.ci_low) else np.nan
         high = float(r.ci_high) if not is_unknown(r.ci_high) else np.nan
-        verdict = _verdict(value, low, high, pub, metric, comparable)
+        verdict = published_verdict(value, low, high, pub, metric, comparable)
         out.append({"entry": r.entry, "reference": ref, "label": r.label,
                     "n_positive": None if is_unknown(r.n_positive) else int(r.n_positive), "value": value,
                     "ci_low": low, "ci_high": high, "published": pub, "delta": value - pub, "verdict": verdict,

@@ -45,7 +45,7 @@ from mlbench.data.imagepaths import ImageRoot
 from mlbench.foundations.paths import lies_under
 from mlbench.foundations.errors import UserError
 from mlbench.foundations.io import atomic_path, write_json, write_parquet
-from mlbench.preprocessing import Preprocessor
+from mlbench.preprocessing import Preprocessed, Preprocessor
 from mlbench.preprocessing.images import ImageReadError, read_grayscale
 
 CACHE_FORMAT = 2  # 2: rows record their source file's state (format-1 caches are not reused)
@@ -76,6 +76,27 @@ def source_state(path: str | Path) -> tuple[int, int]:
     return stat.st_size, stat.st_mtime_ns
 
 
+def prepare_image_and_box(path: str | os.PathLike, preprocessor: Preprocessor,
+                          size: int) -> tuple[np.ndarray, Preprocessed]:
+    """One image as the cache stores it, and what the preprocessor said of it (crop box, method, fallback).
+
+    read_grayscale -> the preprocessor -> rint(x * 255) as uint8 (size, size). Raises
+    :class:`ImageReadError` for a file that cannot be read, and whatever the preprocessor raises.
+    """
+    out = preprocessor(read_grayscale(path))
+    if out.image.shape != (size, size):
+        raise ValueError(f"preprocessor returned shape {out.image.shape}, expected {(size, size)}")
+    return np.clip(np.rint(out.image * 255.0), 0, 255).astype(np.uint8), out
+
+
+def prepare_image(path: str | os.PathLike, preprocessor: Preprocessor, size: int) -> np.ndarray:
+    """One image exactly as the cache stores it: uint8 (size, size), what a model trained on the cache sees.
+
+    The one definition of that step: the cache, ``mlbench predict`` and anything else that feeds a
+    trained model an image outside the cache go through it (errors as :func:`prepare_image_and_box`)."""
+    return prepare_image_and_box(path, preprocessor, size)[0]
+
+
 def _process_shard(args: tuple[Path, Preprocessor, int, list[tuple[str, str]], str | None]) -> dict[str, int]:
     """Decode + preprocess one shard's images and write the shard (runs in a worker thread)."""
     shard_dir, preprocessor, size, items, image_root = args
@@ -96,10 +117,7 @@ def _process_shard(args: tuple[Path, Preprocessor, int, list[tuple[str, str]], s
             rows.append(row)
             continue
         try:
-            out = preprocessor(read_grayscale(path))
-            if out.image.shape != (size, size):
-                raise ValueError(f"preprocessor returned shape {out.image.shape}, expected {(size, size)}")
-            images[n_ok] = np.clip(np.rint(out.image * 255.0), 0, 255).astype(np.uint8)
+            images[n_ok], out = prepare_image_and_box(path, preprocessor, size)
             row.update(row=n_ok, x0=out.box[0], y0=out.box[1], x1=out.box[2], y1=out.box[3],
                        method=out.method, fallback=bool(out.fallback), reason=out.reason)
             n_ok += 1

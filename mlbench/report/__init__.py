@@ -1,4 +1,4 @@
-"""``mlbench report``: one self-contained HTML page for a run directory or a remedy grid.
+"""``mlbench report``: one self-contained HTML page for a run directory, a remedy grid or a board.
 
 ``collect`` reads the files, ``build`` turns them into plain data, ``svg`` draws the plots and
 ``html`` lays out the page. :func:`write_report` is the one entry point.
@@ -35,13 +35,21 @@ def write_report(path_in: str | Path, out: str | Path, against: str | None = Non
 
     ``force`` replaces a file at ``out`` that is not an mlbench report. Each note (what the page
     leaves out, and why) goes to ``on_note``, else is issued as a :class:`ReportNote` warning."""
+    from mlbench.judging.board import BOARD_FILE
     from mlbench.report import build, html
 
     path_in, out = Path(path_in), Path(out)
     if not path_in.is_dir():
-        raise ReportError(f"{path_in}: not a directory; expected a run directory or a grid directory")
+        raise ReportError(f"{path_in}: not a directory; expected a run directory, a grid directory or a board")
     check_out(out, force)
-    if is_grid(path_in):
+    if (path_in / BOARD_FILE).is_file():
+        if against is not None or explain_dirs:
+            raise ReportError(f"{path_in} is a board: --against and --explain apply to run directories (the board "
+                              "page always sets each submission against the published baseline)")
+        from mlbench.report.board import render_board
+
+        text, notes = render_board(path_in), []
+    elif is_grid(path_in):
         if against is not None or explain_dirs:
             raise ReportError(f"{path_in} is a grid directory: --against and --explain apply to run directories")
         text, notes = html.render_grid(build.build_grid(path_in)), []
@@ -86,6 +94,10 @@ def owner_of(folder: Path, target: Path) -> str | None:
         return "the run directory"
     if grid.looks_like_grid() and within(target, (*grid.own_files(), writer)):
         return "the grid directory"
+    from mlbench.judging.board import board_files
+
+    if within(target, board_files(folder)):
+        return "the board"
     return None
 
 

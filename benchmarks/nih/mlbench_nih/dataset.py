@@ -32,6 +32,11 @@ class NIHDataset:
         """Whole-file facts (both views) for ``mlbench datasets inspect``."""
         return profile_nih_csv(source)
 
+    def image_id_for(self, relative_path: str) -> str:
+        """The id of the image at ``relative_path`` under an image folder (``mlbench predict``): its
+        ``Image Index``, the file's name, wherever the release's folders put it."""
+        return relative_path.rsplit("/", 1)[-1]
+
     def write_demo(self, out_dir: str | Path, **options: Any) -> DataSource:
         """Write the synthetic NIH-format corpus into ``out_dir`` and return its source."""
         from mlbench_nih.demo import write_demo_corpus  # heavy (images); only when asked

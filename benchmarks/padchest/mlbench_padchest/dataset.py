@@ -30,6 +30,11 @@ class PadChestDataset:
         """Whole-file facts (all projections) for ``mlbench datasets inspect``."""
         return profile_padchest_csv(source, known_labels=known_labels())
 
+    def image_id_for(self, relative_path: str) -> str:
+        """The id of the image at ``relative_path`` under an image folder (``mlbench predict``): its
+        ``ImageID``, the file's name (``ImageDir`` is only the folder it sits in)."""
+        return relative_path.rsplit("/", 1)[-1]
+
     def expand_findings(self, findings: Iterable[str]) -> frozenset[str]:
         """Findings plus their term-tree ancestors (how general labels are counted)."""
         return expand(findings)
