@@ -198,8 +198,10 @@ def test_fabricated_predictions_with_the_checkpoints_present_are_refused_naming_
     board = init_board(tmp_path / "board", "padchest-specific", csv=runs["csv"], synthetic=True)
     with pytest.raises(BoardError) as caught:
         add_submission(board.root, bundle, runs["csv"], images=runs["images"])
-    failed = [line[2:].split(":")[0] for line in str(caught.value).splitlines()[1:]]
-    assert failed == ["models"], str(caught.value)
+    message = str(caught.value)
+    assert "\n" not in message
+    failed = [part.split(":")[0] for part in message.split(": refused: ", 1)[1].split(" | ")]
+    assert failed == ["models"], message
 
 
 def test_a_hostile_archive_is_refused_in_one_line_and_nothing_is_written(runs, tmp_path):
@@ -292,6 +294,15 @@ def test_an_external_bundle_is_scored_by_verify_and_refused_by_a_board(runs, tmp
     assert len(common) == len(theirs)
     assert np.allclose(theirs.loc[common, "value"], ours.loc[common, "value"], rtol=0, atol=1e-12, equal_nan=True)
     assert set(theirs["run_id"]) == {"external-" + verdict.bundle_sha256[:12]}
+    # Filed with the rows mlbench scored; a build without the label file takes those rows, and drops an edited file.
     board = init_board(tmp_path / "board", "padchest-specific", csv=runs["csv"], synthetic=True)
-    with pytest.raises(BoardError, match="external bundle"):
-        add_submission(board.root, bundle, runs["csv"])
+    filed = add_submission(board.root, bundle, runs["csv"]).submission
+    on_board = pd.read_parquet(board.root / "board.parquet")
+    assert set(on_board["run_id"]) == set(theirs["run_id"])
+    first = (board.root / "board.parquet").read_bytes()
+    build_board(board.root)
+    assert (board.root / "board.parquet").read_bytes() == first
+    rows = pd.read_parquet(filed / "rows.parquet")
+    rows.loc[rows["metric"] == "auc", "value"] = 1.0
+    rows.to_parquet(filed / "rows.parquet")
+    assert "rows.parquet" in build_board(board.root).dropped[filed.name]

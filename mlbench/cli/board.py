@@ -60,7 +60,7 @@ def verify_command(bundle, csv, images, labels, sample, tolerance, synthetic, ve
     console = make_console()
     print_verdict(verdict, console)
     if not verdict.accepted:
-        raise click.ClickException(f"{bundle}: refused:\n- " + "\n- ".join(verdict.failures))
+        raise click.ClickException(f"{bundle}: refused: " + " | ".join(verdict.failures))
     console.print(f"[green]accepted[/]: {esc(str(bundle))} (sha256 {verdict.bundle_sha256[:12]}...)")
 
 

@@ -6,6 +6,7 @@
     BOARD/published.parquet              the benchmark's published rows (when it ships a board)
     BOARD/submissions/ID/bundle.zip      each accepted submission's bundle, as sent
     BOARD/submissions/ID/verdict.json    and the verdict ``mlbench verify`` gave it
+    BOARD/submissions/ID/rows.parquet    an external bundle's rows, as mlbench scored its predictions
     BOARD/board.parquet                  built from the above by :func:`build_board`, never edited
     BOARD/.github/workflows/verify.yml   CI: every pull request's new bundles are verified
     BOARD/README.md                      how to submit
@@ -14,7 +15,9 @@ Nothing in ``board.parquet`` is typed in: :func:`build_board` takes each submiss
 bundle (provenance from its manifest, :func:`mlbench.judging.verify.accepted_rows`) only while its
 verdict still holds — the bundle is the one verified (same sha256), the verdict accepted it, against
 the label file the board is pinned to and the benchmark version installed — and sorts them, so the
-same submissions give a byte-identical file. ``--csv`` re-verifies every bundle from scratch.
+same submissions give a byte-identical file. An external bundle claims no rows: its rows are the ones
+mlbench scored when it was filed (``rows.parquet``, whose sha256 the verdict records). ``--csv``
+re-verifies every bundle from scratch.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ PUBLISHED_TABLE = "published.parquet"
 SUBMISSIONS = "submissions"
 BUNDLE_FILE = "bundle.zip"
 VERDICT_FILE = "verdict.json"
+ROWS_FILE = "rows.parquet"  # an external bundle's rows, as mlbench scored them when it was filed
 WORKFLOW_FILE = ".github/workflows/verify.yml"
 README_FILE = "README.md"
 BOARD_FORMAT = "mlbench-board"
@@ -244,11 +248,7 @@ def add_submission(folder: str | Path, bundle: str | Path, csv: str | Path, *, i
         raise BoardError(f"{bundle}: refused: a {verdict.facts.get('benchmark')} bundle; this board is "
                          f"{board.benchmark}'s")
     if not verdict.accepted:
-        raise BoardError(f"{bundle}: refused:\n- " + "\n- ".join(verdict.failures))
-    if verdict.facts.get("kind") != "run":
-        # Its rows are mlbench's scoring on the keeper's label file, which board build (without --csv) cannot redo.
-        raise BoardError(f"{bundle}: an external bundle; it verifies (mlbench verify), but a board files only "
-                         "bundles of mlbench runs, whose claimed rows it can rebuild from the bundle alone")
+        raise BoardError(f"{bundle}: refused: " + " | ".join(verdict.failures))
     if check_only:
         return AddResult(board, verdict, None)
     submission_id = ID_CHARS.sub("_", str(verdict.facts.get("run_id") or verdict.bundle_sha256[:12]))[:120]
@@ -262,6 +262,11 @@ def add_submission(folder: str | Path, bundle: str | Path, csv: str | Path, *, i
     target.mkdir(parents=True)
     with atomic_path(target / BUNDLE_FILE) as tmp:
         shutil.copyfile(bundle, tmp)
+    if verdict.facts.get("kind") == "external":
+        # Its rows are mlbench's scoring on the keeper's label file, which a build without the label file cannot
+        # redo: they are filed beside it, and the verdict names their sha256 so an edited file drops out.
+        leaderboard.write(target / ROWS_FILE, verdict.rows)
+        verdict.facts["rows_sha256"] = sha256_file(target / ROWS_FILE)
     verdict.write(target / VERDICT_FILE)
     built = build_board(board.root, registry=registry)
     return AddResult(board, verdict, target, built.rows)
@@ -340,5 +345,12 @@ def _holds(board: Board, version: str, submission: Path, keeper: Keeper | None,
     if keeper is not None:
         again = verify_bundle(bundle_path, keeper, registry=registry)
         if not again.accepted:
-            return "re-verified: " + "; ".join(again.failures), None
+            return "re-verified: " + " | ".join(again.failures), None
+        if bundle.kind == "external":
+            return "", again.rows
+    if bundle.kind == "external":
+        rows = submission / ROWS_FILE
+        if not rows.is_file() or rows.is_symlink() or sha256_file(rows) != verdict.get("rows_sha256"):
+            return f"{ROWS_FILE} is not the one the verdict scored (sha256 differs or it is missing)", None
+        return "", leaderboard.read(rows)
     return "", accepted_rows(bundle)

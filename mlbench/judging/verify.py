@@ -91,7 +91,8 @@ class Verdict:
     @property
     def failures(self) -> list[str]:
         """One line per failed check."""
-        return [f"{c.name}: {'; '.join(c.details)}" for c in self.checks if not c.ok]
+        return [f"{c.name}: " + "; ".join(" ".join(line.strip() for line in d.splitlines()) for d in c.details)
+                for c in self.checks if not c.ok]
 
     def as_dict(self) -> dict[str, Any]:
         return {"format": VERDICT_FORMAT, "format_version": VERDICT_VERSION, "bundle_sha256": self.bundle_sha256,
