@@ -96,6 +96,9 @@ class RunOptions:
     n_boot: int = 1000  # patient-bootstrap replicates for the 95% CIs (0: no intervals)
     compile: bool = False  # torch.compile the training step (a speed option; results are the same model)
     progress: bool | str = "auto"  # auto (bars on a terminal, lines elsewhere), bars, lines, quiet
+    # A whole recipe in place of the benchmark's (``mlbench reproduce``: a bundle's, fields RunOptions
+    # cannot name such as lr and patience included); the options above still override it.
+    recipe: Recipe | None = None
 
 
 @dataclass
@@ -124,7 +127,8 @@ class RunPlan:
     def stored(self) -> dict[str, Any]:
         """What plan.json holds: everything a job needs to rebuild this plan without checking it again."""
         options = {f.name: getattr(self.options, f.name) for f in dataclasses.fields(self.options)}
-        options.update(out=str(self.rundir.path), only_backbones=None, ensemble_only=False)
+        options.update(out=str(self.rundir.path), only_backbones=None, ensemble_only=False,
+                       recipe=None if self.options.recipe is None else self.options.recipe.to_dict())
         for name in PATH_OPTIONS:
             options[name] = None if options[name] is None else str(Path(options[name]).resolve())
         return {"benchmark": self.benchmark.name, "benchmark_version": self.benchmark.version,
@@ -170,7 +174,7 @@ class Prepared:
 # -- the recipe and the plan ----------------------------------------------------------------------
 def make_recipe(bench: Benchmark, opts: RunOptions) -> Recipe:
     """The benchmark's recipe (or demo recipe) with the options' overrides applied."""
-    recipe = bench.demo_recipe if opts.demo else bench.recipe
+    recipe = opts.recipe if opts.recipe is not None else bench.demo_recipe if opts.demo else bench.recipe
     changes: dict[str, Any] = {}
     for field_name, value in (("backbones", opts.backbones), ("loss", opts.loss), ("ensembles", opts.ensembles),
                               ("crop", opts.crop), ("augment", opts.augment), ("pretrained", opts.pretrained),
@@ -260,6 +264,8 @@ def load_plan(run_dir: str | Path, registry: Registry | None = None, *, only_bac
         options = dict(stored["options"])
         for name in PATH_OPTIONS:
             options[name] = None if options[name] is None else Path(options[name])
+        if options.get("recipe") is not None:
+            options["recipe"] = recipe_from_dict(options["recipe"], where)
         opts = RunOptions(**{**options, "out": rundir.path, "only_backbones": only_backbones,
                              "ensemble_only": ensemble_only})
         name, version, identity, versions = (stored["benchmark"], stored["benchmark_version"], stored["identity"],
