@@ -157,11 +157,11 @@ def plan_tasks(plans: Sequence[Any]) -> list[Task]:
 
     ``plans``: each run's :class:`mlbench.training.runner.RunPlan` (a RunOptions is planned here, once). Each
     plan is stored in its run directory (plan.json): the jobs read it instead of planning again."""
-    from mlbench.training.runner import plan_run, store_plan
+    from mlbench.training.runner import RunOptions, plan_run, store_plan
 
     tasks = []
     for item in plans:
-        plan = item if hasattr(item, "recipe") else plan_run(item)
+        plan = plan_run(item) if isinstance(item, RunOptions) else item
         store_plan(plan)
         rundir, backbones = plan.rundir, plan.recipe.backbones
         opts = dataclasses.replace(plan.options, out=rundir.path)
