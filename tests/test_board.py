@@ -5,7 +5,6 @@ Three tiny demo runs share one demo corpus (so one label file), each bundled wit
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import shutil
@@ -27,16 +26,12 @@ from mlbench.judging.bundle import write_bundle
 from mlbench.judging.verify import Keeper, verify_bundle
 from mlbench.results import predictions
 from mlbench.results.metrics import MetricWarning
-from mlbench.training.runner import RunOptions, run
+from mlbench.training.runner import run
+from tiny_bundles import options, rewrite
 
 SEEDS = (0, 1, 2)
 
 
-def options(root: Path, seed: int, out: Path | None = None, **more) -> RunOptions:
-    return RunOptions(benchmark="padchest-specific", out=out or root / f"run-{seed}", demo=True, demo_dir=root / "demo",
-                      demo_options={"n_patients": 48, "image_size": 64, "n_corrupt": 0}, image_size=32,
-                      max_epochs=1, backbones=("mobilenetv3_small_050",), seed=seed, progress=False, workers=1,
-                      n_boot=20, **more)
 
 
 @pytest.fixture(scope="module")
@@ -64,18 +59,6 @@ def files_under(folder: Path) -> set[Path]:
     return {p for p in folder.rglob("*")}
 
 
-def rewrite(bundle: Path, out: Path, member: str, data: bytes) -> Path:
-    """A hostile submitter's edit: replace one member and re-hash the index, so only verification can tell."""
-    with zipfile.ZipFile(bundle) as z:
-        members = {name: z.read(name) for name in z.namelist()}
-    members[member] = data
-    index = json.loads(members["bundle.json"])
-    index["members"][member] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-    members["bundle.json"] = json.dumps(index).encode()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, content in members.items():
-            z.writestr(name, content)
-    return out
 
 
 def parquet_bytes(frame: pd.DataFrame, schema=None) -> bytes:

@@ -6,7 +6,6 @@ and the tests that follow resume that reproduction or are refused before it."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import warnings
@@ -30,14 +29,10 @@ from mlbench.results import predictions
 from mlbench.results.metrics import MetricWarning
 from mlbench.results.rundir import MANIFEST, PREDICTIONS, RunDir
 from mlbench.training import runner
-from mlbench.training.runner import RunOptions, load_plan, run
+from mlbench.training.runner import load_plan, run
+from tiny_bundles import options, rewrite
 
 
-def options(root: Path, seed: int, out: Path | None = None, **more) -> RunOptions:
-    return RunOptions(benchmark="padchest-specific", out=out or root / f"run-{seed}", demo=True, demo_dir=root / "demo",
-                      demo_options={"n_patients": 48, "image_size": 64, "n_corrupt": 0}, image_size=32,
-                      max_epochs=1, backbones=("mobilenetv3_small_050",), seed=seed, progress=False, workers=1,
-                      n_boot=20, **more)
 
 
 @pytest.fixture(scope="module")
@@ -65,18 +60,6 @@ def reproduced(bundled):
     return {"out": out, "shown": shown, "report": json.loads(report.read_text())}
 
 
-def rewrite(bundle: Path, out: Path, member: str, data: bytes) -> Path:
-    """One member replaced and the index re-hashed: a bundle that opens, saying something else."""
-    with zipfile.ZipFile(bundle) as z:
-        members = {name: z.read(name) for name in z.namelist()}
-    members[member] = data
-    index = json.loads(members["bundle.json"])
-    index["members"][member] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-    members["bundle.json"] = json.dumps(index).encode()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, content in members.items():
-            z.writestr(name, content)
-    return out
 
 
 def edited_json(bundle: Path, member: str, edit) -> bytes:
