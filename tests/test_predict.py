@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,28 +19,20 @@ from mlbench.preprocessing.images import ImageReadError, read_grayscale
 from mlbench.results import leaderboard
 from mlbench.training import predict
 from mlbench.training.runner import load_trained
+from tiny_bundles import demo_corpus, two_backbone_run
 
 BENCH = "padchest-specific"
-TINY = dict(demo=True, demo_options={"n_patients": 60, "image_size": 96}, image_size=32, max_epochs=1,
-            backbones=("mobilenetv3_small_050", "mobilenetv3_small_075"), progress=False, workers=1, n_boot=200)
 KEY = ["image_id", "entry", "label"]
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    import torch
-
-    torch.set_num_threads(2)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # labels without test positives in a tiny demo
-        return mlbench.run_benchmark(BENCH, out=str(tmp_path_factory.mktemp("predict") / "run"), **TINY).run_dir
+    return two_backbone_run(tmp_path_factory.mktemp("predict"))
 
 
 @pytest.fixture(scope="module")
 def corpus(run_dir):
-    """The demo's label file and image folder, as the run's manifest records them."""
-    source = json.loads((run_dir / "manifest.json").read_text())["source"]
-    return run_dir / source["csv"]["relative"], run_dir / source["images"]["relative"]
+    return demo_corpus(run_dir)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,29 +15,20 @@ import mlbench
 from cli_checks import assert_one_error, cli
 from mlbench.results import leaderboard
 from mlbench.results.external import ExternalPredictionsError, read_external
+from tiny_bundles import demo_corpus, two_backbone_run
 
 BENCH = "padchest-specific"
-# tests/test_submit.py's TINY run, with fewer bootstrap replicates (the scores use the same number)
-TINY = dict(demo=True, demo_options={"n_patients": 60, "image_size": 96}, image_size=32, max_epochs=1,
-            backbones=("mobilenetv3_small_050", "mobilenetv3_small_075"), progress=False, workers=1, n_boot=200)
 KEY = ["entry", "label", "metric"]
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    import torch
-
-    torch.set_num_threads(2)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # labels without test positives in a tiny demo
-        return mlbench.run_benchmark(BENCH, out=str(tmp_path_factory.mktemp("score") / "run"), **TINY).run_dir
+    return two_backbone_run(tmp_path_factory.mktemp("score"))
 
 
 @pytest.fixture(scope="module")
 def corpus(run_dir):
-    """The run's demo label file and image folder, as its manifest records them."""
-    source = json.loads((run_dir / "manifest.json").read_text())["source"]
-    return run_dir / source["csv"]["relative"], run_dir / source["images"]["relative"]
+    return demo_corpus(run_dir)
 
 
 @pytest.fixture(scope="module")

@@ -31,3 +31,30 @@ def rewrite(bundle: Path, out: Path, member: str, data: bytes) -> Path:
         for name, content in members.items():
             z.writestr(name, content)
     return out
+
+
+# tests/test_submit.py's TINY run (two backbones), with fewer bootstrap replicates: score and predict compare
+# their results with its rows.
+TWO_BACKBONES = dict(demo=True, demo_options={"n_patients": 60, "image_size": 96}, image_size=32, max_epochs=1,
+                     backbones=("mobilenetv3_small_050", "mobilenetv3_small_075"), progress=False, workers=1,
+                     n_boot=200)
+
+
+def two_backbone_run(folder: Path) -> Path:
+    """Train the TWO_BACKBONES demo run in FOLDER/run; its run directory."""
+    import warnings
+
+    import torch
+
+    import mlbench
+
+    torch.set_num_threads(2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # labels without test positives in a tiny demo
+        return mlbench.run_benchmark("padchest-specific", out=str(folder / "run"), **TWO_BACKBONES).run_dir
+
+
+def demo_corpus(run_dir: Path) -> tuple[Path, Path]:
+    """The run's demo label file and image folder, as its manifest records them."""
+    source = json.loads((run_dir / "manifest.json").read_text())["source"]
+    return run_dir / source["csv"]["relative"], run_dir / source["images"]["relative"]
