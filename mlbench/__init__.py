@@ -46,6 +46,7 @@ API = {
     "add_to_board": "mlbench.api",
     "build_board": "mlbench.api",
     "reproduce_bundle": "mlbench.api",
+    "run_config": "mlbench.api",
 }
 
 # What a plugin may use: name -> where it lives now. Plugins import these from ``mlbench`` only

@@ -62,7 +62,7 @@ __all__ = ["ARGUMENTS", "ArgumentError", "GridStatus", "RunDir", "compare_run", 
            "grid_status", "inspect_dataset", "label_tree", "list_plugins", "preprocess_images", "run_benchmark",
            "run_grid", "show_leaderboard", "split_dataset", "submit_run", "test_plugin", "write_demo_data",
            "write_report", "bundle_run", "score_predictions", "predict_images", "verify_bundle", "init_board",
-           "add_to_board", "build_board", "reproduce_bundle"]
+           "add_to_board", "build_board", "reproduce_bundle", "run_config"]
 PUBLISHED = "published"
 EXECUTORS = ("inline", "local", "slurm")
 SPLIT_NAMES = ("train", "val", "test")
@@ -177,6 +177,9 @@ AGAINST = Constraint(f"{PUBLISHED!r} or a run directory (str or os.PathLike)",
 REPORT_AGAINST = Constraint(f"{PUBLISHED!r} or None", lambda v: v is None or v == PUBLISHED)
 REGISTRY = Constraint("an mlbench.contracts.registry.Registry", is_registry)
 RECIPE = Constraint("an mlbench.contracts.benchmark.Recipe", is_recipe)
+# run_benchmark's recipe: a whole Recipe, or a dict of fields replacing the benchmark's (or demo) recipe's.
+RECIPE_OR_FIELDS = Constraint("an mlbench.contracts.benchmark.Recipe or a dict of its fields, e.g. {'lr': 0.01}",
+                              lambda v: is_recipe(v) or is_options(v))
 CALLBACK = Constraint("a callable", callable)
 EXECUTOR = Constraint(f"one of {', '.join(map(repr, EXECUTORS))}", lambda v: v in EXECUTORS)
 RESOURCES = Constraint("a dict of mlbench.execution.executors.Resources fields, e.g. {'gpus_per_node': 1}", is_options, dict)
@@ -203,7 +206,7 @@ RUN_OPTIONS: dict[str, Constraint] = {
     "sampler": optional(NAME), "sampler_options": optional(OPTIONS), "threshold_rule": optional(NAME),
     "backbone_options": optional(BACKBONE_OPTIONS), "device": NAME, "workers": optional(integer(1)),
     "only_backbones": optional(NAMES), "ensemble_only": BOOL, "n_boot": integer(0), "compile": BOOL,
-    "progress": PROGRESS, "recipe": optional(RECIPE),
+    "progress": PROGRESS, "recipe": optional(RECIPE_OR_FIELDS),
 }
 # How work is run and watched: run_benchmark and run_grid take the same.
 EXECUTION: dict[str, Constraint] = {"executor": EXECUTOR, "resources": optional(RESOURCES), "wait": BOOL,
@@ -259,6 +262,7 @@ ARGUMENTS: dict[str, dict[str, Constraint]] = {
     "init_board": {"folder": PATH, "benchmark": NAME, "csv": optional(PATH), "synthetic": BOOL},
     "add_to_board": {"folder": PATH, **KEEPER, "check_only": BOOL},
     "build_board": {"folder": PATH, "csv": optional(PATH), "images": optional(PATH)},
+    "run_config": {"run_dir": PATH},
     "reproduce_bundle": {"bundle": PATH, "csv": PATH, "images": PATH, "out": PATH, "n_boot": integer(1), "seed": SEED,
                          "json_file": optional(PATH), "device": NAME, "workers": optional(integer(1)),
                          "progress": PROGRESS, **EXECUTION},
@@ -275,7 +279,8 @@ POSITIONAL = {"run_benchmark": ("benchmark",), "compare_run": ("run_dir",), "sub
               "explain_images": ("run_dir",), "test_plugin": ("plugin",), "bundle_run": ("run_dir", "out"),
               "score_predictions": ("file",), "predict_images": ("run_dir",), "verify_bundle": ("bundle",),
               "init_board": ("folder", "benchmark"), "add_to_board": ("folder", "bundle"), "build_board": ("folder",),
-              "reproduce_bundle": ("bundle",)}
+              "reproduce_bundle": ("bundle",),
+              "run_config": ("run_dir",)}
 
 
 def validate(function: str, given: dict[str, Any]) -> dict[str, Any]:
@@ -326,6 +331,8 @@ def run_benchmark(benchmark: str, **options: Any) -> RunResult:
         from mlbench.execution.executors import check_wait
 
         check_wait(executor, wait=False)
+    if isinstance(checked.get("recipe"), Mapping):
+        checked["recipe"] = recipe_with(benchmark, checked["recipe"], demo=checked.get("demo", False))
     opts = RunOptions(**checked)
     if scoped:
         opts.backbone_options = backbone_options_of(opts, scoped)
@@ -337,6 +344,24 @@ def run_benchmark(benchmark: str, **options: Any) -> RunResult:
 
     return run_with_executor(opts, executor, execution.get("say") or (lambda _: None),
                              wait=execution.get("wait", True), **(execution.get("resources") or {}))
+
+
+def recipe_with(benchmark: str, fields: Mapping[str, Any], *, demo: bool) -> Any:
+    """The benchmark's recipe (its demo recipe with ``demo``) with ``fields`` replaced: a Recipe."""
+    import dataclasses as dc
+
+    from mlbench.contracts.benchmark import Recipe
+    from mlbench.contracts.registry import get_registry
+    from mlbench.results.rundir import recipe_from_dict
+
+    names = {f.name for f in dc.fields(Recipe)}
+    unknown = [k for k in fields if k not in names]
+    if unknown:
+        raise ArgumentError(f"run_benchmark: recipe field '{unknown[0]}' is unknown; expected one of "
+                            f"{', '.join(sorted(names))}")
+    bench = get_registry().create("benchmark", benchmark)
+    base = bench.demo_recipe if demo else bench.recipe
+    return recipe_from_dict({**base.to_dict(), **fields}, "run_benchmark: recipe")
 
 
 def backbone_options_of(opts: Any, scoped: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -930,3 +955,57 @@ def reproduce_bundle(bundle: str | Path, *, csv: str | Path, images: str | Path,
 
     return reproduce.reproduce_bundle(checked.pop("bundle"), checked.pop("csv"), checked.pop("images"),
                                       checked.pop("out"), execute=execute, **checked)
+
+
+def run_config(run_dir: str | Path) -> str:
+    """The plan of a run as a config file (TOML text) for ``mlbench run BENCHMARK --config FILE``.
+
+    The run's options that say where its data is and how it ran (``demo``, ``demo-option``, ``csv``,
+    ``images``, ``device``, ``workers``, ``bootstrap``, ``compile``), and its whole recipe as a
+    ``[recipe]`` table: planning ``mlbench run`` with the file gives the same identity. Read from
+    plan.json, or the manifest's recipe for a run without one (``mlbench config RUN_DIR``).
+
+        >>> print(mlbench.run_config("runs/padchest-specific-crop+aug-demo"))
+    """
+    checked = validate("run_config", {"run_dir": run_dir})
+    from mlbench.demo import is_synthetic
+    from mlbench.foundations.config import dumps, value_text
+    from mlbench.results.rundir import RunDirError, recipe_from_dict
+
+    rundir = RunDir(checked["run_dir"])
+    if rundir.plan_file.is_file():
+        stored, where = rundir.read_plan(), str(rundir.plan_file)
+        options, benchmark = stored.get("options"), stored.get("benchmark")
+        if not isinstance(options, dict) or not isinstance(benchmark, str):
+            raise RunDirError(f"{where}: no benchmark and options; expected the plan `mlbench run` writes")
+        recipe = recipe_from_dict(stored.get("recipe"), where)
+    else:
+        manifest, where = rundir.manifest(), str(rundir.manifest_file)
+        benchmark = (manifest.get("identity") or {}).get("benchmark") or manifest.get("benchmark")
+        if not isinstance(benchmark, str):
+            raise RunDirError(f"{where}: names no benchmark; expected the manifest of a run")
+        recipe = rundir.recipe()
+        options = {"demo": is_synthetic(manifest.get("dataset_kind"))}
+    demo = bool(options.get("demo"))
+    top: dict[str, Any] = {"demo": True} if demo else {}
+    comments = {}
+    if demo:
+        top["demo-option"] = options.get("demo_options") or None
+        comments["demo"] = "the run used the synthetic demo corpus: no csv or images"
+    else:
+        top.update(csv=options.get("csv"), images=options.get("images"))
+        comments["csv"] = "the data the run read"
+    for key, name in (("device", "device"), ("workers", "workers"), ("bootstrap", "n_boot")):
+        top[key] = options.get(name)
+    if options.get("compile"):
+        top["compile"] = True
+    fields = {k: v for k, v in recipe.to_dict().items() if k != "variant"}
+    header = (f"mlbench run {benchmark} --config THIS_FILE\n"
+              f"The plan of {rundir.path} (variant {recipe.variant}), from {Path(where).name}.\n"
+              f"out = {value_text(str(rundir.path))} resumes that run; left out, the run goes to the default folder.")
+    comments["recipe"] = ("The run's whole recipe (only a config file sets it); options such as epochs or "
+                          "backbones\ngiven as well replace its fields.")
+    try:
+        return dumps(top, {"recipe": fields}, header=header, comments=comments)
+    except ValueError as exc:
+        raise RunDirError(f"{where}: the plan holds a value a config file cannot write ({exc})") from None

@@ -45,6 +45,7 @@ COMMANDS = {
     "verify": "mlbench.cli.board:verify_command",
     "board": "mlbench.cli.board:board_group",
     "reproduce": "mlbench.cli.reproduce:reproduce_command",
+    "config": "mlbench.cli.config:config_command",
 }
 
 
@@ -138,3 +139,150 @@ def executor_resources(gpus_per_node, cpus_per_task, mem_gb, timeout_min, partit
     extra = {key: str(value) for key, value in parse_pairs(slurm_param, "--slurm-param").items()}
     return {"gpus_per_node": gpus_per_node, "cpus_per_task": cpus_per_task, "mem_gb": mem_gb,
             "timeout_min": timeout_min, "partition": partition, "slurm_parameters": extra, "parallel": parallel}
+
+
+# -- --config FILE: a TOML file of the command's options (run and grid) -------------------------
+# Options taking comma-separated names or numbers: a TOML list is joined with commas.
+COMMA_OPTIONS = {"backbones", "ensembles", "remedies", "seeds"}
+RECIPE_TABLE = "recipe"  # `mlbench run`'s table of recipe fields (RunOptions.recipe), only in a config file
+
+
+def config_option(*, recipe_table: bool = False):
+    """An eager ``--config FILE`` whose values become the command's defaults (the command line wins).
+
+    Keys are the long option names without dashes (``-`` or ``_``); ``no-x = true`` for a switch
+    ``--x/--no-x`` too. With ``recipe_table``, a ``[recipe]`` table of Recipe fields is kept in
+    ``ctx.meta[RECIPE_TABLE]`` for the command to pass on."""
+    from pathlib import Path
+
+    def load(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+        if value is None:
+            return
+        from mlbench.foundations.config import read_config
+
+        data = read_config(value)
+        if recipe_table and RECIPE_TABLE in data:
+            ctx.meta[RECIPE_TABLE] = config_recipe(value, data.pop(RECIPE_TABLE))
+        ctx.default_map = {**(ctx.default_map or {}), **config_defaults(ctx, value, data, recipe_table)}
+
+    return click.option("--config", type=click.Path(path_type=Path, dir_okay=False), is_eager=True,
+                        expose_value=False, callback=load,
+                        help="TOML file of this command's options (`epochs = 5` style keys: the long option "
+                             "names); options on the command line win." +
+                             (" A [recipe] table sets recipe fields no option names (lr, patience, ...)."
+                              if recipe_table else ""))
+
+
+def config_keys(command: click.Command) -> dict[str, tuple[click.Option, bool]]:
+    """Config key (dashes as underscores) -> (option, the value it stands for is inverted)."""
+    keys: dict[str, tuple[click.Option, bool]] = {}
+    for param in command.params:
+        if not isinstance(param, click.Option) or param.name in ("config", "help"):
+            continue
+        for opt in param.opts:
+            if opt.startswith("--"):
+                keys[opt[2:].replace("-", "_")] = (param, False)
+        for opt in param.secondary_opts:
+            if opt.startswith("--"):
+                keys[opt[2:].replace("-", "_")] = (param, True)
+    return keys
+
+
+def config_defaults(ctx: click.Context, path, data: dict, recipe_table: bool) -> dict:
+    """The file's values as ``ctx.default_map`` (parameter name -> value), each checked by click's own type."""
+    from mlbench.foundations.config import ConfigError
+    from mlbench.foundations.options import shown
+
+    keys = config_keys(ctx.command)
+    arguments = {p.name.replace("-", "_") for p in ctx.command.params if isinstance(p, click.Argument)}
+    defaults: dict = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name in arguments:
+            raise ConfigError(f"{path}: key '{key}' is the command's argument {name.upper()}; "
+                              "give it on the command line")
+        if name not in keys:
+            extra = ", [recipe]" if recipe_table else ""
+            raise ConfigError(f"{path}: unknown key '{key}'; expected one of "
+                              f"{', '.join(sorted(k.replace('_', '-') for k in keys))}{extra}")
+        option, inverted = keys[name]
+        wrong = f"{path}: key '{key}' = {shown(value)}: expected "
+        if option.multiple:  # repeatable KEY=VALUE: a table, a list of "KEY=VALUE" strings, or one string
+            if isinstance(value, dict):
+                value = pairs_of(value)
+            elif isinstance(value, str):
+                value = [value]
+            if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                raise ConfigError(wrong + 'a table {KEY = VALUE, ...} or a list of "KEY=VALUE" strings')
+        elif option.is_bool_flag or isinstance(option.type, click.types.BoolParamType):
+            if not isinstance(value, bool):
+                raise ConfigError(wrong + "true or false")
+            value = not value if inverted else value
+        elif name in COMMA_OPTIONS and isinstance(value, list):
+            if not value or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
+                raise ConfigError(wrong + "a non-empty list of names, or one comma-separated string")
+            value = ",".join(str(v) for v in value)
+        elif isinstance(option.type, (click.types.IntParamType, click.types.FloatParamType)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(wrong + "a number")
+        elif not isinstance(value, str):
+            raise ConfigError(wrong + "a string")
+        if option.name in defaults:
+            raise ConfigError(f"{path}: key '{key}' sets --{option.name} twice")
+        try:
+            option.type_cast_value(ctx, value)
+        except click.BadParameter as exc:
+            raise ConfigError(f"{path}: key '{key}' = {shown(value)}: {exc.message}") from None
+        defaults[option.name] = value
+    return defaults
+
+
+def pairs_of(table: dict, prefix: str = "") -> list[str]:
+    """``{gamma = 2}`` -> ``["gamma=2"]``; a nested table is a dotted scope (``{densenet201 = {weights = "w"}}``)."""
+    import json
+
+    out: list[str] = []
+    for key, value in table.items():
+        if isinstance(value, dict):
+            out.extend(pairs_of(value, f"{prefix}{key}."))
+        else:  # JSON text: mlbench.foundations.options.parse_value reads back the same value
+            out.append(f"{prefix}{key}={json.dumps(value)}")
+    return out
+
+
+def config_recipe(path, table) -> dict:
+    """``[recipe]``: Recipe fields, each of the type the field holds; one ConfigError line otherwise."""
+    import dataclasses
+
+    from mlbench.contracts.benchmark import Recipe
+    from mlbench.foundations.config import ConfigError
+    from mlbench.foundations.options import shown
+
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: key 'recipe' = {shown(table)}: expected a [recipe] table of recipe fields")
+    sample = Recipe(backbones=("x",))
+    fields = {f.name: getattr(sample, f.name) for f in dataclasses.fields(Recipe)}
+    out = {}
+    for key, value in table.items():
+        name = key.replace("-", "_")
+        if name not in fields:
+            raise ConfigError(f"{path}: unknown key 'recipe.{key}'; expected one of {', '.join(fields)}")
+        default = fields[name]
+        if isinstance(default, bool):
+            ok, expected = isinstance(value, bool), "true or false"
+        elif isinstance(default, int):
+            ok, expected = isinstance(value, int) and not isinstance(value, bool), "an integer"
+        elif isinstance(default, float):
+            ok, expected = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        elif isinstance(default, str):
+            ok, expected = isinstance(value, str), "a string"
+        elif isinstance(default, tuple):
+            item = str if key != "head_units" else int
+            ok = isinstance(value, list) and all(isinstance(v, item) and not isinstance(v, bool) for v in value)
+            expected = f"a list of {'strings' if item is str else 'integers'}"
+        else:
+            ok, expected = isinstance(value, dict), "a table {KEY = VALUE, ...}"
+        if not ok:
+            raise ConfigError(f"{path}: key 'recipe.{key}' = {shown(value)}: expected {expected}")
+        out[name] = value
+    return out

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from mlbench.cli import comma_names, executor_options, executor_resources, pretrained_option
+from mlbench.cli import comma_names, config_option, executor_options, executor_resources, pretrained_option
 from mlbench.cli.output import CliConsole, esc, make_console, p_text, print_submitted, text
 from mlbench.training.progress import MODES
 
@@ -55,6 +55,7 @@ def grid_group() -> None:
 @executor_options
 @click.option("--progress", type=click.Choice(MODES), default="auto", show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@config_option()
 def grid_run_command(benchmark, remedies, backbones, seeds, out, demo, csv_path, images, epochs, pretrained, image_size,
                      ensembles,
                      n_boot, device, workers, executor, gpus_per_node, cpus_per_task, mem_gb, timeout_min,

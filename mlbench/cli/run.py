@@ -8,7 +8,8 @@ import click
 import pandas as pd
 from rich.table import Table
 
-from mlbench.cli import comma_names, executor_options, executor_resources, pretrained_option
+from mlbench.cli import (RECIPE_TABLE, comma_names, config_option, executor_options, executor_resources,
+                         pretrained_option)
 from mlbench.cli.output import esc, make_console, print_submitted, text
 from mlbench.demo import is_synthetic
 from mlbench.results.leaderboard import GLOBAL_LABEL
@@ -78,6 +79,7 @@ def results_table(board: pd.DataFrame, title: str) -> Table:
 @click.option("--quiet", "-q", is_flag=True, help="No progress output (the final table still prints).")
 @click.option("--no-progress", is_flag=True, hidden=True, help="Same as --quiet (kept for old scripts).")
 @executor_options
+@config_option(recipe_table=True)
 def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, backbones, loss, ensembles, loss_option,
                 backbone_option, sampler, sampler_option, threshold_rule, no_crop, no_augment, pretrained, epochs, image_size, seed, device, workers, only_backbone,
                 ensemble_only, n_boot, use_compile, progress, quiet, no_progress, executor, gpus_per_node,
@@ -104,6 +106,9 @@ def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, back
                    executor=executor, wait=not no_wait, say=make_console().say,
                    resources=executor_resources(gpus_per_node, cpus_per_task, mem_gb, timeout_min, partition,
                                                 slurm_param, parallel))
+    recipe = click.get_current_context().meta.get(RECIPE_TABLE)  # --config's [recipe] table
+    if recipe is not None:
+        options["recipe"] = recipe
     try:
         result = run_benchmark(benchmark, **options)
     except JobsSubmitted as submitted:
