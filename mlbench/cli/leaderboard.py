@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from mlbench.cli.output import esc, make_console, p_text, text
+from mlbench.cli.output import esc, make_console, p_text, print_published_comparison, text
 from mlbench.demo import is_synthetic
 from mlbench.results.leaderboard import METRICS, SOURCES
 
@@ -91,18 +91,7 @@ def compare_command(run_dir, against, variant, metric, file, png, entry, n_boot,
     result = compare_run(run_dir, against=against, variant=variant, metric=metric, leaderboard_file=file,
                          n_boot=n_boot, json_file=json_path, png_file=png, png_entry=entry)
     console = make_console()
-    for note in result.notes:
-        console.print(text(note, "bold red" if note.startswith("NOT COMPARABLE") else ""))
-    for name, rows in result.rows.groupby("entry", sort=False):
-        table = Table(title=esc(f"{name} vs published {rows['reference'].iloc[0]} ({result.published_variant}), "
-                                f"{metric}; labels by test positives"))
-        for column in ("label", "n pos", "run", "95% CI", "published", "delta", "verdict"):
-            table.add_column(column, justify="left" if column in ("label", "verdict") else "right")
-        for r in rows.sort_values("n_positive", ascending=False, kind="stable").itertuples(index=False):
-            style = {"beats published": "green", "below published": "red"}.get(r.verdict, "")
-            table.add_row(text(r.label), "-" if r.n_positive is None else str(r.n_positive), _fmt(r.value),
-                          text(_ci(r.ci_low, r.ci_high)), _fmt(r.published), _fmt(r.delta, 3), text(r.verdict, style))
-        console.print(table)
+    print_published_comparison(console, result, "run")
     beats = result.beats()
     console.print(f"labels beating published (published value below the run's 95% CI): {len(beats)}"
                   + ("" if result.comparable else " — none counted: not comparable"))

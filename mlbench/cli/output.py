@@ -88,3 +88,26 @@ def print_submitted(console: CliConsole, submitted: Any, then: str) -> None:
     if old:
         console.say(f"still queued or running from before: {' '.join(old)}")
     console.say(f"not waiting for them (every submission is in {submitted.record_file}); {then}")
+
+
+def _number(x: Any, digits: int = 3) -> str:
+    return "-" if x is None or x != x else f"{x:.{digits}f}"  # x != x: NaN
+
+
+def print_published_comparison(console: Any, comparison: Any, value_header: str) -> None:
+    """A comparison with the published board (``compare`` of a run, ``score --against published``): its notes,
+    then one table per entry, labels by test positives, the verdict from the interval alone."""
+    for note in comparison.notes:
+        console.print(text(note, "bold red" if note.startswith("NOT COMPARABLE") else ""))
+    for entry, rows in comparison.rows.groupby("entry", sort=False):
+        table = Table(title=esc(f"{entry} vs published {rows['reference'].iloc[0]} ({comparison.published_variant}), "
+                                f"{comparison.metric}; labels by test positives"))
+        for column in ("label", "n pos", value_header, "95% CI", "published", "delta", "verdict"):
+            table.add_column(column, justify="left" if column in ("label", "verdict") else "right")
+        for r in rows.sort_values("n_positive", ascending=False, kind="stable").itertuples(index=False):
+            style = {"beats published": "green", "below published": "red"}.get(r.verdict, "")
+            interval = ("-" if r.ci_low is None or r.ci_high is None or r.ci_low != r.ci_low or r.ci_high != r.ci_high
+                        else f"[{r.ci_low:.3f}, {r.ci_high:.3f}]")
+            table.add_row(text(r.label), "-" if r.n_positive is None else str(r.n_positive), _number(r.value),
+                          text(interval), _number(r.published), _number(r.delta), text(r.verdict, style))
+        console.print(table)

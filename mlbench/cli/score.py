@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from mlbench.cli.output import esc, make_console, text
+from mlbench.cli.output import esc, make_console, print_published_comparison, text
 from mlbench.foundations.options import SEED_MAX
 
 SHOWN_METRICS = ("auc", "auprc", "f1", "f1_pos", "hamming")
@@ -69,24 +69,9 @@ def score_command(file, benchmark, csv_path, images, n_boot, seed, against, metr
     for note in result.notes:
         console.say(note)
     if result.comparison is not None:
-        _print_comparison(console, result.comparison)
+        comparison = result.comparison
+        print_published_comparison(console, comparison, "score")
+        console.print(f"labels beating published (published value below the 95% CI): {len(comparison.beats())}"
+                      + ("" if comparison.comparable else " — none counted: not comparable"))
     if json_path is not None:
         console.say(f"wrote {json_path}")
-
-
-def _print_comparison(console, comparison) -> None:
-    for note in comparison.notes:
-        console.print(text(note, "bold red" if note.startswith("NOT COMPARABLE") else ""))
-    for entry, rows in comparison.rows.groupby("entry", sort=False):
-        table = Table(title=esc(f"{entry} vs published {rows['reference'].iloc[0]} ({comparison.published_variant}), "
-                                f"{comparison.metric}; labels by test positives"))
-        for column in ("label", "n pos", "score", "95% CI", "published", "delta", "verdict"):
-            table.add_column(column, justify="left" if column in ("label", "verdict") else "right")
-        for r in rows.sort_values("n_positive", ascending=False, kind="stable").itertuples(index=False):
-            style = {"beats published": "green", "below published": "red"}.get(r.verdict, "")
-            interval = "-" if math.isnan(r.ci_low) or math.isnan(r.ci_high) else f"[{r.ci_low:.3f}, {r.ci_high:.3f}]"
-            table.add_row(text(r.label), "-" if r.n_positive is None else str(r.n_positive), _cell(r.value),
-                          interval, _cell(r.published), _cell(r.delta), text(r.verdict, style))
-        console.print(table)
-    console.print(f"labels beating published (published value below the 95% CI): {len(comparison.beats())}"
-                  + ("" if comparison.comparable else " — none counted: not comparable"))

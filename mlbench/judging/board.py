@@ -300,6 +300,8 @@ def build_board(folder: str | Path, *, csv: str | Path | None = None, images: st
         raise BoardError(f"{board.root / BOARD_FILE}: {exc}") from None
     tables, result = [], BuildResult(board.root / BOARD_TABLE, 0)
     published = board.root / PUBLISHED_TABLE
+    if published.is_symlink():
+        raise BoardError(f"{published}: is a link; a board reads only its own files")
     if published.is_file():
         tables.append(leaderboard.read(published))
     keeper = board.keeper(csv, images, labels) if csv is not None else None
@@ -321,8 +323,8 @@ def _holds(board: Board, version: str, submission: Path, keeper: Keeper | None,
            registry: Registry) -> tuple[str, pa.Table | None]:
     """("", rows) when the submission's verdict still holds, else (why not, None)."""
     bundle_path, verdict_path = submission / BUNDLE_FILE, submission / VERDICT_FILE
-    if not bundle_path.is_file() or bundle_path.is_symlink() or not verdict_path.is_file():
-        return f"{BUNDLE_FILE} or {VERDICT_FILE} missing", None
+    if not all(path.is_file() and not path.is_symlink() for path in (bundle_path, verdict_path)):
+        return f"{BUNDLE_FILE} or {VERDICT_FILE} missing (or a link: a board reads only its own files)", None
     try:
         verdict = json.loads(verdict_path.read_text("utf-8"))
     except (OSError, ValueError):

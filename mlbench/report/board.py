@@ -51,7 +51,7 @@ def render_board(folder: str | Path) -> str:
     if len(published):
         parts.append(_published_section(published, metric))
     parts.append('<section id="submissions"><h2>Submissions</h2>'
-                 + "".join(_submission(board.root / "submissions" / run_id) for run_id in _folders(board))
+                 + "".join(_submission(folder) for folder in board.submissions())
                  + "</section>")
     parts.append("<footer>Written by <code>mlbench report --board</code> from board.parquet, published.parquet and "
                  "each submission's bundle and verdict.</footer>")
@@ -98,14 +98,14 @@ def _published_section(published: pd.DataFrame, metric: str) -> str:
             + "</section>")
 
 
-def _folders(board: Any) -> list[str]:
-    return [p.name for p in board.submissions()]
 
 
 def _submission(folder: Path) -> str:
     """One submission: its verdict, recipe and plugins, read from its own files (a bad file is said, not fatal)."""
     head = f'<details id="sub-{escape(folder.name)}"><summary>{escape(folder.name)}</summary>'
     try:
+        if any((folder / name).is_symlink() for name in (BUNDLE_FILE, VERDICT_FILE)):
+            raise OSError("a link: a board reads only its own files")
         bundle = open_bundle(folder / BUNDLE_FILE)
         verdict = json.loads((folder / VERDICT_FILE).read_text("utf-8"))
     except (BundleError, OSError, ValueError) as exc:
