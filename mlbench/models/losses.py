@@ -1,4 +1,4 @@
-"""Built-in losses: the paper's weighted binary cross-entropy with logits, and two re-weightings.
+"""Built-in losses: the paper's weighted binary cross-entropy with logits, re-weightings and margins.
 
 A loss plugin registers ``factory(label_counts, n_samples, **options) -> nn.Module`` and is
 called as ``loss(logits, targets)`` with float tensors of shape (batch, labels).
@@ -11,16 +11,40 @@ called as ``loss(logits, targets)`` with float tensors of shape (batch, labels).
 - ``distribution-balanced``: Wu et al., "Distribution-Balanced Loss for Multi-Label
   Classification in Long-Tailed Datasets" (ECCV 2020): re-balanced weighting times a
   negative-tolerant BCE (see :class:`DistributionBalancedLoss`).
+- ``ldam``: Cao et al., "Learning Imbalanced Datasets with Label-Distribution-Aware Margin Loss"
+  (NeurIPS 2019), one sigmoid per label (see :class:`LDAMLoss`).
+- ``logit-adjusted-bce``: Menon et al., "Long-tail learning via logit adjustment" (ICLR 2021),
+  the loss form with each label's log prior odds (see :class:`LogitAdjustedBCE`).
+
+Every built-in loss takes ``label_weights``: one non-negative factor per label that multiplies
+label j's loss term on top of the loss's own weighting. It is what deferred re-weighting (the
+``drw`` schedule) sets from its switch epoch on; None, the default, changes nothing.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from mlbench.foundations.options import check_number
+from mlbench.foundations.options import OptionError, check_number, is_number, shown
+
+
+def check_label_weights(label_weights: Any, n_labels: int, who: str) -> torch.Tensor | None:
+    """``label_weights`` as a float tensor of ``n_labels`` factors, None left as None (no weighting at all,
+    so the loss stays bit-identical to one without the option); anything else is one OptionError."""
+    if label_weights is None:
+        return None
+    values = label_weights.tolist() if hasattr(label_weights, "tolist") else label_weights
+    ok = (isinstance(values, Sequence) and not isinstance(values, (str, bytes, Mapping))
+          and len(values) == n_labels
+          and all(is_number(v) and math.isfinite(v) and v >= 0 for v in values))
+    if not ok:
+        raise OptionError(f"{who}: label_weights must be a list of {n_labels} non-negative finite numbers "
+                          f"(one per label), got {shown(values)}")
+    return torch.tensor([float(v) for v in values], dtype=torch.float32)
 
 
 def inverse_frequency_pos_weight(label_counts: Sequence[int], n_samples: int, max_weight: float | None = None) -> torch.Tensor:
@@ -43,36 +67,51 @@ def inverse_frequency_pos_weight(label_counts: Sequence[int], n_samples: int, ma
     return weight.float()
 
 
-class WeightedBCEWithLogits(nn.Module):
-    """BCE with logits, positives of each label up-weighted by ``pos_weight``."""
+def _on(tensor: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
+    return None if tensor is None else tensor.to(like.device)
 
-    def __init__(self, pos_weight: torch.Tensor) -> None:
+
+class WeightedBCEWithLogits(nn.Module):
+    """BCE with logits, positives of each label up-weighted by ``pos_weight``, each label's terms
+    multiplied by ``label_weights`` (None: not at all)."""
+
+    def __init__(self, pos_weight: torch.Tensor, label_weights: torch.Tensor | None = None) -> None:
         super().__init__()
         self.register_buffer("pos_weight", pos_weight)
+        self.register_buffer("label_weights", label_weights)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if logits.shape != targets.shape:
             raise ValueError(f"weighted-bce: logits {tuple(logits.shape)} and targets {tuple(targets.shape)} differ")
         return nn.functional.binary_cross_entropy_with_logits(
-            logits.float(), targets.float(), pos_weight=self.pos_weight.to(logits.device))
+            logits.float(), targets.float(), weight=_on(self.label_weights, logits),
+            pos_weight=self.pos_weight.to(logits.device))
 
 
-def weighted_bce(label_counts: Sequence[int], n_samples: int, max_weight: float | None = None) -> nn.Module:
-    return WeightedBCEWithLogits(inverse_frequency_pos_weight(label_counts, n_samples, max_weight))
+def weighted_bce(label_counts: Sequence[int], n_samples: int, max_weight: float | None = None,
+                 label_weights: Sequence[float] | None = None) -> nn.Module:
+    pos_weight = inverse_frequency_pos_weight(label_counts, n_samples, max_weight)
+    return WeightedBCEWithLogits(pos_weight, check_label_weights(label_weights, pos_weight.numel(), "weighted-bce"))
 
 
-def plain_bce(label_counts: Sequence[int], n_samples: int) -> nn.Module:
+def plain_bce(label_counts: Sequence[int], n_samples: int, label_weights: Sequence[float] | None = None) -> nn.Module:
     """Unweighted BCE: the baseline that shows what the weighting buys."""
-    return WeightedBCEWithLogits(torch.ones(len(list(label_counts))))
+    n_labels = len(list(label_counts))
+    return WeightedBCEWithLogits(torch.ones(n_labels), check_label_weights(label_weights, n_labels, "bce"))
 
 
-def _counts(label_counts: Sequence[int], n_samples: int, who: str) -> torch.Tensor:
+def _counts(label_counts: Sequence[int], n_samples: int | None, who: str) -> torch.Tensor:
+    """One count per label as float64; with ``n_samples`` None there is no upper bound to check."""
     counts = torch.as_tensor(list(label_counts), dtype=torch.float64)
     if counts.dim() != 1 or counts.numel() == 0:
         raise ValueError(f"{who}: label_counts must be one count per label, got {list(label_counts)}")
+    if n_samples is None:
+        if not torch.isfinite(counts).all() or (counts < 0).any():
+            raise ValueError(f"{who}: label_counts must be non-negative counts, got {counts.tolist()}")
+        return counts
     if n_samples <= 0:
         raise ValueError(f"{who}: n_samples must be positive, got {n_samples}")
-    if (counts < 0).any() or (counts > n_samples).any():
+    if not torch.isfinite(counts).all() or (counts < 0).any() or (counts > n_samples).any():
         raise ValueError(f"{who}: label_counts must lie in [0, n_samples={n_samples}], got {counts.tolist()}")
     return counts
 
@@ -83,37 +122,55 @@ def _check_shapes(logits: torch.Tensor, targets: torch.Tensor, n_labels: int, wh
                          f"(batch, {n_labels})")
 
 
-def class_balanced_weights(label_counts: Sequence[int], n_samples: int, beta: float = 0.999) -> torch.Tensor:
-    """Cui et al.'s weight per label: (1 - beta) / (1 - beta^n), summing to the number of labels.
-
-    A label with no positive has no effective number (its weight would be infinite): it is left
-    out of the scaling and weighs 1, as in plain BCE.
-    """
-    counts = _counts(label_counts, n_samples, "class-balanced")
-    beta = check_number(beta, "class-balanced", "beta", 0, 1, high_open=True)
+def _inverse_effective_numbers(counts: torch.Tensor, beta: float) -> torch.Tensor:
+    """Cui et al.'s (1 - beta) / (1 - beta^n) per label (float64), scaled so the weights sum to the number
+    of labels. A label with no positive has no effective number (its weight would be infinite): it is
+    left out of the scaling and weighs 1, as in plain BCE, so the sum is still the number of labels."""
     present = counts > 0
     raw = (1 - beta) / (1 - torch.pow(torch.tensor(float(beta), dtype=torch.float64), counts.clamp(min=1)))
     weight = torch.ones_like(counts)
     if present.any():
         weight[present] = raw[present] * present.sum() / raw[present].sum()
-    return weight.float()
+    return weight
+
+
+def effective_number_weights(label_counts: Sequence[int], beta: float = 0.9999) -> list[float]:
+    """Class-balanced weights (Cui et al. 2019), one per label, summing to the number of labels; a label
+    with no positive weighs 1. The ``drw`` schedule's default deferred ``label_weights``."""
+    counts = _counts(label_counts, None, "effective_number_weights")
+    beta = check_number(beta, "effective_number_weights", "beta", 0, 1, high_open=True)
+    return _inverse_effective_numbers(counts, beta).tolist()
+
+
+def class_balanced_weights(label_counts: Sequence[int], n_samples: int, beta: float = 0.999) -> torch.Tensor:
+    """Cui et al.'s weight per label (see :func:`effective_number_weights`) as a float tensor."""
+    counts = _counts(label_counts, n_samples, "class-balanced")
+    beta = check_number(beta, "class-balanced", "beta", 0, 1, high_open=True)
+    return _inverse_effective_numbers(counts, beta).float()
 
 
 class ClassBalancedBCE(nn.Module):
-    """BCE with logits, label j's terms (positive and negative) multiplied by ``weight[j]``."""
+    """BCE with logits, label j's terms (positive and negative) multiplied by ``weight[j]`` and, when
+    given, by ``label_weights[j]``."""
 
-    def __init__(self, weight: torch.Tensor) -> None:
+    def __init__(self, weight: torch.Tensor, label_weights: torch.Tensor | None = None) -> None:
         super().__init__()
         self.register_buffer("weight", weight)
+        self.register_buffer("label_weights", label_weights)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         _check_shapes(logits, targets, self.weight.numel(), "class-balanced")
         per_cell = nn.functional.binary_cross_entropy_with_logits(logits.float(), targets.float(), reduction="none")
-        return (per_cell * self.weight.to(logits.device)).mean()
+        weight = self.weight.to(logits.device)
+        if self.label_weights is not None:
+            weight = weight * self.label_weights.to(logits.device)
+        return (per_cell * weight).mean()
 
 
-def class_balanced(label_counts: Sequence[int], n_samples: int, beta: float = 0.999) -> nn.Module:
-    return ClassBalancedBCE(class_balanced_weights(label_counts, n_samples, beta))
+def class_balanced(label_counts: Sequence[int], n_samples: int, beta: float = 0.999,
+                   label_weights: Sequence[float] | None = None) -> nn.Module:
+    weight = class_balanced_weights(label_counts, n_samples, beta)
+    return ClassBalancedBCE(weight, check_label_weights(label_weights, weight.numel(), "class-balanced"))
 
 
 class DistributionBalancedLoss(nn.Module):
@@ -131,12 +188,14 @@ class DistributionBalancedLoss(nn.Module):
     loss_ki = w_ki [y log(1 + e^-(z + nu)) + (1 - y) / lambda log(1 + e^(lambda (z + nu)))],
     averaged over all cells. This follows the authors' released code (ResampleLoss), which places
     the 1 / lambda of the bias there. Counts are clamped to [0.5, N - 0.5] so an absent (or
-    universal) label gets a finite weight and bias.
+    universal) label gets a finite weight and bias. ``label_weights``, when given, multiplies w
+    per label.
     """
 
     def __init__(self, counts: torch.Tensor, n_samples: int, alpha: float, beta: float, mu: float,
-                 lam: float, kappa: float) -> None:
+                 lam: float, kappa: float, label_weights: torch.Tensor | None = None) -> None:
         super().__init__()
+        self.register_buffer("label_weights", label_weights)
         clamped = counts.clamp(min=0.5, max=n_samples - 0.5)
         prior = clamped / n_samples
         self.register_buffer("inverse_frequency", (1.0 / clamped).float())
@@ -156,17 +215,97 @@ class DistributionBalancedLoss(nn.Module):
         targets = targets.float()
         shifted = logits.float() + self.bias.to(logits.device)
         weight = self.rebalancing_weight(targets)
+        if self.label_weights is not None:
+            weight = weight * self.label_weights.to(logits.device)
         positive = nn.functional.softplus(-shifted)  # -log sigmoid(z + nu)
         negative = nn.functional.softplus(self.lam * shifted) / self.lam
         return (weight * (targets * positive + (1 - targets) * negative)).mean()
 
 
 def distribution_balanced(label_counts: Sequence[int], n_samples: int, alpha: float = 0.1, beta: float = 10.0,
-                          mu: float = 0.2, lam: float = 2.0, kappa: float = 0.05) -> nn.Module:
+                          mu: float = 0.2, lam: float = 2.0, kappa: float = 0.05,
+                          label_weights: Sequence[float] | None = None) -> nn.Module:
     """Defaults: the paper's (smoothing alpha 0.1, beta 10, mu 0.2; NTR lambda 2, kappa 0.05)."""
     who = "distribution-balanced"
     # Negative alpha, beta or kappa would turn the weights or the prior bias around; lambda divides.
     alpha, beta, kappa = (check_number(v, who, k, 0) for k, v in (("alpha", alpha), ("beta", beta), ("kappa", kappa)))
     mu, lam = check_number(mu, who, "mu"), check_number(lam, who, "lam", 0, low_open=True)
     counts = _counts(label_counts, n_samples, who)
-    return DistributionBalancedLoss(counts, n_samples, alpha, beta, mu, lam, kappa)
+    return DistributionBalancedLoss(counts, n_samples, alpha, beta, mu, lam, kappa,
+                                    check_label_weights(label_weights, counts.numel(), who))
+
+
+def _ldam_margins(counts: torch.Tensor, max_margin: float) -> torch.Tensor:
+    """Delta_j = C / n_j^(1/4), C chosen so the rarest present label's margin is ``max_margin``; a label
+    with no positive has no n to scale by and gets ``max_margin`` (it is as rare as a label can be)."""
+    present = counts > 0
+    if not present.any():
+        return torch.full_like(counts, max_margin).float()
+    constant = max_margin * counts[present].min() ** 0.25
+    return torch.where(present, constant / counts.clamp(min=1) ** 0.25, torch.full_like(counts, max_margin)).float()
+
+
+class LDAMLoss(nn.Module):
+    """Cao et al. 2019's label-distribution-aware margin, one sigmoid per label:
+    BCE with logits of ``scale * (z - margins * y)`` against y.
+
+    The margin is taken off the logit of positives only, so a rare label's positives must clear a
+    larger margin than a frequent label's before their loss falls. Our adaptation: the paper is a
+    softmax over classes with s = 30 on normalised (cosine) logits; mlbench's heads give raw logits,
+    one sigmoid per label, so the margin is per label and ``scale`` defaults to 1. The margin is a
+    training device only: predictions use the raw logits.
+    """
+
+    def __init__(self, margins: torch.Tensor, scale: float, label_weights: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.register_buffer("margins", margins)
+        self.register_buffer("label_weights", label_weights)
+        self.scale = scale
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        _check_shapes(logits, targets, self.margins.numel(), "ldam")
+        targets = targets.float()
+        adjusted = self.scale * (logits.float() - self.margins.to(logits.device) * targets)
+        return nn.functional.binary_cross_entropy_with_logits(adjusted, targets,
+                                                              weight=_on(self.label_weights, logits))
+
+
+def ldam(label_counts: Sequence[int], n_samples: int, max_margin: float = 0.5, scale: float = 1.0,
+         label_weights: Sequence[float] | None = None) -> nn.Module:
+    """Defaults: the paper's largest margin 0.5; scale 1 (see :class:`LDAMLoss`)."""
+    max_margin = check_number(max_margin, "ldam", "max_margin", 0, low_open=True)
+    scale = check_number(scale, "ldam", "scale", 0, low_open=True)
+    counts = _counts(label_counts, n_samples, "ldam")
+    return LDAMLoss(_ldam_margins(counts, max_margin), scale, check_label_weights(label_weights, counts.numel(), "ldam"))
+
+
+class LogitAdjustedBCE(nn.Module):
+    """Menon et al. 2021's logit-adjusted loss for one sigmoid per label: BCE with logits of
+    ``z + tau * log(pi_j / (1 - pi_j))`` against y, pi_j = n_j / N the label's training prior.
+
+    The softmax form adds tau * log(prior) per class; with a sigmoid per label the prior is that
+    of a two-way choice, so its log odds are added. A rare label's logit is pushed down while
+    training, so the model learns to raise it, and predictions use the raw logits. pi is clipped
+    to [0.5 / N, 1 - 0.5 / N] so a label with no (or only) positives gets a finite shift.
+    """
+
+    def __init__(self, adjustment: torch.Tensor, label_weights: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.register_buffer("adjustment", adjustment)
+        self.register_buffer("label_weights", label_weights)
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        _check_shapes(logits, targets, self.adjustment.numel(), "logit-adjusted-bce")
+        shifted = logits.float() + self.adjustment.to(logits.device)
+        return nn.functional.binary_cross_entropy_with_logits(shifted, targets.float(),
+                                                              weight=_on(self.label_weights, logits))
+
+
+def logit_adjusted_bce(label_counts: Sequence[int], n_samples: int, tau: float = 1.0,
+                       label_weights: Sequence[float] | None = None) -> nn.Module:
+    """Default tau 1: the paper's, its consistent choice for the balanced error."""
+    tau = check_number(tau, "logit-adjusted-bce", "tau", 0)
+    counts = _counts(label_counts, n_samples, "logit-adjusted-bce")
+    prior = (counts / n_samples).clamp(min=0.5 / n_samples, max=1 - 0.5 / n_samples)
+    adjustment = (tau * torch.log(prior / (1 - prior))).float()
+    return LogitAdjustedBCE(adjustment, check_label_weights(label_weights, counts.numel(), "logit-adjusted-bce"))
