@@ -6,8 +6,9 @@ import pytest
 
 from mlbench.results.leaderboard import GLOBAL_LABEL
 from mlbench.results.metrics import evaluate
-from mlbench.results.paired import (COLUMNS, HELPS, HURTS, NO_EVIDENCE, adjust, combine_seeds, holm, p_value,
-                            paired_differences, unpaired_differences, verdict)
+from mlbench.results.metrics import lower_is_better
+from mlbench.results.paired import (COLUMNS, DEFAULT_METRICS, HELPS, HURTS, NO_EVIDENCE, adjust, combine_seeds, holm,
+                            p_value, paired_differences, unpaired_differences, verdict)
 
 LABELS = [f"l{j}" for j in range(6)]
 TRAIN_COUNTS = [600, 300, 150, 80, 40, 20]
@@ -41,7 +42,7 @@ def test_a_run_against_itself_differs_by_exactly_zero():
     assert set(table["scope"]) == {"label", "group", "macro"}
     assert (table["difference"] == 0).all() and (table["ci_low"] == 0).all() and (table["ci_high"] == 0).all()
     assert (table["verdict"] == NO_EVIDENCE).all()
-    assert len(table) == 3 * (len(LABELS) + 3 + 1)
+    assert len(table) == len(DEFAULT_METRICS) * (len(LABELS) + 3 + 1)
 
 
 def test_point_differences_are_the_metric_differences_of_evaluate():
@@ -210,8 +211,10 @@ def test_every_verdict_has_its_interval_and_its_adjusted_p_value():
     y, patients, shared, rng = split(seed=3)
     a, b = run(y, shared, rng), run(y, shared, rng, signal=1.6)
     table = compare(y, a, b, patients, n_boot=300).table
+    lower = table["metric"].map(lower_is_better)
+    better_side = table["ci_high"].where(lower, -table["ci_low"]) < 0  # wholly below 0 for ece_15, brier
     helps = table[table["verdict"] == HELPS]
-    assert len(helps) > 0
-    assert (helps["ci_low"] > 0).all() and (helps["p_adjusted"] < 0.05).all()
-    quiet = table[(table["verdict"] == NO_EVIDENCE) & (table["ci_low"] > 0)]
-    assert (quiet["p_adjusted"] >= 0.05).all()  # an interval above 0 without a verdict: the adjustment said no
+    assert len(helps) > 0 and helps["metric"].map(lower_is_better).any()
+    assert better_side[helps.index].all() and (helps["p_adjusted"] < 0.05).all()
+    quiet = table[(table["verdict"] == NO_EVIDENCE) & better_side]
+    assert (quiet["p_adjusted"] >= 0.05).all()  # an interval on the better side without a verdict: the adjustment said no

@@ -154,6 +154,10 @@ def test_every_section_is_there(run_dir, report):
     assert f"Skipped: {m['skipped']['total']} items" in report
     # the forest plot, the prevalence plot with its trend lines, one training curve per backbone
     assert re.search(r'<div id="forest-ctp"><svg class="plot"', report)
+    # one reliability diagram per entry and frequency group, from the stored test predictions
+    for entry in ("resnet10t", "ctp", "ptc-lw", "ptc-mode"):
+        for group in ("frequent", "medium", "rare"):
+            assert f'<figure class="reliability" id="reliability-{entry}-{group}"><svg class="plot"' in report
     assert 'aria-label="ROC AUC against label prevalence (log scale)"' in report and "/decade)" in report
     history = json.loads((run_dir / "backbones" / "resnet10t" / "history.json").read_text())
     assert f"chosen epoch {history['best_epoch']}" in report

@@ -65,7 +65,10 @@ def test_leaderboard_rows(tiny_run):
     table = leaderboard.read(tiny_run.run_dir / "leaderboard.parquet")
     board = table.to_pandas()
     assert set(board["entry"]) == {"resnet10t", "mobilenetv3_small_050", "ctp", "ptc-lw", "ptc-mode"}
-    assert set(board["metric"]) == {"auc", "auprc", "f1", "f1_pos", "hamming"}
+    assert set(board["metric"]) == {"auc", "auprc", "f1", "f1_pos", "hamming", "ece_15", "brier"}
+    calibration = board[board["metric"].isin(["ece_15", "brier"])]
+    assert len(calibration) == 2 * len(board[board["metric"] == "auc"])  # every entry, label, group and macro
+    assert calibration["value"].between(0, 1).all() and calibration["ci_low"].notna().all()
     assert (board["source"] == "run").all() and (board["dataset_kind"] == "synthetic").all()
     m = json.loads((tiny_run.run_dir / "manifest.json").read_text())
     assert (board["split_hash"] == m["split_hash"]).all()

@@ -14,10 +14,11 @@ import pandas as pd
 from mlbench.data.imbalance import ImbalanceReport, imbalance_by_split
 from mlbench.demo import is_synthetic
 from mlbench.results.leaderboard import GLOBAL_LABEL, METRICS
+from mlbench.results.metrics import BRIER, ECE, ECE_BINS, equal_mass_bins, expected_calibration_error
 from mlbench.report import collect
 from mlbench.report.collect import ReportError
 from mlbench.results.rundir import HISTORY, SPLIT, SPLIT_KEY_COLUMNS, RunDir
-from mlbench.results.stats import GROUP_NAMES, group_label
+from mlbench.results.stats import GROUP_NAMES, group_label, label_groups
 
 # The gallery embeds PNG bytes: it stops at this many images or bytes and says how many it left out.
 GALLERY_MAX_IMAGES = 12
@@ -44,6 +45,24 @@ class LabelRow:
     prevalence: float  # share of all images in split.parquet carrying the label
     auc: Measure
     published: float = float("nan")
+
+
+@dataclass
+class Reliability:
+    """One entry's reliability diagram for one frequency group, pooling the (image, label) cells of its labels.
+
+    ``bins``: (mean score, observed positive rate, cells) per non-empty equal-mass bin of the pooled
+    scores; ``pooled_ece`` the ECE of exactly those bins. ``ece`` and ``brier`` are the
+    leaderboard's group rows: means over the group's labels of each label's own value.
+    """
+
+    group: str
+    n_labels: int
+    cells: int
+    bins: list[tuple[float, float, int]]
+    pooled_ece: float
+    ece: Measure
+    brier: Measure
 
 
 @dataclass
@@ -96,6 +115,7 @@ class RunReport:
     explainer_rows: pd.DataFrame
     galleries: list[Gallery] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what the page leaves out and why (collect.RunFiles.notes)
+    reliability: dict[str, list[Reliability]] = field(default_factory=dict)  # entry -> one per frequency group
 
 
 def build_run(run_dir: Path, against: str | None = None, explain_dirs: list[Path] | None = None) -> RunReport:
@@ -190,6 +210,7 @@ def build_run(run_dir: Path, against: str | None = None, explain_dirs: list[Path
         per_label=per_label, frequency_basis=basis, published=published, imbalance=imbalance, labels=labels,
         histories=histories, explainer_rows=files.board[files.board["entry_kind"] == "explainer"].copy(),
         galleries=[_gallery(e) for e in files.explains], notes=list(files.notes),
+        reliability=_reliability(files.test, n_train, entries, groups),
     )
 
 
@@ -224,6 +245,43 @@ def _group_sizes(n_train: dict[str, int], labels: list[str]) -> dict[str, int]:
         return {}
     counts = [n_train.get(lab, 0) for lab in labels]
     return {g: len(members) for g, members in label_groups(counts, labels).items()}
+
+
+def reliability_bins(y: np.ndarray, score: np.ndarray) -> tuple[list[tuple[float, float, int]], float]:
+    """(mean score, positive rate, count) per non-empty equal-mass bin, and the ECE of those bins."""
+    y, score = np.asarray(y, dtype=np.float64).ravel(), np.asarray(score, dtype=np.float64).ravel()
+    if score.size == 0:
+        return [], float("nan")
+    bins = equal_mass_bins(score, ECE_BINS)
+    counts = np.bincount(bins, minlength=ECE_BINS)
+    mean_score = np.bincount(bins, weights=score, minlength=ECE_BINS)
+    positives = np.bincount(bins, weights=y, minlength=ECE_BINS)
+    points = [(float(mean_score[b] / counts[b]), float(positives[b] / counts[b]), int(counts[b]))
+              for b in range(ECE_BINS) if counts[b]]
+    return points, expected_calibration_error(y, score, bins=bins)
+
+
+def _reliability(test: collect.ScoredTestSplit | None, n_train: dict[str, int], entries: list[tuple[str, str]],
+                 groups: dict[str, dict[str, dict[str, Measure]]]) -> dict[str, list[Reliability]]:
+    """Each entry's diagrams, one per frequency group (the groups of the page's group table)."""
+    if test is None or not n_train:
+        return {}
+    members = label_groups([n_train.get(lab, 0) for lab in test.labels], test.labels)
+    index = {lab: j for j, lab in enumerate(test.labels)}
+    missing = Measure(float("nan"), float("nan"), float("nan"))
+    out: dict[str, list[Reliability]] = {}
+    for entry, _ in entries:
+        if entry not in test.scores:
+            continue
+        diagrams = []
+        for group, labels in members.items():
+            columns = [index[lab] for lab in labels]
+            points, pooled = reliability_bins(test.y[:, columns], test.scores[entry][:, columns])
+            rows = groups.get(entry, {}).get(group, {})
+            diagrams.append(Reliability(group, len(labels), test.y.shape[0] * len(columns), points, pooled,
+                                        rows.get(ECE, missing), rows.get(BRIER, missing)))
+        out[entry] = diagrams
+    return out
 
 
 def _gallery(files: collect.ExplainFiles) -> Gallery:

@@ -1,7 +1,8 @@
 """Every file the report reads, in one place.
 
 A run directory (its file names come from :class:`mlbench.results.rundir.RunDir`): ``manifest.json``,
-``leaderboard.parquet``, ``split.parquet``, ``skipped.parquet``, ``backbones/NAME/history.json``;
+``leaderboard.parquet``, ``split.parquet``, ``skipped.parquet``, ``predictions.parquet`` (the test
+scores the reliability diagrams bin), ``backbones/NAME/history.json``;
 ``mlbench explain`` output (``explain.json``, per image ``explanation.json`` and panel PNGs) wherever
 ``--out`` put it. A grid directory: ``grid.json``, ``comparison.parquet`` and ordinary run directories
 under ``cells/<remedy>/seed-<n>/`` (:class:`mlbench.results.griddir.GridDir` knows the layout).
@@ -23,10 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from mlbench.results import leaderboard
+from mlbench.results import leaderboard, predictions
 from mlbench.foundations.errors import UserError
 from mlbench.results import griddir
 from mlbench.results.griddir import GridDir, GridError
@@ -55,6 +57,15 @@ class ExplainFiles:
 
 
 @dataclass
+class ScoredTestSplit:
+    """Every entry's test scores (images, labels) and the images' 0/1 labels, rows in one order."""
+
+    labels: list[str]
+    y: np.ndarray
+    scores: dict[str, np.ndarray]
+
+
+@dataclass
 class RunFiles:
     run_dir: Path
     manifest: dict[str, Any]
@@ -64,6 +75,7 @@ class RunFiles:
     explains: list[ExplainFiles] = field(default_factory=list)
     history_files: dict[str, str] = field(default_factory=dict)  # backbone name -> path inside the run
     notes: list[str] = field(default_factory=list)  # what the page leaves out and why (shown on it and printed)
+    test: ScoredTestSplit | None = None  # the entries' test scores with their labels (None: no usable split or predictions)
 
 
 @dataclass
@@ -108,6 +120,7 @@ def read_run(run_dir: Path, explain_dirs: list[Path] | None = None) -> RunFiles:
     split = read_split(rundir, notes)
     check_skips(rundir, notes)
     histories, history_files = read_histories(rundir, info, notes)
+    test = read_test_scores(rundir, info, split, notes) if split is not None else None
     folders = [Path(d) for d in explain_dirs or []]
     for folder in folders:
         if not (folder / EXPLAIN_SUMMARY).is_file():
@@ -115,7 +128,7 @@ def read_run(run_dir: Path, explain_dirs: list[Path] | None = None) -> RunFiles:
     # explain has no default --out; an output folder placed inside the run directory is found too.
     folders += [p.parent for p in sorted(run_dir.glob(f"*/{EXPLAIN_SUMMARY}")) if p.parent not in folders]
     explains = [read_explain(folder) for folder in folders]
-    return RunFiles(run_dir, info, board, split, histories, explains, history_files, notes)
+    return RunFiles(run_dir, info, board, split, histories, explains, history_files, notes, test)
 
 
 # The manifest fields the page reads, and the JSON type each must have when present.
@@ -154,8 +167,9 @@ def is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-WITHOUT_SPLIT = ("the page leaves out the label frequencies, prevalence and imbalance measures, and orders labels "
-                 "by the leaderboard's test positives")
+WITHOUT_SPLIT = ("the page leaves out the label frequencies, prevalence and imbalance measures and the reliability "
+                 "diagrams, and orders labels by the leaderboard's test positives")
+WITHOUT_PREDICTIONS = "the page leaves out the reliability diagrams (the calibration rows are still shown)"
 
 
 def read_split(rundir: RunDir, notes: list[str]) -> pd.DataFrame | None:
@@ -177,6 +191,49 @@ def read_split(rundir: RunDir, notes: list[str]) -> pd.DataFrame | None:
                      f"{WITHOUT_SPLIT}")
         return None
     return split
+
+
+def read_test_scores(rundir: RunDir, info: dict[str, Any], split: pd.DataFrame,
+                     notes: list[str]) -> ScoredTestSplit | None:
+    """The manifest's entries' test scores from predictions.parquet, with split.parquet's labels; a note when unusable.
+
+    The images are those the predictions hold for the test split (images preprocessing skipped
+    have none, as in the metrics); each must be a test image of split.parquet, and every entry
+    must score the same images on every label.
+    """
+    path = rundir.predictions_file
+    entries = (info.get("backbones") or []) + (info.get("ensembles") or [])
+    if not entries:
+        return None
+    labels = [c for c in split.columns if c not in SPLIT_KEY_COLUMNS]
+    try:
+        frame = predictions.read(path)
+    except predictions.PredictionsError as exc:
+        notes.append(f"{exc}; {WITHOUT_PREDICTIONS}")
+        return None
+    frame = frame[frame["split"] == "test"]
+    test = split[split["split"] == "test"].drop_duplicates("image_id").set_index("image_id")
+    test.index = test.index.astype(str)
+    ids = list(dict.fromkeys(frame["image_id"]))
+    outside = [i for i in ids if i not in test.index]
+    problem = None
+    if not ids:
+        problem = "holds no test predictions"
+    elif outside:
+        problem = (f"holds test predictions of {len(outside)} images that are not test images of "
+                   f"{rundir.split_file.name}, e.g. {predictions.show(outside[0])}")
+    scores: dict[str, np.ndarray] = {}
+    for entry in entries if problem is None else []:
+        try:
+            scores[entry] = predictions.wide(frame, entry, ids, labels)
+        except KeyError:
+            problem = f"lacks test predictions of entry '{predictions.show(entry)}' for some of its images or labels"
+            break
+    if problem is not None:
+        notes.append(f"{path}: {problem}; expected every entry's scores on the same test images; "
+                     f"{WITHOUT_PREDICTIONS}")
+        return None
+    return ScoredTestSplit(labels, test.loc[ids, labels].to_numpy(dtype=np.uint8), scores)
 
 
 def is_binary(column: pd.Series) -> bool:

@@ -14,8 +14,9 @@ from typing import Any, Iterable, Sequence
 
 from mlbench.results.griddir import COMPARISON
 from mlbench.results.leaderboard import GLOBAL_LABEL, METRICS
+from mlbench.results.metrics import BRIER, ECE, ECE_BINS, lower_is_better
 from mlbench.report import svg
-from mlbench.report.build import GridReport, Measure, RunReport
+from mlbench.report.build import GridReport, Measure, Reliability, RunReport
 from mlbench.results.stats import GROUP_NAMES
 
 DIGITS = 4  # every number from leaderboard.parquet is shown with this many decimals
@@ -24,7 +25,8 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'
 # finds this (a file of someone else's is replaced only with --force).
 MARKER = '<meta name="generator" content="mlbench report">'
 MARKER_WITHIN = 512  # bytes from the start of the file where the marker must be
-METRIC_NAMES = {"auc": "ROC AUC", "auprc": "AUPRC", "f1": "F1", "f1_pos": "F1 pos.", "hamming": "Hamming ↓"}
+METRIC_NAMES = {"auc": "ROC AUC", "auprc": "AUPRC", "f1": "F1", "f1_pos": "F1 pos.", "hamming": "Hamming ↓",
+                ECE: f"ECE ({ECE_BINS} bins) ↓", BRIER: "Brier ↓"}
 
 CSS = """
 :root { --fg:#1b1b1b; --muted:#555; --line:#d0d0d0; --accent:#0072B2; --warn:#D55E00; }
@@ -56,6 +58,7 @@ svg.plot { max-width: 100%; height: auto; display: block; margin: 6px 0; }
 figure { margin: 0; } figure img { width: 220px; height: auto; border: 1px solid var(--line); }
 figure.wide img { width: 460px; } figure.wide figcaption { max-width: 460px; }
 figcaption { font-size: 12px; color: var(--muted); max-width: 220px; }
+figure.reliability figcaption { max-width: 286px; }
 .image-block { border: 1px solid var(--line); padding: 8px; margin: 8px 0; }
 details > summary { cursor: pointer; color: var(--accent); margin: 6px 0; }
 footer { color: var(--muted); font-size: 12px; margin-top: 32px; }
@@ -200,6 +203,7 @@ def render_run(report: RunReport) -> str:
                      + "".join(f"<p>{escape(n)}</p>" for n in report.notes) + "</div>")
     parts.append(_global_section(report))
     parts.append(_per_label_section(report))
+    parts.append(_calibration_section(report))
     parts.append(_prevalence_section(report))
     parts.append(_imbalance_section(report))
     parts.append(_training_section(report))
@@ -231,7 +235,9 @@ def _global_section(report: RunReport) -> str:
     out.append(table("global-table", headers, rows, numeric=range(2, len(headers), 2)))
     out.append('<p class="sub">Macro over labels (the leaderboard\'s <code>__global__</code> rows); 95% CIs: '
                "patient-level bootstrap. F1: binary macro F1 at threshold 0.5 (the paper's); F1 pos.: positive-class F1; "
-               "Hamming loss: lower is better.</p>")
+               f"ECE: expected calibration error over {ECE_BINS} equal-mass bins of each label's test scores; Brier: "
+               "mean squared difference of probability and label. Hamming loss, ECE and Brier (↓): lower is "
+               "better.</p>")
     if any(report.groups[e][g] for e, _ in report.entries for g in GROUP_NAMES):
         headers = ["entry"] + [f"{g} ({report.group_members.get(g, '?')} labels) AUC" for g in GROUP_NAMES] + [
             "95% CI " + g for g in GROUP_NAMES]
@@ -244,8 +250,62 @@ def _global_section(report: RunReport) -> str:
         out.append(table("group-table", headers, rows, numeric=range(1, 4)))
         out.append('<p class="sub">Labels ordered by training positives and cut into thirds '
                    "(<code>__group_frequent__</code> etc.).</p>")
+        out.append(_group_calibration_table(report))
     out.append("</section>")
     return "".join(out)
+
+
+def _group_calibration_table(report: RunReport) -> str:
+    """ECE and Brier with their CIs per entry and frequency group (the leaderboard's group rows)."""
+    headers = ["entry"]
+    for g in GROUP_NAMES:
+        headers += [f"{g} {METRIC_NAMES[ECE]}", "95% CI", f"{g} {METRIC_NAMES[BRIER]}", "95% CI"]
+    missing = Measure(float("nan"), float("nan"), float("nan"))
+    rows = []
+    for entry, _ in report.entries:
+        row: list[Cell | str] = [Cell(entry)]
+        for g in GROUP_NAMES:
+            for metric in (ECE, BRIER):
+                m = report.groups[entry][g].get(metric, missing)
+                row += [num(m.value), ci(m.ci_low, m.ci_high)]
+        rows.append(row)
+    return ("<h3>Calibration by label frequency group</h3>"
+            + table("group-calibration-table", headers, rows, numeric=range(1, len(headers), 2))
+            + '<p class="sub">Means over the group\'s labels of each label\'s ECE and Brier score; lower is better. '
+            "A run written before mlbench measured calibration has none (–).</p>")
+
+
+def _calibration_section(report: RunReport) -> str:
+    """One reliability diagram per entry and frequency group: the headline entry open, the others folded."""
+    out = ['<section id="calibration"><h2>Calibration: reliability diagrams by label frequency group</h2>']
+    if not report.reliability:
+        out.append("<p>No reliability diagrams: they need the run's split.parquet and predictions.parquet (see the "
+                   "note at the top).</p></section>")
+        return "".join(out)
+    out.append(f'<p class="sub">Each diagram pools the (test image, label) cells of the group\'s labels, cuts '
+               f"their scores into {ECE_BINS} equal-mass bins and plots each bin's observed positive rate against its "
+               "mean predicted probability; on the dashed diagonal the scores are calibrated. Below the diagonal the "
+               "entry overestimates the probability. The caption gives the group's ECE (mean over its labels, as "
+               "in the tables) and the ECE of the pooled bins drawn.</p>")
+    top = headline_entry(report)
+    order = [top] + [e for e, _ in report.entries if e != top and e in report.reliability]
+    for i, entry in enumerate(e for e in order if e in report.reliability):
+        figures = "".join(_reliability_figure(entry, d) for d in report.reliability[entry])
+        block = f'<div class="plots" id="reliability-{escape(entry)}">{figures}</div>'
+        out.append(block if i == 0 else f"<details><summary>{escape(entry)}</summary>{block}</details>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def _reliability_figure(entry: str, d: Reliability) -> str:
+    plot = svg.reliability(d.bins, title=f"{entry} · {d.group} ({d.n_labels} labels)",
+                           source="the run's test predictions and labels")
+    ece = (f"ECE ({ECE_BINS} bins) {fmt(d.ece.value)}"
+           + (f" (95% CI {fmt(d.ece.ci_low)} – {fmt(d.ece.ci_high)})" if math.isfinite(d.ece.ci_low) else "")
+           + f", mean over the group's labels; pooled over these {d.cells} cells {fmt(d.pooled_ece)}; "
+           f"Brier {fmt(d.brier.value)}")
+    return (f'<figure class="reliability" id="reliability-{escape(entry)}-{escape(d.group)}">{plot}'
+            f"<figcaption>{escape(ece)}</figcaption></figure>")
 
 
 def _per_label_section(report: RunReport) -> str:
@@ -431,9 +491,11 @@ def render_grid(report: GridReport) -> str:
             plot_rows = [{"label": f"{r.entry} · {'macro' if r.scope == 'macro' else r.name}", "note": f"{int(r.n_seeds)} seeds", "difference": r.difference,
                           "ci_low": r.ci_low, "ci_high": r.ci_high, "verdict": r.verdict}
                          for r in sel.itertuples(index=False)]
+            better = "below" if lower_is_better(metric) else "above"
             parts.append(svg.differences(plot_rows, title=f"{remedy}: {METRIC_NAMES.get(metric, metric)} difference "
                                                             "by frequency group",
-                                         x_label=f"{metric} (remedy − baseline)", source=COMPARISON))
+                                         x_label=f"{metric} (remedy − baseline; {better} 0 is better)",
+                                         source=COMPARISON))
         parts.append("</section>")
     headers = ["remedy", "baseline", "entry", "scope", "name", "metric", "difference", "95% CI", "seeds",
                "p (Holm)", "verdict"]

@@ -289,3 +289,40 @@ def differences(rows: Sequence[dict], *, title: str, x_label: str, source: str) 
     body.append(_text(left + plot_w / 2, bottom + 32, x_label, anchor="middle"))
     body.append(_text(10, height - 8, f"Source: {source}", size=10, fill="#555"))
     return _svg(width, height, title, body)
+
+
+def reliability(points: Sequence[tuple[float, float, int]], *, title: str, source: str) -> str:
+    """A reliability diagram: per bin, the observed positive rate against the mean predicted
+    probability, both on [0, 1], with the diagonal of perfect calibration dashed; ``points`` are
+    (mean score, rate, count) per bin, left to right."""
+    left, top, side = 52, 34, 210
+    width, height = max(left + side + 24, 20 + 7 * len(title)), top + side + 58  # room for a long entry name
+
+    def sx(v: float) -> float:
+        return left + min(max(v, 0.0), 1.0) * side
+
+    def sy(v: float) -> float:
+        return top + side - min(max(v, 0.0), 1.0) * side
+
+    body = [_text(10, 18, title, size=12, weight="bold"),
+            f'<rect x="{left}" y="{top}" width="{side}" height="{side}" fill="none" stroke="#999"/>']
+    for t in nice_ticks(0.0, 1.0):
+        body.append(f'<line x1="{_f(sx(t))}" x2="{_f(sx(t))}" y1="{top}" y2="{top + side}" stroke="#eee"/>')
+        body.append(f'<line x1="{left}" x2="{left + side}" y1="{_f(sy(t))}" y2="{_f(sy(t))}" stroke="#eee"/>')
+        body.append(_text(sx(t), top + side + 14, f"{t:g}", anchor="middle", size=10))
+        body.append(_text(left - 5, sy(t) + 4, f"{t:g}", anchor="end", size=10))
+    body.append(f'<line class="diagonal" x1="{_f(sx(0))}" y1="{_f(sy(0))}" x2="{_f(sx(1))}" y2="{_f(sy(1))}" '
+                f'stroke="#666" stroke-dasharray="4 3"/>')
+    shown = [(s, r, n) for s, r, n in points if _ok(s) and _ok(r)]
+    if len(shown) > 1:
+        body.append(f'<polyline fill="none" stroke="{colour(0)}" stroke-width="1.6" points="'
+                    + " ".join(f"{_f(sx(s))},{_f(sy(r))}" for s, r, _ in shown) + '"/>')
+    for k, (s, r, n) in enumerate(shown):
+        body.append(marker("circle", sx(s), sy(r), colour(0), 3.4,
+                           f"bin {k + 1}: mean predicted {s:.4f}, observed {r:.4f}, {n} cells"))
+    if not shown:
+        body.append(_text(left + 8, top + 18, "no scored cell", size=10, fill="#777"))
+    body.append(_text(left + side / 2, top + side + 30, "mean predicted probability", anchor="middle", size=11))
+    body.append(_text(14, top + side / 2, "observed positive rate", anchor="middle", size=11, rotate=-90))
+    body.append(_text(10, height - 6, f"Source: {source}", size=9, fill="#555"))
+    return _svg(width, height, title, body)

@@ -21,17 +21,20 @@ from mlbench.foundations.errors import UserError
 from mlbench.foundations.io import write_parquet
 
 LEADERBOARDS_ENV = "MLBENCH_LEADERBOARDS"
-# Lower is better for these metrics; higher for every other.
-LOWER_IS_BETTER = frozenset({"hamming", "hamming_tuned"})
 SCHEMA_VERSION = 1
 GLOBAL_LABEL = "__global__"
 ENTRY_KINDS = ("backbone", "ensemble", "explainer")
 SOURCES = ("published", "run")
-METRICS = ("auc", "auprc", "f1", "f1_pos", "hamming")
+# Calibration of the scores (mlbench.results.metrics): expected calibration error over 15 equal-mass
+# bins (the name carries the bin count, so a row is never read as another count) and the Brier score.
+CALIBRATION_METRICS = ("ece_15", "brier")
+METRICS = ("auc", "auprc", "f1", "f1_pos", "hamming") + CALIBRATION_METRICS
 DECISION_METRICS = ("f1", "f1_pos", "hamming")
 # The decision metrics again, with per-label thresholds chosen on the validation split (not the paper's 0.5).
 TUNED_SUFFIX = "_tuned"
 TUNED_METRICS = tuple(m + TUNED_SUFFIX for m in DECISION_METRICS)
+# Lower is better for these metrics; higher for every other. Ask mlbench.results.metrics.lower_is_better.
+LOWER_IS_BETTER = frozenset({"hamming", "hamming_tuned", *CALIBRATION_METRICS})
 
 SCHEMA = pa.schema(
     [

@@ -14,9 +14,11 @@ Rows (a pandas DataFrame; columns ``COLUMNS``), each a difference B - A:
 - ``scope="macro"``: the macro mean over all labels, ``name`` ``__global__``.
 
 Metrics are those of :mod:`mlbench.results.stats` (AUC and AUPRC from scores, F1 — the paper's mean of
-both classes' F1 — from the 0/1 decisions), computed the same way on the whole split and on each
-replicate; macro means average, within a replicate, the labels defined there. The interval is the
-percentile 95% interval of the replicates' differences; it is per row, not adjusted.
+both classes' F1 — from the 0/1 decisions, and the calibration of the scores: ``ece_15`` and
+``brier``), computed the same way on the whole split and on each replicate; macro means average,
+within a replicate, the labels defined there. Each run's ECE keeps the equal-mass bins of its own
+scores on the whole split in every replicate. The interval is the percentile 95% interval of the
+replicates' differences; it is per row, not adjusted.
 
 Many rows are tested at once (every label, every metric, and in a grid every remedy), so some
 intervals exclude 0 by chance alone. ``p_value`` is the two-sided p-value of "no difference" from
@@ -27,9 +29,11 @@ step-down adjustment of those p-values within a
 *family*: the rows of one (scope, metric) of a comparison (:data:`FAMILY`), and in a grid the same
 rows over every remedy against the baseline (:func:`adjust`). Holm controls the chance of any
 false "helps" or "hurts" in a family at 5% whatever the dependence between its rows.
-``verdict`` is ``helps`` when the interval lies wholly on the better side of 0 (above for these
-higher-is-better metrics) *and* ``p_adjusted`` < 0.05, ``hurts`` likewise on the worse side,
-else ``no evidence``.
+``verdict`` is ``helps`` when the interval lies wholly on the better side of 0 *and*
+``p_adjusted`` < 0.05, ``hurts`` likewise on the worse side, else ``no evidence``. The better side
+is above 0 for AUC, AUPRC and F1 and below it for the lower-is-better metrics (``hamming``,
+``ece_15``, ``brier``: :func:`mlbench.results.metrics.lower_is_better`): B - A < 0 there means B
+errs less.
 
 Across training seeds, :func:`combine_seeds` gives the mean difference, its standard deviation
 across seeds and the interval of the mean over seeds (the seeds' comparisons share the bootstrap
@@ -48,18 +52,20 @@ import pandas as pd
 
 from mlbench.results.leaderboard import GLOBAL_LABEL
 from mlbench.foundations.missing import finite_mean
-from mlbench.results.stats import (CI_LEVEL, PatientBootstrap, decision_metrics, label_groups, patient_bootstrap,
-                           ranking_metrics)
+from mlbench.results.metrics import BRIER, ECE, lower_is_better
+from mlbench.results.stats import (CI_LEVEL, PatientBootstrap, calibration_metrics, decision_metrics, label_groups,
+                                   patient_bootstrap, ranking_metrics)
 
 COLUMNS = ("scope", "name", "metric", "difference", "ci_low", "ci_high", "sd", "n_seeds", "p_value", "p_adjusted",
            "verdict")
 # The rows Holm's adjustment treats as one family of tests within one comparison.
 FAMILY = ("scope", "metric")
 ALPHA = 1 - CI_LEVEL
-DEFAULT_METRICS = ("auc", "auprc", "f1")
+DEFAULT_METRICS = ("auc", "auprc", "f1", ECE, BRIER)
 RANKING = ("auc", "auprc")
 DECISION = ("f1", "f1_pos", "hamming")
-LOWER_IS_BETTER = frozenset({"hamming"})
+CALIBRATION = (ECE, BRIER)
+KNOWN = RANKING + DECISION + CALIBRATION
 HELPS, HURTS, NO_EVIDENCE = "helps", "hurts", "no evidence"
 # The unpaired variant draws run B's replicates from this offset of the seed.
 UNPAIRED_SEED_OFFSET = 1
@@ -103,10 +109,9 @@ def _inputs(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, labels
         raise ValueError("paired: y must hold only 0 and 1")
     if len(patient_ids) != y.shape[0]:
         raise ValueError(f"paired: {len(patient_ids)} patient ids for {y.shape[0]} test images")
-    unknown = [m for m in metrics if m not in RANKING + DECISION]
+    unknown = [m for m in metrics if m not in KNOWN]
     if unknown or not metrics:
-        raise ValueError(f"paired: unknown metrics {unknown or list(metrics)}; expected some of "
-                         f"{', '.join(RANKING + DECISION)}")
+        raise ValueError(f"paired: unknown metrics {unknown or list(metrics)}; expected some of {', '.join(KNOWN)}")
     groups = label_groups(train_counts, list(labels))
     return y, arrays, groups
 
@@ -117,6 +122,8 @@ def _per_replicate(y, scores, decisions, boot: PatientBootstrap, metrics) -> dic
         out.update(ranking_metrics(y, scores, boot))
     if any(m in DECISION for m in metrics):
         out.update(decision_metrics(y, decisions, boot))
+    if any(m in CALIBRATION for m in metrics):
+        out.update(calibration_metrics(y, scores, boot))
     return {m: out[m] for m in metrics}
 
 
@@ -167,10 +174,10 @@ def verdict(metric: str, ci_low: float, ci_high: float, p: float) -> str:
     """
     if np.isnan(ci_low) or np.isnan(ci_high) or not p < ALPHA:
         return NO_EVIDENCE
-    above, below = ci_low > 0, ci_high < 0
-    if metric in LOWER_IS_BETTER:
-        above, below = below, above
-    return HELPS if above else HURTS if below else NO_EVIDENCE
+    better, worse = ci_low > 0, ci_high < 0
+    if lower_is_better(metric):
+        better, worse = worse, better
+    return HELPS if better else HURTS if worse else NO_EVIDENCE
 
 
 def adjust(table: pd.DataFrame, family: Sequence[str] = FAMILY) -> pd.DataFrame:
@@ -297,8 +304,8 @@ def combine_seeds(comparisons: Sequence[BootstrapDifferences]) -> BootstrapDiffe
             low = high = p = float("nan")
         call = verdict(base.metric, low, high, p)
         seeds = differences[r][defined[r]]
-        better = seeds < 0 if base.metric in LOWER_IS_BETTER else seeds > 0
-        worse = seeds > 0 if base.metric in LOWER_IS_BETTER else seeds < 0
+        better = seeds < 0 if lower_is_better(base.metric) else seeds > 0
+        worse = seeds > 0 if lower_is_better(base.metric) else seeds < 0
         if (call == HELPS and not better.all()) or (call == HURTS and not worse.all()):
             call = NO_EVIDENCE
         rows.append({"scope": base.scope, "name": base.name, "metric": base.metric, "difference": float(mean[r]),

@@ -16,6 +16,14 @@ ties counted one half; the step-function AP of scikit-learn), vectorised over re
 scikit-learn called 1,000 times per label would take tens of minutes at PadChest's size. Tests
 check both against scikit-learn with ``sample_weight`` on data with ties.
 
+Calibration (``ece_15``, ``brier``): a replicate's Brier score is the weighted mean of (p - y)^2.
+Its ECE keeps the equal-mass bins of the whole split's scores
+(:func:`mlbench.results.metrics.equal_mass_bins`): a replicate only reweights the images, as it
+does for every other metric, rather than re-cutting the bins around the drawn images. Both are
+defined in every replicate (a label without positives included). ECE is an absolute value, so
+resampling noise raises it: for a well-calibrated predictor the replicates' ECE sits above the
+whole split's, and the percentile interval can lie above a small value.
+
 Label groups: labels are ordered by their positives in the training split (most first, ties in
 the benchmark's order) and cut into three near-equal thirds, ``frequent``, ``medium`` and
 ``rare`` (``numpy.array_split``: the first groups take the remainder). Each group gets macro rows
@@ -33,7 +41,7 @@ import pandas as pd
 from scipy import sparse
 
 from mlbench.results.leaderboard import GLOBAL_LABEL
-from mlbench.results.metrics import PER_LABEL_METRICS, evaluate
+from mlbench.results.metrics import BRIER, ECE, ECE_BINS, PER_LABEL_METRICS, equal_mass_bins, evaluate
 from mlbench.foundations.missing import finite_mean
 
 GROUP_NAMES = ("frequent", "medium", "rare")
@@ -182,9 +190,7 @@ def decision_metrics(y: np.ndarray, decisions: np.ndarray, boot: PatientBootstra
     """
     y = np.asarray(y).astype(bool)
     d = np.asarray(decisions).astype(bool)
-    n_images, n_patients = len(boot.codes), boot.counts.shape[1]
-    membership = sparse.csr_matrix((np.ones(n_images), (boot.codes, np.arange(n_images))),
-                                   shape=(n_patients, n_images))
+    membership = _membership(boot)
 
     def per_patient(cells: np.ndarray) -> np.ndarray:
         return np.asarray(membership @ cells.astype(np.float64))
@@ -198,6 +204,46 @@ def decision_metrics(y: np.ndarray, decisions: np.ndarray, boot: PatientBootstra
         hamming = (fp + fn) / images
     return {"f1": (f1_pos + f1_neg) / 2, "f1_pos": f1_pos, "hamming": hamming, "wrong_cells": fp + fn,
             "images": images}
+
+
+def _membership(boot: PatientBootstrap) -> sparse.csr_matrix:
+    """(patients, images) 0/1: summing image cells per patient is one product with it."""
+    n_images, n_patients = len(boot.codes), boot.counts.shape[1]
+    return sparse.csr_matrix((np.ones(n_images), (boot.codes, np.arange(n_images))), shape=(n_patients, n_images))
+
+
+# -- calibration metrics -------------------------------------------------------------------------
+def calibration_metrics(y: np.ndarray, scores: np.ndarray, boot: PatientBootstrap) -> dict[str, np.ndarray]:
+    """Per replicate and label: weighted ``ece_15`` and ``brier`` — (n_boot, L) each.
+
+    ECE's bins are those of the whole split's scores (module docstring), so a replicate's ECE is
+    sum_b |sum_{i in b} w_i (y_i - p_i)| / sum_i w_i: the residuals y - p are summed per patient and
+    bin once, and each replicate is a product of its patient multiplicities with those sums.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    p = np.asarray(scores, dtype=np.float64)
+    n, n_labels = y.shape
+    membership = _membership(boot)
+    images = np.asarray(membership.sum(axis=1)).ravel()  # (n_patients,)
+    squared = np.asarray(membership @ (p - y) ** 2)  # (n_patients, L)
+    bins = np.column_stack([equal_mass_bins(p[:, j], ECE_BINS) for j in range(n_labels)]) if n_labels else \
+        np.zeros((n, 0), dtype=np.int64)
+    cells = sparse.csr_matrix(((y - p).ravel(), (np.repeat(np.arange(n), n_labels),
+                                                 (np.arange(n_labels) * ECE_BINS + bins).ravel())),
+                              shape=(n, n_labels * ECE_BINS))
+    residual_t = (membership @ cells).T.tocsr()  # (L * bins, n_patients): per patient, label and bin
+    ece = np.empty((boot.n_boot, n_labels))
+    brier = np.empty((boot.n_boot, n_labels))
+    # a chunk's multiplicities (chunk, patients) and its sums (chunk, L * bins) both stay near CHUNK_CELLS
+    step = max(1, CHUNK_CELLS // max(n_labels * ECE_BINS, len(images), 1))
+    for start in range(0, boot.n_boot, step):
+        stop = min(start + step, boot.n_boot)
+        counts = boot.counts[start:stop].astype(np.float64)
+        weight = counts @ images  # (chunk,)
+        sums = np.asarray(residual_t @ counts.T).T.reshape(stop - start, n_labels, ECE_BINS)
+        ece[start:stop] = np.abs(sums).sum(axis=2) / weight[:, None]
+        brier[start:stop] = (counts @ squared) / weight[:, None]
+    return {ECE: ece, BRIER: brier}
 
 
 def ranking_metrics(y: np.ndarray, scores: np.ndarray, boot: PatientBootstrap) -> dict[str, np.ndarray]:
@@ -252,6 +298,8 @@ def metric_intervals(y: np.ndarray, scores: np.ndarray, decisions: np.ndarray, p
     ``value``, ``ci_low``, ``ci_high``, ``n_positive``: first exactly ``evaluate``'s rows (same
     order, same values), then ``__group_frequent__``/``__group_medium__``/``__group_rare__`` rows
     (macro mean over the group's labels; Hamming too is the mean of the labels' values).
+    The calibration rows (``ece_15``, ``brier``) are among them; their replicates keep the whole
+    split's ECE bins (module docstring).
     ``n_boot=0`` gives no intervals (None). Deterministic for a seed and set of patients.
     """
     y, scores, decisions = (np.asarray(a) for a in (y, scores, decisions))
@@ -269,6 +317,7 @@ def metric_intervals(y: np.ndarray, scores: np.ndarray, decisions: np.ndarray, p
         boot = patient_bootstrap(patient_ids, n_boot, seed)
         replicates.update(ranking_metrics(y, scores, boot))
         replicates.update(decision_metrics(y, decisions, boot))
+        replicates.update(calibration_metrics(y, scores, boot))
 
     def per_label(metric: str, j: int) -> np.ndarray | None:
         return replicates[metric][:, j] if replicates else None
