@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from mlbench.cli.output import esc, make_console
+from mlbench.results.profiles import known_profiles
 
 FILE = click.Path(path_type=Path, dir_okay=False)
 FOLDER = click.Path(path_type=Path, file_okay=False)
@@ -76,12 +77,16 @@ def board_group() -> None:
               help="Pin the board to this label file (a benchmark without canonical releases, or a demo corpus "
                    "with --synthetic) [default: the benchmark's canonical releases].")
 @click.option("--synthetic", is_flag=True, help="A practice board of a synthetic demo corpus (--csv).")
-def init_command(folder, benchmark, csv, synthetic):
+@click.option("--profile", metavar="NAME",
+              help=f"The scoring profile ranking the board: {known_profiles()} [default: the benchmark's].")
+def init_command(folder, benchmark, csv, synthetic, profile):
     """Lay out a new board repository in FOLDER."""
     from mlbench.api import init_board
 
-    board = init_board(folder, benchmark, csv=csv, synthetic=synthetic)
-    click.echo(f"board of {board.benchmark} in {board.root}: commit it, and submissions arrive as pull requests")
+    board = init_board(folder, benchmark, csv=csv, synthetic=synthetic,
+                       **({"profile": profile} if profile is not None else {}))
+    click.echo(f"board of {board.benchmark} in {board.root}, ranked by scoring profile {board.profile.describe()}: "
+               "commit it, and submissions arrive as pull requests")
 
 
 @board_group.command("add")
@@ -116,3 +121,6 @@ def build_command(folder, csv, images):
         click.echo(f"dropped {name}: {why}", err=True)
     click.echo(f"{result.path}: {result.rows} rows from {len(result.included)} submissions"
                + (f" ({len(result.dropped)} dropped)" if result.dropped else ""))
+    if result.ranking:
+        run_id, entry = result.ranking[0]
+        click.echo(f"ranked by scoring profile {result.profile.describe()}; first: {run_id} {entry}")

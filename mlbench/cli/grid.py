@@ -9,6 +9,7 @@ from rich.table import Table
 
 from mlbench.cli import comma_names, config_option, executor_options, executor_resources, pretrained_option
 from mlbench.cli.output import CliConsole, esc, make_console, p_text, print_submitted, text
+from mlbench.results.profiles import ScoringProfile, order_metrics, run_profile
 from mlbench.training.progress import MODES
 
 
@@ -81,17 +82,19 @@ def grid_run_command(benchmark, remedies, backbones, seeds, out, demo, csv_path,
                         f"command again: it resubmits failed jobs, or writes {comparison_file} "
                         "once every cell is done")
         return
-    print_comparison(console, result.comparison)
+    print_comparison(console, result.comparison, run_profile(result.cells[0].run_dir))
     console.say(f"wrote {comparison_file}")
 
 
-def print_comparison(console: CliConsole, comparison) -> None:
-    """Macro and frequency-group rows, one table per metric."""
+def print_comparison(console: CliConsole, comparison, profile: ScoringProfile) -> None:
+    """Macro and frequency-group rows, one table per metric: the cells' scoring profile's metrics first."""
     if comparison.empty:
         console.print("one remedy only: nothing to compare (the first remedy is the baseline)")
         return
     shown = comparison[comparison["scope"] != "label"]
-    for metric, rows in shown.groupby("metric", sort=False):
+    console.say(f"metrics in the order of the cells' scoring profile, {profile.describe()}")
+    for metric in order_metrics(shown["metric"], profile):
+        rows = shown[shown["metric"] == metric]
         table = Table(title=esc(f"{metric}: remedy minus baseline ({rows['baseline'].iloc[0]}), paired 95% CI"))
         numbers = ("difference", "sd", "95% CI", "seeds", "p (Holm)")
         for column in ("remedy", "entry", "scope", "name", *numbers, "verdict"):

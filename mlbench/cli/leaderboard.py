@@ -13,9 +13,10 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from mlbench.cli.output import esc, make_console, p_text, print_published_comparison, text
+from mlbench.cli.output import esc, make_console, p_text, print_published_comparison, ranked_by, text
 from mlbench.demo import is_synthetic
 from mlbench.results.leaderboard import METRICS, SOURCES
+from mlbench.results.profiles import known_profiles, ranking_metrics
 
 
 def _fmt(x, digits: int = 3) -> str:
@@ -38,18 +39,23 @@ def leaderboard_group() -> None:
 @leaderboard_group.command("show")
 @click.argument("benchmark")
 @click.option("--label", help="A benchmark label [default: __global__, the macro row].")
-@click.option("--metric", default="auc", show_default=True, help=f"One of {', '.join(METRICS)} (or cam_...).")
+@click.option("--metric", help=f"One of {', '.join(METRICS)} (or cam_...) [default: the profile's first].")
 @click.option("--variant", help="crop+aug, crop, none ... [default: every variant].")
 @click.option("--source", type=click.Choice(SOURCES), help="Only published or only run rows.")
 @click.option("--file", "file", type=click.Path(path_type=Path),
               help="Leaderboard file [default: your leaderboards/BENCHMARK.parquet, else the published board].")
-def show_command(benchmark, label, metric, variant, source, file):
-    """Show BENCHMARK's leaderboard: one label and metric per entry, best first."""
+@click.option("--profile", metavar="NAME",
+              help=f"The scoring profile ranking the entries: {known_profiles()} [default: the benchmark's].")
+def show_command(benchmark, label, metric, variant, source, file, profile):
+    """Show BENCHMARK's leaderboard: one label and metric per entry, best first (ties by the profile's next)."""
     from mlbench.api import show_leaderboard
 
-    rows = show_leaderboard(benchmark, label=label, metric=metric, variant=variant, source=source, file=file)
-    path = rows.attrs["file"]
-    table = Table(title=esc(f"{benchmark}: {label or '__global__'} {metric}, best first ({path})"))
+    given = {k: v for k, v in (("metric", metric), ("profile", profile)) if v is not None}
+    rows = show_leaderboard(benchmark, label=label, variant=variant, source=source, file=file, **given)
+    path, metric, profile = rows.attrs["file"], rows.attrs["metric"], rows.attrs["profile"]
+    ties = ", then ".join(ranking_metrics(profile, metric)[1:])
+    table = Table(title=esc(f"{benchmark}: {label or '__global__'} {metric}, best first, ties by {ties} (scoring "
+                            f"profile {profile.name}) ({path})"))
     mixed = rows["dataset_kind"].nunique() > 1 or any(is_synthetic(k) for k in rows["dataset_kind"])
     columns = ["variant", "entry", metric, "95% CI", "n pos", "source"] + (["data"] if mixed else [])
     for column in columns:
@@ -71,25 +77,31 @@ def show_command(benchmark, label, metric, variant, source, file):
 @click.option("--against", default="published", show_default=True,
               help="'published' (the benchmark's published rows) or another RUN_DIR (paired differences).")
 @click.option("--variant", help="Published variant to compare with [default: the run's].")
-@click.option("--metric", default="auc", show_default=True)
+@click.option("--metric", help="The metric compared with the published board, or shown of two runs' "
+                                "differences [default: the profile's first; of two runs, the profile's metrics].")
 @click.option("--file", "file", type=click.Path(path_type=Path), help="Published leaderboard file [default: found].")
 @click.option("--png", type=click.Path(path_type=Path), help="Write per-label bars (run with 95% CI vs published).")
 @click.option("--entry", help="Entry to draw in the PNG [default: ctp, else the run's best].")
 @click.option("--n-boot", default=1000, show_default=True, type=click.IntRange(min=1),
               help="Replicates, when the run's leaderboard has no intervals.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the comparison as JSON.")
-def compare_command(run_dir, against, variant, metric, file, png, entry, n_boot, json_path):
+@click.option("--profile", metavar="NAME",
+              help=f"The scoring profile ranking the entries: {known_profiles()} [default: the run's].")
+def compare_command(run_dir, against, variant, metric, file, png, entry, n_boot, json_path, profile):
     """Per-label deltas of RUN_DIR vs the published baseline (or paired differences vs another RUN_DIR)."""
     from mlbench.api import compare_run
 
+    ranking = {"profile": profile} if profile is not None else {}
     if against != "published":  # two runs: every metric is compared, --metric picks the one shown
         given = {k: v for k, v in (("variant", variant), ("leaderboard_file", file), ("png_file", png),
                                    ("png_entry", entry)) if v is not None}
-        _print_paired(compare_run(run_dir, against=against, n_boot=n_boot, json_file=json_path, **given), metric)
+        _print_paired(compare_run(run_dir, against=against, n_boot=n_boot, json_file=json_path, **given, **ranking),
+                      metric)
         return
 
-    result = compare_run(run_dir, against=against, variant=variant, metric=metric, leaderboard_file=file,
-                         n_boot=n_boot, json_file=json_path, png_file=png, png_entry=entry)
+    chosen = {"metric": metric} if metric is not None else {}
+    result = compare_run(run_dir, against=against, variant=variant, leaderboard_file=file, n_boot=n_boot,
+                         json_file=json_path, png_file=png, png_entry=entry, **chosen, **ranking)
     console = make_console()
     print_published_comparison(console, result, "run")
     beats = result.beats()
@@ -99,20 +111,24 @@ def compare_command(run_dir, against, variant, metric, file, png, entry, n_boot,
         console.say(f"wrote {png}")
 
 
-def _print_paired(result, metric: str) -> None:
+def _print_paired(result, metric: str | None) -> None:
+    """Per entry, the macro and group differences of ``metric``, else of the profile's metrics in its order."""
     console = make_console()
     for note in result.notes:
         console.print(text(note, "bold red" if note.startswith("SYNTHETIC") else ""))
+    metrics = [metric] if metric is not None else list(result.profile.metrics)
+    if metric is None:
+        console.say(f"metrics of the scoring profile {result.profile.describe()}")
     for entry, rows in result.rows.groupby("entry", sort=False):
-        shown = rows[(rows["metric"] == metric) & (rows["scope"] != "label")]
-        table = Table(title=esc(f"{entry}: {result.run_b} minus {result.run_a}, {metric} "
+        shown = rows[rows["metric"].isin(metrics) & (rows["scope"] != "label")]  # rows: the profile's order
+        table = Table(title=esc(f"{entry}: {result.run_b} minus {result.run_a}, {', '.join(metrics)} "
                                 "(macro and frequency groups)"))
-        for column in ("scope", "name", "difference", "95% CI", "p (Holm)", "verdict"):
+        for column in ("metric", "scope", "name", "difference", "95% CI", "p (Holm)", "verdict"):
             table.add_column(column, justify="right" if column in ("difference", "95% CI", "p (Holm)") else "left")
         for r in shown.itertuples(index=False):
             style = {"helps": "green", "hurts": "red"}.get(r.verdict, "")
-            table.add_row(text(r.scope), text(r.name), _fmt(r.difference, 4), text(_ci(r.ci_low, r.ci_high)),
-                          p_text(r.p_adjusted), text(r.verdict, style))
+            table.add_row(text(r.metric), text(r.scope), text(r.name), _fmt(r.difference, 4),
+                          text(_ci(r.ci_low, r.ci_high)), p_text(r.p_adjusted), text(r.verdict, style))
         console.print(table)
     console.print("helps / hurts: the 95% CI excludes 0 and the p-value, Holm-adjusted within each entry, scope "
                   "and metric, is below 0.05")

@@ -90,15 +90,23 @@ def print_submitted(console: CliConsole, submitted: Any, then: str) -> None:
     console.say(f"not waiting for them (every submission is in {submitted.record_file}); {then}")
 
 
+def ranked_by(profile: Any) -> str:
+    """The line saying how the entries below are ordered: 'entries best first by macro auprc, then auc, then f1
+    (scoring profile cxr-lt)'."""
+    return f"entries best first by macro {', then '.join(profile.metrics)} (scoring profile {profile.name})"
+
+
 def _number(x: Any, digits: int = 3) -> str:
     return "-" if x is None or x != x else f"{x:.{digits}f}"  # x != x: NaN
 
 
 def print_published_comparison(console: Any, comparison: Any, value_header: str) -> None:
     """A comparison with the published board (``compare`` of a run, ``score --against published``): its notes,
-    then one table per entry, labels by test positives, the verdict from the interval alone."""
+    then one table per entry, entries best first by the profile, labels by test positives, the verdict from the
+    interval alone."""
     for note in comparison.notes:
         console.print(text(note, "bold red" if note.startswith("NOT COMPARABLE") else ""))
+    console.say(ranked_by(comparison.profile))
     for entry, rows in comparison.rows.groupby("entry", sort=False):
         table = Table(title=esc(f"{entry} vs published {rows['reference'].iloc[0]} ({comparison.published_variant}), "
                                 f"{comparison.metric}; labels by test positives"))

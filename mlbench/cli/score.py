@@ -12,8 +12,9 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from mlbench.cli.output import esc, make_console, print_published_comparison, text
+from mlbench.cli.output import esc, make_console, print_published_comparison, ranked_by, text
 from mlbench.foundations.options import SEED_MAX
+from mlbench.results.profiles import order_metrics, profile_of, sort_entries
 
 SHOWN_METRICS = ("auc", "auprc", "f1", "f1_pos", "hamming")
 
@@ -53,16 +54,18 @@ def score_command(file, benchmark, csv_path, images, n_boot, seed, against, metr
     console = make_console()
     console.say(f"scored {result.file} as run {result.run_id}: {len(result.entries)} entries on {result.n_test} "
                 f"test images of {result.benchmark} ({result.dataset_kind} data, split {result.split_hash[:12]})")
-    rows = result.rows[result.rows["label"] == "__global__"]
+    profile = profile_of({}, result.benchmark)  # a file of predictions is ranked as its benchmark ranks
+    rows = sort_entries(result.rows[result.rows["label"] == "__global__"], profile)
+    shown = order_metrics(SHOWN_METRICS, profile)
     table = Table(title=esc(f"{result.benchmark}: macro scores with 95% CIs ({n_boot} patient-bootstrap replicates, "
-                            f"seed {seed})"))
+                            f"seed {seed}); {ranked_by(profile)}"))
     table.add_column("entry", no_wrap=True)
-    for metric_name in SHOWN_METRICS:
+    for metric_name in shown:
         table.add_column(metric_name, justify="right", no_wrap=True)
     for entry, group in rows.groupby("entry", sort=False):
         by_metric = {r.metric: r for r in group.itertuples(index=False)}
         table.add_row(text(entry), *[_cell(by_metric[m].value, by_metric[m].ci_low, by_metric[m].ci_high)
-                                     if m in by_metric else "-" for m in SHOWN_METRICS])
+                                     if m in by_metric else "-" for m in shown])
     console.print(table)
     if result.tuned:
         console.say("the rows include *_tuned metrics at thresholds fitted on the file's validation rows")

@@ -2,7 +2,8 @@
 
 ::
 
-    BOARD/board.json                     the benchmark, its version, the label files it is pinned to
+    BOARD/board.json                     the benchmark, its version, the label files it is pinned to, the
+                                         scoring profile that ranks it (mlbench.results.profiles)
     BOARD/published.parquet              the benchmark's published rows (when it ships a board)
     BOARD/submissions/ID/bundle.zip      each accepted submission's bundle, as sent
     BOARD/submissions/ID/verdict.json    and the verdict ``mlbench verify`` gave it
@@ -18,6 +19,10 @@ the label file the board is pinned to and the benchmark version installed — an
 same submissions give a byte-identical file. An external bundle claims no rows: its rows are the ones
 mlbench scored when it was filed (``rows.parquet``, whose sha256 the verdict records). ``--csv``
 re-verifies every bundle from scratch.
+
+The board ranks its submissions' entries by its scoring profile (``board init --profile NAME``, default
+the benchmark's; a board made before profiles has none in board.json and ranks by ``paper``): the
+primary metric's macro row, ties broken by the profile's next metrics (:func:`ranking`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 
 from mlbench.contracts.registry import PluginError, Registry, get_registry
@@ -39,6 +45,8 @@ from mlbench.foundations.io import atomic_path, read_json, sha256_file, write_js
 from mlbench.judging.bundle import BundleError, open_bundle
 from mlbench.judging.verify import VERDICT_FORMAT, Keeper, Verdict, accepted_rows, verify_bundle
 from mlbench.results import leaderboard
+from mlbench.results.profiles import (DEFAULT_PROFILE, PROFILE_KEY, ScoringProfile, get_profile, profile_of,
+                                      ranked_entries)
 
 BOARD_FILE = "board.json"
 BOARD_TABLE = "board.parquet"
@@ -73,6 +81,12 @@ class Board:
     @property
     def synthetic(self) -> bool:
         return bool(self.config.get("synthetic"))
+
+    @property
+    def profile(self) -> ScoringProfile:
+        """The scoring profile ranking the board (``paper`` for a board made before profiles)."""
+        return get_profile(self.config.get(PROFILE_KEY, DEFAULT_PROFILE), quote=False,
+                           given_as=f"{self.root / BOARD_FILE}: {PROFILE_KEY}")
 
     @property
     def pinned_sha256(self) -> str | None:
@@ -117,8 +131,9 @@ def open_board(folder: str | Path) -> Board:
 
 # -- init --------------------------------------------------------------------------------------------
 def init_board(folder: str | Path, benchmark: str, *, csv: str | Path | None = None, synthetic: bool = False,
-               registry: Registry | None = None) -> Board:
-    """Lay out a new board of ``benchmark`` in ``folder`` (absent or empty)."""
+               profile: str | None = None, registry: Registry | None = None) -> Board:
+    """Lay out a new board of ``benchmark`` in ``folder`` (absent or empty), ranked by ``profile``
+    (default: the benchmark's scoring profile)."""
     registry = registry or get_registry()
     root = Path(folder)
     if root.exists() and (not root.is_dir() or any(p.name != ".git" for p in root.iterdir())):
@@ -127,6 +142,7 @@ def init_board(folder: str | Path, benchmark: str, *, csv: str | Path | None = N
         bench = registry.create("benchmark", benchmark)
     except PluginError as exc:
         raise BoardError(f"--benchmark: {exc}") from None
+    scoring = profile_of({}, bench, chosen=profile)
     pins = [{"release": p.release, "content_sha256": p.content_sha256, "split_hash": p.split_hash}
             for p in bench.canonical_sources]
     pinned_file = None
@@ -149,7 +165,7 @@ def init_board(folder: str | Path, benchmark: str, *, csv: str | Path | None = N
             raise BoardError(f"--synthetic: --csv {csv} is not a synthetic demo corpus; a synthetic board is pinned "
                              "to one (mlbench demo-data)")
     config = {"format": BOARD_FORMAT, "format_version": BOARD_VERSION, "benchmark": bench.name,
-              "benchmark_version": bench.version, "primary_metric": "auc", "synthetic": synthetic,
+              "benchmark_version": bench.version, PROFILE_KEY: scoring.name, "synthetic": synthetic,
               "canonical_sources": [] if pinned_file else pins, "pinned_file": pinned_file}
     root.mkdir(parents=True, exist_ok=True)
     write_json(root / BOARD_FILE, config)
@@ -287,6 +303,14 @@ class BuildResult:
     rows: int
     included: list[str] = field(default_factory=list)
     dropped: dict[str, str] = field(default_factory=dict)  # submission -> why its verdict no longer holds
+    profile: ScoringProfile | None = None  # the board's
+    ranking: list[tuple[str, str]] = field(default_factory=list)  # (run_id, entry), best first
+
+
+def ranking(rows: pd.DataFrame, profile: ScoringProfile) -> list[tuple[str, str]]:
+    """The submissions' (run_id, entry) in a board's rows, best first by ``profile`` (macro rows); full ties
+    keep the rows' order (board.parquet's: by run_id, then entry)."""
+    return ranked_entries(rows[rows["source"] == "run"], profile, keys=("run_id", "entry"))
 
 
 def build_board(folder: str | Path, *, csv: str | Path | None = None, images: str | Path | None = None,
@@ -294,6 +318,7 @@ def build_board(folder: str | Path, *, csv: str | Path | None = None, images: st
     """Rebuild ``board.parquet`` from the published rows and every submission whose verdict holds."""
     registry = registry or get_registry()
     board = open_board(folder)
+    profile = board.profile  # a board.json naming no known profile: refused before anything is written
     try:
         bench = registry.create("benchmark", board.benchmark)
     except PluginError as exc:
@@ -316,6 +341,7 @@ def build_board(folder: str | Path, *, csv: str | Path | None = None, images: st
     table = table.sort_by([(k, "ascending") for k in SORT_KEYS])
     leaderboard.write(result.path, table)
     result.rows = table.num_rows
+    result.profile, result.ranking = profile, ranking(table.to_pandas(), profile)
     return result
 
 

@@ -5,6 +5,11 @@ run's 95% confidence interval (patient bootstrap, :mod:`mlbench.results.stats`) 
 the published number is not enough, because the run's test split is not the paper's. A run on
 the synthetic demo corpus is never comparable with published numbers, and every output says so.
 
+Which metric, and in which order the entries come: the run's scoring profile
+(:func:`mlbench.results.profiles.profile_of`, or ``profile`` given): its primary metric is compared
+unless ``metric`` is given, entries are ranked by it (ties by the profile's next metrics), and a
+comparison of two runs lists the profile's metrics first.
+
 Which published entry a run entry is compared with: the entry of the same name when the
 published table has it (the paper's five backbones under their timm names and the ensembles
 ``ctp``, ``ptc-lw``, ``ptc-mode``); any other entry (a new backbone, a new ensemble) is compared
@@ -33,6 +38,8 @@ from mlbench.demo import is_synthetic
 from mlbench.foundations.io import write_bytes
 from mlbench.results.leaderboard import GLOBAL_LABEL, LOWER_IS_BETTER, find_board
 from mlbench.foundations.missing import is_unknown
+from mlbench.results.profiles import (DEFAULT_PROFILE, PROFILES, ScoringProfile, order_metrics, profile_of,
+                                      ranked_entries, run_profile)
 from mlbench.results.rescoring import StoredRunError, compare_stored, load_stored_run, recompute_run
 from mlbench.results.rundir import RunDir
 
@@ -61,8 +68,9 @@ class PublishedComparison:
     dataset_kind: str
     comparable: bool
     ci_source: str
-    rows: pd.DataFrame
+    rows: pd.DataFrame  # entries best first by the profile
     notes: list[str] = field(default_factory=list)
+    profile: ScoringProfile = PROFILES[DEFAULT_PROFILE]
 
     def beats(self) -> pd.DataFrame:
         return self.rows[self.rows["beats_published"]]
@@ -120,11 +128,13 @@ def best_entries(published: pd.DataFrame, metric: str) -> dict[str, str]:
 
 
 def compare_run(run_dir: str | Path, *, against: str = "published", variant: str | None = None,
-                metric: str = "auc", leaderboard_file: str | Path | None = None, n_boot: int = 1000,
-                seed: int = 0) -> PublishedComparison:
+                metric: str | None = None, leaderboard_file: str | Path | None = None, n_boot: int = 1000,
+                seed: int = 0, profile: str | None = None) -> PublishedComparison:
     """Compare RUN_DIR's leaderboard with the published rows of its benchmark.
 
-    ``variant`` picks the published variant (default: the run's). If the run's leaderboard has no
+    ``variant`` picks the published variant (default: the run's); ``metric`` the metric compared
+    (default: the first metric of ``profile``, else of the run's profile, that the published variant
+    reports; a note says when that is not the primary one). If the run's leaderboard has no
     confidence intervals (a run made before intervals were computed), they are computed here from
     its predictions with ``n_boot`` replicates (``ci_source`` says which).
     """
@@ -141,6 +151,7 @@ def compare_run(run_dir: str | Path, *, against: str = "published", variant: str
     benchmark, run_variant = str(info["benchmark"]), str(info["variant"])
     dataset_kind = str(info["dataset_kind"])
     published_variant = variant or run_variant
+    scoring = run_profile(run_dir, benchmark, chosen=profile)
 
     if leaderboard_file is None and not leaderboard.local_board(benchmark).is_file() \
             and leaderboard.published_board(benchmark) is None:
@@ -151,13 +162,19 @@ def compare_run(run_dir: str | Path, *, against: str = "published", variant: str
     published_all = published_all[(published_all["source"] == "published") & (published_all["benchmark"] == benchmark)]
     if published_all.empty:
         raise CompareError(f"the leaderboard of '{benchmark}' has no published rows")
+    notes: list[str] = []
+    if metric is None:
+        reported = set(published_all.loc[published_all["variant"] == published_variant, "metric"])
+        metric = next((m for m in scoring.metrics if m in reported), scoring.primary)
+        if metric != scoring.primary:
+            notes.append(f"the published variant '{published_variant}' reports no {scoring.primary} (the first metric "
+                         f"of scoring profile {scoring.name}): compared on {metric}, the profile's next it reports.")
     published = published_all[(published_all["variant"] == published_variant) & (published_all["metric"] == metric)]
     if published.empty:
         have = sorted(published_all.loc[published_all["metric"] == metric, "variant"].unique())
         raise CompareError(f"no published '{metric}' rows for variant '{published_variant}'; published variants: "
                            f"{', '.join(have) or 'none'}")
 
-    notes: list[str] = []
     comparable = True
     if is_synthetic(dataset_kind):
         comparable = False
@@ -175,6 +192,8 @@ def compare_run(run_dir: str | Path, *, against: str = "published", variant: str
                  "multiplicity correction: over many labels a few fall outside by chance.")
 
     rows = run_board[(run_board["metric"] == metric) & ~run_board["label"].str.startswith("__group_")]
+    rank = {entry: i for i, (entry,) in enumerate(ranked_entries(run_board, scoring))}  # the profile, not metric
+    rows = rows.iloc[np.argsort(rows["entry"].map(rank).to_numpy(), kind="stable")]
     ci_source = "run"
     if rows[["ci_low", "ci_high"]].isna().all().all():
         rows = _with_recomputed_intervals(run_dir, rows, metric, n_boot, seed)
@@ -210,7 +229,7 @@ def compare_run(run_dir: str | Path, *, against: str = "published", variant: str
     return PublishedComparison(run_id=str(info["run_id"]), benchmark=benchmark, metric=metric,
                                run_variant=run_variant, published_variant=published_variant,
                                dataset_kind=dataset_kind, comparable=comparable, ci_source=ci_source, rows=table,
-                               notes=notes)
+                               notes=notes, profile=scoring)
 
 
 def _with_recomputed_intervals(run_dir: Path, rows: pd.DataFrame, metric: str, n_boot: int,
@@ -293,16 +312,21 @@ class PairedComparison:
 
     run_a: str
     run_b: str
-    rows: pd.DataFrame  # entry + mlbench.results.paired.COLUMNS
+    rows: pd.DataFrame  # entry + mlbench.results.paired.COLUMNS; each entry's metrics in the profile's order
     notes: list[str] = field(default_factory=list)
+    profile: ScoringProfile = PROFILES[DEFAULT_PROFILE]
 
 
-def compare_runs(run_a: str | Path, run_b: str | Path, *, n_boot: int = 1000, seed: int = 0) -> PairedComparison:
-    """Compare two runs of one benchmark on the same test images: differences B - A, paired over patients."""
+def compare_runs(run_a: str | Path, run_b: str | Path, *, n_boot: int = 1000, seed: int = 0,
+                 profile: str | None = None) -> PairedComparison:
+    """Compare two runs of one benchmark on the same test images: differences B - A, paired over patients.
+
+    The metrics come in the order of ``profile`` (default: RUN_B's scoring profile)."""
     try:
         a, b = load_stored_run(run_a), load_stored_run(run_b)
     except StoredRunError as exc:
         raise CompareError(str(exc)) from None
+    scoring = profile_of(b.manifest, b.manifest.get("benchmark"), chosen=profile)  # a wrong name: before the work
     for key in ("benchmark", "benchmark_version", "split_hash"):
         if a.manifest.get(key) != b.manifest.get(key):
             raise CompareError(f"{run_b}: {key} {b.manifest.get(key)!r} differs from {run_a}'s "
@@ -314,8 +338,12 @@ def compare_runs(run_a: str | Path, run_b: str | Path, *, n_boot: int = 1000, se
     tables = [c.table.assign(entry=entry) for entry, c in compared.items()]
     rows = pd.concat(tables, ignore_index=True)
     rows = rows[["entry"] + [c for c in rows.columns if c != "entry"]]
+    place = {m: i for i, m in enumerate(order_metrics(rows["metric"], scoring))}
+    entries = {e: i for i, e in enumerate(dict.fromkeys(rows["entry"]))}
+    order = rows["entry"].map(entries).to_numpy() * len(place) + rows["metric"].map(place).to_numpy()
+    rows = rows.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
     notes = [f"differences are {run_b} minus {run_a}, on their {len(a.test_ids)} shared test images; intervals "
              f"resample the same patients for both runs ({n_boot} replicates, seed {seed})"]
     if is_synthetic(a.manifest.get("dataset_kind")):
         notes.append("SYNTHETIC DEMO DATA: the comparison exercises the method, it says nothing about real data")
-    return PairedComparison(str(run_a), str(run_b), rows, notes)
+    return PairedComparison(str(run_a), str(run_b), rows, notes, scoring)

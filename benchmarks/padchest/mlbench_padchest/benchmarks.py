@@ -39,6 +39,8 @@ def _canonical(name: str) -> tuple[CanonicalSource, ...]:
 
 # Liz et al. 2023 kept the labels with at least 200 images (PAPER-FACTS); inspect checks the pins against it.
 PAPER_LABEL_RULE = 200
+# The paper ranks by AUC (mlbench.results.profiles' "paper": AUC, then AUPRC, then F1).
+PAPER_PROFILE = "paper"
 
 
 def specific() -> Benchmark:
@@ -54,6 +56,7 @@ def specific() -> Benchmark:
         published_board=_board("padchest-specific"),
         label_rule_min_images=PAPER_LABEL_RULE,
         canonical_sources=_canonical("padchest-specific"),
+        scoring_profile=PAPER_PROFILE,
     )
 
 
@@ -73,6 +76,7 @@ def general() -> Benchmark:
         published_board=_board("padchest-general"),
         label_rule_min_images=PAPER_LABEL_RULE,
         canonical_sources=_canonical("padchest-general"),
+        scoring_profile=PAPER_PROFILE,
     )
 
 
