@@ -59,6 +59,9 @@ PLUGIN_API = {
     "PAPER_BACKBONES": "mlbench.contracts.benchmark", "DEMO_RECIPE": "mlbench.contracts.benchmark",
     "CanonicalSource": "mlbench.contracts.benchmark",
     "LazyFactory": "mlbench.contracts.registry",
+    # remedies: a schedule's stages; what a post-hoc adjuster knows of a classification head
+    "Stage": "mlbench.models.schedules", "Stages": "mlbench.models.schedules", "HeadStats": "mlbench.models.adjusters",
+    "to_logits": "mlbench.models.adjusters", "to_probs": "mlbench.models.adjusters",
     # datasets: records, skips, reading a label file and its rows, image paths
     "DataSource": "mlbench.data", "Records": "mlbench.data", "Skip": "mlbench.data",
     "DatasetError": "mlbench.data", "read_columns": "mlbench.data.labelfile",

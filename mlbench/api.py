@@ -204,6 +204,8 @@ RUN_OPTIONS: dict[str, Constraint] = {
     "max_epochs": optional(integer(1)), "image_size": optional(integer(16)), "seed": optional(SEED),
     "demo_options": optional(OPTIONS), "loss_options": optional(OPTIONS),
     "sampler": optional(NAME), "sampler_options": optional(OPTIONS), "threshold_rule": optional(NAME),
+    "schedule": optional(NAME), "schedule_options": optional(OPTIONS), "adjuster": optional(NAME),
+    "adjuster_options": optional(OPTIONS), "profile": optional(NAME), "training_twin": optional(PATH),
     "backbone_options": optional(BACKBONE_OPTIONS), "device": NAME, "workers": optional(integer(1)),
     "only_backbones": optional(NAMES), "ensemble_only": BOOL, "n_boot": integer(0), "compile": BOOL,
     "progress": PROGRESS, "recipe": optional(RECIPE_OR_FIELDS),
@@ -241,13 +243,15 @@ ARGUMENTS: dict[str, dict[str, Constraint]] = {
                        "explainer_options": optional(OPTIONS), "cache": optional(PATH), "csv": optional(PATH),
                        "image_root": optional(PATH)},
     "test_plugin": {"plugin": NAME},
-    "compare_run": {"run_dir": PATH, "against": AGAINST, "variant": optional(NAME), "metric": NAME,
+    "compare_run": {"run_dir": PATH, "against": AGAINST, "variant": optional(NAME), "metric": optional(NAME),
+                    "profile": optional(NAME),
                     "leaderboard_file": optional(PATH), "n_boot": integer(1), "seed": SEED,
                     "json_file": optional(PATH), "png_file": optional(PATH), "png_entry": optional(NAME)},
     "submit_run": {"run_dir": PATH, "leaderboard": optional(PATH), "csv": optional(PATH), "images": optional(PATH),
                    "registry": optional(REGISTRY)},
     "list_plugins": {"kind": optional(NAME), "errors": BOOL},
-    "show_leaderboard": {"benchmark": NAME, "label": optional(NAME), "metric": NAME, "variant": optional(NAME),
+    "show_leaderboard": {"benchmark": NAME, "label": optional(NAME), "metric": optional(NAME),
+                         "profile": optional(NAME), "variant": optional(NAME),
                          "source": optional(NAME), "file": optional(PATH)},
     "write_report": {"path": PATH, "out": PATH, "against": REPORT_AGAINST, "explain_dirs": optional(PATHS),
                      "force": BOOL, "on_note": optional(CALLBACK)},
@@ -259,7 +263,8 @@ ARGUMENTS: dict[str, dict[str, Constraint]] = {
     "predict_images": {"run_dir": PATH, "images": PATH, "out": PATH, "list_file": optional(PATH), "device": NAME,
                        "batch_size": optional(integer(1)), "workers": optional(integer(1)), "progress": PROGRESS},
     "verify_bundle": {**KEEPER, "synthetic": BOOL, "verdict_file": optional(PATH)},
-    "init_board": {"folder": PATH, "benchmark": NAME, "csv": optional(PATH), "synthetic": BOOL},
+    "init_board": {"folder": PATH, "benchmark": NAME, "csv": optional(PATH), "synthetic": BOOL,
+                   "profile": optional(NAME)},
     "add_to_board": {"folder": PATH, **KEEPER, "check_only": BOOL},
     "build_board": {"folder": PATH, "csv": optional(PATH), "images": optional(PATH)},
     "run_config": {"run_dir": PATH},
@@ -626,7 +631,8 @@ def compare_run(run_dir: str | Path, against: str | Path = PUBLISHED,
     or, with ``against=RUN_A``, paired patient-bootstrap differences ``run_dir`` minus ``RUN_A`` on
     their shared test images (``mlbench compare RUN_DIR --against RUN_A``).
 
-    ``options``: ``variant``, ``metric`` ("auc"), ``leaderboard_file``, ``png_file`` (per-label
+    ``options``: ``variant``, ``metric`` (default: the scoring profile's primary), ``profile`` (default the run's),
+    ``leaderboard_file``, ``png_file`` (per-label
     bars) with ``png_entry`` (against the published board only), ``n_boot``, ``seed``, ``json_file``
     (the comparison also written as JSON). Against the board: ``.rows`` is a DataFrame, ``.beats()``
     the labels whose published value lies below the run's 95% CI. Against a run: ``.rows`` holds
@@ -719,22 +725,24 @@ def list_plugins(kind: str | None = None, *, errors: bool = False) -> list[dict[
     return rows
 
 
-def show_leaderboard(benchmark: str, *, label: str | None = None, metric: str = "auc", variant: str | None = None,
-                     source: str | None = None, file: str | Path | None = None) -> pd.DataFrame:
-    """The rows ``mlbench leaderboard show`` prints: one label (default ``__global__``) and metric,
-    best first, from ``file``, else your ``leaderboards/BENCHMARK.parquet``, else the published board
-    (``rows.attrs["file"]`` names the one read).
+def show_leaderboard(benchmark: str, *, label: str | None = None, metric: str | None = None,
+                     profile: str | None = None, variant: str | None = None, source: str | None = None,
+                     file: str | Path | None = None) -> pd.DataFrame:
+    """The rows ``mlbench leaderboard show`` prints: one label (default ``__global__``) and metric (default the
+    scoring profile's primary: ``profile``, else the benchmark's), best first, from ``file``, else your
+    ``leaderboards/BENCHMARK.parquet``, else the published board (``rows.attrs["file"]`` names the one read).
 
         >>> mlbench.show_leaderboard("padchest-specific", label="cardiomegaly")[["entry", "value"]]
     """
     checked = validate("show_leaderboard", {"benchmark": benchmark, "label": label, "metric": metric,
-                                            "variant": variant, "source": source, "file": file})
-    from mlbench.results import leaderboard
+                                            "profile": profile, "variant": variant, "source": source, "file": file})
+    from mlbench.results import leaderboard, profiles
 
     path = leaderboard.find_board(checked["benchmark"], checked["file"])
-    rows = leaderboard.select_rows(leaderboard.rows_of(checked["benchmark"], path), label=checked["label"],
-                                   metric=checked["metric"], variant=checked["variant"],
-                                   source=checked["source"]).reset_index(drop=True)
+    scoring = profiles.profile_of({}, checked["benchmark"], chosen=checked["profile"])
+    rows = profiles.shown_rows(leaderboard.rows_of(checked["benchmark"], path), scoring, label=checked["label"],
+                               metric=checked["metric"], variant=checked["variant"],
+                               source=checked["source"]).reset_index(drop=True)
     rows.attrs["file"] = str(path)  # the board the rows came from (the command's title names it)
     return rows
 

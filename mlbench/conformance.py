@@ -28,6 +28,12 @@ Every item the plugin registers is exercised on CPU with tiny inputs, as the run
   the same when asked again and from a second sampler built with the same seed; 1-D labels
   raise. A sampler that lists ``guarantees`` in its registration has them checked
   (``SAMPLER_GUARANTEES``).
+- schedule: built with the demo label counts and a 20-epoch budget; ``stages()`` is a non-empty
+  list of ``Stage`` with distinct names, whole epochs >= 1 and a known ``trains``, the same when
+  asked again; every sampler a stage names is registered.
+- adjuster: fitted on random validation probabilities (with a head's norms and biases) and
+  applied to others: probabilities of the same shape in [0, 1], the same when applied again and
+  from a second adjuster fitted on the same data; ``fitted()`` is JSON; a shape mismatch raises.
 
 A factory that needs options beyond the contract's arguments can list example values in its
 registration info: ``register(name, factory, conformance_options={"model_name": "resnet10t"})``.
@@ -68,7 +74,10 @@ CONTRACT_ARGS = {
     "backbone": {"num_labels", "in_chans", "pretrained"},
     "preprocessor": {"size"},
     "sampler": {"labels", "seed"},
+    "schedule": {"label_counts", "n_samples", "max_epochs"},
+    "adjuster": {"val_probs", "val_targets", "label_counts", "n_samples", "head"},
 }
+SCHEDULE_EPOCHS = 20
 # What a sampler may promise in its registration (``guarantees=(...)``); conformance checks it.
 SAMPLER_GUARANTEES = {
     "never-lowers-label-counts": "every label appears in an epoch at least as often as in the split",
@@ -439,10 +448,74 @@ def check_sampler(entry: PluginEntry, ctx: DemoData) -> list[str]:
             *(f"guarantee {g}: {SAMPLER_GUARANTEES[g]}" for g in guarantees), "1-D labels raise"]
 
 
+def check_schedule(entry: PluginEntry, ctx: DemoData) -> list[str]:
+    from mlbench.models.schedules import TRAINS, Stage
+
+    options = _factory_options(entry, "schedule")
+    made = entry.factory(label_counts=list(DEMO_LABEL_COUNTS), n_samples=DEMO_SAMPLES, max_epochs=SCHEDULE_EPOCHS,
+                         **options)
+    _check(callable(getattr(made, "stages", None)), "the factory's object has no stages() method")
+    stages = list(made.stages())
+    _check(stages and all(isinstance(s, Stage) for s in stages),
+           f"stages() gave {[type(s).__name__ for s in stages]}, expected one or more mlbench.models.schedules.Stage")
+    names = [s.name for s in stages]
+    _check(len(set(names)) == len(names) and all(isinstance(n, str) and n for n in names),
+           f"stage names {names} are not distinct non-empty strings")
+    for stage in stages:
+        _check(isinstance(stage.epochs, int) and not isinstance(stage.epochs, bool) and stage.epochs >= 1,
+               f"stage '{stage.name}': epochs {stage.epochs!r}, expected an integer >= 1")
+        _check(stage.trains in TRAINS, f"stage '{stage.name}': trains '{stage.trains}', expected one of {TRAINS}")
+        if stage.sampler is not None:
+            _check(stage.sampler in ctx.registry.names("sampler"),
+                   f"stage '{stage.name}' names sampler '{stage.sampler}', which is not registered")
+        json.dumps(stage.describe())
+    _check([s.describe() for s in made.stages()] == [s.describe() for s in stages], "stages() changed when asked again")
+    return [f"{len(stages)} stage(s) {names} over a {SCHEDULE_EPOCHS}-epoch budget", "stages are well formed",
+            "the same when asked again"]
+
+
+def check_adjuster(entry: PluginEntry, ctx: DemoData) -> list[str]:
+    from mlbench.models.adjusters import HeadStats
+
+    rng = np.random.default_rng(5)
+    n_labels = len(DEMO_LABEL_COUNTS)
+    val = rng.uniform(0.01, 0.99, size=(200, n_labels))
+    targets = (rng.uniform(size=val.shape) < val).astype(np.uint8)
+    test = rng.uniform(0.0, 1.0, size=(50, n_labels))
+    head = HeadStats(weight_norm=rng.uniform(0.5, 2.0, n_labels), bias=rng.normal(0, 0.5, n_labels))
+    options = _factory_options(entry, "adjuster")
+
+    def fit():
+        return entry.factory(val_probs=val.copy(), val_targets=targets.copy(), label_counts=list(DEMO_LABEL_COUNTS),
+                             n_samples=DEMO_SAMPLES, head=head, **options)
+
+    adjuster = fit()
+    _check(callable(getattr(adjuster, "apply", None)), "the factory's object has no apply(probs) method")
+    out = np.asarray(adjuster.apply(test.copy()))
+    _check(out.shape == test.shape, f"apply gave shape {out.shape}, expected {test.shape}")
+    _check(np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1, "apply gave values outside [0, 1]")
+    _check(np.array_equal(np.asarray(adjuster.apply(test.copy())), out), "apply gave different values when asked again")
+    _check(np.array_equal(np.asarray(fit().apply(test.copy())), out),
+           "a second adjuster fitted on the same data gave different values")
+    try:
+        json.dumps(adjuster.fitted())
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise Failed(f"fitted() is not JSON ({type(exc).__name__})") from None
+    try:
+        entry.factory(val_probs=val, val_targets=targets[:, :-1], label_counts=list(DEMO_LABEL_COUNTS),
+                      n_samples=DEMO_SAMPLES, head=head, **options)
+    except Exception:  # noqa: BLE001 - any clear refusal will do
+        pass
+    else:
+        raise Failed("validation targets of another shape than the probabilities gave no error")
+    return ["apply: probabilities of the same shape in [0, 1]", "deterministic (applied again, and refitted)",
+            "fitted() is JSON", "mismatched validation shapes raise"]
+
+
 CHECKS: dict[str, Callable[[PluginEntry, DemoData], list[str]]] = {
     "loss": check_loss, "backbone": check_backbone, "ensemble": check_ensemble, "preprocessor": check_preprocessor,
     "dataset": check_dataset, "benchmark": check_benchmark, "explainer": check_explainer,
-    "sampler": check_sampler,
+    "sampler": check_sampler, "schedule": check_schedule, "adjuster": check_adjuster,
 }
 
 

@@ -17,16 +17,20 @@ from mlbench.foundations.options import parse_pairs
 from mlbench.training.progress import MODES
 
 
-def results_table(board: pd.DataFrame, title: str) -> Table:
-    """Per-entry global metrics, one row per backbone/ensemble."""
+def results_table(board: pd.DataFrame, title: str, profile=None) -> Table:
+    """Per-entry global metrics, one row per backbone/ensemble, the scoring profile's metrics first."""
+    from mlbench.results.profiles import get_profile, order_metrics
+
     glob = board[board["label"] == GLOBAL_LABEL].pivot_table(index=["entry_kind", "entry"], columns="metric",
                                                              values="value", sort=False)
     table = Table(title=esc(title))
     table.add_column("entry", no_wrap=True)
     table.add_column("kind")
-    metrics = [m for m in ("auc", "auprc", "f1", "f1_pos", "hamming") if m in glob.columns]
+    shown = ("auc", "auprc", "f1", "f1_pos", "hamming", "ece_15", "brier")
+    metrics = [m for m in order_metrics(shown, profile or get_profile("paper")) if m in glob.columns]
     for m in metrics:
-        title = {"f1": "F1 (macro)", "auc": "AUC [95% CI]"}.get(m, m.upper())
+        title = {"f1": "F1 (macro)", "auc": "AUC [95% CI]", "auprc": "mAP (AUPRC)", "ece_15": "ECE (15)"}.get(
+            m, m.upper())
         table.add_column(title, justify="right", no_wrap=m == "auc")
     ci = board[(board["label"] == GLOBAL_LABEL) & (board["metric"] == "auc")].set_index("entry")
     for (kind, entry), values in glob.iterrows():
@@ -57,6 +61,14 @@ def results_table(board: pd.DataFrame, title: str) -> Table:
 @click.option("--sampler", help="Sampler plugin for the training batch order (uniform, ml-ros, class-aware, ...).")
 @click.option("--sampler-option", "sampler_option", multiple=True, metavar="KEY=VALUE",
               help="Option for the sampler factory (repeatable), e.g. percentage=25.")
+@click.option("--schedule", help="Schedule plugin: the stages of training (standard, drw, crt, lws, ...).")
+@click.option("--schedule-option", "schedule_option", multiple=True, metavar="KEY=VALUE",
+              help="Option for the schedule factory (repeatable), e.g. epochs=5.")
+@click.option("--adjuster", help="Post-hoc adjuster fitted on validation outputs (none, temperature, logit-adjust, "
+                                 "tau-norm, ...).")
+@click.option("--adjuster-option", "adjuster_option", multiple=True, metavar="KEY=VALUE",
+              help="Option for the adjuster factory (repeatable), e.g. per_label=true.")
+@click.option("--profile", help="Scoring profile ordering the tables (paper, cxr-lt) [default: the benchmark's].")
 @click.option("--thresholds", "threshold_rule", type=click.Choice(["fixed", "val-f1"]),
               help="val-f1 adds *_tuned rows: decision metrics at per-label thresholds fitted on validation "
                    "[default: fixed, the paper's 0.5 only].")
@@ -81,7 +93,8 @@ def results_table(board: pd.DataFrame, title: str) -> Table:
 @executor_options
 @config_option(recipe_table=True)
 def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, backbones, loss, ensembles, loss_option,
-                backbone_option, sampler, sampler_option, threshold_rule, no_crop, no_augment, pretrained, epochs, image_size, seed, device, workers, only_backbone,
+                backbone_option, sampler, sampler_option, schedule, schedule_option, adjuster, adjuster_option, profile,
+                threshold_rule, no_crop, no_augment, pretrained, epochs, image_size, seed, device, workers, only_backbone,
                 ensemble_only, n_boot, use_compile, progress, quiet, no_progress, executor, gpus_per_node,
                 cpus_per_task, mem_gb, timeout_min, partition, slurm_param, parallel, no_wait):
     """Run BENCHMARK end to end: split, preprocess, train, ensemble, score."""
@@ -96,7 +109,9 @@ def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, back
                    backbones=comma_names(backbones, "--backbones"), loss=loss,
                    ensembles=comma_names(ensembles, "--ensembles"), sampler=sampler,
                    sampler_options=parse_pairs(sampler_option, "--sampler-option") or None,
-                   threshold_rule=threshold_rule,
+                   threshold_rule=threshold_rule, schedule=schedule,
+                   schedule_options=parse_pairs(schedule_option, "--schedule-option") or None, adjuster=adjuster,
+                   adjuster_options=parse_pairs(adjuster_option, "--adjuster-option") or None, profile=profile,
                    crop=False if no_crop else None, augment=False if no_augment else None, pretrained=pretrained,
                    max_epochs=epochs,
                    image_size=image_size, seed=seed, device=device, workers=workers,
@@ -127,7 +142,9 @@ def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, back
     title = f"{benchmark} ({result.manifest['variant']}) on {kind} data — test split, macro over labels"
     if is_synthetic(kind):
         title += "\nSYNTHETIC DEMO DATA: not comparable with published results"
-    console.print(results_table(result.leaderboard, title))
+    from mlbench.results.profiles import profile_of
+
+    console.print(results_table(result.leaderboard, title, profile_of(result.manifest)))
     skipped = result.manifest.get("skipped", {}).get("counts", {})
     if skipped:
         console.say("skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))

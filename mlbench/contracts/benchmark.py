@@ -46,6 +46,12 @@ class Recipe:
     threshold_rule: str = "fixed"
     sampler: str = "uniform"  # the training batch order (a sampler plugin); the split never changes
     sampler_options: Mapping[str, Any] = field(default_factory=dict)
+    # The stages training goes through (a schedule plugin: "standard" is the one stage above), and
+    # the post-hoc adjuster fitted on each backbone's validation outputs ("none": none).
+    schedule: str = "standard"
+    schedule_options: Mapping[str, Any] = field(default_factory=dict)
+    adjuster: str = "none"
+    adjuster_options: Mapping[str, Any] = field(default_factory=dict)
     seed: int = 0
     # Extra keyword options per backbone plugin name, e.g. {"densenet201": {"drop_rate": 0.1}}.
     backbone_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -125,7 +131,13 @@ class CanonicalSource:
 
 @dataclass(frozen=True)
 class Benchmark:
-    """A pinned task. ``targets(findings)`` maps one image's raw findings to its benchmark labels."""
+    """A pinned task. ``targets(findings)`` maps one image's raw findings to its benchmark labels.
+
+    ``scoring_profile`` names how the benchmark's literature ranks entries (a profile of
+    :mod:`mlbench.results.profiles`: ``paper`` ranks by macro AUC, ``cxr-lt`` by macro AUPRC, then
+    AUC, then F1): compare, grid tables, boards and ``leaderboard show`` rank by it unless a run or a
+    command names another (``--profile``).
+    """
 
     name: str
     version: str
@@ -156,6 +168,8 @@ class Benchmark:
     # The published label files the benchmark is defined on (several when a release was reissued).
     # Empty: the benchmark pins none, and its own board takes any real run that passes submit's checks.
     canonical_sources: tuple[CanonicalSource, ...] = ()
+    # The scoring profile the benchmark is ranked under (see above).
+    scoring_profile: str = "paper"
 
     def __post_init__(self) -> None:
         if len(set(self.labels)) != len(self.labels):
@@ -169,6 +183,8 @@ class Benchmark:
         if self.fixed_test is not None and self.split_fractions[0] + self.split_fractions[1] <= 0:
             raise ValueError(f"benchmark '{self.name}': a pinned test set needs positive train/val fractions, "
                              f"got {self.split_fractions}")
+        if not isinstance(self.scoring_profile, str) or not self.scoring_profile.strip():
+            raise ValueError(f"benchmark '{self.name}': scoring_profile must be a profile name, e.g. 'paper'")
         self._check_canonical_sources()
 
     def _check_canonical_sources(self) -> None:

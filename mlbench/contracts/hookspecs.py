@@ -48,5 +48,17 @@ def register_samplers(register):
 
 
 @hookspec
+def register_schedules(register):
+    """Register training schedules: ``factory(label_counts, n_samples, max_epochs, **options)`` with
+    ``stages() -> list[mlbench.models.schedules.Stage]`` (what is trained, how, for how long)."""
+
+
+@hookspec
+def register_adjusters(register):
+    """Register post-hoc adjusters: ``factory(val_probs, val_targets, label_counts, n_samples, head, **options)``
+    with ``apply(probs) -> probs`` and ``fitted() -> dict``, fitted on validation outputs and applied to test."""
+
+
+@hookspec
 def register_benchmarks(register):
     """Register benchmarks: ``factory() -> mlbench.contracts.benchmark.Benchmark``."""

@@ -36,6 +36,8 @@ KINDS: dict[str, str] = {
     "explainer": "register_explainers",
     "preprocessor": "register_preprocessors",
     "sampler": "register_samplers",
+    "schedule": "register_schedules",
+    "adjuster": "register_adjusters",
     "benchmark": "register_benchmarks",
 }
 

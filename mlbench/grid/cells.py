@@ -92,7 +92,7 @@ class GridCell:
 
 def plan_grid(spec: GridSpec, registry: Registry | None = None) -> list[GridCell]:
     """Every cell's RunOptions, each checked by :func:`mlbench.training.runner.plan_run` before any work."""
-    from mlbench.training.runner import RunOptions, check_seed, make_recipe, plan_run
+    from mlbench.training.runner import RunOptions, check_seed, make_recipe, plan_run, training_identity
 
     registry = registry or get_registry()
     if not spec.remedies:
@@ -135,7 +135,14 @@ def plan_grid(spec: GridSpec, registry: Registry | None = None) -> list[GridCell
                               backbones=spec.backbones, seed=int(seed), progress=spec.progress,
                               **remedy.options(), **run_options)
             # Every name and option checked now, not hours into the grid; the one plan of this cell.
-            cells.append(GridCell(remedy, int(seed), opts, plan_run(opts, registry)))
+            plan = plan_run(opts, registry)
+            # A remedy acting only after training (an adjuster, val-f1) reuses an earlier cell's training.
+            twin = next((c for c in cells if c.seed == int(seed) and training_identity(c.plan.recipe)
+                         == training_identity(plan.recipe)), None)
+            if twin is not None:
+                opts = dataclasses.replace(opts, training_twin=twin.options.out)
+                plan = plan_run(opts, registry)
+            cells.append(GridCell(remedy, int(seed), opts, plan))
     return cells
 
 

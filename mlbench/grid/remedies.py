@@ -1,4 +1,4 @@
-"""A grid's remedies: ``ml-ros``, ``class-balanced``, ``val-f1``, or several joined by ``+``.
+"""A grid's remedies: ``ml-ros``, ``class-balanced``, ``crt``, ``temperature``, ``val-f1``, or several joined by ``+``.
 
 Each part of a remedy is one *kind* of change to the recipe, and :data:`KINDS` is the table of them:
 the recipe field (and RunOptions field) a part sets, how the kind is named in messages, and where
@@ -33,6 +33,8 @@ class RemedyKind:
 KINDS: tuple[RemedyKind, ...] = (
     RemedyKind("sampler", "sampler", "samplers", lambda registry: registry.names("sampler")),
     RemedyKind("loss", "loss", "losses", lambda registry: registry.names("loss")),
+    RemedyKind("schedule", "schedule", "schedules", lambda registry: registry.names("schedule")),
+    RemedyKind("adjuster", "post-hoc adjuster", "post-hoc adjusters", lambda registry: registry.names("adjuster")),
     RemedyKind("threshold_rule", "threshold rule", "threshold rules", lambda _: RULES),
 )
 
@@ -44,6 +46,8 @@ class Remedy:
     name: str
     sampler: str | None = None
     loss: str | None = None
+    schedule: str | None = None
+    adjuster: str | None = None
     threshold_rule: str | None = None
 
     def options(self) -> dict[str, str | None]:
@@ -67,7 +71,8 @@ def _listed(kinds: Sequence[RemedyKind], names: dict[str, Sequence[str]]) -> str
 
 
 def parse_remedy(spec: str, registry: Registry) -> Remedy:
-    """``ml-ros``, ``class-balanced``, ``val-f1`` or ``+``-joined combinations of them (one of each kind at most)."""
+    """``ml-ros``, ``class-balanced``, ``crt``, ``temperature``, ``val-f1`` or ``+``-joined combinations of them
+    (one of each kind at most; none a part another part's registration ``excludes``)."""
     names = {kind.field: tuple(kind.names(registry)) for kind in KINDS}
     parts = [p.strip() for p in spec.split("+")]
     if not all(parts):
@@ -87,7 +92,24 @@ def parse_remedy(spec: str, registry: Registry) -> Remedy:
             at_most = ", ".join(f"one {k.label}" for k in KINDS[:-1]) + f" and one {KINDS[-1].label}"
             raise RemedyError(f"--remedies {spec}: {len(chosen)} {kind.plural} ({', '.join(chosen)}) in one "
                               f"remedy; a remedy combines at most {at_most}")
-    return Remedy(spec, **{field: chosen[0] if chosen else None for field, chosen in found.items()})
+    remedy = Remedy(spec, **{field: chosen[0] if chosen else None for field, chosen in found.items()})
+    _refuse_exclusions(spec, remedy, registry)
+    return remedy
+
+
+def _refuse_exclusions(spec: str, remedy: Remedy, registry: Registry) -> None:
+    """A part whose plugin says it ``excludes`` another part of the remedy (e.g. two rebalancings of one
+    classifier): one line naming both and the plugin's reason."""
+    parts = [(kind, getattr(remedy, kind.field)) for kind in KINDS
+             if kind.field != "threshold_rule" and getattr(remedy, kind.field) is not None]
+    chosen = {name for _, name in parts}
+    for kind, name in parts:
+        info = registry.get(kind.field, name).info
+        clash = next((other for other in info.get("excludes", ()) if other in chosen), None)
+        if clash is not None:
+            why = info.get("excludes_why", "they cannot be combined")
+            raise RemedyError(f"--remedies {spec}: {kind.label} '{name}' cannot be combined with '{clash}' ({why}); "
+                              "list them as separate remedies")
 
 
 def canonical_remedy(remedy: Remedy, recipe: Any) -> str:

@@ -44,6 +44,7 @@ from mlbench.data.splits import BenchmarkSplit, split_benchmark, split_table
 from mlbench.demo import is_synthetic
 from mlbench.foundations.errors import UserError
 from mlbench.foundations.io import sha256_file, write_json
+from mlbench.foundations.options import shown
 from mlbench.judging import submit
 from mlbench.judging.bundle import Bundle, BundleError, open_bundle
 from mlbench.results import leaderboard, predictions
@@ -380,6 +381,12 @@ class _Verification:
             return
         if self.keeper.sample == 0:
             self.verdict.not_checked.append("models: --sample 0")
+            return
+        adjuster = (self.m.get("recipe") or {}).get("adjuster", "none")
+        if adjuster != "none":
+            # The stored outputs are the adjusted ones; the raw outputs the weights give are not in a bundle.
+            self.verdict.not_checked.append(f"models: the run's outputs passed through post-hoc adjuster "
+                                            f"'{shown(adjuster)}', and a bundle holds only the adjusted ones")
             return
         missing = [b for b in backbones if not self.bundle.has_weights(b)]
         if missing:

@@ -52,6 +52,7 @@ from mlbench.preprocessing.images import ImageReadError
 from mlbench.results import external, predictions
 from mlbench.results.predictions import show
 from mlbench.results.rundir import RunDir
+from mlbench.training.adjusting import refit_run_adjusters
 from mlbench.training.loop import device_name, pick_device
 from mlbench.training.loop import predict as predict_batches
 from mlbench.training.progress import Reporter
@@ -321,6 +322,9 @@ def predict_images(run_dir: str | os.PathLike, images: str | os.PathLike, out: s
                            f"listed in {skipped_at})")
     frame = pd.concat(frames, ignore_index=True)
     probs = np.stack([predictions.wide(frame, b, kept_ids, labels) for b in backbones])
+    adjusters = refit_run_adjusters(trained.rundir, trained.registry, recipe, labels)
+    if adjusters is not None:  # as the runner adjusted its test outputs, before the ensembles
+        probs = np.stack([np.clip(a.apply(p), 0.0, 1.0) for a, p in zip(adjusters, probs)])
     tables = [predictions.to_table(kept_ids, [SPLIT] * len(kept_ids), b, labels, probs[i])
               for i, b in enumerate(backbones)]
     for name in recipe.ensembles:  # as the runner's ensemble stage combines them

@@ -45,7 +45,7 @@ from mlbench.data.splits import (SPLITS, BenchmarkSplit, SplitError, assert_pati
 from mlbench.data.canonical import describe as describe_label_file
 from mlbench.demo import is_synthetic, read_source_record, write_source_record
 from mlbench.training.distributed import Group, from_environment, shutdown
-from mlbench.foundations.io import read_json, sha256_file, write_json
+from mlbench.foundations.io import read_json, sha256_file, write_bytes, write_json
 from mlbench.results.metrics import MetricWarning
 from mlbench.preprocessing.cache import Cache, build_cache
 from mlbench.training.progress import Reporter
@@ -53,6 +53,8 @@ from mlbench.foundations.options import OPTION_FLAGS, SEED_MAX, OptionError, che
 from mlbench.contracts.registry import LazyFactory, PluginError, Registry, get_registry
 from mlbench.results.rescoring import score_entries
 from mlbench.results.rundir import SPLIT_KEY_COLUMNS, RunDir, RunDirError, identity_differences, recipe_from_dict
+from mlbench.training.adjusting import NO_ADJUSTER, adjust_backbones, head_from_record, head_record
+from mlbench.training.stages import build_phases
 from mlbench.training.loop import accepted_options, backbone_plugin, build_backbone, device_name, pick_device, predict, train
 
 BOOTSTRAP_SEED = 0
@@ -88,6 +90,14 @@ class RunOptions:
     sampler: str | None = None
     sampler_options: dict[str, Any] | None = None
     threshold_rule: str | None = None  # "fixed" (the paper's 0.5) or "val-f1" (adds *_tuned rows)
+    schedule: str | None = None  # a schedule plugin: the stages of training (crt, drw, ...)
+    schedule_options: dict[str, Any] | None = None
+    adjuster: str | None = None  # a post-hoc adjuster plugin fitted on validation outputs (temperature, ...)
+    adjuster_options: dict[str, Any] | None = None
+    profile: str | None = None  # the scoring profile tables are ordered by (default: the benchmark's)
+    # A run directory whose recipe trains exactly as this one (it differs only after training: adjuster,
+    # threshold rule): its finished backbones are copied instead of trained again (mlbench grid sets it).
+    training_twin: Path | None = None
     backbone_options: dict[str, dict[str, Any]] | None = None  # backbone name -> factory options
     device: str = "auto"
     workers: int | None = None
@@ -136,7 +146,7 @@ class RunPlan:
                 "options": _plain(options)}
 
 
-PATH_OPTIONS = ("csv", "images", "demo_dir", "cache")  # RunOptions' paths besides out
+PATH_OPTIONS = ("csv", "images", "demo_dir", "cache", "training_twin")  # RunOptions' paths besides out
 
 
 def _plain(value: Any) -> Any:
@@ -180,13 +190,16 @@ def make_recipe(bench: Benchmark, opts: RunOptions) -> Recipe:
                               ("crop", opts.crop), ("augment", opts.augment), ("pretrained", opts.pretrained),
                               ("max_epochs", opts.max_epochs),
                               ("image_size", opts.image_size), ("seed", opts.seed), ("sampler", opts.sampler),
-                              ("threshold_rule", opts.threshold_rule)):
+                              ("threshold_rule", opts.threshold_rule), ("schedule", opts.schedule),
+                              ("adjuster", opts.adjuster)):
         if value is not None:
             changes[field_name] = tuple(value) if isinstance(value, (list, tuple)) else value
     if opts.loss_options:
         changes["loss_options"] = {**dict(recipe.loss_options), **opts.loss_options}
-    if opts.sampler_options:
-        changes["sampler_options"] = {**dict(recipe.sampler_options), **opts.sampler_options}
+    for kind in ("sampler", "schedule", "adjuster"):
+        extra = getattr(opts, f"{kind}_options")
+        if extra:
+            changes[f"{kind}_options"] = {**dict(getattr(recipe, f"{kind}_options")), **extra}
     if opts.backbone_options:
         merged = {k: dict(v) for k, v in recipe.backbone_options.items()}
         for name, extra in opts.backbone_options.items():
@@ -219,10 +232,16 @@ def plan_run(opts: RunOptions, registry: Registry | None = None) -> RunPlan:
                           label_counts=[1] * len(bench.labels), n_samples=2)
     # Likewise a sampler built on a tiny dummy label matrix checks its name and --sampler-option values.
     _check_plugin_options(registry, "sampler", recipe.sampler, recipe.sampler_options, "--sampler-option",
-                          labels=np.eye(4, len(bench.labels), dtype=np.uint8) | 1, seed=0)
+                          labels=_dummy_labels(len(bench.labels)), seed=0)
     if recipe.threshold_rule not in thresholds.RULES:
         raise RunError(f"--thresholds {recipe.threshold_rule}: expected one of {', '.join(thresholds.RULES)}")
     _check_backbone_options(registry, recipe)
+    _check_schedule(registry, recipe, len(bench.labels))
+    _check_adjuster(registry, recipe, len(bench.labels))
+    if opts.profile is not None:
+        from mlbench.results.profiles import get_profile
+
+        get_profile(opts.profile)
     unknown = [b for b in (opts.only_backbones or ()) if b not in recipe.backbones]
     if unknown:
         raise RunError(f"--only-backbone {', '.join(unknown)}: not in this run's backbones "
@@ -426,6 +445,76 @@ def _check_backbone_options(registry: Registry, recipe: Recipe) -> None:
             raise RunError(f"--backbone-option {name}: {exc}") from None
 
 
+def _dummy_labels(n_labels: int) -> np.ndarray:
+    """A tiny training label matrix with every label present: what plan-time checks build plugins on."""
+    return np.eye(4, n_labels, dtype=np.uint8) | 1
+
+
+def _check_schedule(registry: Registry, recipe: Recipe, n_labels: int) -> None:
+    """The schedule's options, each stage's sampler and loss options, and the head a stage needs: one line each."""
+    from mlbench.training import stages as staging
+
+    _check_plugin_options(registry, "schedule", recipe.schedule, recipe.schedule_options, "--schedule-option",
+                          label_counts=[1] * n_labels, n_samples=2, max_epochs=recipe.max_epochs)
+    try:
+        stages = staging.schedule_stages(registry, recipe, [1] * n_labels, 2)
+    except OptionError as exc:
+        raise OptionError(f"--schedule-option: {exc}") from None
+    where = f"--schedule {recipe.schedule}"
+    for stage in stages:
+        sampler, options = staging.stage_sampler(recipe, stage)
+        try:
+            _check_plugin_options(registry, "sampler", sampler, options, f"{where} (stage '{stage.name}')",
+                                  labels=_dummy_labels(n_labels), seed=0)
+        except PluginError as exc:
+            raise RunError(f"{where}: stage '{stage.name}' draws with sampler '{sampler}': {exc}") from None
+        if stage.mix_sampler is not None:
+            try:
+                _check_plugin_options(registry, "sampler", stage.mix_sampler, stage.mix_sampler_options,
+                                      f"{where} (stage '{stage.name}')", labels=_dummy_labels(n_labels), seed=0)
+            except PluginError as exc:
+                raise RunError(f"{where}: stage '{stage.name}' mixes with sampler '{stage.mix_sampler}': {exc}") from None
+        added = sorted(stage.loss_options)
+        factory = registry.get("loss", recipe.loss).factory
+        unknown = [k for k in added if k not in accepted_options(factory, {k: None for k in added})]
+        if unknown:
+            raise RunError(f"{where}: stage '{stage.name}' sets loss option {unknown[0]}, which loss "
+                           f"'{recipe.loss}' does not take; expected a loss with a {unknown[0]} option "
+                           "(every built-in loss has label_weights)")
+        _check_plugin_options(registry, "loss", recipe.loss, staging.stage_loss_options(recipe, stage),
+                              f"{where} (stage '{stage.name}')", label_counts=[1] * n_labels, n_samples=2)
+    stage = staging.needs_head(stages)
+    if stage is not None:
+        _check_heads(registry, recipe, n_labels, f"{where}: stage '{stage.name}' trains the classification head")
+
+
+def _check_heads(registry: Registry, recipe: Recipe, n_labels: int, why: str) -> None:
+    """Every backbone ends in a linear layer with one output per label (built weightless on the meta device)."""
+    from mlbench.models.adjusters import find_head
+
+    for name in recipe.backbones:
+        with torch.device("meta"):
+            model = build_backbone(registry, name, n_labels, weightless(recipe))
+        try:
+            find_head(model, n_labels)
+        except ValueError as exc:
+            raise RunError(f"{why}, but backbone '{name}' has none ({exc})") from None
+
+
+def _check_adjuster(registry: Registry, recipe: Recipe, n_labels: int) -> None:
+    """The adjuster's name and options, fitted once on dummy validation outputs (with a dummy head)."""
+    from mlbench.models.adjusters import HeadStats
+
+    rng = np.random.default_rng(0)
+    probs = rng.uniform(0.05, 0.95, size=(8, n_labels))
+    head = HeadStats(weight_norm=np.ones(n_labels), bias=np.zeros(n_labels))
+    _check_plugin_options(registry, "adjuster", recipe.adjuster, recipe.adjuster_options, "--adjuster-option",
+                          val_probs=probs, val_targets=(probs > 0.5).astype(np.uint8), label_counts=[1] * n_labels,
+                          n_samples=2, head=head)
+    if registry.get("adjuster", recipe.adjuster).info.get("needs_head"):
+        _check_heads(registry, recipe, n_labels, f"--adjuster {recipe.adjuster}: rescales the classification head")
+
+
 def _check_same_run(rundir: RunDir, want: dict[str, Any]) -> None:
     """Refuse at once a RUN_DIR whose training began with another benchmark or recipe (the data is checked later)."""
     if not rundir.exists():
@@ -451,6 +540,7 @@ def git_commit() -> str | None:
 def plugins_used(bench: Benchmark, recipe: Recipe) -> dict[str, list[str]]:
     """Every plugin a run of ``recipe`` uses, by kind."""
     return {"benchmark": [bench.name], "dataset": [bench.dataset], "loss": [recipe.loss], "sampler": [recipe.sampler],
+            "schedule": [recipe.schedule], "adjuster": [recipe.adjuster],
             "preprocessor": [recipe.active_preprocessor],
             "backbone": sorted({backbone_plugin(b) for b in recipe.backbones}), "ensemble": list(recipe.ensembles)}
 
@@ -512,7 +602,8 @@ def start_manifest(plan: RunPlan, records: Records, source: DataSource, split: B
               "pretrained": {b: pretrained_for(recipe, b) for b in recipe.backbones},
               "versions": plan.versions, "git_commit": git_commit(), "device": device_name(plan.device),
               "source": {"csv": rundir.stored_path(source.csv), "images": rundir.stored_path(source.images)},
-              "canonical": canonical_record(bench, records, source)}
+              "canonical": canonical_record(bench, records, source), "schedule": schedule_record(plan),
+              "scoring_profile": plan.options.profile or getattr(bench, "scoring_profile", "paper")}
     rundir.start(identity, fields)
     rundir.record_skips("data", list(records.skipped) + list(split.skipped))
     digest = split.summary["split_hash"]
@@ -520,6 +611,16 @@ def start_manifest(plan: RunPlan, records: Records, source: DataSource, split: B
     write_image_paths(rundir, split, source)
     return rundir.update_manifest(lambda m: m.update(split_hash=digest, n_images={
         s: int((split.splits == s).sum()) for s in SPLITS}))
+
+
+def schedule_record(plan: RunPlan) -> dict[str, Any]:
+    """The recipe's schedule and its stages as planned (each backbone's done file says how each went)."""
+    from mlbench.training.stages import schedule_stages
+
+    recipe = plan.recipe
+    stages = schedule_stages(plan.registry, recipe, [1] * len(plan.benchmark.labels), 2)
+    return {"name": recipe.schedule, "options": _plain(dict(recipe.schedule_options)),
+            "stages": [s.describe() for s in stages]}
 
 
 def canonical_record(bench: Benchmark, records: Records, source: DataSource) -> dict[str, Any]:
@@ -612,15 +713,13 @@ def train_stage(plan: RunPlan, prepared: Prepared, name: str) -> None:
     rundir, recipe, bench, group = plan.rundir, plan.recipe, plan.benchmark, plan.group
     if rundir.backbone_predictions(name).exists():
         return
+    if group.is_main and copy_twin_training(plan, name):
+        return
     started = time.perf_counter()
     train_rows = prepared.rows("train")
     if len(train_rows) == 0:
         raise RunError("the training split is empty")
-    counts = prepared.Y[train_rows].sum(axis=0).astype(int).tolist()
-    loss_fn = plan.registry.create("loss", recipe.loss, label_counts=counts, n_samples=len(train_rows),
-                                   **dict(recipe.loss_options))
-    sampler = plan.registry.create("sampler", recipe.sampler, labels=prepared.Y[train_rows], seed=recipe.seed,
-                                   **dict(recipe.sampler_options))
+    phases = build_phases(plan.registry, recipe, prepared.Y[train_rows])
     torch.manual_seed(recipe.seed)
     model = build_backbone(plan.registry, name, len(bench.labels), recipe)
     images = {s: torch.from_numpy(prepared.cache.load(prepared.ids(s))) for s in SPLITS}
@@ -632,10 +731,10 @@ def train_stage(plan: RunPlan, prepared: Prepared, name: str) -> None:
         augmenter_factory = Augmenter
     plan.reporter.say(f"train {name}: {len(train_rows)} training images, up to {recipe.max_epochs} epochs")
     with plan.reporter.bars() as progress:
-        state = train(model, loss_fn, recipe, train_images=images["train"], train_targets=targets["train"],
+        state = train(model, phases[0].loss_fn, recipe, train_images=images["train"], train_targets=targets["train"],
                       val_images=images["val"], val_targets=targets["val"], checkpoint_dir=rundir.backbone_dir(name),
                       device=plan.device, augmenter_factory=augmenter_factory, progress=progress, name=name,
-                      group=group, compile=plan.options.compile, sampler=sampler)
+                      group=group, compile=plan.options.compile, phases=phases)
     if not group.is_main:
         return
     tables = []
@@ -645,9 +744,47 @@ def train_stage(plan: RunPlan, prepared: Prepared, name: str) -> None:
         tables.append(predictions.to_table(ids, [subset] * len(ids), name, bench.labels, probs))
     predictions.write(rundir.backbone_predictions(name), tables)
     write_json(rundir.backbone_done(name), {"best_epoch": state.best_epoch, "epochs": state.epoch,
-                                            "best_val_loss": state.best_val_loss,
+                                            "best_val_loss": state.best_val_loss, "stages": state.stages,
+                                            "head": head_record(model, len(bench.labels)),
                                             "device": device_name(plan.device)})
     rundir.record_stage(f"train:{name}", time.perf_counter() - started)
+
+
+# What a recipe changes only after training: two recipes equal but for these train the same models.
+AFTER_TRAINING = {"adjuster": "none", "adjuster_options": {}, "threshold_rule": "fixed"}
+
+
+def training_identity(recipe: Recipe) -> dict[str, Any]:
+    """The part of a recipe that decides the trained weights (the rest acts on their outputs)."""
+    return recipe.replace(**AFTER_TRAINING).to_dict()
+
+
+def copy_twin_training(plan: RunPlan, name: str) -> bool:
+    """Backbone ``name`` copied from the run's training twin when the twin trained it with the same training
+    recipe, on the same label file, split and usable images; False (train it here) otherwise."""
+    if plan.options.training_twin is None:
+        return False
+    twin = RunDir(plan.options.training_twin)
+    try:
+        theirs, mine = twin.manifest(), plan.rundir.manifest()
+        same = (training_identity(recipe_from_dict(theirs.get("recipe"), str(twin.manifest_file)))
+                == training_identity(plan.recipe)
+                and all(theirs.get(k) == mine.get(k) for k in ("csv_sha256", "split_hash", "benchmark_version"))
+                and twin.skips("preprocess") == plan.rundir.skips("preprocess"))
+    except (RunDirError, OSError, ValueError):
+        return False
+    source = twin.backbone(name)
+    if not same or not (source.done.is_file() and source.predictions.is_file()):
+        return False
+    target = plan.rundir.backbone(name)
+    # The predictions last: their presence is what marks a backbone trained.
+    for path in (source.best, source.last, source.history, source.done, source.predictions):
+        if path.is_file():
+            write_bytes(target.folder / path.name, path.read_bytes())
+    plan.rundir.update_manifest(lambda m: m.setdefault("training_copied_from", {}).update(
+        {name: theirs.get("run_id")}))
+    plan.reporter.say(f"train {name}: copied from {twin.path.name}, which trains the same recipe")
+    return True
 
 
 @dataclass
@@ -677,9 +814,14 @@ def ensemble_stage(plan: RunPlan, prepared: Prepared) -> Combined:
     frames = [predictions.read(rundir.backbone_predictions(b),  # a job's output: checked like any predictions file
                                [predictions.Coverage(s, prepared.ids(s), [b], labels) for s in EVAL_SPLITS])
               for b in recipe.backbones]
-    tables = [predictions.from_frame(f) for f in frames]
     probs = {s: np.stack([predictions.wide(f, b, prepared.ids(s), labels) for f, b in zip(frames, recipe.backbones)])
              for s in EVAL_SPLITS}
+    if recipe.adjuster == NO_ADJUSTER:
+        tables = [predictions.from_frame(f) for f in frames]
+    else:  # each backbone fitted on its own validation outputs; its raw outputs stay in its folder
+        probs = _adjusted(plan, prepared, probs)
+        tables = [predictions.to_table(prepared.ids(s), [s] * len(prepared.ids(s)), b, labels, probs[s][i])
+                  for i, b in enumerate(recipe.backbones) for s in EVAL_SPLITS]
     test, val = probs["test"], probs["val"]
     combined = Combined([
         Entry(b, "backbone", test[i], (test[i] >= recipe.threshold).astype(np.uint8), val[i])
@@ -695,6 +837,19 @@ def ensemble_stage(plan: RunPlan, prepared: Prepared) -> Combined:
         combined.entries.append(Entry(name, "ensemble", scores, decided, combined_scores["val"][0]))
     predictions.write(rundir.predictions_file, tables)
     return combined
+
+
+def _adjusted(plan: RunPlan, prepared: Prepared, probs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The recipe's adjuster applied to every backbone's outputs; the fits recorded in the manifest."""
+    rundir, n_labels = plan.rundir, len(plan.benchmark.labels)
+    heads = [head_from_record(read_json(rundir.backbone_done(b)).get("head"), n_labels)
+             if rundir.backbone_done(b).is_file() else None for b in plan.recipe.backbones]
+    train_rows = prepared.rows("train")
+    adjusted, record = adjust_backbones(plan.registry, plan.recipe, probs, prepared.Y[prepared.rows("val")],
+                                        prepared.Y[train_rows].sum(axis=0).astype(int).tolist(), len(train_rows),
+                                        heads)
+    rundir.update_manifest(lambda m: m.update(adjuster=record))
+    return adjusted
 
 
 def metrics_stage(plan: RunPlan, prepared: Prepared, combined: Combined) -> pd.DataFrame:
