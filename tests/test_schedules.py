@@ -192,3 +192,40 @@ def test_a_schedule_is_checked_before_any_work(tmp_path):
     assert plan.recipe.schedule == "crt"
     stages = schedule_stages(get_registry(), plan.recipe, [1] * 16, 2)
     assert [s.trains for s in stages] == ["all", "head"]
+
+
+def test_balanced_mixup_mixes_each_batch_with_a_class_aware_one(tmp_path):
+    from mlbench.training.loop import _mixing, mixed_step, train_step
+
+    the_recipe = recipe(schedule="balanced-mixup", schedule_options={"alpha": 0.5})
+    phases = build_phases(get_registry(), the_recipe, data()[1].numpy())
+    (phase,) = phases
+    assert phase.stage.mix_sampler == "class-aware" and phase.mix_sampler is not None
+    first, again = _mixing(phase, 3, 1, 48, 16), _mixing(phase, 3, 1, 48, 16)
+    assert torch.equal(first.order, again.order) and np.array_equal(first.lam, again.lam)  # a resume mixes alike
+    assert ((first.lam >= 0) & (first.lam <= 1)).all() and len(set(first.lam.tolist())) > 1
+    # lam = 1 is the unmixed step; lam = 0 trains on the partner batch alone.
+    images, y = data()
+    idx, partner = torch.arange(8), torch.arange(8, 16)
+    for lam, same_as in ((1.0, idx), (0.0, partner)):
+        losses = []
+        for step in ("mixed", "plain"):
+            net = tiny_net()
+            opt = torch.optim.SGD(net.parameters(), lr=0.1)
+            loss_fn = nn.BCEWithLogitsLoss()
+            if step == "mixed":
+                losses.append(mixed_step(net, loss_fn, opt, images, y.float(), idx, partner, lam, torch.device("cpu")))
+            else:
+                losses.append(train_step(net, loss_fn, opt, images, y.float(), same_as, torch.device("cpu")))
+        torch.testing.assert_close(losses[0], losses[1])
+    model, state = fit(tmp_path, the_recipe)
+    assert [s["name"] for s in state.stages] == ["main"]
+
+
+def test_the_built_in_schedules_and_adjusters_pass_conformance():
+    from mlbench.conformance import PASS, check_plugin
+
+    results = [r for plugin in ("schedules", "adjusters") for r in check_plugin(plugin, get_registry()).results]
+    assert {r.name for r in results} >= {"standard", "crt", "lws", "drw", "balanced-mixup", "none", "temperature",
+                                        "logit-adjust", "tau-norm"}
+    assert all(r.status == PASS for r in results), [(r.name, r.detail) for r in results if r.status != PASS]

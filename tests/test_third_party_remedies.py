@@ -103,7 +103,16 @@ def test_they_run_as_grid_remedies(grid):
     assert set(matched.manifest()["training_copied_from"]) == {"resnet10t"}
     baseline = RunDir(cell_dir(grid.grid_dir, "uniform", 0))
     assert matched.best_checkpoint("resnet10t").read_bytes() == baseline.best_checkpoint("resnet10t").read_bytes()
-    assert "training_copied_from" not in late.manifest()
+    assert "training_copied_from" not in late.manifest() and "training_resumed_from" in late.manifest()
+    # crt's first stage is the baseline's whole training: the grid resumed it after that stage.
+    crt = RunDir(cell_dir(grid.grid_dir, "crt+temperature", 0))
+    assert set(crt.manifest()["training_resumed_from"]) == {"resnet10t"}
+    import json
+
+    mine = json.loads(crt.history_file("resnet10t").read_text())
+    theirs = json.loads(baseline.history_file("resnet10t").read_text())
+    assert [s["name"] for s in mine["stages"]] == ["main", "crt"] and mine["stages"][0] == theirs["stages"][0]
+    assert mine["history"][:len(theirs["history"])] == theirs["history"]
 
     table = pd.read_parquet(grid.grid_dir / COMPARISON)
     assert set(table["remedy"]) == {"late-class-aware", "prevalence-match", "crt+temperature"}

@@ -92,7 +92,7 @@ class GridCell:
 
 def plan_grid(spec: GridSpec, registry: Registry | None = None) -> list[GridCell]:
     """Every cell's RunOptions, each checked by :func:`mlbench.training.runner.plan_run` before any work."""
-    from mlbench.training.runner import RunOptions, check_seed, make_recipe, plan_run, training_identity
+    from mlbench.training.runner import RunOptions, check_seed, make_recipe, plan_run, shares_training, training_identity
 
     registry = registry or get_registry()
     if not spec.remedies:
@@ -137,8 +137,12 @@ def plan_grid(spec: GridSpec, registry: Registry | None = None) -> list[GridCell
             # Every name and option checked now, not hours into the grid; the one plan of this cell.
             plan = plan_run(opts, registry)
             # A remedy acting only after training (an adjuster, val-f1) reuses an earlier cell's training.
-            twin = next((c for c in cells if c.seed == int(seed) and training_identity(c.plan.recipe)
-                         == training_identity(plan.recipe)), None)
+            # So does a schedule whose first stages are an earlier cell's whole training (crt after uniform).
+            dummy = [1] * len(plan.benchmark.labels)
+            twins = [c for c in cells if c.seed == int(seed)]
+            twin = next((c for c in twins if training_identity(c.plan.recipe) == training_identity(plan.recipe)),
+                        None) or next((c for c in twins if shares_training(c.plan.recipe, plan.recipe, registry,
+                                                                            dummy, 2)), None)
             if twin is not None:
                 opts = dataclasses.replace(opts, training_twin=twin.options.out)
                 plan = plan_run(opts, registry)

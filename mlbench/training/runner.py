@@ -95,8 +95,9 @@ class RunOptions:
     adjuster: str | None = None  # a post-hoc adjuster plugin fitted on validation outputs (temperature, ...)
     adjuster_options: dict[str, Any] | None = None
     profile: str | None = None  # the scoring profile tables are ordered by (default: the benchmark's)
-    # A run directory whose recipe trains exactly as this one (it differs only after training: adjuster,
-    # threshold rule): its finished backbones are copied instead of trained again (mlbench grid sets it).
+    # A run directory whose recipe trains as this one (it differs only after training: adjuster, threshold
+    # rule), or whose schedule's stages begin this one's: its finished backbones are copied instead of
+    # trained again, or training resumes after the stages they share (mlbench grid sets it).
     training_twin: Path | None = None
     backbone_options: dict[str, dict[str, Any]] | None = None  # backbone name -> factory options
     device: str = "auto"
@@ -713,12 +714,12 @@ def train_stage(plan: RunPlan, prepared: Prepared, name: str) -> None:
     rundir, recipe, bench, group = plan.rundir, plan.recipe, plan.benchmark, plan.group
     if rundir.backbone_predictions(name).exists():
         return
-    if group.is_main and copy_twin_training(plan, name):
-        return
     started = time.perf_counter()
     train_rows = prepared.rows("train")
     if len(train_rows) == 0:
         raise RunError("the training split is empty")
+    if group.is_main and copy_twin_training(plan, name, prepared.Y[train_rows]):
+        return
     phases = build_phases(plan.registry, recipe, prepared.Y[train_rows])
     torch.manual_seed(recipe.seed)
     model = build_backbone(plan.registry, name, len(bench.labels), recipe)
@@ -759,32 +760,52 @@ def training_identity(recipe: Recipe) -> dict[str, Any]:
     return recipe.replace(**AFTER_TRAINING).to_dict()
 
 
-def copy_twin_training(plan: RunPlan, name: str) -> bool:
-    """Backbone ``name`` copied from the run's training twin when the twin trained it with the same training
-    recipe, on the same label file, split and usable images; False (train it here) otherwise."""
-    if plan.options.training_twin is None:
+def shares_training(twin: Recipe, mine: Recipe, registry: Registry, counts: Sequence[int], n_train: int) -> str | None:
+    """``"all"`` when ``twin`` trains exactly as ``mine``; ``"stages"`` when it differs only in its schedule, whose
+    stages (on these training counts) are the first of ``mine``'s; None otherwise."""
+    if training_identity(twin) == training_identity(mine):
+        return "all"
+    unscheduled = {"schedule": "standard", "schedule_options": {}}
+    if training_identity(twin.replace(**unscheduled)) != training_identity(mine.replace(**unscheduled)):
+        return None
+    from mlbench.training.stages import schedule_stages
+
+    theirs, ours = (schedule_stages(registry, r, counts, n_train) for r in (twin, mine))
+    return "stages" if len(theirs) < len(ours) and tuple(ours[:len(theirs)]) == tuple(theirs) else None
+
+
+def copy_twin_training(plan: RunPlan, name: str, train_labels: np.ndarray) -> bool:
+    """Backbone ``name`` from the run's training twin, when the twin trained it on the same label file, split and
+    usable images: copied whole when it trained the same recipe (True: nothing to train), or its checkpoints
+    copied when its schedule's stages begin this one's (False: training resumes after them)."""
+    if plan.options.training_twin is None or plan.rundir.last_checkpoint(name).exists():
         return False
     twin = RunDir(plan.options.training_twin)
     try:
         theirs, mine = twin.manifest(), plan.rundir.manifest()
-        same = (training_identity(recipe_from_dict(theirs.get("recipe"), str(twin.manifest_file)))
-                == training_identity(plan.recipe)
-                and all(theirs.get(k) == mine.get(k) for k in ("csv_sha256", "split_hash", "benchmark_version"))
-                and twin.skips("preprocess") == plan.rundir.skips("preprocess"))
+        same_data = (all(theirs.get(k) == mine.get(k) for k in ("csv_sha256", "split_hash", "benchmark_version"))
+                     and twin.skips("preprocess") == plan.rundir.skips("preprocess"))
+        shared = same_data and shares_training(recipe_from_dict(theirs.get("recipe"), str(twin.manifest_file)),
+                                               plan.recipe, plan.registry, train_labels.sum(axis=0).tolist(),
+                                               len(train_labels))
     except (RunDirError, OSError, ValueError):
         return False
     source = twin.backbone(name)
-    if not same or not (source.done.is_file() and source.predictions.is_file()):
+    if not shared or not (source.done.is_file() and source.predictions.is_file()):
         return False
     target = plan.rundir.backbone(name)
-    # The predictions last: their presence is what marks a backbone trained.
-    for path in (source.best, source.last, source.history, source.done, source.predictions):
+    # Whole: the predictions last, as their presence marks a backbone trained. Stages: the checkpoints,
+    # whose state says which stages are done, so training resumes at the first stage the twin lacks.
+    files = (source.best, source.last, source.history, source.done, source.predictions) if shared == "all" else (
+        source.best, source.last)
+    for path in files:
         if path.is_file():
             write_bytes(target.folder / path.name, path.read_bytes())
-    plan.rundir.update_manifest(lambda m: m.setdefault("training_copied_from", {}).update(
-        {name: theirs.get("run_id")}))
-    plan.reporter.say(f"train {name}: copied from {twin.path.name}, which trains the same recipe")
-    return True
+    key = "training_copied_from" if shared == "all" else "training_resumed_from"
+    plan.rundir.update_manifest(lambda m: m.setdefault(key, {}).update({name: theirs.get("run_id")}))
+    plan.reporter.say(f"train {name}: {'copied from' if shared == 'all' else 'first stages copied from'} "
+                      f"{twin.path.name}, which trains them alike")
+    return shared == "all"
 
 
 @dataclass
