@@ -167,7 +167,7 @@ MISTAKES = [
     ("compare_run", (5,), {}, "run_dir", "int", "a path"),
     ("compare_run", ("run",), {"against": 5}, "against", "int", "'published' or a run directory"),
     ("compare_run", ("run",), {"n_boot": 0}, "n_boot", "int", "an int >= 1"),
-    ("compare_run", ("run",), {"metric": None}, "metric", "NoneType", "a non-empty str"),
+    ("compare_run", ("run",), {"metric": 3}, "metric", "int", "a non-empty str"),
     ("compare_run", ("run",), {"leaderboard_file": 3}, "leaderboard_file", "int", "a path"),
     ("submit_run", (None,), {}, "run_dir", "NoneType", "a path"),
     ("submit_run", ("run", 5), {}, "leaderboard", "int", "a path"),

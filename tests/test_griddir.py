@@ -125,11 +125,14 @@ def test_executors_and_the_run_command_do_not_import_the_grid():
 def test_remedy_kinds_come_from_one_table():
     registry = get_registry()
     remedy = parse_remedy("val-f1+class-balanced+ml-ros", registry)
-    assert remedy.options() == {"sampler": "ml-ros", "loss": "class-balanced", "threshold_rule": "val-f1"}
+    assert remedy.options() == {"sampler": "ml-ros", "loss": "class-balanced", "schedule": None, "adjuster": None,
+                                "threshold_rule": "val-f1"}
     assert list(remedy.options()) == [kind.field for kind in KINDS]
     with pytest.raises(GridError, match="2 samplers \\(uniform, ml-ros\\) in one remedy; a remedy combines at most "
-                                        "one sampler, one loss and one threshold rule"):
+                                        "one sampler, one loss, one schedule, one post-hoc adjuster and one threshold "
+                                        "rule"):
         parse_remedy("uniform+ml-ros", registry)
-    with pytest.raises(GridError, match="'nosuch' is neither a sampler .*, a loss .* nor a threshold rule "
+    with pytest.raises(GridError, match="'nosuch' is neither a sampler .*, a loss .*, a schedule .*, a post-hoc "
+                                        "adjuster .* nor a threshold rule "
                                         "\\(fixed, val-f1\\)"):
         parse_remedy("nosuch", registry)

@@ -195,13 +195,13 @@ def test_a_schedule_is_checked_before_any_work(tmp_path):
 
 
 def test_balanced_mixup_mixes_each_batch_with_a_class_aware_one(tmp_path):
-    from mlbench.training.loop import _mixing, mixed_step, train_step
+    from mlbench.training.loop import mixing_partners, mixed_step, train_step
 
     the_recipe = recipe(schedule="balanced-mixup", schedule_options={"alpha": 0.5})
     phases = build_phases(get_registry(), the_recipe, data()[1].numpy())
     (phase,) = phases
     assert phase.stage.mix_sampler == "class-aware" and phase.mix_sampler is not None
-    first, again = _mixing(phase, 3, 1, 48, 16), _mixing(phase, 3, 1, 48, 16)
+    first, again = mixing_partners(phase, 3, 1, 48, 16), mixing_partners(phase, 3, 1, 48, 16)
     assert torch.equal(first.order, again.order) and np.array_equal(first.lam, again.lam)  # a resume mixes alike
     assert ((first.lam >= 0) & (first.lam <= 1)).all() and len(set(first.lam.tolist())) > 1
     # lam = 1 is the unmixed step; lam = 0 trains on the partner batch alone.

@@ -129,7 +129,7 @@ def test_the_command_and_the_module_share_one_list_of_checks(registry, monkeypat
 
 @pytest.mark.parametrize(("items", "error", "message"), [
     (["no-such-item"], ConformanceError, "nothing registered is named 'no-such-item'; expected an item name"),
-    (["losses:bce-a"], ConformanceError, "'losses:bce-a' names kind 'losses'; expected one of backbone,"),
+    (["losses:bce-a"], ConformanceError, "'losses:bce-a' names kind 'losses'; expected one of adjuster, backbone,"),
     (["loss:no-such"], PluginError, "no loss named 'no-such'; registered losses: bce-a, bce-b"),
     ([], ConformanceError, "no items given; expected an item name"),
     ([3], ConformanceError, "got int 3; expected an item name"),

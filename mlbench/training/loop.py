@@ -219,7 +219,7 @@ def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images:
             torch.manual_seed(seed)  # dropout
             augment = augmenter_factory(seed * group.world + group.rank) if augmenter_factory is not None else None
             started = time.perf_counter()
-            mixing = _mixing(phase, epoch, recipe.seed, len(order), recipe.batch_size)
+            mixing = mixing_partners(phase, epoch, recipe.seed, len(order), recipe.batch_size)
             train_loss = _train_epoch(learner, order, train_images, train_targets, recipe.batch_size, augment, bars,
                                       mixing)
             val_loss = mean_loss(trainer.module, phase.loss_fn, val_images, val_targets, device,
@@ -350,14 +350,14 @@ def _end_stage(state: TrainState, stage: Stage, trainer: _StageTrainer, files: B
 
 
 @dataclass(frozen=True)
-class _Mixing:
+class Mixing:
     """One epoch's mixing partners (an order as long as the epoch's) and one mixing weight per step."""
 
     order: torch.Tensor
     lam: np.ndarray
 
 
-def _mixing(phase: Phase, epoch: int, seed: int, length: int, batch_size: int) -> _Mixing | None:
+def mixing_partners(phase: Phase, epoch: int, seed: int, length: int, batch_size: int) -> Mixing | None:
     """Balanced-MixUp's partners for one epoch: the stage's mixing sampler's order, repeated to ``length``,
     and lambda ~ Beta(mix_alpha, 1) per step, both fixed by (seed, epoch) so a resume mixes alike."""
     if phase.mix_sampler is None:
@@ -366,7 +366,7 @@ def _mixing(phase: Phase, epoch: int, seed: int, length: int, batch_size: int) -
     partners = np.resize(drawn, length)  # cycled when shorter than the epoch
     rng = np.random.default_rng([seed, epoch, 7])
     lam = rng.beta(phase.stage.mix_alpha, 1.0, size=math.ceil(length / batch_size) + 1)
-    return _Mixing(torch.from_numpy(partners), lam.astype(np.float32))
+    return Mixing(torch.from_numpy(partners), lam.astype(np.float32))
 
 
 @dataclass(frozen=True)
@@ -394,7 +394,7 @@ def mixed_step(net: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Optimi
 
 
 def _train_epoch(learner: _Learner, order: torch.Tensor, images: torch.Tensor, targets: torch.Tensor,
-                 batch_size: int, augment: Callable | None, bars: _Bars, mixing: _Mixing | None = None) -> float:
+                 batch_size: int, augment: Callable | None, bars: _Bars, mixing: Mixing | None = None) -> float:
     """One pass over ``order``; the sum of this rank's batch losses times their sizes."""
     net, device, group = learner.net, learner.device, learner.group
     n = len(order)
