@@ -130,3 +130,27 @@ def test_meaningless_combinations_are_refused_in_one_line(installed):
     remedy = parse_remedy("ml-ros+ldam+drw+temperature+val-f1", installed)
     assert (remedy.sampler, remedy.loss, remedy.schedule, remedy.adjuster, remedy.threshold_rule) == (
         "ml-ros", "ldam", "drw", "temperature", "val-f1")
+
+
+def test_a_training_twin_outside_the_grid_is_never_read(grid, tmp_path):
+    """A plan's stored twin path leads only to a sibling cell: anything else is trained, not copied."""
+    import dataclasses
+    import shutil
+
+    from mlbench.training.runner import copy_twin_training
+
+    cell = next(c for c in grid.cells if c.remedy.name == "prevalence-match")
+    probe = grid.grid_dir / "cells" / "probe" / "seed-0"
+    shutil.copytree(cell.options.out, probe)
+    shutil.rmtree(RunDir(probe).backbone_dir("resnet10t"))
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(cell.options.training_twin, outside)  # the same finished twin, outside the grid
+    labels = RunDir(probe).split().query("split == 'train'").iloc[:, 3:].to_numpy(dtype=np.uint8)
+    try:
+        for twin, copied in ((outside, False), (cell.options.training_twin, True)):
+            plan = dataclasses.replace(cell.plan, options=dataclasses.replace(cell.options, training_twin=twin),
+                                       rundir=RunDir(probe))
+            assert copy_twin_training(plan, "resnet10t", labels) is copied
+            assert RunDir(probe).backbone_predictions("resnet10t").exists() is copied
+    finally:
+        shutil.rmtree(probe.parent)

@@ -34,6 +34,7 @@ import torch
 
 import mlbench
 from mlbench.foundations.errors import UserError
+from mlbench.foundations.paths import is_inside
 from mlbench.training import checkpoint
 from mlbench.results import leaderboard, predictions, thresholds
 from mlbench.models.backbones import BackboneNameError, check_timm_model, timm_backbone
@@ -780,6 +781,11 @@ def copy_twin_training(plan: RunPlan, name: str, train_labels: np.ndarray) -> bo
     copied when its schedule's stages begin this one's (False: training resumes after them)."""
     if plan.options.training_twin is None or plan.rundir.last_checkpoint(name).exists():
         return False
+    # Only a sibling cell of the same grid (GRID/cells/REMEDY/seed-N): a stored path leads nowhere else.
+    cells = plan.rundir.path.resolve().parent.parent
+    if not is_inside(plan.options.training_twin, cells) or Path(plan.options.training_twin).resolve() == \
+            plan.rundir.path.resolve():
+        return False
     twin = RunDir(plan.options.training_twin)
     try:
         theirs, mine = twin.manifest(), plan.rundir.manifest()
@@ -798,6 +804,8 @@ def copy_twin_training(plan: RunPlan, name: str, train_labels: np.ndarray) -> bo
     # whose state says which stages are done, so training resumes at the first stage the twin lacks.
     files = (source.best, source.last, source.history, source.done, source.predictions) if shared == "all" else (
         source.best, source.last)
+    if not all(is_inside(path, cells) for path in files):  # a link out of the grid: train here instead
+        return False
     for path in files:
         if path.is_file():
             write_bytes(target.folder / path.name, path.read_bytes())
