@@ -8,6 +8,8 @@ import os
 import tempfile
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# No test downloads weights: the hub is offline, so a missing file is refused at once, not retried.
+os.environ["HF_HUB_OFFLINE"] = "1"
 # The registry cache of one test session, not the user's: tests install and change plugins.
 os.environ.setdefault("MLBENCH_CACHE_DIR", tempfile.mkdtemp(prefix="mlbench-test-cache-"))
 

@@ -7,6 +7,7 @@ import pytest
 
 import mlbench.api
 from cli_checks import cli
+from hub_cache import fill, hub_cache  # noqa: F401 - the fixture
 from mlbench.grid import cells as grid
 from mlbench.training.runner import RunOptions, plan_run, pretrained_for
 
@@ -14,7 +15,8 @@ BENCH = "padchest-specific"
 
 
 @pytest.mark.parametrize("switch", [True, False, None])
-def test_the_switch_sets_the_recipe_and_the_identity(tmp_path, switch):
+def test_the_switch_sets_the_recipe_and_the_identity(tmp_path, hub_cache, switch):
+    _weights_for_the_demo(hub_cache)
     plan = plan_run(RunOptions(benchmark=BENCH, demo=True, out=tmp_path / "run", pretrained=switch, device="cpu"))
     expected = plan.benchmark.demo_recipe.pretrained if switch is None else switch
     assert plan.recipe.pretrained is expected
@@ -22,7 +24,16 @@ def test_the_switch_sets_the_recipe_and_the_identity(tmp_path, switch):
     assert {pretrained_for(plan.recipe, b) for b in plan.recipe.backbones} == {expected}  # what each is built with
 
 
-def test_every_grid_cell_takes_it(tmp_path):
+def _weights_for_the_demo(cache):
+    """The demo backbones' weights in the hub cache: planning a pretrained run checks they are here."""
+    from mlbench.contracts.benchmark import DEMO_RECIPE
+
+    for name in DEMO_RECIPE.backbones:
+        fill(cache, name)
+
+
+def test_every_grid_cell_takes_it(tmp_path, hub_cache):
+    _weights_for_the_demo(hub_cache)
     spec = grid.GridSpec(benchmark=BENCH, out=tmp_path / "g", remedies=["uniform", "ml-ros"], demo=True,
                          run_options={"pretrained": True, "device": "cpu"})
     assert [c.plan.recipe.pretrained for c in grid.plan_grid(spec)] == [True, True]

@@ -38,6 +38,7 @@ from mlbench.foundations.paths import is_inside
 from mlbench.training import checkpoint
 from mlbench.results import leaderboard, predictions, thresholds
 from mlbench.models.backbones import BackboneNameError, check_timm_model, timm_backbone
+from mlbench.models.weights import Weights, locate as locate_weights
 from mlbench.contracts.benchmark import Benchmark, Recipe
 from mlbench.data import DataSource, Records
 from mlbench.data.imagepaths import OUTSIDE_ROOT
@@ -238,6 +239,8 @@ def plan_run(opts: RunOptions, registry: Registry | None = None) -> RunPlan:
     if recipe.threshold_rule not in thresholds.RULES:
         raise RunError(f"--thresholds {recipe.threshold_rule}: expected one of {', '.join(thresholds.RULES)}")
     _check_backbone_options(registry, recipe)
+    if not opts.ensemble_only:
+        pretrained_weights(registry, recipe)  # before any data work: a missing file is one line now
     _check_schedule(registry, recipe, len(bench.labels))
     _check_adjuster(registry, recipe, len(bench.labels))
     if opts.profile is not None:
@@ -402,7 +405,7 @@ def _check_backbone_name(registry: Registry, name: str) -> None:
         raise RunError(f"--backbones {name}: backbone '{plugin}' needs a model name; expected {plugin}:MODEL_NAME")
     if sep and takes is None and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         raise RunError(f"--backbones {name}: backbone '{plugin}' takes no model name; expected {plugin}")
-    model = model or (takes.default if takes is not None and isinstance(takes.default, str) else "")
+    model = model or _default_model(params)
     if model and implementation is timm_backbone:
         try:
             check_timm_model(model)  # timm's model list only: no build, no download
@@ -410,9 +413,34 @@ def _check_backbone_name(registry: Registry, name: str) -> None:
             raise RunError(f"--backbones {name}: {exc}") from None
 
 
+def _default_model(params: Any) -> str:
+    """The model a factory builds when the backbone name gives none: its ``model_name`` default."""
+    takes = params.get("model_name")
+    return takes.default if takes is not None and isinstance(takes.default, str) else ""
+
+
+def timm_model_name(registry: Registry, name: str) -> str | None:
+    """The timm model backbone ``name`` builds, or None when a plugin's own factory builds it."""
+    plugin, _, model = name.partition(":")
+    factory = registry.get("backbone", plugin).factory
+    try:
+        params = inspect.signature(factory).parameters
+        implementation = _implementation(factory)
+    except Exception:  # noqa: BLE001 - not introspectable: a plugin's own business
+        return None
+    return (model or _default_model(params) or None) if implementation is timm_backbone else None
+
+
+def pretrained_weights(registry: Registry, recipe: Recipe) -> dict[str, Weights]:
+    """Each pretrained backbone's weights, found on this machine or fetched now (WeightsError if neither)."""
+    return {name: locate_weights(name, timm_model_name(registry, name),
+                                 recipe.backbone_options.get(name, {}).get("weights"))
+            for name in recipe.backbones if pretrained_for(recipe, name)}
+
+
 def weightless(recipe: Recipe) -> Recipe:
     """The recipe with no pretrained weights anywhere (a check on the meta device, or a checkpoint to load)."""
-    options = {name: {k: v for k, v in opts.items() if k != "pretrained"}
+    options = {name: {k: v for k, v in opts.items() if k not in ("pretrained", "weights")}
                for name, opts in recipe.backbone_options.items()}
     return recipe.replace(pretrained=False, backbone_options=options)
 
@@ -602,6 +630,7 @@ def start_manifest(plan: RunPlan, records: Records, source: DataSource, split: B
               "created_at": now.isoformat(timespec="seconds"), "seed": recipe.seed,
               "backbones": list(recipe.backbones), "loss": recipe.loss, "ensembles": list(recipe.ensembles),
               "pretrained": {b: pretrained_for(recipe, b) for b in recipe.backbones},
+              "weights": {b: w.record() for b, w in pretrained_weights(plan.registry, recipe).items()},
               "versions": plan.versions, "git_commit": git_commit(), "device": device_name(plan.device),
               "source": {"csv": rundir.stored_path(source.csv), "images": rundir.stored_path(source.images)},
               "canonical": canonical_record(bench, records, source), "schedule": schedule_record(plan),
