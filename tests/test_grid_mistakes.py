@@ -28,7 +28,7 @@ from cli_checks import assert_one_error, cli
 
 BENCH = "padchest-specific"
 TINY = ["--backbones", "resnet10t", "--seeds", "0", "--epochs", "1", "--image-size", "32", "--ensembles", "ctp",
-        "--bootstrap", "10", "--workers", "1", "--quiet"]
+        "--bootstrap", "10", "--workers", "1", "--quiet", "--no-pretrained"]
 
 
 def identity(out: Path, **changes) -> dict:

@@ -239,8 +239,6 @@ def plan_run(opts: RunOptions, registry: Registry | None = None) -> RunPlan:
     if recipe.threshold_rule not in thresholds.RULES:
         raise RunError(f"--thresholds {recipe.threshold_rule}: expected one of {', '.join(thresholds.RULES)}")
     _check_backbone_options(registry, recipe)
-    if not opts.ensemble_only:
-        pretrained_weights(registry, recipe)  # before any data work: a missing file is one line now
     _check_schedule(registry, recipe, len(bench.labels))
     _check_adjuster(registry, recipe, len(bench.labels))
     if opts.profile is not None:
@@ -266,6 +264,8 @@ def plan_run(opts: RunOptions, registry: Registry | None = None) -> RunPlan:
     if opts.ensemble_only and not rundir.exists():
         raise RunError(f"--ensemble-only {rundir.path}: not a run directory (no {rundir.manifest_file.name}); "
                        "expected the RUN_DIR whose backbones were trained with --only-backbone")
+    if not opts.ensemble_only:
+        pretrained_weights(registry, recipe)  # before any data work: a missing file is one line now
     identity = {"benchmark": bench.name, "benchmark_version": bench.version, "variant": recipe.variant,
                 "recipe": recipe.to_dict()}
     _check_same_run(rundir, identity)
