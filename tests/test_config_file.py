@@ -16,6 +16,7 @@ from mlbench.foundations.errors import UserError
 from mlbench.grid import cells
 from mlbench.training import runner
 from cli_checks import assert_one_error, cli
+from hub_cache import fill, hub_cache  # noqa: F401 - the fixture
 
 BENCH = "padchest-specific"
 
@@ -80,7 +81,8 @@ head_units = [64]
     assert o.demo and o.n_boot == 7 and plan.rundir.path == tmp_path / "run"
 
 
-def test_the_command_line_overrides_the_file(planned, tmp_path):
+def test_the_command_line_overrides_the_file(planned, tmp_path, hub_cache):
+    fill(hub_cache, "resnet18")  # --pretrained: the weights must be on this machine
     config = write(tmp_path / "c.toml", 'demo = true\nepochs = 3\nbackbones = "resnet10t"\npretrained = false\n'
                                         f'out = "{(tmp_path / "run").as_posix()}"\n[recipe]\nmax_epochs = 9\n')
     plan = plan_with(planned, "--epochs", "2", "--config", config, "--pretrained", "--backbones", "resnet18")

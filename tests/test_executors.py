@@ -394,7 +394,7 @@ def test_once_the_jobs_did_their_work_the_same_no_wait_command_writes_the_compar
 
 
 GRID_ARGS = ["--remedies", "uniform,class-balanced", "--backbones", "resnet10t", "--epochs", "1", "--image-size", "32",
-             "--ensembles", "ctp", "--bootstrap", "20", "--workers", "1", "--quiet"]
+             "--ensembles", "ctp", "--bootstrap", "20", "--workers", "1", "--quiet", "--no-pretrained"]
 
 
 def test_grid_and_run_no_wait_on_the_command_line_print_the_jobs_and_the_next_commands(fake_slurm):

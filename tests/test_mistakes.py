@@ -133,7 +133,7 @@ def test_run_on_a_bad_csv(tmp_path, case):
     (tmp_path / "images").mkdir()
     out = tmp_path / "run"
     last = assert_one_error(cli("run", BENCH, "--csv", csv, "--images", tmp_path / "images", "--out", out,
-                                "--workers", "1", "--quiet"), csv.name)
+                                "--workers", "1", "--quiet", "--no-pretrained"), csv.name)
     assert named.lower() in last.lower() or case == "missing"
     assert not (out / "split.parquet").exists()
 
@@ -160,7 +160,7 @@ def test_run_on_a_csv_with_no_usable_row(tmp_path):
     (tmp_path / "images").mkdir()
     out = tmp_path / "run"
     assert_one_error(cli("run", BENCH, "--csv", csv, "--images", tmp_path / "images", "--out", out, "--workers", "1",
-                         "--quiet"), str(csv), "not_pa 12")
+                         "--quiet", "--no-pretrained"), str(csv), "not_pa 12")
     assert not (out / "split.parquet").exists()
 
 
@@ -280,8 +280,8 @@ def test_run_with_an_images_folder_holding_none_of_the_images(tmp_path):
     csv = write_csv(tmp_path / "labels.csv")
     (tmp_path / "images").mkdir()
     assert_one_error(cli("run", BENCH, "--csv", csv, "--images", tmp_path / "images", "--out", tmp_path / "run",
-                         "--image-size", "32", "--backbones", "resnet10t", "--workers", "1", "--quiet"),
-                     str(tmp_path / "images"), "missing")
+                         "--image-size", "32", "--backbones", "resnet10t", "--workers", "1", "--quiet",
+                         "--no-pretrained"), str(tmp_path / "images"), "missing")
 
 
 def test_run_out_is_a_file(tmp_path):

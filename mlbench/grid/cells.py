@@ -165,6 +165,8 @@ def _start(spec: GridSpec) -> None:
 # The spec's run options that `mlbench grid` has an option for (what resume_command can spell).
 CLI_RUN_OPTIONS = {"max_epochs": "--epochs", "image_size": "--image-size", "ensembles": "--ensembles",
                    "workers": "--workers", "device": "--device", "n_boot": "--bootstrap"}
+# ... and the on/off switches it has (option -> the flag for True, the flag for False).
+CLI_RUN_SWITCHES = {"pretrained": ("--pretrained", "--no-pretrained")}
 
 
 def resume_command(grid_dir: str | Path, spec: dict[str, Any] | None = None) -> str:
@@ -177,7 +179,9 @@ def resume_command(grid_dir: str | Path, spec: dict[str, Any] | None = None) -> 
 
     spec = GridDir(grid_dir).spec() if spec is None else spec
     options = spec["run_options"]
-    plain = (set(options) <= set(CLI_RUN_OPTIONS) and options.get("n_boot", spec["n_boot"]) == spec["n_boot"]
+    plain = (set(options) <= set(CLI_RUN_OPTIONS) | set(CLI_RUN_SWITCHES)
+             and all(isinstance(options[k], bool) for k in CLI_RUN_SWITCHES if k in options)
+             and options.get("n_boot", spec["n_boot"]) == spec["n_boot"]
              and all(is_integer(options[k]) for k in ("max_epochs", "image_size", "workers") if k in options)
              and is_names_list(options.get("ensembles", ["-"])) and is_name(options.get("device", "auto")))
     if not plain:
@@ -192,6 +196,7 @@ def resume_command(grid_dir: str | Path, spec: dict[str, Any] | None = None) -> 
         value = spec["n_boot"] if key == "n_boot" else options.get(key)
         if value is not None and not (key == "device" and value == "auto"):
             words += [flag, ",".join(value) if isinstance(value, list) else str(value)]
+    words += [on if options[key] else off for key, (on, off) in CLI_RUN_SWITCHES.items() if key in options]
     command = " ".join(shlex.quote(w) for w in words)
     if not spec["demo"]:
         command += " --csv CSV --images IMAGES"  # the same files as the first time (not recorded)
