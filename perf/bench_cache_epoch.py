@@ -9,8 +9,8 @@ hand training the same thing: every image once, in a shuffled order, as float ba
 (batch, 1, S, S) in [0, 1] on the host.
 
 cache epoch
-    what ``mlbench run`` does: :meth:`Cache.load` of all ids (memory-mapped shards copied into one
-    uint8 array), then per batch one gather by index and the scale to [0, 1]
+    what ``mlbench run`` does: :meth:`Cache.images` of all ids (the memory-mapped shards, read in
+    place), then per batch one gather by index and the scale to [0, 1]
     (:func:`mlbench.training.loop.to_device` on the CPU). The one-off cache build is timed apart.
 decoding epoch
     what a per-epoch ``Dataset``/``DataLoader`` pipeline does: per image
@@ -116,7 +116,7 @@ def readable(items: pd.DataFrame, cache: Cache) -> tuple[list[str], list[str], l
 
 
 def cache_epoch(cache: Cache, ids: Sequence[str], batch: int, order: torch.Tensor) -> int:
-    images = torch.from_numpy(cache.load(ids))
+    images = cache.images(ids)
     cpu = torch.device("cpu")
     seen = 0
     for start in range(0, len(order), batch):

@@ -11,6 +11,11 @@ config never reuses stale entries)::
 A shard's parquet is written after its array, both atomically, so a shard with a parquet is
 complete: a killed build resumes with the images that no finished shard holds.
 
+Training reads the shards in place (:meth:`Cache.images`): memory-mapped, read-only, so every
+process on a machine that opens the cache (DDP ranks, ``grid --parallel`` workers) shares one copy
+of the images in the OS page cache instead of holding its own. Each shard is checked against the
+cache's config (uint8, (n, size, size), every row its parquet names) before a batch is read from it.
+
 An entry, a skip included, is reused only while its source file has the size and modification
 time (ns) it had when it was read; a repaired or replaced file is processed again into a new
 shard and its newest row wins. Size + mtime is what make and rsync trust: one ``stat`` per image
@@ -31,7 +36,7 @@ import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -56,6 +61,10 @@ NO_FILE = (-1, -1)  # the source state of a path that is not there (its skip las
 
 class CacheError(UserError):
     """The preprocessing cache cannot live where it was asked to (the message names the path)."""
+
+
+class CacheFileError(UserError):
+    """A file of the preprocessing cache is damaged or does not match the cache's config (the message names it)."""
 
 
 def cache_key(config: dict[str, Any]) -> str:
@@ -83,7 +92,8 @@ def prepare_image_and_box(path: str | os.PathLike, preprocessor: Preprocessor,
     read_grayscale -> the preprocessor -> rint(x * 255) as uint8 (size, size). Raises
     :class:`ImageReadError` for a file that cannot be read, and whatever the preprocessor raises.
     """
-    out = preprocessor(read_grayscale(path))
+    # A preprocessor may say its images are not films (auto_invert=False): never flip those.
+    out = preprocessor(read_grayscale(path, invert=None if getattr(preprocessor, "auto_invert", True) else False))
     if out.image.shape != (size, size):
         raise ValueError(f"preprocessor returned shape {out.image.shape}, expected {(size, size)}")
     return np.clip(np.rint(out.image * 255.0), 0, 255).astype(np.uint8), out
@@ -126,14 +136,23 @@ def _process_shard(args: tuple[Path, Preprocessor, int, list[tuple[str, str]], s
         except Exception as exc:  # a preprocessing bug on one image must not stop the whole cache
             row.update(status="skipped", reason=f"preprocess_failed: {exc!r}")
         rows.append(row)
+    write_shard(shard_dir, rows, images[:n_ok])
+    return {"ok": n_ok, "skipped": len(items) - n_ok}
+
+
+def write_shard(shard_dir: Path, rows: Sequence[dict[str, Any]], images: np.ndarray) -> str:
+    """Write one shard: ``images`` (uint8 (n, size, size)) as its array, then ``rows`` as its parquet.
+
+    ``rows`` has one dict per image of the shard, with the :data:`SHARD_COLUMNS` and
+    :data:`SOURCE_COLUMNS` (a missing one is null); an ``ok`` row's ``row`` is its index in
+    ``images``. Returns the shard's name."""
     # The sources' state is in the name: a re-processed image never overwrites its earlier shard.
     name = _shard_name([f"{r['image_id']}\t{r['source_size']}\t{r['source_mtime_ns']}" for r in rows])
     with atomic_path(shard_dir / f"{name}.npy") as tmp:
         with open(tmp, "wb") as f:
-            np.save(f, images[:n_ok])
-    table = pa.Table.from_pylist(rows, schema=_SHARD_SCHEMA)
-    write_parquet(shard_dir / f"{name}.parquet", table)
-    return {"ok": n_ok, "skipped": len(items) - n_ok}
+            np.save(f, np.ascontiguousarray(images, dtype=np.uint8))
+    write_parquet(shard_dir / f"{name}.parquet", pa.Table.from_pylist(list(rows), schema=_SHARD_SCHEMA))
+    return name
 
 
 _SHARD_SCHEMA = pa.schema([
@@ -144,6 +163,63 @@ _SHARD_SCHEMA = pa.schema([
 ])
 
 
+class CachedImages:
+    """One split's images, read in place from the cache's memory-mapped shards (:meth:`Cache.images`).
+
+    Holds no copy of the images: each position's (shard, row) and the read-only shard arrays, so the
+    pixels live once per machine in the OS page cache however many processes read them. Indexed
+    like the uint8 tensor it stands for: ``images[idx]`` (a LongTensor, an integer array or a
+    slice of positions) gathers those images into a fresh uint8 tensor (len(idx), size, size);
+    ``len``, ``shape`` and ``dtype`` are the tensor's.
+    """
+
+    def __init__(self, shards: Sequence[np.ndarray], shard_of: np.ndarray, row_of: np.ndarray, size: int) -> None:
+        # Plain ndarray views of the memmaps: np.memmap's own __getitem__ costs microseconds per image.
+        self.shards = tuple(array.view(np.ndarray) for array in shards)
+        self._shard_of = np.asarray(shard_of, dtype=np.intp)
+        self._row_of = np.asarray(row_of, dtype=np.intp)
+        self.size = int(size)
+
+    def __len__(self) -> int:
+        return len(self._row_of)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (len(self), self.size, self.size)
+
+    @property
+    def dtype(self) -> Any:
+        import torch
+
+        return torch.uint8
+
+    def gather(self, positions: Any) -> np.ndarray:
+        """A fresh uint8 (len(positions), size, size) array of the images at these positions."""
+        if isinstance(positions, slice):
+            positions = np.arange(*positions.indices(len(self)))
+        positions = np.asarray(positions)
+        if positions.ndim != 1 or (positions.size and positions.dtype.kind not in "iu"):
+            raise IndexError(f"cached images are indexed by a 1-d array of positions, got {positions.dtype} "
+                             f"{positions.shape}")
+        shard_of, row_of = self._shard_of[positions].tolist(), self._row_of[positions].tolist()
+        out = np.empty((len(shard_of), self.size, self.size), dtype=np.uint8)
+        shards = self.shards
+        # One copy per image straight from the page cache into the batch: no temporary per shard.
+        for i, (shard, row) in enumerate(zip(shard_of, row_of)):
+            out[i] = shards[shard][row]
+        return out
+
+    def __getitem__(self, index: Any) -> Any:
+        import torch
+
+        if isinstance(index, (int, np.integer)):
+            return torch.from_numpy(self.gather([index])[0])
+        return torch.from_numpy(self.gather(index))
+
+    def __repr__(self) -> str:
+        return f"CachedImages({len(self)} x {self.size} x {self.size} uint8 in {len(self.shards)} shard(s))"
+
+
 @dataclass
 class Cache:
     """A built cache: look images up by id; ``index`` holds each image's crop box or skip reason."""
@@ -151,18 +227,27 @@ class Cache:
     root: Path
     size: int
     index: pd.DataFrame  # SHARD_COLUMNS + SOURCE_COLUMNS + "shard"
+    # Each shard's memmap once checked, shared by every split read from this object (one fd per shard).
+    _arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def open(cls, root: Path) -> "Cache":
-        config = json.loads((root / "config.json").read_text())
+        config_path = root / "config.json"
+        try:
+            size = json.loads(config_path.read_text())["size"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CacheFileError(f"{config_path}: not a preprocessing cache's config ({type(exc).__name__}); "
+                                 "expected a JSON object with the image size") from None
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise CacheFileError(f"{config_path}: size is not a positive integer; expected the cached images' size")
         frames = []
-        for parquet in sorted((root / "shards").glob("*.parquet")):
+        for parquet in sorted(shard_folder(root).glob("*.parquet")):
             frame = pq.read_table(parquet).to_pandas()
             frame["shard"] = parquet.stem
             frames.append(frame)
         index = (pd.concat(frames, ignore_index=True) if frames
                  else pd.DataFrame(columns=[*SHARD_COLUMNS, *SOURCE_COLUMNS, "shard"]))
-        return cls(root, int(config["size"]), _newest(index).set_index("image_id", drop=False))
+        return cls(root, size, _newest(index).set_index("image_id", drop=False))
 
     def skipped(self, image_ids: Sequence[str]) -> list[Skip]:
         rows = self.index.reindex(list(image_ids))
@@ -197,18 +282,63 @@ class Cache:
         write_json(directory / "manifest.json", summary)
         return summary
 
+    def images(self, image_ids: Sequence[str]) -> CachedImages:
+        """These images, in this order, read in place from the shards (what training indexes; no copy).
+
+        Raises KeyError for an id the cache has no image of, :class:`CacheFileError` naming the
+        file for a shard that is missing, truncated, or not uint8 (n, size, size) with every row
+        its parquet names."""
+        return self._read(image_ids, self._arrays)
+
     def load(self, image_ids: Sequence[str]) -> np.ndarray:
-        """A contiguous uint8 (n, size, size) array of these images, in this order."""
+        """A contiguous uint8 (n, size, size) array of these images, in this order: a copy in this
+        process's memory (training reads :meth:`images` instead); errors as :meth:`images`."""
+        # Maps of its own, dropped on return: the shards' pages stay out of this process once copied.
+        images = self._read(image_ids, {})
+        return images.gather(np.arange(len(images)))
+
+    def _read(self, image_ids: Sequence[str], maps: dict[str, np.ndarray]) -> CachedImages:
         rows = self.index.reindex(list(image_ids))
         if rows["status"].isna().any() or (rows["status"] != "ok").any():
             bad = list(rows.index[rows["status"].ne("ok")])[:5]
             raise KeyError(f"cache {self.root}: images not available: {bad} ...")
-        out = np.empty((len(rows), self.size, self.size), dtype=np.uint8)
-        positions = np.arange(len(rows))
-        for shard, group in rows.assign(pos=positions).groupby("shard"):
-            data = np.load(self.root / "shards" / f"{shard}.npy", mmap_mode="r")
-            out[group["pos"].to_numpy()] = data[group["row"].to_numpy()]
-        return out
+        codes, names = pd.factorize(rows["shard"], sort=True)
+        row_of = pd.to_numeric(rows["row"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        shards = []
+        for code, name in enumerate(names):
+            mine = row_of[codes == code]
+            if not np.all((mine >= 0) & (mine == np.floor(mine))):  # NaN fails both
+                raise CacheFileError(f"{shard_folder(self.root) / f'{name}.parquet'}: an image has no valid row; "
+                                     "expected a row index >= 0 into the shard's array")
+            shards.append(self._shard_array(str(name), int(mine.max()) + 1 if len(mine) else 0, maps))
+        return CachedImages(shards, codes, row_of.astype(np.intp), self.size)
+
+    def _shard_array(self, name: str, rows_needed: int, maps: dict[str, np.ndarray]) -> np.ndarray:
+        """The shard's memmap, checked against the config once per ``maps``."""
+        path = shard_folder(self.root) / f"{name}.npy"
+        array = maps.get(name)
+        if array is None:
+            try:  # allow_pickle=False: a shard is plain data, never code
+                array = np.load(path, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError, EOFError) as exc:
+                detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise CacheFileError(f"{path}: not a readable image shard ({detail}); {_REBUILD}") from None
+            if not isinstance(array, np.ndarray):  # a zip (.npz) under the .npy name
+                array.close()
+                raise CacheFileError(f"{path}: an .npz archive, not a .npy array; {_REBUILD}")
+            if (array.dtype != np.uint8 or array.shape[1:] != (self.size, self.size) or array.ndim != 3
+                    or not array.flags.c_contiguous):
+                raise CacheFileError(f"{path}: {array.dtype} {array.shape}; expected C-ordered uint8 "
+                                     f"(n, {self.size}, {self.size}) images (config.json size {self.size}); "
+                                     f"{_REBUILD}")
+            maps[name] = array
+        if len(array) < rows_needed:
+            raise CacheFileError(f"{path}: holds {len(array)} images, its parquet names row {rows_needed - 1}; "
+                                 f"{_REBUILD}")
+        return array
+
+
+_REBUILD = "delete it and its .parquet to have the cache rebuild that shard"
 
 
 def _leaves(root: ImageRoot, path: str) -> bool:
@@ -216,6 +346,25 @@ def _leaves(root: ImageRoot, path: str) -> bool:
     absolute = os.path.abspath(path)
     under = lies_under(absolute, root.real) or lies_under(absolute, os.path.abspath(root.root))
     return under and root.resolve(absolute) is None
+
+
+def shard_folder(root: Path) -> Path:
+    """Where a cache's shards lie (``root``: the cache's folder, ``Cache.root``)."""
+    return root / "shards"
+
+
+def cache_folder(cache_dir: str | Path, config: dict[str, Any]) -> Path:
+    """The folder of the cache that ``config`` (the preprocessor's config and ``size``) keys under
+    ``cache_dir``, made with its shard folder and its config.json; an empty cache until shards are written."""
+    root = Path(cache_dir) / cache_key(config)
+    shard_dir = shard_folder(root)
+    existing = next((p for p in (shard_dir, *shard_dir.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise CacheError(f"{cache_dir}: {existing} is a file; expected a folder for the preprocessing cache (--cache)")
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    if not (root / "config.json").exists():
+        write_json(root / "config.json", config)
+    return root
 
 
 def build_cache(items: pd.DataFrame, preprocessor: Preprocessor, size: int, cache_dir: str | Path, *,
@@ -232,14 +381,8 @@ def build_cache(items: pd.DataFrame, preprocessor: Preprocessor, size: int, cach
     """
     config = dict(preprocessor.config())
     config["size"] = int(size)
-    root = Path(cache_dir) / cache_key(config)
-    shard_dir = root / "shards"
-    existing = next((p for p in (shard_dir, *shard_dir.parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise CacheError(f"{cache_dir}: {existing} is a file; expected a folder for the preprocessing cache (--cache)")
-    shard_dir.mkdir(parents=True, exist_ok=True)
-    if not (root / "config.json").exists():
-        write_json(root / "config.json", config)
+    root = cache_folder(cache_dir, config)
+    shard_dir = shard_folder(root)
     recorded = [pq.read_table(p, columns=["image_id", *SOURCE_COLUMNS]) for p in shard_dir.glob("*.parquet")]
     pairs = _changed_or_new(items, _newest(pa.concat_tables(recorded).to_pandas()) if recorded else None)
     if pairs:
