@@ -38,14 +38,22 @@ errs less.
 Across training seeds, :func:`combine_seeds` gives the mean difference, its standard deviation
 across seeds and the interval of the mean over seeds (the seeds' comparisons share the bootstrap
 draws, so replicate r of every seed resamples the same patients).
+
+Each run's metrics per replicate are the costly part (at PadChest's size about a second per
+entry). A comparison computes them once per run even when B is A, and inside
+:func:`sharing_replicates` (a grid's comparison) once per run entry across every comparison:
+the baseline's are reused by every remedy (:class:`ReplicateCache`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from collections import OrderedDict
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -127,9 +135,73 @@ def _per_replicate(y, scores, decisions, boot: PatientBootstrap, metrics) -> dic
     return {m: out[m] for m in metrics}
 
 
-def _whole_split(codes: np.ndarray, n_patients: int) -> PatientBootstrap:
-    """One 'replicate' drawing every patient once: the metrics of the whole split, same code path."""
-    return PatientBootstrap(codes, np.ones((1, n_patients), dtype=np.int32))
+def _with_whole_split(boot: PatientBootstrap) -> PatientBootstrap:
+    """The replicates after one 'replicate' drawing every patient once: the whole split's metrics, same code path."""
+    whole = np.ones((1, boot.counts.shape[1]), dtype=boot.counts.dtype)
+    return PatientBootstrap(boot.codes, np.concatenate([whole, boot.counts]))
+
+
+def _content_key(*arrays: np.ndarray) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
+class ReplicateCache:
+    """One run entry's metrics on the whole split and per replicate, computed once for many comparisons.
+
+    A grid compares every remedy with one baseline on the same draws: the baseline's replicates
+    are computed once per seed and entry instead of once per remedy. Entries are keyed by the
+    arrays' content, the metrics and the draws (the same :class:`PatientBootstrap` object, which
+    :func:`mlbench.results.stats.patient_bootstrap` returns again for the same draws), so a hit is
+    always the same computation. Entries are dropped, least recently used first, once they hold
+    more than ``max_bytes`` (the one just computed is always kept).
+    """
+
+    def __init__(self, max_bytes: int = 2**26) -> None:
+        self.max_bytes = int(max_bytes)
+        self._entries: OrderedDict[tuple, tuple[dict, dict]] = OrderedDict()
+        self._sizes: dict[tuple, int] = {}
+        self._stacked: dict[int, tuple[PatientBootstrap, PatientBootstrap]] = {}
+
+    def metrics(self, y, scores, decisions, boot: PatientBootstrap,
+                metrics: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """(whole split, per replicate): metric -> (1, labels) and (n_boot, labels)."""
+        # the key holds on to boot (through _stacked), so its id names these draws while the cache lives
+        key = (id(boot), tuple(metrics), _content_key(y, scores, decisions))
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key]
+        if id(boot) not in self._stacked:
+            self._stacked[id(boot)] = (boot, _with_whole_split(boot))
+        values = _per_replicate(y, scores, decisions, self._stacked[id(boot)][1], metrics)
+        for v in values.values():
+            v.setflags(write=False)  # handed to every comparison that asks again
+        result = ({m: v[:1] for m, v in values.items()}, {m: v[1:] for m, v in values.items()})
+        self._entries[key] = result
+        self._sizes[key] = sum(v.nbytes for v in values.values())
+        while len(self._entries) > 1 and sum(self._sizes.values()) > self.max_bytes:
+            dropped, _ = self._entries.popitem(last=False)
+            del self._sizes[dropped]
+        return result
+
+
+# The cache comparisons use when none is given: a fresh one per comparison, unless inside sharing_replicates.
+_SHARED: ContextVar[ReplicateCache | None] = ContextVar("shared_replicates", default=None)
+
+
+@contextmanager
+def sharing_replicates(max_bytes: int = 2**28) -> Iterator[ReplicateCache]:
+    """Within the block, every comparison shares one :class:`ReplicateCache` (of at most ``max_bytes``)."""
+    cache = ReplicateCache(max_bytes)
+    token = _SHARED.set(cache)
+    try:
+        yield cache
+    finally:
+        _SHARED.reset(token)
 
 
 def _interval(replicates: np.ndarray) -> tuple[float, float]:
@@ -207,11 +279,9 @@ def _compare(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, label
         raise ValueError(f"paired: n_boot must be at least 1, got {n_boot}")
     boot_a = patient_bootstrap(patient_ids, n_boot, seed)
     boot_b = boot_a if paired else patient_bootstrap(patient_ids, n_boot, seed + UNPAIRED_SEED_OFFSET)
-    whole = _whole_split(boot_a.codes, boot_a.counts.shape[1])
-    point_a = _per_replicate(y, arrays["scores_a"], arrays["decisions_a"], whole, metrics)
-    point_b = _per_replicate(y, arrays["scores_b"], arrays["decisions_b"], whole, metrics)
-    reps_a = _per_replicate(y, arrays["scores_a"], arrays["decisions_a"], boot_a, metrics)
-    reps_b = _per_replicate(y, arrays["scores_b"], arrays["decisions_b"], boot_b, metrics)
+    cache = _SHARED.get() or ReplicateCache()
+    point_a, reps_a = cache.metrics(y, arrays["scores_a"], arrays["decisions_a"], boot_a, metrics)
+    point_b, reps_b = cache.metrics(y, arrays["scores_b"], arrays["decisions_b"], boot_b, metrics)
 
     rows: list[dict] = []
     replicate_rows: list[np.ndarray] = []
