@@ -34,6 +34,9 @@ Every item the plugin registers is exercised on CPU with tiny inputs, as the run
 - adjuster: fitted on random validation probabilities (with a head's norms and biases) and
   applied to others: probabilities of the same shape in [0, 1], the same when applied again and
   from a second adjuster fitted on the same data; ``fitted()`` is JSON; a shape mismatch raises.
+- tracker: opened in a scratch folder, sent a recipe, three epochs of one backbone and its final
+  metrics, closed; opened again on the same folder and run id (a resume) and sent a fourth epoch;
+  it writes nothing beside its folder. Skipped, with how to install them, without its packages.
 
 A factory that needs options beyond the contract's arguments can list example values in its
 registration info: ``register(name, factory, conformance_options={"model_name": "resnet10t"})``.
@@ -76,6 +79,7 @@ CONTRACT_ARGS = {
     "sampler": {"labels", "seed"},
     "schedule": {"label_counts", "n_samples", "max_epochs"},
     "adjuster": {"val_probs", "val_targets", "label_counts", "n_samples", "head"},
+    "tracker": {"folder", "run_id", "benchmark"},
 }
 SCHEDULE_EPOCHS = 20
 # What a sampler may promise in its registration (``guarantees=(...)``); conformance checks it.
@@ -345,6 +349,11 @@ def check_benchmark(entry: PluginEntry, ctx: DemoData) -> list[str]:
     bench = entry.factory()
     _check(isinstance(bench, Benchmark), f"the factory returned {type(bench).__name__}, expected "
            "mlbench.contracts.benchmark.Benchmark")
+    if bench.labels_from_data:  # its labels are the ones its dataset's demo corpus defines
+        from mlbench.contracts.benchmark import with_data_labels
+
+        dataset, source = ctx.source(bench.dataset)
+        bench = with_data_labels(bench, dataset.read(source).labels, "its dataset's demo corpus")
     _check(len(bench.labels) > 0, "the benchmark has no labels")
     reserved = [lab for lab in bench.labels if lab in RESERVED_LABELS or lab.startswith("__")]
     _check(not reserved, f"labels {reserved} clash with reserved names ({SPLIT} columns, __global__ rows)")
@@ -512,10 +521,46 @@ def check_adjuster(entry: PluginEntry, ctx: DemoData) -> list[str]:
             "fitted() is JSON", "mismatched validation shapes raise"]
 
 
+def check_tracker(entry: PluginEntry, ctx: DemoData) -> list[str]:
+    from mlbench.training.trackers import install_hint, missing_modules
+
+    missing = missing_modules(entry)
+    if missing:
+        raise Skipped(f"needs {', '.join(missing)}, not installed here ({install_hint(entry)})")
+    options = _factory_options(entry, "tracker")
+    scratch = ctx.root / f"tracker-{entry.name}"
+    folder = scratch / "out"
+    folder.mkdir(parents=True)
+
+    def opened():
+        tracker = entry.factory(folder=folder, run_id="conformance-run", benchmark="conformance", **options)
+        for method in ("log_params", "log_epoch", "log_metrics", "close"):
+            _check(callable(getattr(tracker, method, None)), f"the factory's object has no {method}() method")
+        return tracker
+
+    def epoch(i: int) -> dict[str, Any]:
+        return {"epoch": i, "stage": "main", "train_loss": 1.0 / (i + 1), "val_loss": 1.2 / (i + 1), "lr": 1e-4,
+                "seconds": 0.5}
+
+    tracker = opened()
+    tracker.log_params({"lr": 1e-4, "backbones": '["tiny"]', "pretrained": False, "max_epochs": 4})
+    for i in range(3):
+        tracker.log_epoch("tiny", epoch(i))
+    tracker.log_metrics("tiny", {"auc": 0.75, "f1": 0.5})
+    tracker.close()
+    resumed = opened()
+    resumed.log_epoch("tiny", epoch(3))
+    resumed.close()
+    beside = sorted(p.name for p in scratch.iterdir() if p != folder)
+    _check(not beside, f"wrote {beside} beside its folder; expected its files inside the folder it is given")
+    return ["params, three epochs, final metrics and close", "opened again on the same run (a resume)",
+            "nothing written beside its folder"]
+
+
 CHECKS: dict[str, Callable[[PluginEntry, DemoData], list[str]]] = {
     "loss": check_loss, "backbone": check_backbone, "ensemble": check_ensemble, "preprocessor": check_preprocessor,
     "dataset": check_dataset, "benchmark": check_benchmark, "explainer": check_explainer,
-    "sampler": check_sampler, "schedule": check_schedule, "adjuster": check_adjuster,
+    "sampler": check_sampler, "schedule": check_schedule, "adjuster": check_adjuster, "tracker": check_tracker,
 }
 
 

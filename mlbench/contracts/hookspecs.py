@@ -60,5 +60,11 @@ def register_adjusters(register):
 
 
 @hookspec
+def register_trackers(register):
+    """Register experiment trackers: ``factory(folder, run_id, benchmark, **options)`` with
+    ``log_params(params)``, ``log_epoch(backbone, record)``, ``log_metrics(entry, metrics)`` and ``close()``."""
+
+
+@hookspec
 def register_benchmarks(register):
     """Register benchmarks: ``factory() -> mlbench.contracts.benchmark.Benchmark``."""

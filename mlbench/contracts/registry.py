@@ -38,6 +38,7 @@ KINDS: dict[str, str] = {
     "sampler": "register_samplers",
     "schedule": "register_schedules",
     "adjuster": "register_adjusters",
+    "tracker": "register_trackers",
     "benchmark": "register_benchmarks",
 }
 

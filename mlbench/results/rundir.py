@@ -15,6 +15,7 @@ skips or a leaderboard row's provenance; no other module spells a file name of t
       preprocess/manifest.parquet   each image's crop box
       backbones/NAME/          best.pt, last.pt, history.json, predictions.parquet, done.json
       cache/, demo-data/       defaults for the preprocessing cache and the demo corpus
+      trackers/NAME/           what each experiment tracker wrote (TensorBoard events, an MLflow store)
 
 Several processes may write one RUN_DIR (a job per backbone, ``explain`` beside ``submit``), so
 every read-modify-write takes :meth:`RunDir.lock` and every file is replaced atomically. Paths in
@@ -65,6 +66,7 @@ HISTORY = "history.json"
 DONE = "done.json"
 CACHE = "cache"
 DEMO_DATA = "demo-data"
+TRACKERS = "trackers"  # TRACKERS/NAME: what each experiment tracker (--tracker) writes
 LOCK = ".mlbench.lock"
 # Listed one by one in manifest.json up to this many; all of them always go to skipped.parquet.
 MANIFEST_SKIP_ITEMS = 1000
@@ -221,6 +223,10 @@ class RunDir:
 
     def history_file(self, name: str) -> Path:
         return self.backbone(name).history
+
+    def tracker_dir(self, name: str) -> Path:
+        """Where tracker ``name`` writes (``trackers/NAME``): inside the run, so a moved run keeps its curves."""
+        return self.path / TRACKERS / backbone_folder_name(name)
 
     def write_preprocess_manifest(self, cache: Any, image_ids: Sequence[str]) -> None:
         """preprocess/manifest.parquet: ``cache``'s record (crop box, fallback, skip) of this run's images."""

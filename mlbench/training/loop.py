@@ -158,7 +158,8 @@ def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images:
           train_targets: torch.Tensor, val_images: torch.Tensor, val_targets: torch.Tensor,
           checkpoint_dir: Path, device: torch.device, augmenter_factory: Callable[[int], Callable] | None = None,
           progress: Any = None, name: str = "model", group: Group = SINGLE, compile: bool = False,
-          sampler: Sampler | None = None, phases: Sequence[Phase] | None = None) -> TrainState:
+          sampler: Sampler | None = None, phases: Sequence[Phase] | None = None,
+          on_epoch: Callable[[dict[str, Any]], None] | None = None) -> TrainState:
     """Train with Adam and early stopping on validation loss; leave the best checkpoint in ``checkpoint_dir``
     (a backbone folder: :class:`mlbench.results.rundir.BackboneFiles` names its files).
 
@@ -172,6 +173,9 @@ def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images:
     own loss, sampler, trainable part and early stopping; the default is one stage of
     ``recipe.max_epochs`` with ``loss_fn`` and ``sampler``. The epoch count runs on across stages,
     and ``last.pt`` records the stage, so a killed run resumes inside any stage.
+
+    ``on_epoch(record)`` receives every epoch's record once it is saved (experiment trackers): on a
+    resume first the earlier epochs' records, then each new one; the receiver keeps each epoch once.
     """
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     files = BackboneFiles(checkpoint_dir)
@@ -190,6 +194,8 @@ def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images:
     state = TrainState(**saved["state"]) if saved is not None else TrainState()
     if saved is not None:
         model.load_state_dict(saved["model"])
+    for past in state.history if on_epoch is not None else ():
+        on_epoch(past)
     own_flags = [p.requires_grad for p in model.parameters()]  # the backbone's own freezing (freeze_fraction)
     train_targets, val_targets = train_targets.float(), val_targets.float()
     bars = _Bars(progress, name, sum(p.stage.epochs for p in phases), state.epoch)
@@ -226,9 +232,11 @@ def train(model: nn.Module, loss_fn: nn.Module, recipe: Recipe, *, train_images:
                                  recipe.batch_size * 4, group)
             train_loss = group.sum([train_loss], device)[0] / len(order)
             record = {"epoch": epoch, "stage": stage.name, "train_loss": train_loss, "val_loss": val_loss,
-                      "seconds": time.perf_counter() - started}
+                      "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started}
             _end_epoch(state, record, trainer, optimizer, files, recipe.min_delta, group)
             bars.end_epoch(state, record)
+            if on_epoch is not None:
+                on_epoch(record)
         _end_stage(state, stage, trainer, files, device, group)
         saved = None
     bars.close()
