@@ -63,7 +63,7 @@ PLUGIN_API = {
     "Stage": "mlbench.models.schedules", "Stages": "mlbench.models.schedules", "HeadStats": "mlbench.models.adjusters",
     "to_logits": "mlbench.models.adjusters", "to_probs": "mlbench.models.adjusters",
     # datasets: records, skips, reading a label file and its rows, image paths
-    "DataSource": "mlbench.data", "Records": "mlbench.data", "Skip": "mlbench.data",
+    "DataSource": "mlbench.data", "Records": "mlbench.data", "Skip": "mlbench.data", "STRATIFY_COLUMN": "mlbench.data",
     "DatasetError": "mlbench.data", "read_columns": "mlbench.data.labelfile",
     "RowChecks": "mlbench.data.rows", "RowColumns": "mlbench.data.rows",
     "label_file_profile": "mlbench.data.rows", "unknown_label_counts": "mlbench.data.rows",

@@ -202,13 +202,13 @@ RUN_OPTIONS: dict[str, Constraint] = {
     "backbones": optional(NAMES), "loss": optional(NAME), "ensembles": optional(NAMES),
     "crop": optional(BOOL), "augment": optional(BOOL), "pretrained": optional(BOOL),
     "max_epochs": optional(integer(1)), "image_size": optional(integer(16)), "seed": optional(SEED),
-    "demo_options": optional(OPTIONS), "loss_options": optional(OPTIONS),
+    "demo_options": optional(OPTIONS), "loss_options": optional(OPTIONS), "dataset_options": optional(OPTIONS),
     "sampler": optional(NAME), "sampler_options": optional(OPTIONS), "threshold_rule": optional(NAME),
     "schedule": optional(NAME), "schedule_options": optional(OPTIONS), "adjuster": optional(NAME),
     "adjuster_options": optional(OPTIONS), "profile": optional(NAME), "training_twin": optional(PATH),
     "backbone_options": optional(BACKBONE_OPTIONS), "device": NAME, "workers": optional(integer(1)),
     "only_backbones": optional(NAMES), "ensemble_only": BOOL, "n_boot": integer(0), "compile": BOOL,
-    "progress": PROGRESS, "recipe": optional(RECIPE_OR_FIELDS),
+    "progress": PROGRESS, "recipe": optional(RECIPE_OR_FIELDS), "trackers": optional(NAMES),
 }
 # How work is run and watched: run_benchmark and run_grid take the same.
 EXECUTION: dict[str, Constraint] = {"executor": EXECUTOR, "resources": optional(RESOURCES), "wait": BOOL,
@@ -223,15 +223,18 @@ ARGUMENTS: dict[str, dict[str, Constraint]] = {
     "run_grid": {"benchmark": NAME, "remedies": NAMES, "out": PATH, "backbones": optional(NAMES), "seeds": SEEDS,
                  "demo": BOOL, "csv": optional(PATH), "images": optional(PATH), "max_epochs": optional(integer(1)),
                  "image_size": optional(integer(16)), "ensembles": optional(NAMES), "n_boot": integer(1),
-                 "pretrained": optional(BOOL),
-                 "device": NAME, "workers": optional(integer(1)), "progress": PROGRESS, **EXECUTION},
+                 "pretrained": optional(BOOL), "dataset_options": optional(OPTIONS),
+                 "device": NAME, "workers": optional(integer(1)), "progress": PROGRESS,
+                 "trackers": optional(NAMES), **EXECUTION},
     "grid_status": {"grid_dir": PATH},
     "write_demo_data": {"benchmark": NAME, "out": PATH, "seed": SEED, "options": optional(OPTIONS)},
     "preprocess_images": {"benchmark": NAME, "csv": PATH, "images": PATH, "cache": PATH, "crop": BOOL,
-                          "size": optional(integer(16)), "workers": optional(integer(1))},
-    "inspect_dataset": {"dataset": NAME, "csv": PATH, "images": optional(PATH)},
+                          "size": optional(integer(16)), "workers": optional(integer(1)),
+                          "dataset_options": optional(OPTIONS)},
+    "inspect_dataset": {"dataset": NAME, "csv": optional(PATH), "images": optional(PATH),
+                        "dataset_options": optional(OPTIONS)},
     "split_dataset": {"benchmark": NAME, "csv": PATH, "out": PATH, "images": optional(PATH),
-                      "seed": optional(SEED)},
+                      "seed": optional(SEED), "dataset_options": optional(OPTIONS)},
     "label_tree": {"dataset": optional(NAME), "label": optional(NAME)},
     "crop_images": {"inputs": PATHS, "out": PATH, "size": INT, "preprocessor": optional(NAME),
                     "segmenter": optional(NAME), "weights": optional(PATH), "options": optional(OPTIONS),
@@ -395,6 +398,7 @@ def run_grid(benchmark: str, remedies: Any, out: str | Path, **options: Any) -> 
 
     ``options``: ``backbones``, ``seeds`` ((0,)), ``demo``, ``csv``, ``images``, ``max_epochs``,
     ``image_size``, ``ensembles``, ``n_boot`` (1000), ``device`` ("auto"), ``workers``, ``progress``,
+    ``trackers`` (every cell's experiment trackers, e.g. ``("tensorboard",)``; not the grid's identity),
     and ``executor``, ``resources``, ``wait``, ``say`` as in :func:`run_benchmark`.
 
         >>> mlbench.run_grid("padchest-specific", ("uniform", "ml-ros"), "grids/g", demo=True, max_epochs=1)
@@ -412,7 +416,7 @@ def run_grid(benchmark: str, remedies: Any, out: str | Path, **options: Any) -> 
     n_boot, device = checked.pop("n_boot", 1000), checked.pop("device", "auto")
     # The cells' overrides: part of the grid's identity, so the same for the command and for Python.
     run_options: dict[str, Any] = {"n_boot": n_boot, "device": device}
-    for key in ("max_epochs", "image_size", "workers", "ensembles", "pretrained"):
+    for key in ("max_epochs", "image_size", "workers", "ensembles", "pretrained", "dataset_options"):
         value = checked.pop(key, None)
         if value is not None:
             run_options[key] = list(value) if key == "ensembles" else value
@@ -421,7 +425,7 @@ def run_grid(benchmark: str, remedies: Any, out: str | Path, **options: Any) -> 
                          backbones=list(backbones) if backbones else None, seeds=checked.pop("seeds", [0]),
                          demo=checked.pop("demo", False), csv=checked.pop("csv", None),
                          images=checked.pop("images", None), run_options=run_options, n_boot=n_boot,
-                         progress=checked.pop("progress", "auto"))
+                         progress=checked.pop("progress", "auto"), trackers=checked.pop("trackers", None) or ())
     if executor == "inline":
         execute = grid.run_inline
     else:
@@ -491,19 +495,22 @@ def write_demo_data(benchmark: str, out: str | Path, *, seed: int = 0,
 
 
 def preprocess_images(benchmark: str, csv: str | Path, images: str | Path, cache: str | Path, *, crop: bool = True,
-                      size: int | None = None, workers: int | None = None) -> dict[str, Any]:
+                      size: int | None = None, workers: int | None = None,
+                      dataset_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Decode, crop and resize every image of ``benchmark`` once into ``cache`` (``mlbench preprocess``);
     resumable. Returns the summary: ``path``, ``ok``, ``skipped``, ``manifest``.
 
         >>> mlbench.preprocess_images("padchest-specific", "labels.csv", "images", "cache", size=224)["ok"]
     """
     checked = validate("preprocess_images", {"benchmark": benchmark, "csv": csv, "images": images, "cache": cache,
-                                             "crop": crop, "size": size, "workers": workers})
+                                             "crop": crop, "size": size, "workers": workers,
+                                             "dataset_options": dataset_options})
     from mlbench.data import DataSource
     from mlbench.training.runner import preprocess
 
     return preprocess(checked["benchmark"], DataSource(checked["csv"], checked["images"]), checked["cache"],
-                      crop=checked["crop"], size=checked["size"], workers=checked["workers"])
+                      crop=checked["crop"], size=checked["size"], workers=checked["workers"],
+                      dataset_options=checked["dataset_options"])
 
 
 def data_source(csv: Path, images: Path | None) -> DataSource:
@@ -513,31 +520,37 @@ def data_source(csv: Path, images: Path | None) -> DataSource:
     return DataSource(csv, images if images is not None else csv.parent)
 
 
-def inspect_dataset(dataset: str, csv: str | Path, *, images: str | Path | None = None) -> dict[str, Any]:
+def inspect_dataset(dataset: str, csv: str | Path | None = None, *, images: str | Path | None = None,
+                    dataset_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The validation report of ``mlbench datasets inspect DATASET --csv ...``: rows, skips by reason,
-    splits and imbalance of every benchmark of the dataset (images are not opened), as plain data.
+    splits and imbalance of every benchmark of the dataset (images are not opened), the options it
+    declares (``dataset_options`` set them), as plain data. Without ``csv``: only ``dataset`` and ``options``.
 
         >>> mlbench.inspect_dataset("padchest", "labels.csv")["images_kept"]
     """
-    checked = validate("inspect_dataset", {"dataset": dataset, "csv": csv, "images": images})
+    checked = validate("inspect_dataset", {"dataset": dataset, "csv": csv, "images": images,
+                                           "dataset_options": dataset_options})
     from mlbench.data import inspect
 
-    return inspect.inspect_dataset(checked["dataset"], data_source(checked["csv"], checked["images"]))
+    if checked["csv"] is None:
+        return inspect.dataset_options_report(checked["dataset"], options=checked["dataset_options"])
+    return inspect.inspect_dataset(checked["dataset"], data_source(checked["csv"], checked["images"]),
+                                   options=checked["dataset_options"])
 
 
 def split_dataset(benchmark: str, csv: str | Path, out: str | Path, *, images: str | Path | None = None,
-                  seed: int | None = None) -> dict[str, Any]:
+                  seed: int | None = None, dataset_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """``benchmark``'s patient-grouped split written to ``out`` (split.parquet, labels.json,
     summary.json), as ``mlbench split``; returns the summary (sizes, hash, timings, files).
 
         >>> mlbench.split_dataset("padchest-specific", "labels.csv", "split")["split_hash"]
     """
     checked = validate("split_dataset", {"benchmark": benchmark, "csv": csv, "out": out, "images": images,
-                                         "seed": seed})
+                                         "seed": seed, "dataset_options": dataset_options})
     from mlbench.data import inspect
 
     return inspect.split_to_dir(checked["benchmark"], data_source(checked["csv"], checked["images"]), checked["out"],
-                                seed=checked["seed"])
+                                seed=checked["seed"], options=checked["dataset_options"])
 
 
 def label_tree(dataset: str | None = None, label: str | None = None) -> LabelTree:
@@ -1003,6 +1016,8 @@ def run_config(run_dir: str | Path) -> str:
     else:
         top.update(csv=options.get("csv"), images=options.get("images"))
         comments["csv"] = "the data the run read"
+    if options.get("dataset_options"):  # they shape the data, and are part of the identity
+        top["dataset-option"] = options["dataset_options"]
     for key, name in (("device", "device"), ("workers", "workers"), ("bootstrap", "n_boot")):
         top[key] = options.get(name)
     if options.get("compile"):

@@ -17,6 +17,7 @@ CORE = REPO / "mlbench"
 PLUGIN_ROOTS = {
     REPO / "benchmarks" / "padchest": {"mlbench_padchest"},
     REPO / "benchmarks" / "nih": {"mlbench_nih"},
+    REPO / "benchmarks" / "folder": {"mlbench_folder"},
     **{root: {p.name for p in root.iterdir() if (p / "__init__.py").is_file()}
        for root in sorted((REPO / "plugins").iterdir()) if root.is_dir()},
 }

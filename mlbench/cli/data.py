@@ -16,6 +16,7 @@ from rich.tree import Tree
 
 from mlbench.cli.output import CliConsole, esc, make_console, text
 from mlbench.data.splits import SPLITS
+from mlbench.foundations.options import parse_pairs
 
 # ---------------------------------------------------------------- printing
 
@@ -63,7 +64,28 @@ def _print_imbalance(console: CliConsole, name: str, imbalance: dict[str, dict[s
     console.print(table)
 
 
+def print_options(console: CliConsole, report: dict[str, Any]) -> None:
+    """The options the dataset declares, with the value this report was made with."""
+    if not report.get("options"):
+        console.say(f"dataset {report['dataset']} takes no --dataset-option")
+        return
+    table = Table(title=esc(f"{report['dataset']}: --dataset-option KEY=VALUE"))
+    for col in ("option", "type", "value", "default", "allowed", "changes labels", "what it does"):
+        table.add_column(col)
+    for o in report["options"]:
+        allowed = ", ".join(map(str, o["choices"])) if o["choices"] else (f">= {o['minimum']:g}"
+                                                                        if o["minimum"] is not None else "")
+        refused = "; ".join(f"{k}: {v}" for k, v in o["refused"].items())
+        table.add_row(text(o["name"]), o["type"], text(str(o["value"])), text(str(o["default"])), text(allowed),
+                      "yes" if o["changes_labels"] else "no", text(o["help"] + (f" (not yet: {refused})"
+                                                                                 if refused else "")))
+    console.print(table)
+
+
 def print_inspect_report(report: dict[str, Any], console: CliConsole) -> None:
+    if "csv" not in report:  # no label file given: the options only
+        print_options(console, report)
+        return
     console.print(f"[bold]{esc(report['dataset'])}[/bold] "
                   + esc(f"{report['csv']} ({report['kind']}, sha256 {report['csv_sha256'][:12]}…)"))
     profile = report.get("profile") or {}
@@ -83,6 +105,10 @@ def print_inspect_report(report: dict[str, Any], console: CliConsole) -> None:
                 f"({report['distinct_findings']} distinct findings; {report['images_without_findings']:,} "
                 f"images with no finding left); read in {report['read_seconds']:.1f} s")
     _print_skips(console, report["skipped"], "skipped rows and labels")
+    if report.get("options"):
+        print_options(console, report)
+    for name, value in (report.get("facts") or {}).items():  # what the reader counted (cells, dropped labels)
+        console.say(f"{name}: {value if isinstance(value, str) else json.dumps(value, default=str)}")
     for b in report["benchmarks"]:
         console.rule(esc(f"{b['benchmark']} {b['version']} ({b['n_labels']} labels)"))
         console.say(f"images kept {b['images_kept']:,} ({b['images_without_benchmark_label']:,} without a benchmark "
@@ -114,15 +140,20 @@ def datasets() -> None:
 
 @datasets.command("inspect")
 @click.argument("dataset")
-@click.option("--csv", "csv_path", type=click.Path(path_type=Path), required=True, help="The dataset's label file.")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None,
+              help="The dataset's label file (without it: only the options DATASET declares).")
 @click.option("--images", type=click.Path(path_type=Path), default=None,
               help="Image root (default: the CSV's folder; images are not opened).")
+@click.option("--dataset-option", "dataset_option", multiple=True, metavar="KEY=VALUE",
+              help="Option the dataset declares (repeatable), e.g. policy=zeros.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def inspect_command(dataset: str, csv_path: Path, images: Path | None, as_json: bool) -> None:
+def inspect_command(dataset: str, csv_path: Path | None, images: Path | None, dataset_option: tuple[str, ...],
+                    as_json: bool) -> None:
     """Validation report: rows, skips by reason, splits and imbalance of every benchmark of DATASET."""
     from mlbench.api import inspect_dataset
 
-    report = inspect_dataset(dataset, csv_path, images=images)
+    report = inspect_dataset(dataset, csv_path, images=images,
+                             dataset_options=parse_pairs(dataset_option, "--dataset-option") or None)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
     else:
@@ -136,11 +167,15 @@ def inspect_command(dataset: str, csv_path: Path, images: Path | None, as_json: 
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Folder for split.parquet, labels.json, summary.json.")
 @click.option("--seed", type=int, default=None, help="Split seed (default: the benchmark's).")
-def split_command(benchmark: str, csv_path: Path, images: Path | None, out_dir: Path, seed: int | None) -> None:
+@click.option("--dataset-option", "dataset_option", multiple=True, metavar="KEY=VALUE",
+              help="Option the dataset declares (repeatable), e.g. policy=zeros.")
+def split_command(benchmark: str, csv_path: Path, images: Path | None, out_dir: Path, seed: int | None,
+                  dataset_option: tuple[str, ...]) -> None:
     """Patient-grouped stratified train/val/test split of BENCHMARK; prints its hash and timings."""
     from mlbench.api import split_dataset
 
-    summary = split_dataset(benchmark, csv_path, out_dir, images=images, seed=seed)
+    summary = split_dataset(benchmark, csv_path, out_dir, images=images, seed=seed,
+                            dataset_options=parse_pairs(dataset_option, "--dataset-option") or None)
     console = make_console()
     console.print(f"[bold]{esc(summary['benchmark'])} {esc(summary['benchmark_version'])}[/bold] "
                   f"seed {summary['seed']}: "

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from mlbench.foundations.options import parse_pairs
 from mlbench.cli import comma_names, config_option, executor_options, executor_resources, pretrained_option
 from mlbench.cli.output import CliConsole, esc, make_console, p_text, print_submitted, text
 from mlbench.results.profiles import ScoringProfile, order_metrics, run_profile
@@ -45,6 +46,8 @@ def grid_group() -> None:
 @click.option("--demo", is_flag=True, help="On the embedded synthetic demo corpus (results labelled synthetic).")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="The dataset's label CSV.")
 @click.option("--images", type=click.Path(path_type=Path), help="Root folder of the dataset's images.")
+@click.option("--dataset-option", "dataset_option", multiple=True, metavar="KEY=VALUE",
+              help="Option the dataset declares, for every cell (repeatable), e.g. policy=zeros.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Maximum epochs of every cell.")
 @pretrained_option
 @click.option("--image-size", type=click.IntRange(min=16), help="Training image size of every cell.")
@@ -54,13 +57,15 @@ def grid_group() -> None:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--workers", type=click.IntRange(min=1), help="Threads decoding and cropping images [default: all cores].")
 @executor_options
+@click.option("--tracker", "tracker", help="Comma-separated experiment trackers for every cell (tensorboard, mlflow, "
+                                           "or a plugin's), written in each cell's RUN_DIR/trackers.")
 @click.option("--progress", type=click.Choice(MODES), default="auto", show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @config_option()
-def grid_run_command(benchmark, remedies, backbones, seeds, out, demo, csv_path, images, epochs, pretrained, image_size,
+def grid_run_command(benchmark, remedies, backbones, seeds, out, demo, csv_path, images, dataset_option, epochs, pretrained, image_size,
                      ensembles,
                      n_boot, device, workers, executor, gpus_per_node, cpus_per_task, mem_gb, timeout_min,
-                     partition, slurm_param, parallel, no_wait, progress, quiet):
+                     partition, slurm_param, parallel, no_wait, tracker, progress, quiet):
     """Run every remedy x seed (each an ordinary run directory) and compare each remedy with the first."""
     from mlbench.api import run_grid
     from mlbench.execution.executors import JobsSubmitted
@@ -71,9 +76,11 @@ def grid_run_command(benchmark, remedies, backbones, seeds, out, demo, csv_path,
     try:
         result = run_grid(benchmark, comma_names(remedies, "--remedies"), out,
                           backbones=comma_names(backbones, "--backbones"), seeds=_seeds(seeds), demo=demo,
-                          csv=csv_path, images=images, max_epochs=epochs, pretrained=pretrained, image_size=image_size,
+                          csv=csv_path, images=images,
+                          dataset_options=parse_pairs(dataset_option, "--dataset-option") or None, max_epochs=epochs, pretrained=pretrained, image_size=image_size,
                           ensembles=comma_names(ensembles, "--ensembles"), n_boot=n_boot, device=device,
                           workers=workers, progress="quiet" if quiet else progress, executor=executor,
+                          trackers=comma_names(tracker, "--tracker"),
                           wait=not no_wait, say=console.say,
                           resources=executor_resources(gpus_per_node, cpus_per_task, mem_gb, timeout_min, partition,
                                                        slurm_param, parallel))

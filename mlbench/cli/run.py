@@ -48,6 +48,8 @@ def results_table(board: pd.DataFrame, title: str, profile=None) -> Table:
               help="Option for the demo corpus generator (repeatable), e.g. n_patients=300.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="The dataset's label CSV (.csv or .csv.gz).")
 @click.option("--images", type=click.Path(path_type=Path), help="Root folder of the dataset's images.")
+@click.option("--dataset-option", "dataset_option", multiple=True, metavar="KEY=VALUE",
+              help="Option the dataset declares (repeatable), e.g. policy=zeros (`mlbench datasets inspect DATASET` lists them).")
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory [default: runs/BENCHMARK-VARIANT[-demo]].")
 @click.option("--cache", type=click.Path(path_type=Path, file_okay=False),
               help="Preprocessing cache folder [default: RUN_DIR/cache].")
@@ -69,6 +71,8 @@ def results_table(board: pd.DataFrame, title: str, profile=None) -> Table:
 @click.option("--adjuster-option", "adjuster_option", multiple=True, metavar="KEY=VALUE",
               help="Option for the adjuster factory (repeatable), e.g. per_label=true.")
 @click.option("--profile", help="Scoring profile ordering the tables (paper, cxr-lt) [default: the benchmark's].")
+@click.option("--tracker", "tracker", help="Comma-separated experiment trackers receiving the curves, metrics and "
+                                           "recipe (tensorboard, mlflow, or a plugin's), written in RUN_DIR/trackers.")
 @click.option("--thresholds", "threshold_rule", type=click.Choice(["fixed", "val-f1"]),
               help="val-f1 adds *_tuned rows: decision metrics at per-label thresholds fitted on validation "
                    "[default: fixed, the paper's 0.5 only].")
@@ -92,9 +96,9 @@ def results_table(board: pd.DataFrame, title: str, profile=None) -> Table:
 @click.option("--no-progress", is_flag=True, hidden=True, help="Same as --quiet (kept for old scripts).")
 @executor_options
 @config_option(recipe_table=True)
-def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, backbones, loss, ensembles, loss_option,
+def run_command(benchmark, demo, demo_option, csv_path, images, dataset_option, out, cache, backbones, loss, ensembles, loss_option,
                 backbone_option, sampler, sampler_option, schedule, schedule_option, adjuster, adjuster_option, profile,
-                threshold_rule, no_crop, no_augment, pretrained, epochs, image_size, seed, device, workers, only_backbone,
+                tracker, threshold_rule, no_crop, no_augment, pretrained, epochs, image_size, seed, device, workers, only_backbone,
                 ensemble_only, n_boot, use_compile, progress, quiet, no_progress, executor, gpus_per_node,
                 cpus_per_task, mem_gb, timeout_min, partition, slurm_param, parallel, no_wait):
     """Run BENCHMARK end to end: split, preprocess, train, ensemble, score."""
@@ -106,12 +110,14 @@ def run_command(benchmark, demo, demo_option, csv_path, images, out, cache, back
     options = dict(out=ensemble_only or out, csv=csv_path, images=images, demo=demo, cache=cache,
                    loss_options=parse_pairs(loss_option, "--loss-option") or None,
                    demo_options=parse_pairs(demo_option, "--demo-option") or None,
+                   dataset_options=parse_pairs(dataset_option, "--dataset-option") or None,
                    backbones=comma_names(backbones, "--backbones"), loss=loss,
                    ensembles=comma_names(ensembles, "--ensembles"), sampler=sampler,
                    sampler_options=parse_pairs(sampler_option, "--sampler-option") or None,
                    threshold_rule=threshold_rule, schedule=schedule,
                    schedule_options=parse_pairs(schedule_option, "--schedule-option") or None, adjuster=adjuster,
                    adjuster_options=parse_pairs(adjuster_option, "--adjuster-option") or None, profile=profile,
+                   trackers=comma_names(tracker, "--tracker"),
                    crop=False if no_crop else None, augment=False if no_augment else None, pretrained=pretrained,
                    max_epochs=epochs,
                    image_size=image_size, seed=seed, device=device, workers=workers,
@@ -176,10 +182,13 @@ def demo_data_command(out_dir, benchmark, seed):
 @click.option("--no-crop", is_flag=True, help="Cache whole resized images instead of lung crops.")
 @click.option("--size", type=click.IntRange(min=16), help="Image size in pixels [default: the benchmark recipe's].")
 @click.option("--workers", type=click.IntRange(min=1), help="Threads decoding and cropping images [default: all cores].")
-def preprocess_command(benchmark, csv_path, images, cache, no_crop, size, workers):
+@click.option("--dataset-option", "dataset_option", multiple=True, metavar="KEY=VALUE",
+              help="Option the dataset declares (repeatable), e.g. policy=zeros.")
+def preprocess_command(benchmark, csv_path, images, cache, no_crop, size, workers, dataset_option):
     """Decode, crop and resize every image of BENCHMARK once into CACHE (parallel, resumable)."""
     from mlbench.api import preprocess_images
 
-    summary = preprocess_images(benchmark, csv_path, images, cache, crop=not no_crop, size=size, workers=workers)
+    summary = preprocess_images(benchmark, csv_path, images, cache, crop=not no_crop, size=size, workers=workers,
+                                dataset_options=parse_pairs(dataset_option, "--dataset-option") or None)
     click.echo(f"cache {summary['path']}: {summary['ok']} images ready, {summary['skipped']} skipped "
                f"(listed in {summary['manifest']})")

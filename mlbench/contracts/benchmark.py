@@ -170,8 +170,14 @@ class Benchmark:
     canonical_sources: tuple[CanonicalSource, ...] = ()
     # The scoring profile the benchmark is ranked under (see above).
     scoring_profile: str = "paper"
+    # Labels chosen by the data, not pinned (a CSV and an image folder): ``labels`` is empty here and a
+    # run takes the reader's ``Records.labels`` (:func:`with_data_labels`); its split file keeps them.
+    labels_from_data: bool = False
 
     def __post_init__(self) -> None:
+        if self.labels_from_data and self.labels:
+            raise ValueError(f"benchmark '{self.name}': labels_from_data takes its labels from the data; "
+                             "leave labels empty")
         if len(set(self.labels)) != len(self.labels):
             raise ValueError(f"benchmark '{self.name}': duplicate labels")
         if abs(sum(self.split_fractions) - 1.0) > 1e-9:
@@ -210,3 +216,12 @@ class Benchmark:
         if repeated:
             raise ValueError(f"benchmark '{self.name}': canonical_sources name release {', '.join(repeated)} "
                              "more than once")
+
+
+def with_data_labels(benchmark: Benchmark, labels: Iterable[str] | None, where: str = "the dataset") -> Benchmark:
+    """``benchmark`` with the labels its data defines, when it takes them from the data; else itself."""
+    if not benchmark.labels_from_data:
+        return benchmark
+    if not labels:
+        raise ValueError(f"benchmark '{benchmark.name}' takes its labels from the data, but {where} gave none")
+    return dataclasses.replace(benchmark, labels=tuple(labels), labels_from_data=False)

@@ -17,6 +17,10 @@ from mlbench.foundations.errors import UserError
 
 # Columns every Records.frame carries (snake_case; a dataset's own names stay in its reader).
 RECORD_COLUMNS = ("image_id", "patient_id", "image_path", "findings")
+# An optional Records.frame column: per image the findings the split stratifies on, when they differ
+# from ``findings`` (a dataset whose uncertain cells become 0 or 1 by an option stratifies on
+# "uncertain counts as positive", so every choice of that option gives the same patient assignment).
+STRATIFY_COLUMN = "stratify_findings"
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,15 @@ class Records:
     kind: str
     source_sha256: str
     skipped: list[Skip] = field(default_factory=list)
+    # The labels the data defines, in order, for a benchmark that takes its labels from the data
+    # (``Benchmark.labels_from_data``); None: the benchmark pins them.
+    labels: tuple[str, ...] | None = None
+    # What the reader counted for the run's manifest (cells read as uncertain or blank, labels
+    # dropped and why): plain JSON data, nothing lost silently.
+    facts: dict = field(default_factory=dict)
+    # The dataset options that shaped the labels (set by mlbench.data.datasetoptions.read_dataset);
+    # they enter the split's hash.
+    label_options: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         missing = [c for c in RECORD_COLUMNS if c not in self.frame.columns]

@@ -16,6 +16,7 @@ from typing import Any
 
 from mlbench.contracts.benchmark import Benchmark
 from mlbench.data import DataSource, Records, Skip
+from mlbench.data.datasetoptions import check_dataset_options, declared_options, label_options
 from mlbench.data.imbalance import imbalance_by_split
 from mlbench.data.selection import compare_selection, count_labels, select_labels
 from mlbench.data.splits import LABELS_FILE, SPLIT_FILE, SUMMARY_FILE, BenchmarkSplit, SplitError, split_benchmark
@@ -96,11 +97,12 @@ def benchmark_report(records: Records, benchmark: Benchmark, expand=None, tree_o
     """Kept images, the split summary, imbalance per split and the rule comparison of one benchmark."""
     split = split_of(records, benchmark, source, seed)
     s = split.summary
-    imbalance = {name: r.as_dict() for name, r in imbalance_by_split(split.Y, benchmark.labels, split.splits).items()}
+    imbalance = {name: r.as_dict() for name, r in imbalance_by_split(split.Y, split.labels, split.splits).items()}
     return {
         "benchmark": benchmark.name,
         "version": benchmark.version,
-        "n_labels": len(benchmark.labels),
+        "n_labels": len(split.labels),
+        "labels": list(split.labels),
         "images_kept": s["n_images"],
         "images_without_benchmark_label": s["images_without_benchmark_label"],
         "patients": s["n_patients"],
@@ -117,12 +119,24 @@ def benchmark_report(records: Records, benchmark: Benchmark, expand=None, tree_o
     }
 
 
-def inspect_dataset(dataset_name: str, source: DataSource, *, registry: Registry | None = None) -> dict[str, Any]:
-    """The validation report of ``mlbench datasets inspect`` as a dict."""
+def dataset_options_report(dataset_name: str, *, registry: Registry | None = None,
+                           options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The options ``dataset_name`` declares, each with its value under ``options`` (``datasets inspect`` without --csv)."""
     registry = registry or get_registry()
-    dataset = registry.create("dataset", dataset_name)
+    resolved = check_dataset_options(registry, dataset_name, options)
+    return {"dataset": dataset_name, "options": [{**spec.describe(), "value": resolved[name]} for name, spec
+                                                 in declared_options(registry, dataset_name).items()]}
+
+
+def inspect_dataset(dataset_name: str, source: DataSource, *, registry: Registry | None = None,
+                    options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The validation report of ``mlbench datasets inspect`` as a dict (``options``: --dataset-option)."""
+    registry = registry or get_registry()
+    resolved = check_dataset_options(registry, dataset_name, options)
+    dataset = registry.create("dataset", dataset_name, **resolved)
     t0 = time.perf_counter()
     records = dataset.read(source)
+    records.label_options = label_options(registry, dataset_name, resolved)
     read_seconds = time.perf_counter() - t0
     profile = dataset.profile(source) if hasattr(dataset, "profile") else None
     expand = getattr(dataset, "expand_findings", None)
@@ -134,6 +148,9 @@ def inspect_dataset(dataset_name: str, source: DataSource, *, registry: Registry
         "csv_sha256": records.source_sha256,
         "kind": records.kind,
         "read_seconds": read_seconds,
+        "options": [{**spec.describe(), "value": resolved[name]}
+                    for name, spec in declared_options(registry, dataset_name).items()],
+        "facts": records.facts,
         "profile": profile,
         "images_kept": int(len(frame)),
         "patients_kept": int(frame["patient_id"].nunique()),
@@ -146,20 +163,24 @@ def inspect_dataset(dataset_name: str, source: DataSource, *, registry: Registry
 
 
 def split_to_dir(benchmark_name: str, source: DataSource, out_dir: Path, *, seed: int | None = None,
-                 registry: Registry | None = None) -> dict[str, Any]:
+                 registry: Registry | None = None, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read, map, split and write split.parquet, labels.json and summary.json; return the summary."""
     registry = registry or get_registry()
     t0 = time.perf_counter()
     benchmark = registry.create("benchmark", benchmark_name)
-    dataset = registry.create("dataset", benchmark.dataset)
+    resolved = check_dataset_options(registry, benchmark.dataset, options)
+    dataset = registry.create("dataset", benchmark.dataset, **resolved)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():  # refused before reading: the CSV may take a minute
         raise SplitError(f"--out {out_dir}: is a file; expected a folder for {SPLIT_FILE}, {LABELS_FILE} and "
                          f"{SUMMARY_FILE}")
     records = dataset.read(source)
+    records.label_options = label_options(registry, benchmark.dataset, resolved)
     t1 = time.perf_counter()
     split = split_of(records, benchmark, source, seed)
     split.summary["skipped"] = skip_summary(list(records.skipped) + split.skipped)
+    if resolved:
+        split.summary["dataset"] = {"options": resolved, **records.facts}
     split.seconds["read"] = t1 - t0
     split.seconds["total"] = time.perf_counter() - t0
     paths = split.write(out_dir)

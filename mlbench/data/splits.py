@@ -16,6 +16,7 @@ in the ratio of the first two fractions (:func:`split_images`).
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from mlbench.contracts.benchmark import Benchmark
-from mlbench.data import Records, Skip
+from mlbench.contracts.benchmark import Benchmark, with_data_labels
+from mlbench.data import STRATIFY_COLUMN, Records, Skip
 from mlbench.data.labels import label_matrix
 from mlbench.foundations.errors import UserError
 from mlbench.foundations.io import write_json, write_parquet
@@ -110,10 +111,23 @@ def pinned_test_mask(frame: pd.DataFrame, benchmark: Benchmark) -> np.ndarray | 
     return mask
 
 
+def stratification_matrix(frame: pd.DataFrame, Y: np.ndarray, benchmark: Benchmark) -> np.ndarray:
+    """What the split stratifies on: ``Y``, or the frame's STRATIFY_COLUMN findings mapped alike
+    (a dataset whose labels depend on an uncertainty option stratifies the same way for every choice)."""
+    if STRATIFY_COLUMN not in frame.columns:
+        return Y
+    index = {label: j for j, label in enumerate(benchmark.labels)}
+    S = np.zeros_like(Y)
+    for i, findings in enumerate(frame[STRATIFY_COLUMN]):
+        S[i, [index[t] for t in benchmark.targets(findings) if t in index]] = 1
+    return S
+
+
 def split_images(frame: pd.DataFrame, Y: np.ndarray, benchmark: Benchmark, seed: int | None = None) -> np.ndarray:
     """"train"/"val"/"test" per image by the benchmark's rule: its pinned test set, if any, else
     :func:`patient_split` with its fractions. ``seed`` defaults to the benchmark's ``split_seed``."""
     seed = benchmark.split_seed if seed is None else seed
+    Y = stratification_matrix(frame, Y, benchmark)
     patients = frame["patient_id"].astype(str).to_numpy()
     pinned = pinned_test_mask(frame, benchmark)
     if pinned is None:
@@ -136,11 +150,17 @@ def target_fractions(benchmark: Benchmark, splits: Sequence[str]) -> tuple[float
     return ((1 - test) * train / (train + val), (1 - test) * val / (train + val), test)
 
 
-def split_hash(image_ids: Sequence[str], splits: Sequence[str]) -> str:
-    """sha256 over the sorted lines ``image_id,split\\n``: the split's identity, whatever the row order."""
+def split_hash(image_ids: Sequence[str], splits: Sequence[str], label_options: dict[str, Any] | None = None) -> str:
+    """sha256 over the sorted lines ``image_id,split\\n``: the split's identity, whatever the row order.
+
+    ``label_options``: the dataset options that shaped the labels (an uncertainty policy, the label
+    columns, a minimum count), as one more line of canonical JSON: two splits with the same images in
+    the same subsets but other labels differ. Without them the hash is the plain one (pinned hashes hold)."""
     if len(image_ids) != len(splits):
         raise ValueError(f"{len(image_ids)} image ids but {len(splits)} split values")
     lines = sorted(f"{i},{s}\n" for i, s in zip(image_ids, splits))
+    if label_options:
+        lines.append("dataset_options " + json.dumps(label_options, sort_keys=True, default=str) + "\n")
     return hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
 
 
@@ -190,6 +210,7 @@ def split_summary(
     splits: Sequence[str],
     labels: Sequence[str],
     fractions: Sequence[float] = (0.7, 0.1, 0.2),
+    label_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Sizes, patients and label counts per split, the worst per-label deviations, and the hash.
 
@@ -234,7 +255,7 @@ def split_summary(
         "labels_missing_from_a_split": missing,
         "max_prevalence_deviation": worst_prev,
         "max_allocation_deviation": worst_alloc,
-        "split_hash": split_hash(frame["image_id"].astype(str).tolist(), splits.tolist()),
+        "split_hash": split_hash(frame["image_id"].astype(str).tolist(), splits.tolist(), label_options),
     }
 
 
@@ -287,16 +308,21 @@ def split_benchmark(records: Records, benchmark: Benchmark, *, seed: int | None 
     """
     seed = benchmark.split_seed if seed is None else seed
     t0 = time.perf_counter()
+    if benchmark.labels_from_data and not records.labels:  # nothing read, so no label either
+        raise SplitError(no_image_message(records, benchmark))
+    benchmark = with_data_labels(benchmark, records.labels)  # a benchmark whose labels the data chooses
     frame, Y, skipped = label_matrix(records, benchmark)
     if len(frame) == 0:  # an empty split would still get a hash (of nothing) and look like a result
         raise SplitError(no_image_message(records, benchmark))
     t1 = time.perf_counter()
     splits = split_images(frame, Y, benchmark, seed)
     t2 = time.perf_counter()
-    summary = split_summary(frame, Y, splits, benchmark.labels, target_fractions(benchmark, splits))
+    summary = split_summary(frame, Y, splits, benchmark.labels, target_fractions(benchmark, splits),
+                            records.label_options)
     summary = {"benchmark": benchmark.name, "benchmark_version": benchmark.version, "seed": seed,
                "pinned_test_set": benchmark.fixed_test is not None,
                "dataset_kind": records.kind, "csv_sha256": records.source_sha256,
+               **({"dataset_options": dict(records.label_options)} if records.label_options else {}),
                "images_without_benchmark_label": len(skipped), **summary}
     t3 = time.perf_counter()
     seconds = {"label_matrix": t1 - t0, "stratify": t2 - t1, "summary": t3 - t2}

@@ -34,7 +34,7 @@ COMPARISON_COLUMNS = ("remedy", "baseline", "entry") + paired.COLUMNS
 
 # RunOptions fields each cell gets from the grid (or from its remedy), not from its run options.
 GRID_SETS = frozenset({"benchmark", "out", "demo", "demo_dir", "cache", "csv", "images", "backbones", "seed",
-                       "progress", "only_backbones", "ensemble_only"} | {kind.field for kind in KINDS})
+                       "progress", "only_backbones", "ensemble_only", "trackers"} | {kind.field for kind in KINDS})
 
 
 @dataclass
@@ -52,6 +52,7 @@ class GridSpec:
     run_options: dict[str, Any] = field(default_factory=dict)  # RunOptions fields: max_epochs, ensembles, ...
     n_boot: int = 1000  # paired bootstrap replicates of the comparison
     progress: bool | str = "auto"
+    trackers: Sequence[str] = ()  # every cell's experiment trackers (like progress: not the grid's identity)
 
     def identity(self) -> dict[str, Any]:
         """What makes two grids the same grid (paths and progress do not)."""
@@ -133,6 +134,7 @@ def plan_grid(spec: GridSpec, registry: Registry | None = None) -> list[GridCell
             opts = RunOptions(benchmark=spec.benchmark, out=grid.cell_dir(remedy.name, seed), demo=spec.demo,
                               demo_dir=grid.demo_dir, cache=grid.cache_dir, csv=spec.csv, images=spec.images,
                               backbones=spec.backbones, seed=int(seed), progress=spec.progress,
+                              trackers=tuple(spec.trackers),
                               **remedy.options(), **run_options)
             # Every name and option checked now, not hours into the grid; the one plan of this cell.
             plan = plan_run(opts, registry)
@@ -260,17 +262,27 @@ def run_grid(spec: GridSpec, *, executor: Executor = run_inline, registry: Regis
 
 # -- comparison ---------------------------------------------------------------------------------------
 def compare_cells(cells: list[GridCell], baseline: str, *, n_boot: int) -> pd.DataFrame:
-    """Every remedy against the baseline, per entry, combined over seeds."""
-    stored = {(c.remedy.name, c.seed): load_stored_run(c.run_dir) for c in cells}
+    """Every remedy against the baseline, per entry, combined over seeds.
+
+    The baseline's runs are read once and their replicates computed once per seed and entry
+    (paired.sharing_replicates); each other remedy's runs are read when compared, so at most
+    two remedies' predictions are in memory at a time.
+    """
+    run_dirs = {(c.remedy.name, c.seed): c.run_dir for c in cells}
     seeds = sorted({c.seed for c in cells})
+    base = {s: load_stored_run(run_dirs[(baseline, s)]) for s in seeds}
     tables = []
-    for remedy in dict.fromkeys(c.remedy.name for c in cells):
-        if remedy == baseline:
-            continue
-        per_seed = [compare_stored(stored[(baseline, s)], stored[(remedy, s)], n_boot=n_boot) for s in seeds]
-        for entry in per_seed[0]:
-            combined = paired.combine_seeds([comparisons[entry] for comparisons in per_seed])
-            tables.append(combined.table.assign(remedy=remedy, baseline=baseline, entry=entry))
+    # 256 MB: the baseline's replicates of every seed and entry and one remedy's, at 1,000 replicates
+    # of 54 labels (about 2 MB per run entry)
+    with paired.sharing_replicates(max_bytes=2**28):
+        for remedy in dict.fromkeys(c.remedy.name for c in cells):
+            if remedy == baseline:
+                continue
+            per_seed = [compare_stored(base[s], load_stored_run(run_dirs[(remedy, s)]), n_boot=n_boot)
+                        for s in seeds]
+            for entry in per_seed[0]:
+                combined = paired.combine_seeds([comparisons[entry] for comparisons in per_seed])
+                tables.append(combined.table.assign(remedy=remedy, baseline=baseline, entry=entry))
     if not tables:
         return pd.DataFrame(columns=list(COMPARISON_COLUMNS))
     # One family per (entry, scope, metric) over every remedy: k remedies against one baseline are k tests.

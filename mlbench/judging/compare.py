@@ -327,10 +327,13 @@ def compare_runs(run_a: str | Path, run_b: str | Path, *, n_boot: int = 1000, se
     except StoredRunError as exc:
         raise CompareError(str(exc)) from None
     scoring = profile_of(b.manifest, b.manifest.get("benchmark"), chosen=profile)  # a wrong name: before the work
-    for key in ("benchmark", "benchmark_version", "split_hash"):
+    for key in ("benchmark", "benchmark_version"):
         if a.manifest.get(key) != b.manifest.get(key):
             raise CompareError(f"{run_b}: {key} {b.manifest.get(key)!r} differs from {run_a}'s "
                                f"{a.manifest.get(key)!r}; a paired comparison needs the same benchmark and split")
+    # Split hashes differ too when only a label-changing dataset option does (an uncertainty policy): the
+    # pairing then rests on the test images and their labels, which compare_stored checks exactly.
+    other_split = a.manifest.get("split_hash") != b.manifest.get("split_hash")
     try:
         compared = compare_stored(a, b, n_boot=n_boot, seed=seed)
     except StoredRunError as exc:
@@ -344,6 +347,10 @@ def compare_runs(run_a: str | Path, run_b: str | Path, *, n_boot: int = 1000, se
     rows = rows.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
     notes = [f"differences are {run_b} minus {run_a}, on their {len(a.test_ids)} shared test images; intervals "
              f"resample the same patients for both runs ({n_boot} replicates, seed {seed})"]
+    if other_split:
+        notes.append(f"the split hashes differ ({a.manifest.get('split_hash')} and {b.manifest.get('split_hash')}: "
+                     "other dataset options or another split of the training images); the test images and their "
+                     "labels are the same, so the test comparison is paired")
     if is_synthetic(a.manifest.get("dataset_kind")):
         notes.append("SYNTHETIC DEMO DATA: the comparison exercises the method, it says nothing about real data")
     return PairedComparison(str(run_a), str(run_b), rows, notes, scoring)

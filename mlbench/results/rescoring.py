@@ -145,6 +145,11 @@ def compare_stored(a: StoredRun, b: StoredRun, *, n_boot: int, seed: int = 0) ->
     if a.test_ids != b.test_ids or a.labels != b.labels:
         raise StoredRunError([f"{b.run_dir} and {a.run_dir} were not scored on the same test images and labels "
                               "(another split, or other skips); a paired comparison needs the same ones"])
+    if not np.array_equal(a.y, b.y):  # same images, other labels: e.g. another uncertainty policy
+        differ = np.flatnonzero((np.asarray(a.y) != np.asarray(b.y)).any(axis=1))
+        raise StoredRunError([f"{b.run_dir} and {a.run_dir} have the same test images but other test labels "
+                              f"({len(differ)} images differ, e.g. {a.test_ids[differ[0]]}; another dataset option "
+                              "such as an uncertainty policy); a paired comparison needs the same test labels"])
     out = {}
     for entry in (e for e in a.entries if e in b.entries):
         out[entry] = paired_differences(a.y, a.scores[entry], b.scores[entry], decisions(a, entry),

@@ -11,6 +11,7 @@ holds another recipe) is checked by :func:`plan_run` before any expensive stage 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import functools
@@ -39,8 +40,9 @@ from mlbench.training import checkpoint
 from mlbench.results import leaderboard, predictions, thresholds
 from mlbench.models.backbones import BackboneNameError, check_timm_model, timm_backbone
 from mlbench.models.weights import Weights, locate as locate_weights
-from mlbench.contracts.benchmark import Benchmark, Recipe
+from mlbench.contracts.benchmark import Benchmark, Recipe, with_data_labels
 from mlbench.data import DataSource, Records
+from mlbench.data.datasetoptions import check_dataset_options, label_options, read_dataset
 from mlbench.data.imagepaths import OUTSIDE_ROOT
 from mlbench.data.splits import (SPLITS, BenchmarkSplit, SplitError, assert_patient_disjoint, split_benchmark,
                                   split_hash, split_table)
@@ -57,6 +59,8 @@ from mlbench.results.rescoring import score_entries
 from mlbench.results.rundir import SPLIT_KEY_COLUMNS, RunDir, RunDirError, identity_differences, recipe_from_dict
 from mlbench.training.adjusting import NO_ADJUSTER, adjust_backbones, head_from_record, head_record
 from mlbench.training.stages import build_phases
+from mlbench.training.trackers import (TrackerError, Trackers, check_trackers, entry_metrics, flat_params,
+                                      open_trackers)
 from mlbench.training.loop import accepted_options, backbone_plugin, build_backbone, device_name, pick_device, predict, train
 
 BOOTSTRAP_SEED = 0
@@ -88,6 +92,7 @@ class RunOptions:
     image_size: int | None = None
     seed: int | None = None
     demo_options: dict[str, Any] | None = None  # passed to the dataset's write_demo (e.g. n_patients)
+    dataset_options: dict[str, Any] | None = None  # --dataset-option: the options the dataset declares
     loss_options: dict[str, Any] | None = None
     sampler: str | None = None
     sampler_options: dict[str, Any] | None = None
@@ -109,6 +114,8 @@ class RunOptions:
     n_boot: int = 1000  # patient-bootstrap replicates for the 95% CIs (0: no intervals)
     compile: bool = False  # torch.compile the training step (a speed option; results are the same model)
     progress: bool | str = "auto"  # auto (bars on a terminal, lines elsewhere), bars, lines, quiet
+    # Experiment trackers (tracker plugins) receiving the curves, metrics and recipe: not the run's identity.
+    trackers: Sequence[str] = ()
     # A whole recipe in place of the benchmark's (``mlbench reproduce``: a bundle's, fields RunOptions
     # cannot name such as lr and patience included); the options above still override it.
     recipe: Recipe | None = None
@@ -223,8 +230,12 @@ def plan_run(opts: RunOptions, registry: Registry | None = None) -> RunPlan:
     if not recipe.backbones:
         raise RunError("--backbones: expected at least one backbone")
     check_ranges(opts, bench, recipe)
+    # The checks below build plugins on dummy inputs; a benchmark whose labels the data chooses gets two.
+    n_labels = len(bench.labels) or 2
     rundir = RunDir(opts.out if opts.out is not None else default_out(bench.name, recipe, opts.demo))
     registry.get("dataset", bench.dataset)
+    # The dataset's declared options, checked before any data work; all of them enter the identity.
+    dataset_options = check_dataset_options(registry, bench.dataset, opts.dataset_options)
     registry.get("preprocessor", recipe.active_preprocessor)
     for name in recipe.backbones:
         _check_backbone_name(registry, name)
@@ -232,15 +243,16 @@ def plan_run(opts: RunOptions, registry: Registry | None = None) -> RunPlan:
         registry.get("ensemble", name)
     # A loss built on dummy counts catches unknown or ill-typed --loss-option values now, not after preprocessing.
     _check_plugin_options(registry, "loss", recipe.loss, recipe.loss_options, "--loss-option",
-                          label_counts=[1] * len(bench.labels), n_samples=2)
+                          label_counts=[1] * n_labels, n_samples=2)
     # Likewise a sampler built on a tiny dummy label matrix checks its name and --sampler-option values.
     _check_plugin_options(registry, "sampler", recipe.sampler, recipe.sampler_options, "--sampler-option",
-                          labels=_dummy_labels(len(bench.labels)), seed=0)
+                          labels=_dummy_labels(n_labels), seed=0)
     if recipe.threshold_rule not in thresholds.RULES:
         raise RunError(f"--thresholds {recipe.threshold_rule}: expected one of {', '.join(thresholds.RULES)}")
     _check_backbone_options(registry, recipe)
-    _check_schedule(registry, recipe, len(bench.labels))
-    _check_adjuster(registry, recipe, len(bench.labels))
+    _check_schedule(registry, recipe, n_labels)
+    _check_adjuster(registry, recipe, n_labels)
+    check_trackers(registry, list(opts.trackers or ()))  # a missing package: one line, before any data work
     if opts.profile is not None:
         from mlbench.results.profiles import get_profile
 
@@ -267,7 +279,7 @@ def plan_run(opts: RunOptions, registry: Registry | None = None) -> RunPlan:
     if not opts.ensemble_only:
         pretrained_weights(registry, recipe)  # before any data work: a missing file is one line now
     identity = {"benchmark": bench.name, "benchmark_version": bench.version, "variant": recipe.variant,
-                "recipe": recipe.to_dict()}
+                "recipe": recipe.to_dict(), **({"dataset_options": dataset_options} if dataset_options else {})}
     _check_same_run(rundir, identity)
     group, device_name = from_environment(opts.device)
     device = pick_device(device_name)
@@ -603,8 +615,8 @@ def source_stage(plan: RunPlan) -> DataSource:
 
 
 def data_stage(plan: RunPlan, source: DataSource) -> Records:
-    """Read the dataset: every usable image with its findings, and every row skipped and why."""
-    return plan.registry.create("dataset", plan.benchmark.dataset).read(source)
+    """Read the dataset (with the options planned): every usable image with its findings, every row skipped and why."""
+    return read_dataset(plan.registry, plan.benchmark.dataset, source, plan.identity.get("dataset_options"))
 
 
 def split_stage(plan: RunPlan, source: DataSource, records: Records) -> BenchmarkSplit:
@@ -614,6 +626,7 @@ def split_stage(plan: RunPlan, source: DataSource, records: Records) -> Benchmar
     except SplitError as exc:
         raise RunError(f"{source.csv}: {exc}") from None
     assert_patient_disjoint(split.frame["patient_id"].astype(str).tolist(), split.splits)
+    plan.benchmark = with_data_labels(plan.benchmark, split.labels)  # labels the data chose, for the stages after
     return split
 
 
@@ -635,6 +648,9 @@ def start_manifest(plan: RunPlan, records: Records, source: DataSource, split: B
               "source": {"csv": rundir.stored_path(source.csv), "images": rundir.stored_path(source.images)},
               "canonical": canonical_record(bench, records, source), "schedule": schedule_record(plan),
               "scoring_profile": plan.options.profile or getattr(bench, "scoring_profile", "paper")}
+    if "dataset_options" in identity:  # what the reader was told and what it counted (nothing lost silently)
+        fields["dataset"] = {"options": identity["dataset_options"], "label_options": dict(records.label_options),
+                             "labels": list(split.labels), **records.facts}
     rundir.start(identity, fields)
     rundir.record_skips("data", list(records.skipped) + list(split.skipped))
     digest = split.summary["split_hash"]
@@ -683,6 +699,8 @@ def stored_split(plan: RunPlan, source: DataSource) -> BenchmarkSplit | None:
     rundir, labels = plan.rundir, list(plan.benchmark.labels)
     if not (rundir.exists() and rundir.split_file.is_file() and rundir.image_paths_file.is_file()):
         return None
+    if plan.benchmark.labels_from_data:  # the labels the data chose are the stored split's own
+        labels = [c for c in rundir.split().columns if c not in SPLIT_KEY_COLUMNS]
     m = rundir.manifest()
     stored = m.get("identity")
     if not isinstance(stored, dict) or identity_differences(
@@ -692,7 +710,8 @@ def stored_split(plan: RunPlan, source: DataSource) -> BenchmarkSplit | None:
     if [c for c in frame.columns if c not in SPLIT_KEY_COLUMNS] != labels:
         return None
     ids, splits = frame["image_id"].tolist(), frame["split"].to_numpy()
-    if split_hash(ids, splits.tolist()) != m.get("split_hash"):
+    chosen = label_options(plan.registry, plan.benchmark.dataset, plan.identity.get("dataset_options") or {})
+    if split_hash(ids, splits.tolist(), chosen) != m.get("split_hash"):
         return None
     paths = rundir.image_paths(source.images)
     if paths["image_id"].tolist() != ids:
@@ -739,21 +758,26 @@ def source_images(plan: RunPlan) -> str:
     return str(plan.options.images) if plan.options.images is not None else "(the demo corpus)"
 
 
-def train_stage(plan: RunPlan, prepared: Prepared, name: str) -> None:
-    """Train one backbone (resuming its last epoch) and store its val/test predictions; a no-op when done."""
+def train_stage(plan: RunPlan, prepared: Prepared, name: str, trackers: Trackers | None = None) -> None:
+    """Train one backbone (resuming its last epoch) and store its val/test predictions; a no-op when done.
+
+    ``trackers`` receive each epoch (a finished backbone's stored history, for trackers named after it trained)."""
     rundir, recipe, bench, group = plan.rundir, plan.recipe, plan.benchmark, plan.group
     if rundir.backbone_predictions(name).exists():
+        track_history(plan, trackers, name)
         return
     started = time.perf_counter()
     train_rows = prepared.rows("train")
     if len(train_rows) == 0:
         raise RunError("the training split is empty")
     if group.is_main and copy_twin_training(plan, name, prepared.Y[train_rows]):
+        track_history(plan, trackers, name)
         return
     phases = build_phases(plan.registry, recipe, prepared.Y[train_rows])
     torch.manual_seed(recipe.seed)
     model = build_backbone(plan.registry, name, len(bench.labels), recipe)
-    images = {s: torch.from_numpy(prepared.cache.load(prepared.ids(s))) for s in SPLITS}
+    # Read in place from the memory-mapped shards: every process on the machine shares one copy.
+    images = {s: prepared.cache.images(prepared.ids(s)) for s in SPLITS}
     targets = {s: torch.from_numpy(prepared.Y[prepared.rows(s)]) for s in SPLITS}
     augmenter_factory = None
     if recipe.augment:
@@ -765,7 +789,8 @@ def train_stage(plan: RunPlan, prepared: Prepared, name: str) -> None:
         state = train(model, phases[0].loss_fn, recipe, train_images=images["train"], train_targets=targets["train"],
                       val_images=images["val"], val_targets=targets["val"], checkpoint_dir=rundir.backbone_dir(name),
                       device=plan.device, augmenter_factory=augmenter_factory, progress=progress, name=name,
-                      group=group, compile=plan.options.compile, phases=phases)
+                      group=group, compile=plan.options.compile, phases=phases,
+                      on_epoch=None if trackers is None else functools.partial(trackers.epoch, name))
     if not group.is_main:
         return
     tables = []
@@ -779,6 +804,18 @@ def train_stage(plan: RunPlan, prepared: Prepared, name: str) -> None:
                                             "head": head_record(model, len(bench.labels)),
                                             "device": device_name(plan.device)})
     rundir.record_stage(f"train:{name}", time.perf_counter() - started)
+
+
+def track_history(plan: RunPlan, trackers: Trackers | None, name: str) -> None:
+    """A trained backbone's stored epochs to the trackers that have not received them (named after it trained)."""
+    if trackers is None:
+        return
+    path = plan.rundir.history_file(name)
+    try:
+        stored = read_json(path) if path.is_file() else {}
+    except (OSError, ValueError):  # an unreadable history leaves the trackers without it, not the run
+        return
+    trackers.history(name, stored.get("history") if isinstance(stored, dict) else None)
 
 
 # What a recipe changes only after training: two recipes equal but for these train the same models.
@@ -985,6 +1022,7 @@ def prepare(plan: RunPlan) -> Prepared:
     plan.group.barrier()
     if not plan.group.is_main:  # rank 0 has written the split; read it (or split alike when it left no paths)
         split = stored_split(plan, source) or split_stage(plan, source, data_stage(plan, source))
+    plan.benchmark = with_data_labels(plan.benchmark, split.labels)  # labels the data chose, for every stage after
     cache, usable = _timed(plan, "preprocess", preprocess_stage, plan, split, source)
     return Prepared(split, cache, usable)
 
@@ -1026,12 +1064,67 @@ def run_plan(plan: RunPlan, *, job: bool = False) -> RunResult:
 
 
 def _run_stages(plan: RunPlan, started: float) -> RunResult:
-    """The stages of :func:`run` in order, under its writer lock."""
-    opts = plan.options
+    """The stages of :func:`run` in order, under its writer lock; the run's trackers open once the manifest is."""
     prepared = prepare(plan)
+    trackers = run_trackers(plan)
+    try:
+        result = _stages_after_prepare(plan, started, prepared, trackers)
+    except BaseException:
+        if trackers is not None:
+            with contextlib.suppress(TrackerError):  # the first failure is the one to report
+                trackers.close()
+        raise
+    if trackers is not None:
+        trackers.close()
+    return result
+
+
+def run_trackers(plan: RunPlan) -> Trackers | None:
+    """The trackers the run names (rank 0 only), each told the recipe once; None when it names none.
+
+    The manifest records each tracker used (plugin, package, its folder relative to the run) and what
+    it received, so that a resume sends each epoch once and a tracker named later gets what it missed."""
+    names = list(plan.options.trackers or ())
+    if not names or not plan.group.is_main:
+        return None
+    rundir = plan.rundir
+    m = rundir.manifest()
+    run_id = m.get("run_id") if isinstance(m.get("run_id"), str) and m.get("run_id") else rundir.path.name
+
+    def persist(tracker: str, what: str, key: str | None, value: Any) -> None:
+        def change(m: dict[str, Any]) -> None:
+            # One field at a time, merged: the jobs of one run (a backbone each) share the record.
+            if not isinstance(m.get("trackers"), dict):
+                m["trackers"] = {}
+            if not isinstance(m["trackers"].get(tracker), dict):
+                m["trackers"][tracker] = {}
+            mine = m["trackers"][tracker]
+            if key is None:
+                mine[what] = value
+            else:
+                if not isinstance(mine.get(what), dict):
+                    mine[what] = {}
+                mine[what][key] = value
+        rundir.update_manifest(change)
+
+    with rundir.lock():  # two jobs of one run find (or start) the same tracker run, not one each
+        trackers = open_trackers(plan.registry, names, folder_of=rundir.tracker_dir, run_id=run_id,
+                                 benchmark=plan.benchmark.name, ledger=m.get("trackers"), persist=persist)
+    for t in trackers.opened:  # its folder relative to the run: a moved run directory still names it
+        used = {"plugin": t.entry.plugin, "package": f"{t.entry.package or t.entry.plugin}=={t.entry.version or '?'}",
+                "folder": os.path.relpath(rundir.tracker_dir(t.name), rundir.path)}
+        for what, value in used.items():
+            persist(t.name, what, None, value)
+    trackers.params(flat_params({"benchmark": plan.benchmark.name, "benchmark_version": plan.benchmark.version,
+                                 "dataset_kind": m.get("dataset_kind"), **plan.recipe.to_dict()}))
+    return trackers
+
+
+def _stages_after_prepare(plan: RunPlan, started: float, prepared: Prepared, trackers: Trackers | None) -> RunResult:
+    opts = plan.options
     if not opts.ensemble_only:
         for name in opts.only_backbones or plan.recipe.backbones:
-            train_stage(plan, prepared, name)
+            train_stage(plan, prepared, name, trackers)
             plan.group.barrier()  # rank 0 has written this backbone's predictions
     if not plan.group.is_main:
         return RunResult(plan.rundir.path, None, {}, is_main=False)
@@ -1039,6 +1132,8 @@ def _run_stages(plan: RunPlan, started: float) -> RunResult:
     if not opts.only_backbones:
         combined = _timed(plan, "ensemble", ensemble_stage, plan, prepared)
         table = _timed(plan, "metrics", metrics_stage, plan, prepared, combined)
+        if trackers is not None:
+            trackers.metrics(entry_metrics(table, leaderboard.GLOBAL_LABEL))
     finished = {"finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")} if table is not None else {}
     m = plan.rundir.update_manifest(lambda m: m.update(
         wall_time_s=round(sum(s["seconds"] for s in m["stages"].values()), 3),
@@ -1048,12 +1143,12 @@ def _run_stages(plan: RunPlan, started: float) -> RunResult:
 
 def preprocess(benchmark: str, source: DataSource, cache_dir: Path, *, crop: bool = True, size: int | None = None,
                workers: int | None = None, registry: Registry | None = None,
-               progress: bool | str = "auto") -> dict[str, Any]:
+               progress: bool | str = "auto", dataset_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Fill the cache with every image of ``benchmark`` (``mlbench preprocess``); resumable."""
     registry = registry or get_registry()
     bench: Benchmark = registry.create("benchmark", benchmark)
     recipe = bench.recipe.replace(crop=crop, **({"image_size": size} if size is not None else {}))
-    records = registry.create("dataset", bench.dataset).read(source)
+    records = read_dataset(registry, bench.dataset, source, dataset_options)
     split = split_benchmark(records, bench)
     preprocessor = registry.create("preprocessor", recipe.active_preprocessor, size=recipe.image_size,
                                    **dict(recipe.preprocessor_options))
@@ -1108,6 +1203,8 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "cpu", regist
     if bench.version != m["benchmark_version"]:
         raise RunError(f"{rundir.path} was made with {bench.name} {m['benchmark_version']}, "
                        f"installed is {bench.version}")
+    bench = with_data_labels(bench, [c for c in rundir.split().columns if c not in SPLIT_KEY_COLUMNS],
+                             str(rundir.split_file))
     recipe = rundir.recipe()
     device = pick_device(str(device)) if not isinstance(device, torch.device) else device
     models = {}
