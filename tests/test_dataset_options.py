@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 import mlbench
+from mlbench.foundations.errors import UserError
 from mlbench.cli import main
 from mlbench.contracts.registry import get_registry
 from mlbench.data.datasetoptions import (DatasetOptionError, check_dataset_options, label_options,
@@ -120,8 +121,11 @@ def test_every_command_refuses_a_bad_dataset_option_before_any_work(tmp_path):
         assert not out.exists(), command
     line = last_error(cli("run", "nih-cxr14", "--demo", "--out", out, "--dataset-option", "policy=ones"))
     assert "dataset 'nih-cxr14' has no option 'policy'; it takes none" in line
-    with pytest.raises(DatasetOptionError, match="policy=ignore"):
-        mlbench.run_benchmark("folder", demo=True, out=out, dataset_options={"policy": "ignore"})
+    # ignore leaves unknown cells: a recipe that cannot use them is refused at plan time, in one line
+    with pytest.raises(UserError, match="policy=ignore leaves unknown label cells"):
+        mlbench.run_benchmark("folder", demo=True, out=out, dataset_options={"policy": "ignore"},
+                              adjuster="temperature")
+    assert not out.exists()
 
 
 def test_preprocess_and_split_take_the_options(tmp_path):

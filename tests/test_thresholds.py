@@ -10,7 +10,8 @@ from mlbench.results.thresholds import apply, fit_label, fit_thresholds
 
 
 def test_only_validation_data_is_an_input():
-    assert list(inspect.signature(fit_thresholds).parameters) == ["y_val", "p_val", "objective"]
+    # known_val: the validation split's mask of unknown cells, validation data too
+    assert list(inspect.signature(fit_thresholds).parameters) == ["y_val", "p_val", "objective", "known_val"]
 
 
 def test_a_hand_made_label():

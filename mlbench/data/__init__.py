@@ -2,16 +2,18 @@
 
 A dataset plugin turns a source (label CSV + image folder) into ``Records``: one row per usable
 image with its raw findings, plus every row it skipped and why. The benchmark then maps findings
-to its label set (:func:`mlbench.data.labels.label_matrix`).
+to its label set (:func:`mlbench.data.labels.label_matrices`: a 0/1 matrix and, when some
+cells are unknown, a known-mask beside it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import pandas as pd
+if TYPE_CHECKING:  # annotations only: modules that need just the names here (mlbench.demo) stay pandas-free
+    import pandas as pd
 
 from mlbench.foundations.errors import UserError
 
@@ -21,6 +23,14 @@ RECORD_COLUMNS = ("image_id", "patient_id", "image_path", "findings")
 # from ``findings`` (a dataset whose uncertain cells become 0 or 1 by an option stratifies on
 # "uncertain counts as positive", so every choice of that option gives the same patient assignment).
 STRATIFY_COLUMN = "stratify_findings"
+# An optional Records.frame column: per image a tuple of the dataset's own findings whose label is
+# *unknown* for that image (an uncertain cell under the ``ignore`` policy, a label its source never
+# records). The benchmark maps them with the same ``targets()`` as ``findings``; a label that is a
+# target of a positive finding stays a known positive, any other target of these is an unknown cell,
+# left out of the loss, the metrics and every count (mlbench.data.labels.label_matrices). A reader
+# that gives no such column (or only empty tuples) has every cell known: its split, hashes and
+# results are exactly those it had before unknown cells existed.
+UNKNOWN_COLUMN = "unknown_findings"
 
 
 @dataclass(frozen=True)
@@ -48,7 +58,8 @@ class Records:
     """What a dataset reader returns.
 
     ``frame`` has at least RECORD_COLUMNS: ``image_path`` is absolute; ``findings`` is a tuple of
-    the dataset's own label strings. ``kind`` is the dataset kind written into every output
+    the dataset's own label strings (the positive ones). Optional columns: STRATIFY_COLUMN (what
+    the split stratifies on) and UNKNOWN_COLUMN (the findings whose label is unknown per image). ``kind`` is the dataset kind written into every output
     (``padchest``, ``synthetic``, ...).
     """
 

@@ -15,6 +15,11 @@ cannot honour yet) is one :class:`DatasetOptionError` line naming the option, be
 
 Options that change the labels (``changes_labels``) enter the split's hash
 (:func:`mlbench.data.splits.split_hash`); every option enters the run's identity and manifest.
+
+``unknown_cells`` lists the values with which the reader leaves some label cells unknown (e.g. an
+uncertainty ``policy`` of ``ignore``: mlbench.data.UNKNOWN_COLUMN); a dataset that always may sets
+``PARTIAL_LABELS = True`` on its class instead. The planner then refuses, before any data work, a
+recipe that cannot train or score with unknown cells (:func:`unknown_cells_reason`).
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ class DatasetOption:
     minimum: float | None = None
     changes_labels: bool = False
     refused: Mapping[Any, str] = field(default_factory=dict)  # value -> why it cannot be used yet
+    unknown_cells: tuple[Any, ...] = ()  # values with which the reader leaves some label cells unknown
 
     def check(self, value: Any, dataset: str, option: str = OPTION) -> Any:
         """``value`` converted to the option's type, or one DatasetOptionError naming it."""
@@ -75,7 +81,7 @@ class DatasetOption:
         """The option as plain data (``datasets inspect``, ``plugins``)."""
         return {"name": self.name, "type": self.type, "default": self.default, "choices": self.choices,
                 "minimum": self.minimum, "changes_labels": self.changes_labels,
-                "refused": dict(self.refused), "help": self.help}
+                "refused": dict(self.refused), "unknown_cells": list(self.unknown_cells), "help": self.help}
 
 
 def _target(factory: Any) -> Any:
@@ -93,7 +99,7 @@ def parse_declaration(dataset: str, declared: Any) -> dict[str, DatasetOption]:
     if not isinstance(declared, Mapping):
         raise ValueError(f"dataset '{dataset}': OPTIONS must be a mapping of option name to its declaration")
     out: dict[str, DatasetOption] = {}
-    known = {"type", "default", "help", "choices", "minimum", "changes_labels", "refused"}
+    known = {"type", "default", "help", "choices", "minimum", "changes_labels", "refused", "unknown_cells"}
     for name, spec in declared.items():
         if not isinstance(name, str) or not name.isidentifier() or not isinstance(spec, Mapping):
             raise ValueError(f"dataset '{dataset}': OPTIONS[{name!r}] must be a mapping under an identifier")
@@ -104,7 +110,8 @@ def parse_declaration(dataset: str, declared: Any) -> dict[str, DatasetOption]:
         choices = spec.get("choices")
         out[name] = DatasetOption(name, spec["type"], spec["default"], str(spec.get("help", "")),
                                   None if choices is None else tuple(choices), spec.get("minimum"),
-                                  bool(spec.get("changes_labels", False)), dict(spec.get("refused") or {}))
+                                  bool(spec.get("changes_labels", False)), dict(spec.get("refused") or {}),
+                                  tuple(spec.get("unknown_cells") or ()))
     return out
 
 
@@ -125,6 +132,16 @@ def check_dataset_options(registry: Registry, dataset: str, given: Mapping[str, 
             raise DatasetOptionError(f"{option} {key}=...: dataset '{dataset}' has no option '{key}'; {takes}")
     return {name: spec.check(given[name], dataset, option) if name in given else spec.default
             for name, spec in specs.items()}
+
+
+def unknown_cells_reason(registry: Registry, dataset: str, resolved: Mapping[str, Any]) -> str | None:
+    """Why dataset ``dataset`` read with options ``resolved`` may leave label cells unknown (None: it will not)."""
+    if getattr(_target(registry.get("dataset", dataset).factory), "PARTIAL_LABELS", False):
+        return f"dataset '{dataset}' has unknown label cells"
+    for name, spec in declared_options(registry, dataset).items():
+        if name in resolved and resolved[name] in spec.unknown_cells:
+            return f"{OPTION} {name}={shown(resolved[name])} leaves unknown label cells"
+    return None
 
 
 def label_options(registry: Registry, dataset: str, resolved: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,13 @@ imbalanced multilabel data sets", Neurocomputing 326, 2019), computed as the R p
 
 Labels with no positive instance have no IRLbl; they are left out of every measure and listed in
 ``absent_labels`` (a split that lacks a label should say so, not report an infinite ratio).
+
+Unknown cells (``known``, a bool mask beside the matrix, False where a label is unknown): each
+label is counted on its known cells only, so a label's frequency is its prevalence among them,
+``p(l) = count(l) / known(l)``, and ``IRLbl(l) = max_k p(k) / p(l)``, which is the count ratio
+above when every cell is known. An unknown cell is never active (SCUMBLE, cardinality);
+``density`` is the active cells' share of the known cells. Without a mask (or with every cell
+known) every value is exactly the one the count formulas give.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
+
+from mlbench.data.labels import check_known
 
 
 @dataclass(frozen=True)
@@ -53,21 +62,33 @@ def _as_matrix(Y: np.ndarray) -> np.ndarray:
     return Y.astype(bool, copy=False)
 
 
-def irlbl(Y: np.ndarray) -> np.ndarray:
-    """IRLbl per label (NaN for a label with no positive instance)."""
-    counts = _as_matrix(Y).sum(axis=0).astype(float)
+def label_frequencies(Y: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
+    """What IRLbl compares per label: positive counts, or with unknown cells the prevalence among known cells."""
+    Y = _as_matrix(Y)
+    known = check_known(known, Y.shape, "imbalance")
+    counts = Y.sum(axis=0).astype(float)
+    if known is None:
+        return counts
+    cells = known.sum(axis=0).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(cells > 0, (Y & known).sum(axis=0) / np.maximum(cells, 1), 0.0)
+
+
+def irlbl(Y: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
+    """IRLbl per label (NaN for a label with no positive instance); ``known``: the module docstring."""
+    counts = label_frequencies(Y, known)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = counts.max(initial=0.0) / counts
     ratios[counts == 0] = np.nan
     return ratios
 
 
-def scumble(Y: np.ndarray) -> float:
+def scumble(Y: np.ndarray, known: np.ndarray | None = None) -> float:
     """Mean per-instance SCUMBLE over the labels present in ``Y`` (see the module docstring)."""
     Y = _as_matrix(Y)
     if Y.shape[0] == 0:
         return float("nan")
-    ratios = np.nan_to_num(irlbl(Y), nan=1.0)
+    ratios = np.nan_to_num(irlbl(Y, known), nan=1.0)
     active = Y.sum(axis=1)
     # log of IRLbl on active cells, 0 elsewhere: the row sum over active labels is the log-product.
     log_products = (Y * np.log(ratios)).sum(axis=1)
@@ -80,16 +101,23 @@ def scumble(Y: np.ndarray) -> float:
     return float(per_instance.mean())
 
 
-def imbalance_report(Y: np.ndarray, labels: Sequence[str]) -> ImbalanceReport:
-    """Every measure of the module docstring for ``Y`` (instances x labels, 0/1) named by ``labels``."""
+def imbalance_report(Y: np.ndarray, labels: Sequence[str], known: np.ndarray | None = None) -> ImbalanceReport:
+    """Every measure of the module docstring for ``Y`` (instances x labels, 0/1) named by ``labels``;
+    ``known``: False at unknown cells (None: every cell known)."""
     Y = _as_matrix(Y)
     if len(labels) != Y.shape[1]:
         raise ValueError(f"{len(labels)} label names for a matrix with {Y.shape[1]} columns")
-    ratios = irlbl(Y)
+    known = check_known(known, Y.shape, "imbalance_report")
+    if known is not None:
+        Y = Y & known  # an unknown cell is never active
+    ratios = irlbl(Y, known)
     present = ~np.isnan(ratios)
     kept = ratios[present]
     n, n_labels = Y.shape
     cardinality = float(Y.sum() / n) if n else float("nan")
+    cells = n * n_labels if known is None else int(known.sum())
+    density = (cardinality / n_labels if known is None else float(Y.sum() / cells)) if n_labels and cells else \
+        float("nan")
     if kept.size:
         mean_ir = float(kept.mean())
         max_ir = float(kept.max())
@@ -103,19 +131,21 @@ def imbalance_report(Y: np.ndarray, labels: Sequence[str]) -> ImbalanceReport:
         max_ir=max_ir,
         mean_ir=mean_ir,
         cvir=cvir,
-        scumble=scumble(Y[:, present]) if n else float("nan"),
+        scumble=scumble(Y[:, present], None if known is None else known[:, present]) if n else float("nan"),
         cardinality=cardinality,
-        density=cardinality / n_labels if n_labels else float("nan"),
+        density=density,
         absent_labels=tuple(label for label, ok in zip(labels, present) if not ok),
     )
 
 
-def imbalance_by_split(Y: np.ndarray, labels: Sequence[str], splits: np.ndarray) -> dict[str, ImbalanceReport]:
+def imbalance_by_split(Y: np.ndarray, labels: Sequence[str], splits: np.ndarray,
+                       known: np.ndarray | None = None) -> dict[str, ImbalanceReport]:
     """The report for the whole matrix (``all``) and for each split name in ``splits`` (train/val/test)."""
     splits = np.asarray(splits)
-    reports = {"all": imbalance_report(Y, labels)}
+    reports = {"all": imbalance_report(Y, labels, known)}
     for name in ("train", "val", "test"):
         mask = splits == name
         if mask.any():
-            reports[name] = imbalance_report(np.asarray(Y)[mask], labels)
+            reports[name] = imbalance_report(np.asarray(Y)[mask], labels,
+                                             None if known is None else np.asarray(known)[mask])
     return reports

@@ -97,7 +97,8 @@ def benchmark_report(records: Records, benchmark: Benchmark, expand=None, tree_o
     """Kept images, the split summary, imbalance per split and the rule comparison of one benchmark."""
     split = split_of(records, benchmark, source, seed)
     s = split.summary
-    imbalance = {name: r.as_dict() for name, r in imbalance_by_split(split.Y, split.labels, split.splits).items()}
+    imbalance = {name: r.as_dict()
+                 for name, r in imbalance_by_split(split.Y, split.labels, split.splits, split.known).items()}
     return {
         "benchmark": benchmark.name,
         "version": benchmark.version,

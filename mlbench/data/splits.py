@@ -11,6 +11,11 @@ function of (content, fractions, seed). On PadChest's padchest-specific set (58,
 A benchmark may pin its test set (``Benchmark.fixed_test``, e.g. a dataset's official test list):
 those images are the test split, and only the other patients are stratified, into train and val
 in the ratio of the first two fractions (:func:`split_images`).
+
+Unknown label cells (a known-mask beside the 0/1 matrix, :mod:`mlbench.data.labels`) hold 0, so the
+split stratifies on known positives; split.parquet writes them as nulls in their label's column
+(:func:`split_table`, read back by :func:`split_labels`), and labels.json counts each label's known
+cells beside its positives. Without unknown cells every file is byte-for-byte what it was.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import pyarrow as pa
 
 from mlbench.contracts.benchmark import Benchmark, with_data_labels
 from mlbench.data import STRATIFY_COLUMN, Records, Skip
-from mlbench.data.labels import label_matrix
+from mlbench.data.labels import check_known, known_counts, label_matrices
 from mlbench.foundations.errors import UserError
 from mlbench.foundations.io import write_json, write_parquet
 
@@ -175,9 +180,12 @@ def assert_patient_disjoint(patient_ids: Sequence[str], splits: Sequence[str]) -
                          + (" ..." if len(leaked) > 10 else ""))
 
 
-def split_table(frame: pd.DataFrame, Y: np.ndarray, splits: Sequence[str], labels: Sequence[str]) -> pa.Table:
-    """The split.parquet layout: image_id, patient_id, split, then one 0/1 column per label."""
+def split_table(frame: pd.DataFrame, Y: np.ndarray, splits: Sequence[str], labels: Sequence[str],
+                known: np.ndarray | None = None) -> pa.Table:
+    """The split.parquet layout: image_id, patient_id, split, then one 0/1 column per label (null where
+    ``known`` says the cell is unknown; without unknown cells no column holds a null)."""
     Y = np.asarray(Y, dtype=np.uint8)
+    known = check_known(known, Y.shape, "split_table")
     if Y.shape != (len(frame), len(labels)) or len(splits) != len(frame):
         raise ValueError(f"frame has {len(frame)} rows, Y {Y.shape}, splits {len(splits)}, "
                          f"labels {len(labels)}: they must agree")
@@ -190,18 +198,35 @@ def split_table(frame: pd.DataFrame, Y: np.ndarray, splits: Sequence[str], label
     for j, label in enumerate(labels):
         if label in columns:
             raise ValueError(f"label '{label}' clashes with a {SPLIT_FILE} column name")
-        columns[label] = pa.array(Y[:, j], pa.uint8())
+        columns[label] = pa.array(Y[:, j], pa.uint8(), mask=None if known is None else ~known[:, j])
     return pa.table(columns)
 
 
-def label_counts(Y: np.ndarray, splits: Sequence[str], labels: Sequence[str]) -> list[dict[str, Any]]:
-    """Per label, in order: positives overall and in each split (the labels.json entries)."""
+def split_labels(frame: pd.DataFrame, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """A read split.parquet's label columns as (0/1 uint8 matrix, known-mask or None): nulls are unknown cells."""
+    values = frame[list(labels)]
+    missing = values.isna().to_numpy()
+    if not missing.any():
+        return values.to_numpy(dtype=np.uint8), None
+    return values.fillna(0).to_numpy(dtype=np.uint8), ~missing
+
+
+def label_counts(Y: np.ndarray, splits: Sequence[str], labels: Sequence[str],
+                 known: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """Per label, in order: positives overall and in each split (the labels.json entries); with unknown
+    cells also ``known``: the label's known cells overall and per split."""
     Y = np.asarray(Y)
     splits = np.asarray(splits)
     per_split = {s: Y[splits == s].sum(axis=0) for s in SPLITS}
     total = Y.sum(axis=0)
-    return [{"label": label, "all": int(total[j]), **{s: int(per_split[s][j]) for s in SPLITS}}
+    known = check_known(known, Y.shape, "label_counts")
+    rows = [{"label": label, "all": int(total[j]), **{s: int(per_split[s][j]) for s in SPLITS}}
             for j, label in enumerate(labels)]
+    if known is not None:
+        cells = {s: known[splits == s].sum(axis=0) for s in SPLITS}
+        for j, row in enumerate(rows):
+            row["known"] = {"all": int(known[:, j].sum()), **{s: int(cells[s][j]) for s in SPLITS}}
+    return rows
 
 
 def split_summary(
@@ -211,12 +236,14 @@ def split_summary(
     labels: Sequence[str],
     fractions: Sequence[float] = (0.7, 0.1, 0.2),
     label_options: dict[str, Any] | None = None,
+    known: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Sizes, patients and label counts per split, the worst per-label deviations, and the hash.
 
     Two deviations, in percentage points: ``prevalence`` compares a label's share of the images of
     a split with its share of all images; ``allocation`` compares the share of a label's positives
     that fall in a split with that split's share of all images (stricter for rare labels).
+    With unknown cells (``known``) a label's share is of its known cells, and ``unknown_cells`` counts them.
     """
     Y = np.asarray(Y)
     splits = np.asarray(splits)
@@ -224,8 +251,13 @@ def split_summary(
     n = len(splits)
     sizes = {s: int((splits == s).sum()) for s in SPLITS}
     patients = {s: int(frame.loc[splits == s, "patient_id"].nunique()) for s in SPLITS}
-    counts = label_counts(Y, splits, labels)
-    overall = Y.mean(axis=0) if n else np.zeros(len(labels))
+    known = check_known(known, Y.shape, "split_summary")
+    counts = label_counts(Y, splits, labels, known)
+    cells = known_counts(known, n, len(labels))
+    if not n:
+        overall = np.zeros(len(labels))
+    else:  # a label's share of its known cells (of every image when all are known)
+        overall = Y.mean(axis=0) if known is None else Y.sum(axis=0) / np.maximum(cells, 1)
     worst_prev = {"points": 0.0, "label": None, "split": None}
     worst_alloc = {"points": 0.0, "label": None, "split": None}
     missing: list[dict[str, str]] = []
@@ -235,14 +267,16 @@ def split_summary(
             positives = counts[j][s]
             if positives == 0:
                 missing.append({"label": label, "split": s})
-            if size:
-                prev = float(100 * abs(positives / size - overall[j]))
+            size_j = size if known is None else counts[j]["known"][s]
+            if size_j:
+                prev = float(100 * abs(positives / size_j - overall[j]))
                 if prev > worst_prev["points"]:
                     worst_prev = {"points": prev, "label": label, "split": s}
             if counts[j]["all"]:
                 alloc = float(100 * abs(positives / counts[j]["all"] - size / n))
                 if alloc > worst_alloc["points"]:
                     worst_alloc = {"points": alloc, "label": label, "split": s}
+    extra = {} if known is None else {"unknown_cells": int((~known).sum())}
     return {
         "n_images": n,
         "n_patients": int(frame["patient_id"].nunique()),
@@ -256,15 +290,16 @@ def split_summary(
         "max_prevalence_deviation": worst_prev,
         "max_allocation_deviation": worst_alloc,
         "split_hash": split_hash(frame["image_id"].astype(str).tolist(), splits.tolist(), label_options),
+        **extra,
     }
 
 
 def write_split_files(out_dir: str | Path, frame: pd.DataFrame, Y: np.ndarray, splits: Sequence[str],
-                      labels: Sequence[str], summary: dict[str, Any]) -> dict[str, Path]:
+                      labels: Sequence[str], summary: dict[str, Any], known: np.ndarray | None = None) -> dict[str, Path]:
     """Write split.parquet, labels.json and summary.json into ``out_dir`` (atomically)."""
     out = Path(out_dir)
     paths = {"split": out / SPLIT_FILE, "labels": out / LABELS_FILE, "summary": out / SUMMARY_FILE}
-    write_parquet(paths["split"], split_table(frame, Y, splits, labels))
+    write_parquet(paths["split"], split_table(frame, Y, splits, labels, known))
     write_json(paths["labels"], {"labels": summary["label_counts"], "split_hash": summary["split_hash"]})
     write_json(paths["summary"], summary)
     return paths
@@ -281,11 +316,17 @@ class BenchmarkSplit:
     summary: dict[str, Any]
     skipped: list[Skip]  # images left with no benchmark label
     seconds: dict[str, float]
+    known: np.ndarray | None = None  # bool, True where a cell is known; None: every cell is (mlbench.data.labels)
 
     def write(self, out_dir: str | Path) -> dict[str, Path]:
         """split.parquet, labels.json and summary.json (with the timings) into ``out_dir``."""
         return write_split_files(out_dir, self.frame, self.Y, self.splits, self.labels,
-                                 {**self.summary, "seconds": self.seconds})
+                                 {**self.summary, "seconds": self.seconds}, self.known)
+
+    def known_rows(self, rows: np.ndarray) -> np.ndarray | None:
+        """The known-mask of these rows, or None when every cell of them is known."""
+        return None if self.known is None else check_known(self.known[rows], (len(rows), len(self.labels)),
+                                                            "known_rows")
 
 
 def no_image_message(records: Records, benchmark: Benchmark) -> str:
@@ -311,14 +352,15 @@ def split_benchmark(records: Records, benchmark: Benchmark, *, seed: int | None 
     if benchmark.labels_from_data and not records.labels:  # nothing read, so no label either
         raise SplitError(no_image_message(records, benchmark))
     benchmark = with_data_labels(benchmark, records.labels)  # a benchmark whose labels the data chooses
-    frame, Y, skipped = label_matrix(records, benchmark)
+    matrix = label_matrices(records, benchmark)
+    frame, Y, known, skipped = matrix.frame, matrix.Y, matrix.known, matrix.skipped
     if len(frame) == 0:  # an empty split would still get a hash (of nothing) and look like a result
         raise SplitError(no_image_message(records, benchmark))
     t1 = time.perf_counter()
     splits = split_images(frame, Y, benchmark, seed)
     t2 = time.perf_counter()
     summary = split_summary(frame, Y, splits, benchmark.labels, target_fractions(benchmark, splits),
-                            records.label_options)
+                            records.label_options, known)
     summary = {"benchmark": benchmark.name, "benchmark_version": benchmark.version, "seed": seed,
                "pinned_test_set": benchmark.fixed_test is not None,
                "dataset_kind": records.kind, "csv_sha256": records.source_sha256,
@@ -326,4 +368,4 @@ def split_benchmark(records: Records, benchmark: Benchmark, *, seed: int | None 
                "images_without_benchmark_label": len(skipped), **summary}
     t3 = time.perf_counter()
     seconds = {"label_matrix": t1 - t0, "stratify": t2 - t1, "summary": t3 - t2}
-    return BenchmarkSplit(frame, Y, splits, tuple(benchmark.labels), summary, skipped, seconds)
+    return BenchmarkSplit(frame, Y, splits, tuple(benchmark.labels), summary, skipped, seconds, known)

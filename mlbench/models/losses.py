@@ -19,10 +19,23 @@ called as ``loss(logits, targets)`` with float tensors of shape (batch, labels).
 Every built-in loss takes ``label_weights``: one non-negative factor per label that multiplies
 label j's loss term on top of the loss's own weighting. It is what deferred re-weighting (the
 ``drw`` schedule) sets from its switch epoch on; None, the default, changes nothing.
+
+Unknown cells (partial labels). Every built-in module is called as ``loss(logits, targets,
+known=None)``; ``known`` is a bool tensor like ``targets``, False where the cell's label is unknown.
+A masked cell contributes nothing and moves no gradient (its target is never read: flipping it
+changes neither the loss nor any gradient), and the loss is the mean over the known cells (0, with
+a zero gradient, for a batch with none). With ``known=None`` each loss is exactly what it was. A
+loss declares mask support by naming ``known`` in its ``forward`` (:func:`takes_known`); its factory
+may take ``known_counts`` (known cells per label on the training split, default ``n_samples`` for
+every label), which is where the built-ins that use a label's frequency take it:
+``weighted-bce``'s pos_weight is (K_j - P_j) / P_j and the priors of ``distribution-balanced`` and
+``logit-adjusted-bce`` are P_j / K_j, K_j label j's known cells. ``class-balanced`` and ``ldam`` use
+positive counts only, which unknown cells do not change.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, Mapping, Sequence
 
@@ -47,19 +60,83 @@ def check_label_weights(label_weights: Any, n_labels: int, who: str) -> torch.Te
     return torch.tensor([float(v) for v in values], dtype=torch.float32)
 
 
-def inverse_frequency_pos_weight(label_counts: Sequence[int], n_samples: int, max_weight: float | None = None) -> torch.Tensor:
+# -- unknown cells ---------------------------------------------------------------------------------
+def takes_known(loss: Any) -> bool:
+    """Whether a loss module declares mask support: its ``forward`` (or call) names a ``known`` parameter."""
+    target = getattr(loss, "forward", loss)
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return False
+    return "known" in params and params["known"].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                          inspect.Parameter.KEYWORD_ONLY)
+
+
+def check_known_counts(known_counts: Sequence[int] | None, label_counts: Sequence[int], n_samples: int,
+                       who: str) -> torch.Tensor:
+    """Known cells per label (float64): ``n_samples`` each when None; each must lie in [positives, n_samples]."""
+    counts = torch.as_tensor(list(label_counts), dtype=torch.float64)
+    if known_counts is None:
+        return torch.full_like(counts, float(n_samples))
+    cells = torch.as_tensor(list(known_counts), dtype=torch.float64)
+    if cells.shape != counts.shape or not torch.isfinite(cells).all() or (cells < counts).any() \
+            or (cells > n_samples).any():
+        raise ValueError(f"{who}: known_counts must give one count per label in [its positives, n_samples="
+                         f"{n_samples}], got {cells.tolist()} for positives {counts.tolist()}")
+    return cells
+
+
+def masked_mean(per_cell: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """The mean of ``per_cell`` over the known cells; a masked cell adds nothing, not even a gradient."""
+    known = known.to(per_cell.device, torch.bool)
+    total = torch.where(known, per_cell, torch.zeros_like(per_cell)).sum()
+    return total / known.sum().clamp(min=1).to(per_cell.dtype)
+
+
+def _known_targets(targets: torch.Tensor, known: torch.Tensor | None, who: str) -> torch.Tensor:
+    """Targets with every masked cell set to 0, so no loss reads what an unknown cell holds."""
+    targets = targets.float()
+    if known is None:
+        return targets
+    if known.shape != targets.shape:
+        raise ValueError(f"{who}: known {tuple(known.shape)} and targets {tuple(targets.shape)} differ")
+    return torch.where(known.to(targets.device, torch.bool), targets, torch.zeros_like(targets))
+
+
+class KnownTargets(nn.Module):
+    """The training loop's view of a mask-taking loss: targets arrive as floats with NaN at unknown cells
+    (they index, move and mix like any targets; a mixed cell is known where both of its cells are), and
+    the wrapped loss is called with those cells as 0 and ``known`` False there."""
+
+    def __init__(self, loss: nn.Module) -> None:
+        super().__init__()
+        if not takes_known(loss):
+            raise ValueError(f"{type(loss).__name__}: its forward takes no 'known' mask; it cannot train on unknown cells")
+        self.loss = loss
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        known = ~torch.isnan(targets)
+        return self.loss(logits, torch.nan_to_num(targets, nan=0.0), known=known)
+
+
+# -- the paper's weighted BCE ------------------------------------------------------------------------
+def inverse_frequency_pos_weight(label_counts: Sequence[int], n_samples: int, max_weight: float | None = None,
+                                 known_counts: Sequence[int] | None = None) -> torch.Tensor:
     """pos_weight_j = (N - P_j) / P_j: positives of label j weigh as much, in total, as its negatives.
 
     This is the weighting of TensorFlow's ``weighted_cross_entropy_with_logits`` the paper used,
     with weights from inverse label frequency on the training split. A label with no positive
     gets weight 1 (nothing to up-weight). ``max_weight`` optionally caps extreme ratios.
+    ``known_counts``: with unknown cells, N is per label its known cells K_j: (K_j - P_j) / P_j.
     """
     counts = torch.as_tensor(list(label_counts), dtype=torch.float64)
     if n_samples <= 0:
         raise ValueError(f"weighted-bce: n_samples must be positive, got {n_samples}")
     if (counts < 0).any() or (counts > n_samples).any():
         raise ValueError(f"weighted-bce: label_counts must lie in [0, n_samples={n_samples}], got {counts.tolist()}")
-    weight = torch.where(counts > 0, (n_samples - counts) / counts.clamp(min=1), torch.ones_like(counts))
+    total = n_samples if known_counts is None else check_known_counts(known_counts, label_counts, n_samples,
+                                                                       "weighted-bce")
+    weight = torch.where(counts > 0, (total - counts) / counts.clamp(min=1), torch.ones_like(counts))
     weight = weight.clamp(min=1e-3)
     max_weight = check_number(max_weight, "weighted-bce", "max_weight", 0, low_open=True, none=True)
     if max_weight is not None:
@@ -80,23 +157,31 @@ class WeightedBCEWithLogits(nn.Module):
         self.register_buffer("pos_weight", pos_weight)
         self.register_buffer("label_weights", label_weights)
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
         if logits.shape != targets.shape:
             raise ValueError(f"weighted-bce: logits {tuple(logits.shape)} and targets {tuple(targets.shape)} differ")
-        return nn.functional.binary_cross_entropy_with_logits(
-            logits.float(), targets.float(), weight=_on(self.label_weights, logits),
-            pos_weight=self.pos_weight.to(logits.device))
+        if known is None:
+            return nn.functional.binary_cross_entropy_with_logits(
+                logits.float(), targets.float(), weight=_on(self.label_weights, logits),
+                pos_weight=self.pos_weight.to(logits.device))
+        per_cell = nn.functional.binary_cross_entropy_with_logits(
+            logits.float(), _known_targets(targets, known, "weighted-bce"), weight=_on(self.label_weights, logits),
+            pos_weight=self.pos_weight.to(logits.device), reduction="none")
+        return masked_mean(per_cell, known)
 
 
 def weighted_bce(label_counts: Sequence[int], n_samples: int, max_weight: float | None = None,
-                 label_weights: Sequence[float] | None = None) -> nn.Module:
-    pos_weight = inverse_frequency_pos_weight(label_counts, n_samples, max_weight)
+                 label_weights: Sequence[float] | None = None,
+                 known_counts: Sequence[int] | None = None) -> nn.Module:
+    pos_weight = inverse_frequency_pos_weight(label_counts, n_samples, max_weight, known_counts)
     return WeightedBCEWithLogits(pos_weight, check_label_weights(label_weights, pos_weight.numel(), "weighted-bce"))
 
 
-def plain_bce(label_counts: Sequence[int], n_samples: int, label_weights: Sequence[float] | None = None) -> nn.Module:
+def plain_bce(label_counts: Sequence[int], n_samples: int, label_weights: Sequence[float] | None = None,
+              known_counts: Sequence[int] | None = None) -> nn.Module:
     """Unweighted BCE: the baseline that shows what the weighting buys."""
     n_labels = len(list(label_counts))
+    check_known_counts(known_counts, label_counts, n_samples, "bce")
     return WeightedBCEWithLogits(torch.ones(n_labels), check_label_weights(label_weights, n_labels, "bce"))
 
 
@@ -158,18 +243,22 @@ class ClassBalancedBCE(nn.Module):
         self.register_buffer("weight", weight)
         self.register_buffer("label_weights", label_weights)
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
         _check_shapes(logits, targets, self.weight.numel(), "class-balanced")
-        per_cell = nn.functional.binary_cross_entropy_with_logits(logits.float(), targets.float(), reduction="none")
+        per_cell = nn.functional.binary_cross_entropy_with_logits(
+            logits.float(), _known_targets(targets, known, "class-balanced"), reduction="none")
         weight = self.weight.to(logits.device)
         if self.label_weights is not None:
             weight = weight * self.label_weights.to(logits.device)
-        return (per_cell * weight).mean()
+        return (per_cell * weight).mean() if known is None else masked_mean(per_cell * weight, known)
 
 
 def class_balanced(label_counts: Sequence[int], n_samples: int, beta: float = 0.999,
-                   label_weights: Sequence[float] | None = None) -> nn.Module:
+                   label_weights: Sequence[float] | None = None,
+                   known_counts: Sequence[int] | None = None) -> nn.Module:
+    """Effective numbers count positives only: unknown cells change no weight (``known_counts`` is checked)."""
     weight = class_balanced_weights(label_counts, n_samples, beta)
+    check_known_counts(known_counts, label_counts, n_samples, "class-balanced")
     return ClassBalancedBCE(weight, check_label_weights(label_weights, weight.numel(), "class-balanced"))
 
 
@@ -189,15 +278,22 @@ class DistributionBalancedLoss(nn.Module):
     averaged over all cells. This follows the authors' released code (ResampleLoss), which places
     the 1 / lambda of the bias there. Counts are clamped to [0.5, N - 0.5] so an absent (or
     universal) label gets a finite weight and bias. ``label_weights``, when given, multiplies w
-    per label.
+    per label. With unknown cells N is per label its known cells (``cells``), and an image's draw
+    probability P_I sums over its known positives only.
     """
 
     def __init__(self, counts: torch.Tensor, n_samples: int, alpha: float, beta: float, mu: float,
-                 lam: float, kappa: float, label_weights: torch.Tensor | None = None) -> None:
+                 lam: float, kappa: float, label_weights: torch.Tensor | None = None,
+                 cells: torch.Tensor | None = None) -> None:
         super().__init__()
         self.register_buffer("label_weights", label_weights)
-        clamped = counts.clamp(min=0.5, max=n_samples - 0.5)
-        prior = clamped / n_samples
+        if cells is None:
+            clamped = counts.clamp(min=0.5, max=n_samples - 0.5)
+            prior = clamped / n_samples
+        else:  # per label: its positives among its known cells
+            cells = cells.clamp(min=1.0)
+            clamped = torch.minimum(counts.clamp(min=0.5), cells - 0.5).clamp(min=0.5)
+            prior = clamped / cells
         self.register_buffer("inverse_frequency", (1.0 / clamped).float())
         self.register_buffer("bias", (kappa * torch.log(prior / (1 - prior)) / lam).float())
         self.alpha, self.beta, self.mu, self.lam = alpha, beta, mu, lam
@@ -210,29 +306,33 @@ class DistributionBalancedLoss(nn.Module):
         smoothed = self.alpha + torch.sigmoid(self.beta * (ratio - self.mu))
         return torch.where(drawn > 0, smoothed, torch.full_like(smoothed, self.alpha + 1.0))
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
         _check_shapes(logits, targets, self.bias.numel(), "distribution-balanced")
-        targets = targets.float()
+        # masked cells are 0 here, so they are no positive of the image's draw probability either
+        targets = _known_targets(targets, known, "distribution-balanced")
         shifted = logits.float() + self.bias.to(logits.device)
         weight = self.rebalancing_weight(targets)
         if self.label_weights is not None:
             weight = weight * self.label_weights.to(logits.device)
         positive = nn.functional.softplus(-shifted)  # -log sigmoid(z + nu)
         negative = nn.functional.softplus(self.lam * shifted) / self.lam
-        return (weight * (targets * positive + (1 - targets) * negative)).mean()
+        per_cell = weight * (targets * positive + (1 - targets) * negative)
+        return per_cell.mean() if known is None else masked_mean(per_cell, known)
 
 
 def distribution_balanced(label_counts: Sequence[int], n_samples: int, alpha: float = 0.1, beta: float = 10.0,
                           mu: float = 0.2, lam: float = 2.0, kappa: float = 0.05,
-                          label_weights: Sequence[float] | None = None) -> nn.Module:
+                          label_weights: Sequence[float] | None = None,
+                          known_counts: Sequence[int] | None = None) -> nn.Module:
     """Defaults: the paper's (smoothing alpha 0.1, beta 10, mu 0.2; NTR lambda 2, kappa 0.05)."""
     who = "distribution-balanced"
     # Negative alpha, beta or kappa would turn the weights or the prior bias around; lambda divides.
     alpha, beta, kappa = (check_number(v, who, k, 0) for k, v in (("alpha", alpha), ("beta", beta), ("kappa", kappa)))
     mu, lam = check_number(mu, who, "mu"), check_number(lam, who, "lam", 0, low_open=True)
     counts = _counts(label_counts, n_samples, who)
+    cells = None if known_counts is None else check_known_counts(known_counts, label_counts, n_samples, who)
     return DistributionBalancedLoss(counts, n_samples, alpha, beta, mu, lam, kappa,
-                                    check_label_weights(label_weights, counts.numel(), who))
+                                    check_label_weights(label_weights, counts.numel(), who), cells)
 
 
 def _ldam_margins(counts: torch.Tensor, max_margin: float) -> torch.Tensor:
@@ -262,20 +362,26 @@ class LDAMLoss(nn.Module):
         self.register_buffer("label_weights", label_weights)
         self.scale = scale
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
         _check_shapes(logits, targets, self.margins.numel(), "ldam")
-        targets = targets.float()
+        targets = _known_targets(targets, known, "ldam")
         adjusted = self.scale * (logits.float() - self.margins.to(logits.device) * targets)
-        return nn.functional.binary_cross_entropy_with_logits(adjusted, targets,
-                                                              weight=_on(self.label_weights, logits))
+        if known is None:
+            return nn.functional.binary_cross_entropy_with_logits(adjusted, targets,
+                                                                  weight=_on(self.label_weights, logits))
+        per_cell = nn.functional.binary_cross_entropy_with_logits(adjusted, targets, weight=_on(self.label_weights, logits),
+                                                                  reduction="none")
+        return masked_mean(per_cell, known)
 
 
 def ldam(label_counts: Sequence[int], n_samples: int, max_margin: float = 0.5, scale: float = 1.0,
-         label_weights: Sequence[float] | None = None) -> nn.Module:
-    """Defaults: the paper's largest margin 0.5; scale 1 (see :class:`LDAMLoss`)."""
+         label_weights: Sequence[float] | None = None, known_counts: Sequence[int] | None = None) -> nn.Module:
+    """Defaults: the paper's largest margin 0.5; scale 1 (see :class:`LDAMLoss`). Margins count positives
+    only: unknown cells change none (``known_counts`` is checked)."""
     max_margin = check_number(max_margin, "ldam", "max_margin", 0, low_open=True)
     scale = check_number(scale, "ldam", "scale", 0, low_open=True)
     counts = _counts(label_counts, n_samples, "ldam")
+    check_known_counts(known_counts, label_counts, n_samples, "ldam")
     return LDAMLoss(_ldam_margins(counts, max_margin), scale, check_label_weights(label_weights, counts.numel(), "ldam"))
 
 
@@ -294,18 +400,29 @@ class LogitAdjustedBCE(nn.Module):
         self.register_buffer("adjustment", adjustment)
         self.register_buffer("label_weights", label_weights)
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
         _check_shapes(logits, targets, self.adjustment.numel(), "logit-adjusted-bce")
         shifted = logits.float() + self.adjustment.to(logits.device)
-        return nn.functional.binary_cross_entropy_with_logits(shifted, targets.float(),
-                                                              weight=_on(self.label_weights, logits))
+        if known is None:
+            return nn.functional.binary_cross_entropy_with_logits(shifted, targets.float(),
+                                                                  weight=_on(self.label_weights, logits))
+        per_cell = nn.functional.binary_cross_entropy_with_logits(
+            shifted, _known_targets(targets, known, "logit-adjusted-bce"), weight=_on(self.label_weights, logits),
+            reduction="none")
+        return masked_mean(per_cell, known)
 
 
 def logit_adjusted_bce(label_counts: Sequence[int], n_samples: int, tau: float = 1.0,
-                       label_weights: Sequence[float] | None = None) -> nn.Module:
-    """Default tau 1: the paper's, its consistent choice for the balanced error."""
+                       label_weights: Sequence[float] | None = None,
+                       known_counts: Sequence[int] | None = None) -> nn.Module:
+    """Default tau 1: the paper's, its consistent choice for the balanced error. With unknown cells the
+    prior is a label's positives among its known cells (clipped to [0.5 / K_j, 1 - 0.5 / K_j])."""
     tau = check_number(tau, "logit-adjusted-bce", "tau", 0)
     counts = _counts(label_counts, n_samples, "logit-adjusted-bce")
-    prior = (counts / n_samples).clamp(min=0.5 / n_samples, max=1 - 0.5 / n_samples)
+    if known_counts is None:
+        prior = (counts / n_samples).clamp(min=0.5 / n_samples, max=1 - 0.5 / n_samples)
+    else:
+        cells = check_known_counts(known_counts, label_counts, n_samples, "logit-adjusted-bce").clamp(min=1.0)
+        prior = torch.minimum(torch.maximum(counts / cells, 0.5 / cells), 1 - 0.5 / cells)
     adjustment = (tau * torch.log(prior / (1 - prior))).float()
     return LogitAdjustedBCE(adjustment, check_label_weights(label_weights, counts.numel(), "logit-adjusted-bce"))

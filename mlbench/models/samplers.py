@@ -24,6 +24,13 @@ Built-ins:
   the paper, both levels are traversed as shuffled lists (reshuffled when exhausted), so over an
   epoch every label is picked equally often, up to one. ``epoch_length`` defaults to n_train.
   Images with no label are never drawn; labels with no image are left out.
+
+Unknown cells: ``labels`` holds 0 at a cell whose label is unknown (it is never a positive, so
+bags and class-aware lists hold known positives only). A sampler that takes a ``known`` keyword
+gets the known-mask too (bool, False at unknown cells) when the training split has unknown cells;
+ML-ROS and ML-RUS then compare labels by their prevalence among known cells
+(:func:`mlbench.data.imbalance.irlbl`), and a clone adds (a deletion removes) its known cells as
+well as its positives.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import numpy as np
 
 from mlbench import hookimpl
 from mlbench.data.imbalance import irlbl
+from mlbench.data.labels import check_known
 
 # Distinct streams per purpose, so an epoch's permutation never reuses the resampling's draws.
 _RESAMPLE_STREAM, _EPOCH_STREAM = 1, 2
@@ -100,9 +108,9 @@ class UniformSampler:
         return torch.randperm(self.n, generator=generator).numpy().astype(np.int64)
 
 
-def minority_majority(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+def minority_majority(Y: np.ndarray, known: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """(minority label indices, majority label indices, MeanIR) of a 0/1 matrix (Charte et al.)."""
-    ratios = irlbl(Y.astype(np.uint8))
+    ratios = irlbl(Y.astype(np.uint8), known)
     present = ~np.isnan(ratios)
     mean = float(ratios[present].mean()) if present.any() else float("nan")
     minority = np.flatnonzero(present & (ratios > mean))
@@ -110,12 +118,34 @@ def minority_majority(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     return minority, majority, mean
 
 
-def ml_ros_indices(Y: np.ndarray, percentage: float, rng: np.random.Generator) -> np.ndarray:
+class _Frequencies:
+    """Each label's positives (and, with unknown cells, its known cells) as images are added or removed:
+    what IRLbl compares, counts when every cell is known, else prevalence among known cells."""
+
+    def __init__(self, Y: np.ndarray, known: np.ndarray | None) -> None:
+        self.Y, self.known = Y, known
+        self.counts = Y.sum(axis=0).astype(np.int64)
+        self.cells = None if known is None else known.sum(axis=0).astype(np.int64)
+
+    def change(self, i: int, sign: int) -> None:
+        self.counts += sign * self.Y[i]
+        if self.cells is not None:
+            self.cells += sign * self.known[i]
+
+    def of(self, j: int) -> float:
+        return self.counts[j] if self.cells is None else self.counts[j] / max(self.cells[j], 1)
+
+    def top(self) -> float:
+        return self.counts.max() if self.cells is None else float((self.counts / np.maximum(self.cells, 1)).max())
+
+
+def ml_ros_indices(Y: np.ndarray, percentage: float, rng: np.random.Generator,
+                   known: np.ndarray | None = None) -> np.ndarray:
     """The training indices after ML-ROS: the originals, then the clones (Charte et al. 2015, Alg. 1)."""
     n = Y.shape[0]
     to_clone = int(n * percentage / 100)
-    minority, _, mean = minority_majority(Y)
-    counts = Y.sum(axis=0).astype(np.int64)
+    minority, _, mean = minority_majority(Y, known)
+    freq = _Frequencies(Y, known)
     bags = [np.flatnonzero(Y[:, j]) for j in minority]
     active = list(range(len(bags)))
     clones: list[int] = []
@@ -127,25 +157,26 @@ def ml_ros_indices(Y: np.ndarray, percentage: float, rng: np.random.Generator) -
                 continue
             chosen = int(bags[b][rng.integers(len(bags[b]))])
             clones.append(chosen)
-            counts += Y[chosen]
+            freq.change(chosen, 1)
             to_clone -= 1
             # the bag's label stops being cloned once it is no longer a minority label
-            if counts.max() / counts[minority[b]] > mean:
+            if freq.top() / freq.of(minority[b]) > mean:
                 still.append(b)
         active = still
     return np.concatenate([np.arange(n), np.asarray(clones, dtype=np.int64)]).astype(np.int64)
 
 
-def ml_rus_indices(Y: np.ndarray, percentage: float, rng: np.random.Generator) -> np.ndarray:
+def ml_rus_indices(Y: np.ndarray, percentage: float, rng: np.random.Generator,
+                   known: np.ndarray | None = None) -> np.ndarray:
     """The training indices left after ML-RUS (Charte et al. 2015, Alg. 2), in ascending order.
 
     Only images without any minority label are candidates for deletion.
     """
     n = Y.shape[0]
     to_delete = int(n * percentage / 100)
-    minority, majority, mean = minority_majority(Y)
+    minority, majority, mean = minority_majority(Y, known)
     protected = Y[:, minority].any(axis=1) if len(minority) else np.zeros(n, dtype=bool)
-    counts = Y.sum(axis=0).astype(np.int64)
+    freq = _Frequencies(Y, known)
     # each bag as a shuffled queue: popping its next not-yet-deleted image is a uniform draw
     bags = [rng.permutation(np.flatnonzero(Y[:, j] & ~protected)) for j in majority]
     cursor = [0] * len(bags)
@@ -164,11 +195,11 @@ def ml_rus_indices(Y: np.ndarray, percentage: float, rng: np.random.Generator) -
                 continue  # nothing left to delete in this bag
             chosen = int(bag[cursor[b]])
             deleted[chosen] = True
-            counts -= Y[chosen]
+            freq.change(chosen, -1)
             to_delete -= 1
-            label_count = counts[majority[b]]
+            label_count = freq.of(majority[b])
             # the bag leaves the rotation once its label is no longer a majority label
-            if label_count > 0 and counts.max() / label_count < mean:
+            if label_count > 0 and freq.top() / label_count < mean:
                 still.append(b)
         active = still
     return np.flatnonzero(~deleted).astype(np.int64)
@@ -178,9 +209,12 @@ class ResamplingSampler:
     """ML-ROS or ML-RUS: a resampled multiset of the training split, permuted each epoch."""
 
     def __init__(self, labels: np.ndarray, seed: int, method: str, percentage: float,
-                 resample_each_epoch: bool) -> None:
+                 resample_each_epoch: bool, known: np.ndarray | None = None) -> None:
         self.name = method
         self.Y = _label_matrix(labels, method)
+        self.known = check_known(known, self.Y.shape, method)
+        if self.known is not None:
+            self.Y = self.Y & self.known  # an unknown cell is never a positive
         self.seed = _check_seed(seed, method)
         self.percentage = _check_percentage(percentage, method)
         self.resample_each_epoch = bool(resample_each_epoch)
@@ -188,7 +222,7 @@ class ResamplingSampler:
         self._fixed = None if self.resample_each_epoch else self._draw(0)
 
     def _draw(self, epoch: int) -> np.ndarray:
-        return self._resample(self.Y, self.percentage, _rng(self.seed, _RESAMPLE_STREAM, epoch))
+        return self._resample(self.Y, self.percentage, _rng(self.seed, _RESAMPLE_STREAM, epoch), self.known)
 
     def epoch(self, i: int) -> np.ndarray:
         i = _check_epoch(i, self.name)
@@ -236,13 +270,13 @@ def uniform(labels: np.ndarray, seed: int) -> UniformSampler:
 
 
 def ml_ros(labels: np.ndarray, seed: int, percentage: float = 10.0,
-           resample_each_epoch: bool = False) -> ResamplingSampler:
-    return ResamplingSampler(labels, seed, "ml-ros", percentage, resample_each_epoch)
+           resample_each_epoch: bool = False, known: np.ndarray | None = None) -> ResamplingSampler:
+    return ResamplingSampler(labels, seed, "ml-ros", percentage, resample_each_epoch, known)
 
 
 def ml_rus(labels: np.ndarray, seed: int, percentage: float = 10.0,
-           resample_each_epoch: bool = False) -> ResamplingSampler:
-    return ResamplingSampler(labels, seed, "ml-rus", percentage, resample_each_epoch)
+           resample_each_epoch: bool = False, known: np.ndarray | None = None) -> ResamplingSampler:
+    return ResamplingSampler(labels, seed, "ml-rus", percentage, resample_each_epoch, known)
 
 
 def class_aware(labels: np.ndarray, seed: int, epoch_length: int | None = None) -> ClassAwareSampler:

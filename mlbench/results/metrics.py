@@ -16,6 +16,11 @@ two values holds under 1/15 of the images (both then share a bin).
 
 ``__global__`` is the plain mean over labels (NaN labels left out), and the global Hamming loss is
 over all (sample, label) cells.
+
+Unknown cells (``known``, a bool mask like ``y``, False where a label is unknown): each label is
+scored on its known cells only (its AUC, AP, F1, calibration are those of that subset, as
+scikit-learn computes them on it), and the global Hamming loss is over the known cells. Without a
+mask (or with every cell known) nothing changes.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Sequence
 import numpy as np
 from sklearn.metrics import average_precision_score, f1_score, hamming_loss, roc_auc_score
 
+from mlbench.data.labels import check_known
 from mlbench.results.leaderboard import GLOBAL_LABEL, LOWER_IS_BETTER
 from mlbench.foundations.missing import finite_mean
 
@@ -46,9 +52,13 @@ class MetricWarning(UserWarning):
 
 
 def label_metrics(y: np.ndarray, score: np.ndarray, decision: np.ndarray, label: str = "") -> dict[str, float]:
-    """All per-label metrics for one label's column."""
+    """All per-label metrics for one label's column (its known cells, when some are unknown)."""
     y = np.asarray(y).astype(int)
     decision = np.asarray(decision).astype(int)
+    if len(y) == 0:  # every cell of the label unknown in this split
+        warnings.warn(f"label '{label}': no known cell in this split; its metrics are NaN", MetricWarning,
+                      stacklevel=2)
+        return {k: float("nan") for k in PER_LABEL_METRICS}
     out = {
         "f1": f1_score(y, decision, average="macro", labels=[0, 1], zero_division=0.0),
         "f1_pos": f1_score(y, decision, pos_label=1, average="binary", zero_division=0.0),
@@ -148,23 +158,33 @@ def brier_score(y: np.ndarray, score: np.ndarray, sample_weight: np.ndarray | No
 
 
 def evaluate(y_true: np.ndarray, scores: np.ndarray, decisions: np.ndarray,
-             labels: Sequence[str]) -> list[dict[str, object]]:
-    """Rows ``{label, metric, value, n_positive}`` per label, then the ``__global__`` rows."""
+             labels: Sequence[str], known: np.ndarray | None = None) -> list[dict[str, object]]:
+    """Rows ``{label, metric, value, n_positive}`` per label, then the ``__global__`` rows; ``known``: False
+    at unknown cells, which no metric counts (``n_positive`` counts known positives)."""
     y_true, scores, decisions = (np.asarray(a) for a in (y_true, scores, decisions))
     if not (y_true.shape == scores.shape == decisions.shape) or y_true.shape[1] != len(labels):
         raise ValueError(f"evaluate: shapes differ: y {y_true.shape}, scores {scores.shape}, "
                          f"decisions {decisions.shape}, {len(labels)} labels")
+    known = check_known(known, y_true.shape, "evaluate")
+    if known is not None:
+        y_true = np.where(known, y_true, 0)  # an unknown cell is never a positive
     rows: list[dict[str, object]] = []
     per_metric: dict[str, list[float]] = {m: [] for m in PER_LABEL_METRICS}
     for j, label in enumerate(labels):
-        values = label_metrics(y_true[:, j], scores[:, j], decisions[:, j], label)
+        if known is None:
+            values = label_metrics(y_true[:, j], scores[:, j], decisions[:, j], label)
+        else:
+            cells = known[:, j]
+            values = label_metrics(y_true[cells, j], scores[cells, j], decisions[cells, j], label)
         n_pos = int(y_true[:, j].sum())
         for metric, value in values.items():
             rows.append({"label": label, "metric": metric, "value": value, "n_positive": n_pos})
             per_metric[metric].append(value)
     for metric, values in per_metric.items():
-        if metric == "hamming":
+        if metric == "hamming" and known is None:
             value = float(hamming_loss(y_true, decisions))
+        elif metric == "hamming":  # over the known cells
+            value = float(((y_true != decisions) & known).sum() / known.sum()) if known.any() else float("nan")
         else:
             value = finite_mean(values)
         rows.append({"label": GLOBAL_LABEL, "metric": metric, "value": value, "n_positive": int(y_true.sum())})

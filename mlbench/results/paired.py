@@ -39,6 +39,10 @@ Across training seeds, :func:`combine_seeds` gives the mean difference, its stan
 across seeds and the interval of the mean over seeds (the seeds' comparisons share the bootstrap
 draws, so replicate r of every seed resamples the same patients).
 
+Unknown cells (``known``, False where a label is unknown; both runs scored on the same labels, so
+one mask): each label is scored on its known cells, on the whole split and in every replicate, as
+in :mod:`mlbench.results.stats`; without a mask nothing changes.
+
 Each run's metrics per replicate are the costly part (at PadChest's size about a second per
 entry). A comparison computes them once per run even when B is A, and inside
 :func:`sharing_replicates` (a grid's comparison) once per run entry across every comparison:
@@ -58,6 +62,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from mlbench.data.labels import check_known
 from mlbench.results.leaderboard import GLOBAL_LABEL
 from mlbench.foundations.missing import finite_mean
 from mlbench.results.metrics import BRIER, ECE, lower_is_better
@@ -98,7 +103,7 @@ def _fingerprint(patient_ids: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()[:16]
 
 
-def _inputs(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, labels, train_counts, metrics):
+def _inputs(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, labels, train_counts, metrics, known=None):
     y = np.asarray(y)
     arrays = {"scores_a": scores_a, "scores_b": scores_b, "decisions_a": decisions_a, "decisions_b": decisions_b}
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
@@ -121,17 +126,20 @@ def _inputs(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, labels
     if unknown or not metrics:
         raise ValueError(f"paired: unknown metrics {unknown or list(metrics)}; expected some of {', '.join(KNOWN)}")
     groups = label_groups(train_counts, list(labels))
-    return y, arrays, groups
+    known = check_known(known, y.shape, "paired")
+    if known is not None:
+        y = np.where(known, y, 0)  # an unknown cell is never a positive
+    return y, arrays, groups, known
 
 
-def _per_replicate(y, scores, decisions, boot: PatientBootstrap, metrics) -> dict[str, np.ndarray]:
+def _per_replicate(y, scores, decisions, boot: PatientBootstrap, metrics, known=None) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     if any(m in RANKING for m in metrics):
-        out.update(ranking_metrics(y, scores, boot))
+        out.update(ranking_metrics(y, scores, boot, known))
     if any(m in DECISION for m in metrics):
-        out.update(decision_metrics(y, decisions, boot))
+        out.update(decision_metrics(y, decisions, boot, known))
     if any(m in CALIBRATION for m in metrics):
-        out.update(calibration_metrics(y, scores, boot))
+        out.update(calibration_metrics(y, scores, boot, known))
     return {m: out[m] for m in metrics}
 
 
@@ -167,17 +175,18 @@ class ReplicateCache:
         self._sizes: dict[tuple, int] = {}
         self._stacked: dict[int, tuple[PatientBootstrap, PatientBootstrap]] = {}
 
-    def metrics(self, y, scores, decisions, boot: PatientBootstrap,
-                metrics: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """(whole split, per replicate): metric -> (1, labels) and (n_boot, labels)."""
+    def metrics(self, y, scores, decisions, boot: PatientBootstrap, metrics: Sequence[str],
+                known: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """(whole split, per replicate): metric -> (1, labels) and (n_boot, labels); ``known``: False at unknown cells."""
         # the key holds on to boot (through _stacked), so its id names these draws while the cache lives
-        key = (id(boot), tuple(metrics), _content_key(y, scores, decisions))
+        content = _content_key(y, scores, decisions) if known is None else _content_key(y, scores, decisions, known)
+        key = (id(boot), tuple(metrics), content)
         if key in self._entries:
             self._entries.move_to_end(key)
             return self._entries[key]
         if id(boot) not in self._stacked:
             self._stacked[id(boot)] = (boot, _with_whole_split(boot))
-        values = _per_replicate(y, scores, decisions, self._stacked[id(boot)][1], metrics)
+        values = _per_replicate(y, scores, decisions, self._stacked[id(boot)][1], metrics, known)
         for v in values.values():
             v.setflags(write=False)  # handed to every comparison that asks again
         result = ({m: v[:1] for m, v in values.items()}, {m: v[1:] for m, v in values.items()})
@@ -270,18 +279,19 @@ def adjust(table: pd.DataFrame, family: Sequence[str] = FAMILY) -> pd.DataFrame:
 
 
 def _compare(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, labels, train_counts, *,
-             n_boot: int, seed: int, metrics: Sequence[str], paired: bool) -> BootstrapDifferences:
+             n_boot: int, seed: int, metrics: Sequence[str], paired: bool,
+             known: np.ndarray | None = None) -> BootstrapDifferences:
     metrics = tuple(metrics)
     labels = list(labels)
-    y, arrays, groups = _inputs(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, labels,
-                                train_counts, metrics)
+    y, arrays, groups, known = _inputs(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, labels,
+                                       train_counts, metrics, known)
     if n_boot < 1:
         raise ValueError(f"paired: n_boot must be at least 1, got {n_boot}")
     boot_a = patient_bootstrap(patient_ids, n_boot, seed)
     boot_b = boot_a if paired else patient_bootstrap(patient_ids, n_boot, seed + UNPAIRED_SEED_OFFSET)
     cache = _SHARED.get() or ReplicateCache()
-    point_a, reps_a = cache.metrics(y, arrays["scores_a"], arrays["decisions_a"], boot_a, metrics)
-    point_b, reps_b = cache.metrics(y, arrays["scores_b"], arrays["decisions_b"], boot_b, metrics)
+    point_a, reps_a = cache.metrics(y, arrays["scores_a"], arrays["decisions_a"], boot_a, metrics, known)
+    point_b, reps_b = cache.metrics(y, arrays["scores_b"], arrays["decisions_b"], boot_b, metrics, known)
 
     rows: list[dict] = []
     replicate_rows: list[np.ndarray] = []
@@ -315,24 +325,24 @@ def _compare(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, label
 
 def paired_differences(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, labels, train_counts, *,
                        n_boot: int = 1000, seed: int = 0,
-                       metrics: Sequence[str] = DEFAULT_METRICS) -> BootstrapDifferences:
+                       metrics: Sequence[str] = DEFAULT_METRICS, known: np.ndarray | None = None) -> BootstrapDifferences:
     """B - A per label, frequency group and macro, with paired patient-bootstrap 95% CIs.
 
     ``y`` (test images, labels) 0/1; ``scores_*`` the runs' scores and ``decisions_*`` their 0/1
     decisions on the same images in the same order; ``patient_ids`` each image's patient;
-    ``train_counts`` positives per label in the training split (for the groups). Deterministic
-    for (patients, n_boot, seed).
+    ``train_counts`` positives per label in the training split (for the groups); ``known`` False at
+    unknown cells (None: every cell known). Deterministic for (patients, n_boot, seed).
     """
     return _compare(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, labels, train_counts,
-                    n_boot=n_boot, seed=seed, metrics=metrics, paired=True)
+                    n_boot=n_boot, seed=seed, metrics=metrics, paired=True, known=known)
 
 
 def unpaired_differences(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, labels, train_counts, *,
                          n_boot: int = 1000, seed: int = 0,
-                         metrics: Sequence[str] = DEFAULT_METRICS) -> BootstrapDifferences:
+                         metrics: Sequence[str] = DEFAULT_METRICS, known: np.ndarray | None = None) -> BootstrapDifferences:
     """As :func:`paired_differences`, but run B's replicates resample patients independently of A's."""
     return _compare(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, labels, train_counts,
-                    n_boot=n_boot, seed=seed, metrics=metrics, paired=False)
+                    n_boot=n_boot, seed=seed, metrics=metrics, paired=False, known=known)
 
 
 def combine_seeds(comparisons: Sequence[BootstrapDifferences]) -> BootstrapDifferences:

@@ -19,6 +19,7 @@ from mlbench.foundations.errors import UserError
 from mlbench.results import predictions, thresholds
 from mlbench.results.paired import BootstrapDifferences, paired_differences
 from mlbench.results.metrics import MetricWarning
+from mlbench.data.splits import split_labels
 from mlbench.results.rundir import SPLIT_KEY_COLUMNS, RunDir
 from mlbench.results.stats import metric_intervals
 
@@ -52,6 +53,8 @@ class StoredRun:
     threshold_rule: str = "fixed"
     y_val: np.ndarray | None = None  # validation labels and scores: what tuned thresholds are fitted on
     val_scores: dict[str, np.ndarray] = field(default_factory=dict)
+    known: np.ndarray | None = None  # test cells whose label is known (None: all of them; split.parquet's nulls)
+    known_val: np.ndarray | None = None
 
 
 def bootstrap_settings(manifest: dict[str, Any]) -> tuple[int, int]:
@@ -83,31 +86,35 @@ def load_stored_run(run_dir: str | Path, split: pd.DataFrame | None = None) -> S
     scores = {s: {entry: predictions.wide(stored[stored["split"] == s], entry, ids, labels) for entry in entries}
               for s, ids in wanted.items()}
     ids = test["image_id"].astype(str).tolist()
+    y, known = split_labels(test, labels)  # a null label cell is unknown
+    y_val, known_val = split_labels(subsets["val"], labels) if "val" in subsets else (None, None)
     return StoredRun(run_dir=rundir.path, manifest=m, labels=labels, test_ids=ids,
                      patient_ids=test["patient_id"].astype(str).tolist(),
-                     y=test[labels].to_numpy(dtype=np.uint8), train_counts=train[labels].to_numpy().sum(axis=0),
+                     y=y, train_counts=split_labels(train, labels)[0].sum(axis=0),
                      entries=entries, scores=scores["test"], threshold=float(m["recipe"]["threshold"]),
-                     skipped=skipped, threshold_rule=rule,
-                     y_val=subsets["val"][labels].to_numpy(dtype=np.uint8) if "val" in subsets else None,
-                     val_scores=scores.get("val", {}))
+                     skipped=skipped, threshold_rule=rule, y_val=y_val, val_scores=scores.get("val", {}),
+                     known=known, known_val=known_val)
 
 
 def score_entries(entries: Iterable[tuple[str, str, np.ndarray, np.ndarray, np.ndarray | None]], y: np.ndarray,
                   patients: Sequence[str], labels: Sequence[str], *, train_counts: np.ndarray, n_boot: int, seed: int,
-                  threshold_rule: str = "fixed", y_val: np.ndarray | None = None
+                  threshold_rule: str = "fixed", y_val: np.ndarray | None = None,
+                  known: np.ndarray | None = None, known_val: np.ndarray | None = None
                   ) -> tuple[list[dict[str, Any]], dict[str, dict[str, float]]]:
     """The one scoring loop (``mlbench run``'s metrics stage and every recomputation): each entry's rows.
 
     ``entries``: (name, kind, test scores, test decisions, validation scores). With ``val-f1`` each
     entry's tuned rows follow its own, their thresholds fitted on the validation labels only; the
-    second value gives those thresholds per entry and label."""
+    second value gives those thresholds per entry and label. ``known`` / ``known_val``: False at the test /
+    validation cells whose label is unknown (None: every cell known)."""
     out, fitted = [], {}
     for name, kind, scores, decided, val_scores in entries:
         rows = metric_intervals(y, scores, decided, patients, labels, train_counts=train_counts, n_boot=n_boot,
-                                seed=seed)
+                                seed=seed, known=known)
         if threshold_rule == "val-f1":
             chosen, extra = thresholds.tuned_rows(y_val, val_scores, y, scores, patients, labels,
-                                                  train_counts=train_counts, n_boot=n_boot, seed=seed)
+                                                  train_counts=train_counts, n_boot=n_boot, seed=seed,
+                                                  known_val=known_val, known_test=known)
             fitted[name] = dict(zip(labels, map(float, chosen)))
             rows += extra
         out.extend({"entry": name, "entry_kind": kind, **row} for row in rows)
@@ -119,7 +126,8 @@ def recompute_scores(stored: StoredRun, *, n_boot: int, seed: int) -> pd.DataFra
     entries = [(entry, kind, stored.scores[entry], (stored.scores[entry] >= stored.threshold).astype(np.uint8),
                 stored.val_scores.get(entry)) for entry, kind in stored.entries.items()]
     rows, _ = score_entries(entries, stored.y, stored.patient_ids, stored.labels, train_counts=stored.train_counts,
-                            n_boot=n_boot, seed=seed, threshold_rule=stored.threshold_rule, y_val=stored.y_val)
+                            n_boot=n_boot, seed=seed, threshold_rule=stored.threshold_rule, y_val=stored.y_val,
+                            known=stored.known, known_val=stored.known_val)
     return pd.DataFrame(rows)
 
 
@@ -145,6 +153,17 @@ def compare_stored(a: StoredRun, b: StoredRun, *, n_boot: int, seed: int = 0) ->
     if a.test_ids != b.test_ids or a.labels != b.labels:
         raise StoredRunError([f"{b.run_dir} and {a.run_dir} were not scored on the same test images and labels "
                               "(another split, or other skips); a paired comparison needs the same ones"])
+    known_a, known_b = (np.ones(np.shape(r.y), dtype=bool) if r.known is None else r.known for r in (a, b))
+    if not np.array_equal(known_a, known_b):  # e.g. one uncertainty policy leaves cells unknown, the other not
+        differ = np.flatnonzero((known_a != known_b).any(axis=1))
+        j = int(np.flatnonzero((known_a != known_b)[differ[0]])[0])
+        which = (f"{int((~known_a).sum())} unknown test label cells in {a.run_dir}, {int((~known_b).sum())} in "
+                 f"{b.run_dir}")
+        raise StoredRunError([f"{b.run_dir} and {a.run_dir} have the same test images but other test labels: "
+                              f"{which}; {len(differ)} images differ in which cells are known, e.g. "
+                              f"{a.test_ids[differ[0]]} label '{a.labels[j]}' (known in "
+                              f"{a.run_dir if known_a[differ[0], j] else b.run_dir} only; another dataset option "
+                              "such as an uncertainty policy); a paired comparison needs the same test labels"])
     if not np.array_equal(a.y, b.y):  # same images, other labels: e.g. another uncertainty policy
         differ = np.flatnonzero((np.asarray(a.y) != np.asarray(b.y)).any(axis=1))
         raise StoredRunError([f"{b.run_dir} and {a.run_dir} have the same test images but other test labels "
@@ -154,7 +173,7 @@ def compare_stored(a: StoredRun, b: StoredRun, *, n_boot: int, seed: int = 0) ->
     for entry in (e for e in a.entries if e in b.entries):
         out[entry] = paired_differences(a.y, a.scores[entry], b.scores[entry], decisions(a, entry),
                                         decisions(b, entry), a.patient_ids, a.labels, a.train_counts,
-                                        n_boot=n_boot, seed=seed)
+                                        n_boot=n_boot, seed=seed, known=a.known)
     if not out:
         raise StoredRunError([f"{a.run_dir} and {b.run_dir} share no entry (backbone or ensemble) to compare"])
     return out

@@ -28,6 +28,12 @@ defined in every replicate (a label without positives included). ECE is an absol
 resampling noise raises it: for a well-calibrated predictor the replicates' ECE sits above the
 whole split's, and the percentile interval can lie above a small value.
 
+Unknown cells (``known``, False where a label is unknown): a replicate still draws patients, and
+scores each label on the drawn images whose cell of that label is known: its tied-score groups,
+confusion counts, calibration sums and weights hold known cells only (an image's weight in a label
+is 0 where its cell is unknown). Without a mask every array and every sum is the one above, so those
+results are unchanged to the last bit (``tests/test_stats_identical.py``).
+
 Label groups: labels are ordered by their positives in the training split (most first, ties in
 the benchmark's order) and cut into three near-equal thirds, ``frequent``, ``medium`` and
 ``rare`` (``numpy.array_split``: the first groups take the remainder). Each group gets macro rows
@@ -47,6 +53,7 @@ import pandas as pd
 from scipy import sparse
 from threadpoolctl import threadpool_limits
 
+from mlbench.data.labels import check_known
 from mlbench.results.leaderboard import GLOBAL_LABEL
 from mlbench.results.metrics import BRIER, ECE, ECE_BINS, PER_LABEL_METRICS, equal_mass_bins, evaluate
 from mlbench.foundations.missing import finite_mean
@@ -216,21 +223,28 @@ def weighted_average_precision(y: np.ndarray, score: np.ndarray, sample_weight: 
 
 
 # -- decision metrics ----------------------------------------------------------------------------
-def decision_metrics(y: np.ndarray, decisions: np.ndarray, boot: PatientBootstrap) -> dict[str, np.ndarray]:
+def decision_metrics(y: np.ndarray, decisions: np.ndarray, boot: PatientBootstrap,
+                     known: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per replicate and label: ``f1`` (binary macro), ``f1_pos``, ``hamming`` — (n_boot, L) each.
 
     Confusion counts are summed per patient first; a replicate's counts are then one matrix
     product of its patient multiplicities with those sums (integers: exact in any order).
+    ``images`` is each replicate's image count (n_boot, 1), or with unknown cells each label's known
+    cells (n_boot, L).
     """
     y = np.asarray(y).astype(bool)
     d = np.asarray(decisions).astype(bool)
     n_labels = y.shape[1]
-    cells = np.hstack([y & d, ~y & d, y & ~d, ~y & ~d, np.ones((len(y), 1), dtype=bool)]).astype(np.float64)
-    per_patient = np.asarray(_membership(boot) @ cells)  # (n_patients, 4 L + 1)
+    known = check_known(known, y.shape, "decision_metrics")
+    if known is None:
+        cells = np.hstack([y & d, ~y & d, y & ~d, ~y & ~d, np.ones((len(y), 1), dtype=bool)]).astype(np.float64)
+    else:
+        cells = np.hstack([y & d & known, ~y & d & known, y & ~d & known, ~y & ~d & known, known]).astype(np.float64)
+    per_patient = np.asarray(_membership(boot) @ cells)  # (n_patients, 4 L + 1), or 5 L with unknown cells
     with one_blas_thread():
         sums = boot.counts.astype(np.float64) @ per_patient
     tp, fp, fn, tn = (sums[:, k * n_labels:(k + 1) * n_labels] for k in range(4))
-    images = sums[:, 4 * n_labels:]  # (n_boot, 1)
+    images = sums[:, 4 * n_labels:]  # (n_boot, 1), or (n_boot, L) known cells
     with np.errstate(invalid="ignore", divide="ignore"):
         f1_pos = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
         f1_neg = np.where(2 * tn + fp + fn > 0, 2 * tn / (2 * tn + fp + fn), 0.0)
@@ -252,16 +266,22 @@ def _membership(boot: PatientBootstrap) -> sparse.csr_matrix:
 
 
 # -- calibration metrics -------------------------------------------------------------------------
-def calibration_metrics(y: np.ndarray, scores: np.ndarray, boot: PatientBootstrap) -> dict[str, np.ndarray]:
+def calibration_metrics(y: np.ndarray, scores: np.ndarray, boot: PatientBootstrap,
+                        known: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per replicate and label: weighted ``ece_15`` and ``brier`` — (n_boot, L) each.
 
     ECE's bins are those of the whole split's scores (module docstring), so a replicate's ECE is
     sum_b |sum_{i in b} w_i (y_i - p_i)| / sum_i w_i: the residuals y - p are summed per patient and
     bin once, and each replicate is a product of its patient multiplicities with those sums.
+    With unknown cells (``known``) a label's bins, residuals, squared errors and weights are those of
+    its known cells.
     """
     y = np.asarray(y, dtype=np.float64)
     p = np.asarray(scores, dtype=np.float64)
     n, n_labels = y.shape
+    known = check_known(known, y.shape, "calibration_metrics")
+    if known is not None:
+        return _calibration_with_unknown(y, p, boot, known)
     membership = _membership(boot)
     images = np.asarray(membership.sum(axis=1)).ravel()  # (n_patients,)
     squared = np.asarray(membership @ (p - y) ** 2)  # (n_patients, L)
@@ -297,9 +317,42 @@ def calibration_metrics(y: np.ndarray, scores: np.ndarray, boot: PatientBootstra
     return {ECE: ece, BRIER: brier}
 
 
-def ranking_metrics(y: np.ndarray, scores: np.ndarray, boot: PatientBootstrap) -> dict[str, np.ndarray]:
-    """Per replicate and label: weighted ``auc`` and ``auprc`` — (n_boot, L) each (:class:`TiedScoreGroups`)."""
-    groups = TiedScoreGroups(y, scores, boot.codes, boot.counts.shape[1])
+def _calibration_with_unknown(y: np.ndarray, p: np.ndarray, boot: PatientBootstrap,
+                              known: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`calibration_metrics` on each label's known cells: per patient and label, the known images,
+    squared errors and per-bin residuals; a replicate's weight of a label is its drawn known cells."""
+    n, n_labels = y.shape
+    membership = _membership(boot)
+    weight_of = known.astype(np.float64)
+    images = np.asarray(membership @ weight_of)  # (n_patients, L): known cells per patient
+    squared = np.asarray(membership @ ((p - y) ** 2 * weight_of))
+    bins = np.zeros((n, n_labels), dtype=np.int64)
+    for j in range(n_labels):  # equal-mass bins of the label's known scores
+        bins[known[:, j], j] = equal_mass_bins(p[known[:, j], j], ECE_BINS)
+    rows, columns = np.nonzero(known)
+    cells = sparse.csr_matrix(((y - p)[rows, columns], (rows, columns * ECE_BINS + bins[rows, columns])),
+                              shape=(n, n_labels * ECE_BINS))
+    per_patient = np.hstack([(membership @ cells).toarray(), squared, images])
+    ece = np.empty((boot.n_boot, n_labels))
+    brier = np.empty((boot.n_boot, n_labels))
+    step = max(1, CHUNK_CELLS // max(per_patient.shape[1], per_patient.shape[0], 1))
+    with one_blas_thread(), np.errstate(invalid="ignore", divide="ignore"):
+        for start in range(0, boot.n_boot, step):
+            stop = min(start + step, boot.n_boot)
+            sums = boot.counts[start:stop].astype(np.float64) @ per_patient
+            residuals = sums[:, :n_labels * ECE_BINS].reshape(stop - start, n_labels, ECE_BINS)
+            squares, weight = sums[:, n_labels * ECE_BINS:-n_labels], sums[:, -n_labels:]
+            # a label with no drawn known cell has no calibration in that replicate
+            ece[start:stop] = np.where(weight > 0, np.abs(residuals).sum(axis=2) / weight, np.nan)
+            brier[start:stop] = np.where(weight > 0, squares / weight, np.nan)
+    return {ECE: ece, BRIER: brier}
+
+
+def ranking_metrics(y: np.ndarray, scores: np.ndarray, boot: PatientBootstrap,
+                    known: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per replicate and label: weighted ``auc`` and ``auprc`` — (n_boot, L) each (:class:`TiedScoreGroups`);
+    with unknown cells (``known``) each label's groups hold its known cells only."""
+    groups = TiedScoreGroups(y, scores, boot.codes, boot.counts.shape[1], check_known(known, np.shape(y), "ranking"))
     return dict(zip(("auc", "auprc"), groups.auc_ap(boot.counts)))
 
 
@@ -322,7 +375,8 @@ class TiedScoreGroups:
     bit-identical to the per-image sums; AP may differ from them in the last bits (summation order).
     """
 
-    def __init__(self, y: np.ndarray, scores: np.ndarray, codes: np.ndarray, n_patients: int) -> None:
+    def __init__(self, y: np.ndarray, scores: np.ndarray, codes: np.ndarray, n_patients: int,
+                 known: np.ndarray | None = None) -> None:
         y = np.asarray(y).astype(bool)
         scores = np.asarray(scores, dtype=np.float64)
         codes = np.asarray(codes)
@@ -332,7 +386,10 @@ class TiedScoreGroups:
         self.blocks: list[tuple[int, int, int]] = []
         rows, columns, first = [], [], 0
         for j in range(self.n_labels):
-            positive, score = y[:, j], scores[:, j]
+            positive, score, patient = y[:, j], scores[:, j], codes
+            if known is not None and not known[:, j].all():  # the label's known cells only
+                cells = known[:, j]
+                positive, score, patient = positive[cells], score[cells], codes[cells]
             values = np.unique(score[positive])
             m = len(values)
             if m == 0:
@@ -342,7 +399,7 @@ class TiedScoreGroups:
             tied = values[np.minimum(rank, m - 1)] == score
             row = np.where(positive, rank, m + 2 * rank + tied)
             rows.append(first + row)
-            columns.append(codes)
+            columns.append(patient)
             self.blocks.append((j, first, m))
             first += 3 * m + 1
         self.n_rows = first
@@ -423,7 +480,7 @@ def _interval(replicates: np.ndarray, value: float) -> tuple[float | None, float
 
 def metric_intervals(y: np.ndarray, scores: np.ndarray, decisions: np.ndarray, patient_ids: Sequence[str],
                      labels: Sequence[str], *, train_counts: Sequence[int], n_boot: int = 1000,
-                     seed: int = 0) -> list[dict[str, Any]]:
+                     seed: int = 0, known: np.ndarray | None = None) -> list[dict[str, Any]]:
     """Every row of :func:`mlbench.results.metrics.evaluate` with its 95% patient-bootstrap CI, plus group rows.
 
     ``y``, ``scores`` and ``decisions`` are one entry's (test images, labels) arrays;
@@ -435,10 +492,15 @@ def metric_intervals(y: np.ndarray, scores: np.ndarray, decisions: np.ndarray, p
     The calibration rows (``ece_15``, ``brier``) are among them; their replicates keep the whole
     split's ECE bins (module docstring).
     ``n_boot=0`` gives no intervals (None). Deterministic for a seed and set of patients.
+    ``known`` (False at unknown cells): each label scored on its known cells, in the point values and in
+    every replicate (module docstring).
     """
     y, scores, decisions = (np.asarray(a) for a in (y, scores, decisions))
     labels = list(labels)
-    rows = evaluate(y, scores, decisions, labels)  # validates the shapes; the point values
+    rows = evaluate(y, scores, decisions, labels, known)  # validates the shapes; the point values
+    known = check_known(known, y.shape, "metric_intervals")
+    if known is not None:
+        y = np.where(known, y, 0)
     if len(patient_ids) != y.shape[0]:
         raise ValueError(f"metric_intervals: {len(patient_ids)} patient ids for {y.shape[0]} images")
     if not np.isfinite(scores).all():
@@ -449,9 +511,9 @@ def metric_intervals(y: np.ndarray, scores: np.ndarray, decisions: np.ndarray, p
     replicates: dict[str, np.ndarray] = {}
     if n_boot > 0:
         boot = patient_bootstrap(patient_ids, n_boot, seed)
-        replicates.update(ranking_metrics(y, scores, boot))
-        replicates.update(decision_metrics(y, decisions, boot))
-        replicates.update(calibration_metrics(y, scores, boot))
+        replicates.update(ranking_metrics(y, scores, boot, known))
+        replicates.update(decision_metrics(y, decisions, boot, known))
+        replicates.update(calibration_metrics(y, scores, boot, known))
 
     def per_label(metric: str, j: int) -> np.ndarray | None:
         return replicates[metric][:, j] if replicates else None
@@ -459,6 +521,9 @@ def metric_intervals(y: np.ndarray, scores: np.ndarray, decisions: np.ndarray, p
     def macro(metric: str, columns: list[int], *, over_cells: bool = False) -> np.ndarray | None:
         if not replicates:
             return None
+        if over_cells and known is not None:  # over the drawn known cells
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return replicates["wrong_cells"].sum(axis=1) / replicates["images"].sum(axis=1)
         if over_cells:  # the global Hamming row is over all (image, label) cells, as evaluate's
             return replicates["wrong_cells"].sum(axis=1) / (replicates["images"][:, 0] * len(labels))
         return finite_mean(replicates[metric][:, columns])

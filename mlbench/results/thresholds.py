@@ -10,13 +10,15 @@ rule mlbench uses everywhere) maximise that label's F1 on the validation split:
 Every threshold inside one gap between consecutive distinct scores gives the same decisions, so
 the search runs over those gaps; among the gaps with the best F1 (equal up to rounding) the
 threshold closest to 0.5 wins, and within a gap the point closest to 0.5 is taken (0.5 itself
-when the gap contains it). A label with no positive validation image keeps 0.5.
+when the gap contains it). A label with no positive validation image keeps 0.5. With unknown
+cells (``known``, False where a label is unknown) each label is fitted on its known cells.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from mlbench.data.labels import check_known
 from mlbench.results.leaderboard import DECISION_METRICS, TUNED_SUFFIX
 from mlbench.results.stats import metric_intervals
 
@@ -72,14 +74,19 @@ def fit_label(y: np.ndarray, score: np.ndarray, objective: str = "f1_pos") -> fl
     return float(chosen[np.argmin(np.abs(chosen - DEFAULT_THRESHOLD))])
 
 
-def fit_thresholds(y_val: np.ndarray, p_val: np.ndarray, *, objective: str = "f1_pos") -> np.ndarray:
+def fit_thresholds(y_val: np.ndarray, p_val: np.ndarray, *, objective: str = "f1_pos",
+                   known_val: np.ndarray | None = None) -> np.ndarray:
     """Per-label thresholds (labels,) maximising validation F1 (module docstring)."""
     if objective not in OBJECTIVES:
         raise ValueError(f"fit_thresholds: objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     y, p = _matrices(y_val, p_val, "fit_thresholds")
     if y.shape[0] == 0:
         raise ValueError("fit_thresholds: the validation split has no image")
-    return np.asarray([fit_label(y[:, j], p[:, j], objective) for j in range(y.shape[1])], dtype=np.float64)
+    known = check_known(known_val, y.shape, "fit_thresholds")
+    if known is None:
+        return np.asarray([fit_label(y[:, j], p[:, j], objective) for j in range(y.shape[1])], dtype=np.float64)
+    return np.asarray([fit_label(y[known[:, j], j], p[known[:, j], j], objective) for j in range(y.shape[1])],
+                      dtype=np.float64)
 
 
 def apply(p: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -98,16 +105,17 @@ RULES = ("fixed", "val-f1")  # fixed: the recipe's threshold (the paper's 0.5); 
 
 
 def tuned_rows(y_val: np.ndarray, scores_val: np.ndarray, y_test: np.ndarray, scores_test: np.ndarray,
-               patient_ids, labels, *, train_counts, n_boot: int, seed: int) -> tuple[np.ndarray, list[dict]]:
+               patient_ids, labels, *, train_counts, n_boot: int, seed: int, known_val: np.ndarray | None = None,
+               known_test: np.ndarray | None = None) -> tuple[np.ndarray, list[dict]]:
     """Thresholds fitted on validation, then the test decision metrics at them, as ``*_tuned`` rows.
 
     Returns (thresholds, rows); rows are :func:`mlbench.results.stats.metric_intervals` rows of the
     decision metrics only, renamed ``f1_tuned``, ``f1_pos_tuned``, ``hamming_tuned``.
     """
-    thresholds = fit_thresholds(y_val, scores_val)
+    thresholds = fit_thresholds(y_val, scores_val, known_val=known_val)
     decided = apply(scores_test, thresholds)
     rows = [{**row, "metric": row["metric"] + TUNED_SUFFIX}
             for row in metric_intervals(y_test, scores_test, decided, patient_ids, labels, train_counts=train_counts,
-                                        n_boot=n_boot, seed=seed)
+                                        n_boot=n_boot, seed=seed, known=known_test)
             if row["metric"] in DECISION_METRICS]
     return thresholds, rows

@@ -42,10 +42,10 @@ from mlbench.models.backbones import BackboneNameError, check_timm_model, timm_b
 from mlbench.models.weights import Weights, locate as locate_weights
 from mlbench.contracts.benchmark import Benchmark, Recipe, with_data_labels
 from mlbench.data import DataSource, Records
-from mlbench.data.datasetoptions import check_dataset_options, label_options, read_dataset
+from mlbench.data.datasetoptions import check_dataset_options, label_options, read_dataset, unknown_cells_reason
 from mlbench.data.imagepaths import OUTSIDE_ROOT
 from mlbench.data.splits import (SPLITS, BenchmarkSplit, SplitError, assert_patient_disjoint, split_benchmark,
-                                  split_hash, split_table)
+                                  split_hash, split_labels, split_table)
 from mlbench.data.canonical import describe as describe_label_file
 from mlbench.demo import is_synthetic, read_source_record, write_source_record
 from mlbench.training.distributed import Group, from_environment, shutdown
@@ -61,7 +61,7 @@ from mlbench.training.adjusting import NO_ADJUSTER, adjust_backbones, head_from_
 from mlbench.training.stages import build_phases
 from mlbench.training.trackers import (TrackerError, Trackers, check_trackers, entry_metrics, flat_params,
                                       open_trackers)
-from mlbench.training.loop import accepted_options, backbone_plugin, build_backbone, device_name, pick_device, predict, train
+from mlbench.training.loop import accepted_options, backbone_plugin, build_backbone, device_name, on_device, pick_device, predict, train
 
 BOOTSTRAP_SEED = 0
 EVAL_SPLITS = ("val", "test")
@@ -187,6 +187,10 @@ class Prepared:
     def rows(self, subset: str) -> np.ndarray:
         return np.flatnonzero((self.split.splits == subset) & self.usable)
 
+    def known(self, subset: str) -> np.ndarray | None:
+        """The subset's known-mask (False at unknown cells), or None when every cell of it is known."""
+        return self.split.known_rows(self.rows(subset))
+
     def ids(self, subset: str) -> list[str]:
         return self.frame["image_id"].astype(str).iloc[self.rows(subset)].tolist()
 
@@ -236,6 +240,7 @@ def plan_run(opts: RunOptions, registry: Registry | None = None) -> RunPlan:
     registry.get("dataset", bench.dataset)
     # The dataset's declared options, checked before any data work; all of them enter the identity.
     dataset_options = check_dataset_options(registry, bench.dataset, opts.dataset_options)
+    unknown_why = unknown_cells_reason(registry, bench.dataset, dataset_options)
     registry.get("preprocessor", recipe.active_preprocessor)
     for name in recipe.backbones:
         _check_backbone_name(registry, name)
@@ -253,6 +258,8 @@ def plan_run(opts: RunOptions, registry: Registry | None = None) -> RunPlan:
     _check_schedule(registry, recipe, n_labels)
     _check_adjuster(registry, recipe, n_labels)
     check_trackers(registry, list(opts.trackers or ()))  # a missing package: one line, before any data work
+    if unknown_why is not None:
+        check_unknown_cells(registry, recipe, n_labels, unknown_why)
     if opts.profile is not None:
         from mlbench.results.profiles import get_profile
 
@@ -384,6 +391,27 @@ def _check_plugin_options(registry: Registry, kind: str, name: str, values: Any,
         check_factory_options(factory, values, name, given=dummy)
     except OptionError as exc:
         raise OptionError(f"{option}: {exc}") from None
+
+
+def check_unknown_cells(registry: Registry, recipe: Recipe, n_labels: int, why: str) -> None:
+    """One RunError line when the recipe cannot train or score with unknown label cells (``why``: where they come from).
+
+    The loss must take the mask (mlbench.models.losses.takes_known) and no post-hoc adjuster may be fitted:
+    adjusters read the validation labels as 0/1 and have no mask yet."""
+    from mlbench.models.losses import takes_known
+
+    try:
+        loss = registry.create("loss", recipe.loss, label_counts=[1] * n_labels, n_samples=2,
+                               **dict(recipe.loss_options))
+    except (PluginError, OptionError, TypeError, ValueError):  # its options are refused by their own check
+        loss = None
+    if loss is not None and not takes_known(loss):
+        raise RunError(f"--loss {recipe.loss}: {why}, and loss '{recipe.loss}' takes no mask of unknown cells (its "
+                       "forward names no 'known' parameter, docs/plugins.md); choose a loss that does, e.g. "
+                       "weighted-bce, or a dataset option without unknown cells")
+    if recipe.adjuster != NO_ADJUSTER:
+        raise RunError(f"--adjuster {recipe.adjuster}: {why}, and post-hoc adjusters are fitted on 0/1 validation "
+                       f"labels with no mask of unknown cells; use --adjuster {NO_ADJUSTER}")
 
 
 def _implementation(factory: Any) -> Any:
@@ -627,6 +655,9 @@ def split_stage(plan: RunPlan, source: DataSource, records: Records) -> Benchmar
         raise RunError(f"{source.csv}: {exc}") from None
     assert_patient_disjoint(split.frame["patient_id"].astype(str).tolist(), split.splits)
     plan.benchmark = with_data_labels(plan.benchmark, split.labels)  # labels the data chose, for the stages after
+    if split.known is not None:  # a dataset that did not declare them: refused before any image is decoded
+        check_unknown_cells(plan.registry, plan.recipe, len(split.labels),
+                            f"{source.csv}: {int((~split.known).sum())} label cells are unknown")
     return split
 
 
@@ -654,10 +685,12 @@ def start_manifest(plan: RunPlan, records: Records, source: DataSource, split: B
     rundir.start(identity, fields)
     rundir.record_skips("data", list(records.skipped) + list(split.skipped))
     digest = split.summary["split_hash"]
-    rundir.write_split(split_table(split.frame, split.Y, split.splits, bench.labels))
+    rundir.write_split(split_table(split.frame, split.Y, split.splits, bench.labels, split.known))
     write_image_paths(rundir, split, source)
+    unknown = {} if split.known is None else {"unknown_cells": {s: int((~split.known[split.splits == s]).sum())
+                                                                for s in SPLITS}}
     return rundir.update_manifest(lambda m: m.update(split_hash=digest, n_images={
-        s: int((split.splits == s).sum()) for s in SPLITS}))
+        s: int((split.splits == s).sum()) for s in SPLITS}, **unknown))
 
 
 def schedule_record(plan: RunPlan) -> dict[str, Any]:
@@ -717,8 +750,8 @@ def stored_split(plan: RunPlan, source: DataSource) -> BenchmarkSplit | None:
     if paths["image_id"].tolist() != ids:
         return None
     keys = frame[["image_id", "patient_id"]].assign(image_path=paths["image_path"].to_numpy())
-    return BenchmarkSplit(keys, frame[labels].to_numpy(dtype=np.uint8), splits, tuple(labels),
-                          {"split_hash": m["split_hash"]}, [], {})
+    Y, known = split_labels(frame, labels)  # nulls are unknown cells
+    return BenchmarkSplit(keys, Y, splits, tuple(labels), {"split_hash": m["split_hash"]}, [], {}, known)
 
 
 def preprocess_stage(plan: RunPlan, split: BenchmarkSplit,
@@ -773,12 +806,16 @@ def train_stage(plan: RunPlan, prepared: Prepared, name: str, trackers: Trackers
     if group.is_main and copy_twin_training(plan, name, prepared.Y[train_rows]):
         track_history(plan, trackers, name)
         return
-    phases = build_phases(plan.registry, recipe, prepared.Y[train_rows])
+    phases = build_phases(plan.registry, recipe, prepared.Y[train_rows], prepared.known("train"))
     torch.manual_seed(recipe.seed)
     model = build_backbone(plan.registry, name, len(bench.labels), recipe)
     # Read in place from the memory-mapped shards: every process on the machine shares one copy.
     images = {s: prepared.cache.images(prepared.ids(s)) for s in SPLITS}
     targets = {s: torch.from_numpy(prepared.Y[prepared.rows(s)]) for s in SPLITS}
+    if prepared.split.known is not None:  # unknown cells travel as NaN targets to the masking loss (KnownTargets)
+        targets = {s: torch.from_numpy(np.where(prepared.split.known[prepared.rows(s)],
+                                                prepared.Y[prepared.rows(s)], np.nan).astype(np.float32))
+                   for s in SPLITS}
     augmenter_factory = None
     if recipe.augment:
         from mlbench.preprocessing.augment import Augmenter
@@ -953,7 +990,7 @@ def metrics_stage(plan: RunPlan, prepared: Prepared, combined: Combined) -> pd.D
     test_rows = prepared.rows("test")
     y = prepared.Y[test_rows]
     patients = prepared.frame["patient_id"].astype(str).to_numpy()[test_rows]
-    train_counts = prepared.Y[prepared.rows("train")].sum(axis=0)
+    train_counts = prepared.Y[prepared.rows("train")].sum(axis=0)  # an unknown cell is 0: known positives
     y_val = prepared.Y[prepared.rows("val")]
     tuned = plan.recipe.threshold_rule == "val-f1"
     m = rundir.manifest()
@@ -965,7 +1002,8 @@ def metrics_stage(plan: RunPlan, prepared: Prepared, combined: Combined) -> pd.D
         # The one scoring loop: rescoring recomputes a stored run's rows with the same function.
         scored, fitted = score_entries([(e.name, e.kind, e.scores, e.decided, e.val_scores) for e in combined.entries],
                                        y, patients, labels, train_counts=train_counts, n_boot=plan.options.n_boot,
-                                       seed=BOOTSTRAP_SEED, threshold_rule=plan.recipe.threshold_rule, y_val=y_val)
+                                       seed=BOOTSTRAP_SEED, threshold_rule=plan.recipe.threshold_rule, y_val=y_val,
+                                       known=prepared.known("test"), known_val=prepared.known("val"))
         for row in scored:
             name = row["entry"]
             wall = m["stages"].get(f"train:{name}", {}).get("seconds") if kinds[name] == "backbone" else None
@@ -1218,7 +1256,7 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "cpu", regist
         except RuntimeError as exc:  # shapes or keys that do not fit the backbone
             raise checkpoint.CheckpointError(f"{best}: does not fit backbone '{name}' "
                                              f"({str(exc).splitlines()[0]})") from None
-        models[name] = model.to(device).eval()
+        models[name] = on_device(model, device).eval()
     return TrainedRun(rundir, m, bench, recipe, models, rundir.split(), registry)
 
 

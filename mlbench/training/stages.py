@@ -52,18 +52,33 @@ def stage_loss_options(recipe: Recipe, stage: Stage) -> dict[str, Any]:
     return {**dict(recipe.loss_options), **dict(stage.loss_options)}
 
 
-def build_phases(registry: Registry, recipe: Recipe, train_labels: np.ndarray) -> list:
-    """Each stage's loss (built on the training split's counts) and sampler, in order."""
-    from mlbench.training.loop import Phase
+def build_phases(registry: Registry, recipe: Recipe, train_labels: np.ndarray, known: np.ndarray | None = None) -> list:
+    """Each stage's loss (built on the training split's counts) and sampler, in order.
+
+    ``known`` (False at unknown cells; None: every cell known): the loss's factory gets ``known_counts``
+    and a sampler ``known`` when they take them, and each loss is wrapped to read unknown cells as NaN
+    targets (:class:`mlbench.models.losses.KnownTargets`)."""
+    from mlbench.models.losses import KnownTargets
+    from mlbench.training.loop import Phase, accepted_options
 
     counts = train_labels.sum(axis=0).astype(int).tolist()
+    loss_extra = {} if known is None else {"known_counts": known.sum(axis=0).astype(int).tolist()}
+    sampler_extra = {} if known is None else {"known": known}
+
+    def with_known(kind: str, name: str, extra: dict) -> dict:
+        return accepted_options(registry.get(kind, name).factory, extra) if extra else {}
+
     phases = []
     for stage in schedule_stages(registry, recipe, counts, len(train_labels)):
         loss_fn = registry.create("loss", recipe.loss, label_counts=counts, n_samples=len(train_labels),
-                                  **stage_loss_options(recipe, stage))
+                                  **stage_loss_options(recipe, stage), **with_known("loss", recipe.loss, loss_extra))
+        if known is not None:
+            loss_fn = KnownTargets(loss_fn)
         name, options = stage_sampler(recipe, stage)
-        sampler = registry.create("sampler", name, labels=train_labels, seed=recipe.seed, **options)
+        sampler = registry.create("sampler", name, labels=train_labels, seed=recipe.seed, **options,
+                                  **with_known("sampler", name, sampler_extra))
         mixer = None if stage.mix_sampler is None else registry.create(
-            "sampler", stage.mix_sampler, labels=train_labels, seed=recipe.seed, **dict(stage.mix_sampler_options))
+            "sampler", stage.mix_sampler, labels=train_labels, seed=recipe.seed, **dict(stage.mix_sampler_options),
+            **with_known("sampler", stage.mix_sampler, sampler_extra))
         phases.append(Phase(stage, loss_fn, sampler, mixer))
     return phases

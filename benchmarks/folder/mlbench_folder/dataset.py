@@ -13,8 +13,8 @@ The CSV has one row per image:
   * one column per label whose cells are ``1`` (present), ``0`` (absent), ``-1`` (uncertain) or
     blank (not mentioned), as CheXpert writes them. Blank is read as absent (0), as CheXpert's
     authors read it, and counted. An uncertain cell becomes 1 or 0 by ``policy`` (``ones``: U-Ones,
-    ``zeros``: U-Zeros, Irvin et al. 2019); ``ignore`` (U-Ignore: the cell left out of losses and
-    metrics) needs masked labels, which mlbench does not have yet, and is refused.
+    ``zeros``: U-Zeros, Irvin et al. 2019), or with ``ignore`` (U-Ignore) an unknown cell
+    (``unknown_findings``): left out of the loss, the metrics and every count.
   ``auto`` takes a column named ``labels`` or ``findings`` as the joined layout when exactly one
   exists, else every other column whose cells are all 1 / 0 / -1 / blank as one column per label.
 
@@ -41,8 +41,6 @@ POSITIVE, NEGATIVE, UNCERTAIN = "1", "0", "-1"
 CELL_VALUES = {"1": POSITIVE, "1.0": POSITIVE, "0": NEGATIVE, "0.0": NEGATIVE, "-1": UNCERTAIN, "-1.0": UNCERTAIN}
 BLANK_CELLS = frozenset({"", "nan", "none", "null", "na", "n/a"})
 POLICIES = ("ones", "zeros", "ignore")
-MASKED_LABELS_NEEDED = ("it needs masked labels (an uncertain cell left out of losses and metrics), "
-                        "not yet supported; use ones or zeros")
 # A label with fewer positive images leaves about one test positive at a 20% test share (no AUC).
 DEFAULT_MIN_COUNT = 5
 
@@ -62,16 +60,17 @@ class FolderDataset:
         "separator": {"type": "str", "default": "|", "changes_labels": True,
                       "help": "what joins the labels in a joined labels column"},
         "policy": {"type": "str", "default": "ones", "choices": list(POLICIES), "changes_labels": True,
-                   "refused": {"ignore": MASKED_LABELS_NEEDED},
-                   "help": "what an uncertain (-1) cell becomes: ones (U-Ones) or zeros (U-Zeros); blank is 0"},
+                   "unknown_cells": ["ignore"],
+                   "help": "what an uncertain (-1) cell becomes: ones (U-Ones), zeros (U-Zeros) or ignore (U-Ignore: "
+                           "unknown, left out of the loss and the metrics); blank is 0"},
         "min_count": {"type": "int", "default": DEFAULT_MIN_COUNT, "minimum": 1, "changes_labels": True,
                       "help": "keep a label when at least this many images carry it (uncertain counted as present)"},
     }
 
     def __init__(self, *, path_column: str = "path", group_column: str = AUTO, labels: str = AUTO,
                  separator: str = "|", policy: str = "ones", min_count: int = DEFAULT_MIN_COUNT) -> None:
-        if policy not in ("ones", "zeros"):  # the core refuses it first; a direct caller is told the same
-            raise DatasetError(f"folder: policy {policy!r}: {MASKED_LABELS_NEEDED if policy == 'ignore' else 'expected ones or zeros'}")
+        if policy not in POLICIES:  # the core refuses it first; a direct caller is told the same
+            raise DatasetError(f"folder: policy {policy!r}: expected one of {', '.join(POLICIES)}")
         if not separator:
             raise DatasetError("folder: separator is empty; expected the text joining labels, e.g. '|'")
         self.path_column, self.group_column, self.labels = path_column, group_column, labels

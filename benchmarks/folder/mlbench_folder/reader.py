@@ -21,11 +21,13 @@ from typing import Any
 import pandas as pd
 
 from mlbench import (DataSource, DatasetError, ImageRoot, is_marked_synthetic, OUTSIDE_ROOT, read_columns, Records,
-                    sha256_file, Skip, STRATIFY_COLUMN, SYNTHETIC_KIND)
+                    sha256_file, Skip, STRATIFY_COLUMN, SYNTHETIC_KIND, UNKNOWN_COLUMN)
 from mlbench_folder.dataset import (AUTO, BLANK_CELLS, CELL_VALUES, GROUP_NAMES, JOINED_NAMES, KIND, NONE, POSITIVE,
                                     UNCERTAIN, WHAT)
 
 FRAME_COLUMNS = ("image_id", "patient_id", "image_path", "findings", STRATIFY_COLUMN)
+# Only the ignore policy leaves cells unknown: the others' frames stay as they were, column for column.
+IGNORE_COLUMNS = FRAME_COLUMNS + (UNKNOWN_COLUMN,)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -119,7 +121,8 @@ def read_folder_csv(source: DataSource, options: Any) -> Records:
     layout = find_layout(csv_path, raw, options)
     root = ImageRoot(images)
 
-    rows: dict[str, list] = {c: [] for c in FRAME_COLUMNS}
+    columns = IGNORE_COLUMNS if options.policy == "ignore" else FRAME_COLUMNS
+    rows: dict[str, list] = {c: [] for c in columns}
     skipped: list[Skip] = []
     seen: dict[str, int] = {}
     uncertain, blank, unlabelled = 0, 0, 0
@@ -196,10 +199,12 @@ def read_folder_csv(source: DataSource, options: Any) -> Records:
         rows["image_path"].append(real)
         rows["findings"].append(tuple(chosen))
         rows[STRATIFY_COLUMN].append(tuple(positive + unsure))  # the same for every policy
+        if options.policy == "ignore":
+            rows[UNKNOWN_COLUMN].append(tuple(unsure))
         for label in positive + unsure:
             label_order.setdefault(label, None)
 
-    frame = pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
+    frame = pd.DataFrame(rows, columns=list(columns))
     counts = {label: 0 for label in (label_order if not layout.joined else sorted(label_order))}
     for findings in frame[STRATIFY_COLUMN]:
         for label in findings:
@@ -212,7 +217,7 @@ def read_folder_csv(source: DataSource, options: Any) -> Records:
         raise DatasetError(f"{csv_path}: no label reaches min_count {options.min_count} (the most frequent, "
                            f"{most[0]!r}, has {most[1]} image(s)); expected a lower --dataset-option min_count")
     keep = frozenset(kept)
-    for column in ("findings", STRATIFY_COLUMN):
+    for column in ("findings", STRATIFY_COLUMN) + ((UNKNOWN_COLUMN,) if options.policy == "ignore" else ()):
         frame[column] = [tuple(label for label in f if label in keep) for f in frame[column]]
     facts = {**layout.describe(options.separator), "policy": options.policy, "blank_means": "0 (absent)",
              "min_count": options.min_count, "labels_kept": list(kept), "labels_dropped": dropped,

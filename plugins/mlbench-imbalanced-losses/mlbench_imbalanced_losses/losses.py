@@ -4,6 +4,10 @@ Both reduce to the mean binary cross-entropy when their focusing parameters are 
 with them differs from plain BCE only by what the options switch on. Each factory has mlbench's
 loss shape, ``factory(label_counts, n_samples, **options) -> nn.Module``; the module is called as
 ``loss(logits, targets)`` and returns the mean over all (sample, label) cells.
+
+Both take mlbench's mask of unknown cells, ``loss(logits, targets, known=mask)`` (bool, False where a
+label is unknown): a masked cell adds nothing and moves no gradient, and the mean is over the known
+cells. Without ``known`` they are exactly the losses above.
 """
 
 from __future__ import annotations
@@ -13,6 +17,24 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def _masked(name: str, cells: torch.Tensor, known: torch.Tensor | None) -> torch.Tensor:
+    """The mean over all cells, or over the known ones (a masked cell contributes nothing, not even a gradient)."""
+    if known is None:
+        return cells.mean()
+    if known.shape != cells.shape:
+        raise ValueError(f"{name}: known shape {tuple(known.shape)} and targets shape {tuple(cells.shape)} differ")
+    known = known.to(cells.device, torch.bool)
+    return torch.where(known, cells, torch.zeros_like(cells)).sum() / known.sum().clamp(min=1).to(cells.dtype)
+
+
+def _targets(targets: torch.Tensor, known: torch.Tensor | None) -> torch.Tensor:
+    """Targets as floats, masked cells set to 0 (what they held is never read)."""
+    targets = targets.float()
+    if known is None or known.shape != targets.shape:
+        return targets
+    return torch.where(known.to(targets.device, torch.bool), targets, torch.zeros_like(targets))
 
 
 def _check_inputs(name: str, num_labels: int, logits: torch.Tensor, targets: torch.Tensor) -> None:
@@ -40,9 +62,9 @@ class FocalLoss(nn.Module):
             raise ValueError(f"focal: alpha must lie in [0, 1] or be None, got {alpha}")
         self.num_labels, self.gamma, self.alpha = num_labels, float(gamma), alpha
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
         _check_inputs("focal", self.num_labels, logits, targets)
-        logits, targets = logits.float(), targets.float()
+        logits, targets = logits.float(), _targets(targets, known)
         cross_entropy = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
         loss = cross_entropy
         if self.gamma > 0:  # skipped at 0: pow(0, 0) has no useful gradient
@@ -51,7 +73,7 @@ class FocalLoss(nn.Module):
             loss = loss * (1 - p_true) ** self.gamma
         if self.alpha is not None:
             loss = loss * (self.alpha * targets + (1 - self.alpha) * (1 - targets))
-        return loss.mean()
+        return _masked("focal", loss, known)
 
 
 class AsymmetricLoss(nn.Module):
@@ -71,9 +93,9 @@ class AsymmetricLoss(nn.Module):
         self.num_labels = num_labels
         self.gamma_neg, self.gamma_pos, self.clip = float(gamma_neg), float(gamma_pos), float(clip)
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
         _check_inputs("asl", self.num_labels, logits, targets)
-        logits, targets = logits.float(), targets.float()
+        logits, targets = logits.float(), _targets(targets, known)
         p = torch.sigmoid(logits)
         log_p = F.logsigmoid(logits)
         if self.clip > 0:
@@ -86,7 +108,7 @@ class AsymmetricLoss(nn.Module):
             positive = positive * (1 - p) ** self.gamma_pos
         if self.gamma_neg > 0:
             negative = negative * p_neg ** self.gamma_neg
-        return (targets * positive + (1 - targets) * negative).mean()
+        return _masked("asl", targets * positive + (1 - targets) * negative, known)
 
 
 def focal(label_counts: Sequence[int], n_samples: int, gamma: float = 2.0, alpha: float | None = 0.25) -> nn.Module:
