@@ -36,10 +36,10 @@ from typing import TYPE_CHECKING, Any, Callable
 from mlbench.foundations.errors import UserError
 from mlbench.foundations.options import OPTION_FLAGS, SEED_MAX
 from mlbench.training.progress import MODES
-from mlbench.results.rundir import RunDir
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from mlbench.judging.compare import Comparison, PairedComparison
     from mlbench.conformance import ConformanceReport
@@ -57,16 +57,26 @@ if TYPE_CHECKING:
     from mlbench.judging.board import AddResult, Board, BuildResult
     from mlbench.judging.verify import Verdict
     from mlbench.judging.reproduce import Reproduction
+    from mlbench.judging.external_validation import EvaluationResult
 
 __all__ = ["ARGUMENTS", "ArgumentError", "GridStatus", "RunDir", "compare_run", "crop_images", "explain_images",
            "grid_status", "inspect_dataset", "label_tree", "list_plugins", "preprocess_images", "run_benchmark",
            "run_grid", "show_leaderboard", "split_dataset", "submit_run", "test_plugin", "write_demo_data",
            "write_report", "bundle_run", "score_predictions", "predict_images", "verify_bundle", "init_board",
-           "add_to_board", "build_board", "reproduce_bundle", "run_config"]
+           "add_to_board", "build_board", "reproduce_bundle", "run_config", "evaluate_run"]
 PUBLISHED = "published"
 EXECUTORS = ("inline", "local", "slurm")
 SPLIT_NAMES = ("train", "val", "test")
 SHOWN_CHARS = 40  # a value longer than this is cut in a message
+
+
+def __getattr__(name: str) -> Any:
+    # RunDir loads on first use: its module imports pandas, which `mlbench leaderboard show` never needs.
+    if name == "RunDir":
+        from mlbench.results.rundir import RunDir
+
+        return RunDir
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ArgumentError(UserError, TypeError, ValueError):
@@ -255,7 +265,7 @@ ARGUMENTS: dict[str, dict[str, Constraint]] = {
     "list_plugins": {"kind": optional(NAME), "errors": BOOL},
     "show_leaderboard": {"benchmark": NAME, "label": optional(NAME), "metric": optional(NAME),
                          "profile": optional(NAME), "variant": optional(NAME),
-                         "source": optional(NAME), "file": optional(PATH)},
+                         "source": optional(NAME), "file": optional(PATH), "arrow": BOOL},
     "write_report": {"path": PATH, "out": PATH, "against": REPORT_AGAINST, "explain_dirs": optional(PATHS),
                      "force": BOOL, "on_note": optional(CALLBACK)},
     "bundle_run": {"run_dir": optional(PATH), "out": PATH, "with_checkpoints": BOOL, "predictions": optional(PATH),
@@ -271,6 +281,9 @@ ARGUMENTS: dict[str, dict[str, Constraint]] = {
     "add_to_board": {"folder": PATH, **KEEPER, "check_only": BOOL},
     "build_board": {"folder": PATH, "csv": optional(PATH), "images": optional(PATH)},
     "run_config": {"run_dir": PATH},
+    "evaluate_run": {"run_dir": PATH, "on": NAME, "csv": optional(PATH), "images": optional(PATH), "demo": BOOL,
+                     "demo_options": optional(OPTIONS), "dataset_options": optional(OPTIONS), "device": NAME,
+                     "batch_size": optional(integer(1)), "workers": optional(integer(1)), "progress": PROGRESS},
     "reproduce_bundle": {"bundle": PATH, "csv": PATH, "images": PATH, "out": PATH, "n_boot": integer(1), "seed": SEED,
                          "json_file": optional(PATH), "device": NAME, "workers": optional(integer(1)),
                          "progress": PROGRESS, **EXECUTION},
@@ -288,7 +301,7 @@ POSITIONAL = {"run_benchmark": ("benchmark",), "compare_run": ("run_dir",), "sub
               "score_predictions": ("file",), "predict_images": ("run_dir",), "verify_bundle": ("bundle",),
               "init_board": ("folder", "benchmark"), "add_to_board": ("folder", "bundle"), "build_board": ("folder",),
               "reproduce_bundle": ("bundle",),
-              "run_config": ("run_dir",)}
+              "run_config": ("run_dir",), "evaluate_run": ("run_dir",)}
 
 
 def validate(function: str, given: dict[str, Any]) -> dict[str, Any]:
@@ -690,7 +703,10 @@ def comparison_record(result: Comparison | PairedComparison) -> dict[str, Any]:
     return {"run_id": result.run_id, "benchmark": result.benchmark, "metric": result.metric,
             "run_variant": result.run_variant, "published_variant": result.published_variant,
             "dataset_kind": result.dataset_kind, "comparable": result.comparable, "ci_source": result.ci_source,
-            "notes": result.notes, "rows": rows}
+            "notes": result.notes, "rows": rows,
+            "external": [{"scope": e.scope, "metric": e.metric, "entry": e.entry, "n_images": e.n_images,
+                          "notes": e.notes, "not_shared": e.not_shared,
+                          "rows": json.loads(e.rows.to_json(orient="records"))} for e in result.external]}
 
 
 def submit_run(run_dir: str | Path, leaderboard: str | Path | None = None, *, csv: str | Path | None = None,
@@ -740,22 +756,31 @@ def list_plugins(kind: str | None = None, *, errors: bool = False) -> list[dict[
 
 def show_leaderboard(benchmark: str, *, label: str | None = None, metric: str | None = None,
                      profile: str | None = None, variant: str | None = None, source: str | None = None,
-                     file: str | Path | None = None) -> pd.DataFrame:
+                     file: str | Path | None = None, arrow: bool = False) -> pd.DataFrame | pa.Table:
     """The rows ``mlbench leaderboard show`` prints: one label (default ``__global__``) and metric (default the
     scoring profile's primary: ``profile``, else the benchmark's), best first, from ``file``, else your
-    ``leaderboards/BENCHMARK.parquet``, else the published board (``rows.attrs["file"]`` names the one read).
+    ``leaderboards/BENCHMARK.parquet``, else the published board (``rows.attrs["file"]`` names the one read,
+    ``attrs["metric"]`` the metric shown, ``attrs["profile"]`` the profile ranking them).
+
+    ``arrow=True``: the same rows as a pyarrow Table, read without importing pandas (what the command prints);
+    its schema metadata holds ``file``, ``metric`` and ``profile`` (the profile's name) as UTF-8.
 
         >>> mlbench.show_leaderboard("padchest-specific", label="cardiomegaly")[["entry", "value"]]
     """
     checked = validate("show_leaderboard", {"benchmark": benchmark, "label": label, "metric": metric,
-                                            "profile": profile, "variant": variant, "source": source, "file": file})
+                                            "profile": profile, "variant": variant, "source": source, "file": file,
+                                            "arrow": arrow})
     from mlbench.results import leaderboard, profiles
 
     path = leaderboard.find_board(checked["benchmark"], checked["file"])
     scoring = profiles.profile_of({}, checked["benchmark"], chosen=checked["profile"])
-    rows = profiles.shown_rows(leaderboard.rows_of(checked["benchmark"], path), scoring, label=checked["label"],
-                               metric=checked["metric"], variant=checked["variant"],
-                               source=checked["source"]).reset_index(drop=True)
+    board = leaderboard.board_table(checked["benchmark"], path)
+    chosen = {k: checked[k] for k in ("label", "metric", "variant", "source")}
+    if checked["arrow"]:
+        rows = profiles.shown_table(board, scoring, **chosen)
+        return rows.replace_schema_metadata({"file": str(path), "metric": chosen["metric"] or scoring.primary,
+                                             "profile": scoring.name})
+    rows = profiles.shown_rows(board.to_pandas(), scoring, **chosen)
     rows.attrs["file"] = str(path)  # the board the rows came from (the command's title names it)
     return rows
 
@@ -991,7 +1016,7 @@ def run_config(run_dir: str | Path) -> str:
     checked = validate("run_config", {"run_dir": run_dir})
     from mlbench.demo import is_synthetic
     from mlbench.foundations.config import dumps, value_text
-    from mlbench.results.rundir import RunDirError, recipe_from_dict
+    from mlbench.results.rundir import RunDir, RunDirError, recipe_from_dict
 
     rundir = RunDir(checked["run_dir"])
     if rundir.plan_file.is_file():
@@ -1032,3 +1057,22 @@ def run_config(run_dir: str | Path) -> str:
         return dumps(top, {"recipe": fields}, header=header, comments=comments)
     except ValueError as exc:
         raise RunDirError(f"{where}: the plan holds a value a config file cannot write ({exc})") from None
+
+
+def evaluate_run(run_dir: str | Path, *, on: str, **options: Any) -> EvaluationResult:
+    """Score a finished run on another benchmark's test split for the labels they share (``mlbench evaluate
+    RUN_DIR --on BENCHMARK``): leaderboard rows of scope ``external:BENCHMARK`` with 95% CIs, written under
+    ``RUN_DIR/external/BENCHMARK/``.
+
+    ``options``: ``csv`` and ``images`` (BENCHMARK's label file and image folder) or ``demo=True`` (its demo
+    corpus, with ``demo_options``); ``dataset_options``, ``device``, ``batch_size``, ``workers``, ``progress``.
+    ``result.leaderboard`` holds the rows, ``result.shared`` the label pairs, ``result.not_shared`` the run's other
+    labels with why. Resumable; a finished evaluation with the same inputs is reused.
+
+        >>> mlbench.evaluate_run("runs/padchest-specific-crop+aug", on="nih-cxr14", csv="Data_Entry_2017_v2020.csv",
+        ...                      images="NIH/").leaderboard
+    """
+    checked = validate("evaluate_run", {"run_dir": run_dir, "on": on, **options})
+    from mlbench.judging import external_validation
+
+    return external_validation.evaluate_run(checked.pop("run_dir"), checked.pop("on"), **checked)

@@ -37,7 +37,7 @@ def test_every_api_function_is_exported_and_validated():
         assert getattr(mlbench, name) is getattr(api, name) and name in api.ARGUMENTS
     # one per command (board init, add and build each; leaderboard show is show_leaderboard), plus grid status
     # and plugins test
-    assert len(api.ARGUMENTS) == 25 and set(api.ARGUMENTS) <= set(api.__all__)
+    assert len(api.ARGUMENTS) == 26 and set(api.ARGUMENTS) <= set(api.__all__)
 
 
 ARGUMENTS_NEW = ("write_demo_data", "run_grid", "grid_status", "preprocess_images", "inspect_dataset",

@@ -2,7 +2,8 @@
 
 Thin: each command parses its options, calls one function of :mod:`mlbench.api`
 (``show_leaderboard``, ``compare_run``, ``submit_run``) and prints the result. Reading and comparing
-leaderboards imports no torch.
+leaderboards imports no torch; ``leaderboard show`` imports no pandas either (it prints the pyarrow
+table ``show_leaderboard(..., arrow=True)`` returns: docs/performance.md, issue 24).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from rich.table import Table
 from mlbench.cli.output import esc, make_console, p_text, print_published_comparison, ranked_by, text
 from mlbench.demo import is_synthetic
 from mlbench.results.leaderboard import METRICS, SOURCES
-from mlbench.results.profiles import known_profiles, ranking_metrics
+from mlbench.results.profiles import get_profile, known_profiles, ranking_metrics
 
 
 def _fmt(x, digits: int = 3) -> str:
@@ -51,23 +52,26 @@ def show_command(benchmark, label, metric, variant, source, file, profile):
     from mlbench.api import show_leaderboard
 
     given = {k: v for k, v in (("metric", metric), ("profile", profile)) if v is not None}
-    rows = show_leaderboard(benchmark, label=label, variant=variant, source=source, file=file, **given)
-    path, metric, profile = rows.attrs["file"], rows.attrs["metric"], rows.attrs["profile"]
+    shown = show_leaderboard(benchmark, label=label, variant=variant, source=source, file=file, arrow=True, **given)
+    about = {key.decode(): value.decode() for key, value in shown.schema.metadata.items()}
+    path, metric, profile = about["file"], about["metric"], get_profile(about["profile"])
     ties = ", then ".join(ranking_metrics(profile, metric)[1:])
     table = Table(title=esc(f"{benchmark}: {label or '__global__'} {metric}, best first, ties by {ties} (scoring "
                             f"profile {profile.name}) ({path})"))
-    mixed = rows["dataset_kind"].nunique() > 1 or any(is_synthetic(k) for k in rows["dataset_kind"])
+    rows = shown.to_pylist()  # a missing value is None here (pandas would give NaN): the cells print both as "-"
+    kinds = [r["dataset_kind"] for r in rows]
+    mixed = len({k for k in kinds if k is not None}) > 1 or any(is_synthetic(k) for k in kinds)
     columns = ["variant", "entry", metric, "95% CI", "n pos", "source"] + (["data"] if mixed else [])
     for column in columns:
         table.add_column(column, justify="right" if column in (metric, "n pos") else "left",
                          no_wrap=column in ("variant", "entry", metric, "95% CI"))
-    for r in rows.itertuples(index=False):
-        n_pos = r.n_positive
-        cells = [text(r.variant), text(r.entry), _fmt(r.value), text(_ci(r.ci_low, r.ci_high)),
+    for r in rows:
+        n_pos = r["n_positive"]
+        cells = [text(r["variant"]), text(r["entry"]), _fmt(r["value"]), text(_ci(r["ci_low"], r["ci_high"])),
                  "-" if n_pos is None or (isinstance(n_pos, float) and math.isnan(n_pos)) else str(int(n_pos)),
-                 text(f"{r.source} {r.run_id}")]
+                 text(f"{r['source']} {r['run_id']}")]
         if mixed:
-            cells.append(text(r.dataset_kind, "yellow" if is_synthetic(r.dataset_kind) else ""))
+            cells.append(text(r["dataset_kind"], "yellow" if is_synthetic(r["dataset_kind"]) else ""))
         table.add_row(*cells)
     make_console().print(table)
 
@@ -107,8 +111,27 @@ def compare_command(run_dir, against, variant, metric, file, png, entry, n_boot,
     beats = result.beats()
     console.print(f"labels beating published (published value below the run's 95% CI): {len(beats)}"
                   + ("" if result.comparable else " — none counted: not comparable"))
+    for external in result.external:
+        _print_external(console, external)
     if png:
         console.say(f"wrote {png}")
+
+
+def _print_external(console, ev) -> None:
+    """Internal vs external per shared label for the headline entry (``mlbench evaluate``'s rows)."""
+    metric = ev.metric.upper()
+    table = Table(title=esc(f"internal vs {ev.scope}: {ev.entry} {metric} per shared label ({ev.n_images} external "
+                            f"test images, {ev.test_split})"))
+    for column in ("label", "as", "relation", f"internal {metric}", "95% CI", f"external {metric}", "95% CI ",
+                   "difference", "verdict"):
+        table.add_column(column, justify="right" if metric in column or column == "difference" else "left")
+    for r in ev.of().itertuples(index=False):
+        table.add_row(text(r.label), text(r.target_label), text(r.relation), _fmt(r.internal),
+                      text(_ci(r.internal_ci_low, r.internal_ci_high)), _fmt(r.external),
+                      text(_ci(r.external_ci_low, r.external_ci_high)), _fmt(r.difference), text(r.verdict))
+    console.print(table)
+    for note in ev.notes:
+        console.print(text(note, "bold red" if note.startswith("SYNTHETIC") else ""))
 
 
 def _print_paired(result, metric: str | None) -> None:

@@ -129,6 +129,55 @@ class CanonicalSource:
     split_hash: str  # mlbench.data.splits' split hash of this benchmark on this file
 
 
+# -- shared findings: which of a benchmark's labels name a finding other benchmarks label too ---------
+# How a label relates to its vocabulary term. EXACT: the label is the finding (its positives and
+# negatives are the finding's). NARROWER: the label is one kind of the finding (child -> parent, e.g.
+# a hiatal hernia is a hernia): its positives are the finding's, but an image with another kind of
+# it counts as negative. A label broader than every term (a parent of the finding) maps to none.
+EXACT = "exact"
+NARROWER = "narrower"
+RELATIONS = (EXACT, NARROWER)
+
+# Vocabularies mlbench knows the terms of, so that a misspelt term is refused instead of silently
+# sharing nothing. "torchxrayvision": the common pathology names torchxrayvision relabels its
+# datasets onto (its default_pathologies, and the further names its loaders use), the field's de-facto
+# shared names. A vocabulary not listed here is taken as given.
+KNOWN_VOCABULARIES: dict[str, frozenset[str]] = {
+    "torchxrayvision": frozenset({
+        "Atelectasis", "Consolidation", "Infiltration", "Pneumothorax", "Edema", "Emphysema", "Fibrosis",
+        "Effusion", "Pneumonia", "Pleural_Thickening", "Cardiomegaly", "Nodule", "Mass", "Hernia", "Lung Lesion",
+        "Fracture", "Lung Opacity", "Enlarged Cardiomediastinum", "Granuloma", "Flattened Diaphragm",
+        "Bronchiectasis", "Aortic Elongation", "Scoliosis", "Hilar Enlargement", "Tuberculosis", "Air Trapping",
+        "Costophrenic Angle Blunting", "Aortic Atheromatosis", "Hemidiaphragm Elevation", "Support Devices", "Tube",
+    }),
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """The term of a shared vocabulary one benchmark label names, how (``relation``) and why (``why``)."""
+
+    term: str
+    relation: str = EXACT
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class SharedFindings:
+    """A benchmark's labels mapped onto the terms of one named vocabulary of findings.
+
+    ``labels``: benchmark label -> :class:`Finding`; a label not listed names no shared finding.
+    ``left_out``: label -> why it maps to no term (a choice worth saying, e.g. a parent of the
+    finding); shown where an external evaluation lists the labels it could not score. Two
+    benchmarks share a finding when their labels map to the same term of the same vocabulary
+    (:mod:`mlbench.data.findings` pairs them).
+    """
+
+    vocabulary: str
+    labels: Mapping[str, Finding] = field(default_factory=dict)
+    left_out: Mapping[str, str] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Benchmark:
     """A pinned task. ``targets(findings)`` maps one image's raw findings to its benchmark labels.
@@ -173,6 +222,9 @@ class Benchmark:
     # Labels chosen by the data, not pinned (a CSV and an image folder): ``labels`` is empty here and a
     # run takes the reader's ``Records.labels`` (:func:`with_data_labels`); its split file keeps them.
     labels_from_data: bool = False
+    # The labels that name findings of a shared vocabulary (external validation on another benchmark,
+    # ``mlbench evaluate``); None: the benchmark shares none.
+    findings: SharedFindings | None = None
 
     def __post_init__(self) -> None:
         if self.labels_from_data and self.labels:
@@ -192,6 +244,41 @@ class Benchmark:
         if not isinstance(self.scoring_profile, str) or not self.scoring_profile.strip():
             raise ValueError(f"benchmark '{self.name}': scoring_profile must be a profile name, e.g. 'paper'")
         self._check_canonical_sources()
+        self._check_findings()
+
+    def _check_findings(self) -> None:
+        shared = self.findings
+        if shared is None:
+            return
+        where = f"benchmark '{self.name}': findings"
+        if not isinstance(shared, SharedFindings):
+            raise ValueError(f"{where} must be a SharedFindings, got {type(shared).__name__}")
+        if not isinstance(shared.vocabulary, str) or not shared.vocabulary.strip():
+            raise ValueError(f"{where}.vocabulary must name a vocabulary, e.g. 'torchxrayvision'")
+        known = KNOWN_VOCABULARIES.get(shared.vocabulary)
+        own = set(self.labels)
+        exact: dict[str, str] = {}
+        for label, finding in dict(shared.labels).items():
+            if not self.labels_from_data and label not in own:
+                raise ValueError(f"{where}.labels: '{label}' is not one of the benchmark's labels")
+            if not isinstance(finding, Finding):
+                raise ValueError(f"{where}.labels['{label}'] is a {type(finding).__name__}, expected a Finding")
+            if finding.relation not in RELATIONS:
+                raise ValueError(f"{where}.labels['{label}'].relation {finding.relation!r}: expected one of "
+                                 f"{', '.join(RELATIONS)}")
+            if known is not None and finding.term not in known:
+                raise ValueError(f"{where}.labels['{label}'].term {finding.term!r} is not a term of vocabulary "
+                                 f"'{shared.vocabulary}'; its terms: {', '.join(sorted(known))}")
+            if finding.relation == EXACT:
+                if finding.term in exact:  # which label is the finding would be ambiguous
+                    raise ValueError(f"{where}: labels '{exact[finding.term]}' and '{label}' are both exactly "
+                                     f"'{finding.term}'; at most one label is exactly a term")
+                exact[finding.term] = label
+        for label in dict(shared.left_out):
+            if label in shared.labels:
+                raise ValueError(f"{where}: '{label}' is both mapped and left out")
+            if not self.labels_from_data and label not in own:
+                raise ValueError(f"{where}.left_out: '{label}' is not one of the benchmark's labels")
 
     def _check_canonical_sources(self) -> None:
         sources = self.canonical_sources

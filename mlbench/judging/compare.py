@@ -71,6 +71,7 @@ class PublishedComparison:
     rows: pd.DataFrame  # entries best first by the profile
     notes: list[str] = field(default_factory=list)
     profile: ScoringProfile = PROFILES[DEFAULT_PROFILE]
+    external: list["ExternalComparison"] = field(default_factory=list)  # the run's external evaluations
 
     def beats(self) -> pd.DataFrame:
         return self.rows[self.rows["beats_published"]]
@@ -229,7 +230,7 @@ def compare_run(run_dir: str | Path, *, against: str = "published", variant: str
     return PublishedComparison(run_id=str(info["run_id"]), benchmark=benchmark, metric=metric,
                                run_variant=run_variant, published_variant=published_variant,
                                dataset_kind=dataset_kind, comparable=comparable, ci_source=ci_source, rows=table,
-                               notes=notes, profile=scoring)
+                               notes=notes, profile=scoring, external=compare_external(run_dir, profile=profile))
 
 
 def _with_recomputed_intervals(run_dir: Path, rows: pd.DataFrame, metric: str, n_boot: int,
@@ -354,3 +355,110 @@ def compare_runs(run_a: str | Path, run_b: str | Path, *, n_boot: int = 1000, se
     if is_synthetic(a.manifest.get("dataset_kind")):
         notes.append("SYNTHETIC DEMO DATA: the comparison exercises the method, it says nothing about real data")
     return PairedComparison(str(run_a), str(run_b), rows, notes, scoring)
+
+
+# -- the run on its own test split and on other benchmarks' (mlbench evaluate) ----------------------------
+EXTERNAL_COLUMNS = ("entry", "label", "target_label", "term", "relation", "n_internal", "internal", "internal_ci_low",
+                    "internal_ci_high", "n_external", "external", "external_ci_low", "external_ci_high", "difference",
+                    "verdict")
+
+
+@dataclass
+class ExternalComparison:
+    """A run's internal test values next to one external evaluation's, per shared label, one metric.
+
+    ``rows`` (EXTERNAL_COLUMNS): every entry; per label the run's own test value with its CI, the
+    external value on ``benchmark``'s test split with its CI, ``difference`` = external - internal and a
+    ``verdict``: ``lower`` / ``higher`` when the two 95% CIs do not overlap, else ``CIs overlap``. The
+    ``__global__`` row is the macro mean over the shared labels only, on both sides. ``entry`` is the
+    headline entry (the run's best by its scoring profile)."""
+
+    benchmark: str
+    scope: str
+    metric: str
+    entry: str
+    rows: pd.DataFrame
+    n_images: int
+    test_split: str
+    synthetic: bool
+    notes: list[str] = field(default_factory=list)
+    not_shared: dict[str, str] = field(default_factory=dict)
+
+    def of(self, entry: str | None = None) -> pd.DataFrame:
+        return self.rows[self.rows["entry"] == (entry or self.entry)]
+
+
+def external_verdict(internal: tuple[float, float, float], external: tuple[float, float, float]) -> str:
+    """``lower`` / ``higher`` externally when the two CIs are apart; the CIs rest on different patients."""
+    (i_value, i_low, i_high), (e_value, e_low, e_high) = internal, external
+    if is_unknown(e_value) or is_unknown(i_value):
+        return "undefined externally" if is_unknown(e_value) else "undefined internally"
+    if any(is_unknown(v) for v in (i_low, i_high, e_low, e_high)):
+        return "no CI"
+    if e_high < i_low:
+        return "lower"
+    if e_low > i_high:
+        return "higher"
+    return "CIs overlap"
+
+
+def compare_external(run_dir: str | Path, *, profile: str | None = None, metric: str | None = None
+                     ) -> list[ExternalComparison]:
+    """Internal vs external per shared label for every external evaluation of RUN_DIR (none: an empty list).
+
+    ``metric``: default the first of the run's scoring profile (AUC for ``paper``)."""
+    from mlbench.results.evaluations import evaluations
+
+    found = evaluations(run_dir)
+    if not found:
+        return []
+    run_board = RunDir(run_dir).leaderboard().to_pandas()
+    scoring = run_profile(run_dir, chosen=profile)
+    metric = metric or scoring.primary
+    out = []
+    for ev in found:
+        record = ev.record
+        internal = run_board[run_board["metric"] == metric].set_index(["entry", "label"])
+        macro = {(r.get("entry"), r.get("metric")): r for r in record.get("internal_over_shared", [])
+                 if isinstance(r, dict)}
+        external = ev.rows[ev.rows["metric"] == metric].set_index(["entry", "label"])
+        entries = list(dict.fromkeys(ev.rows["entry"]))
+        rows = []
+        for entry in entries:
+            for pair in [*record["shared"], None]:
+                label = GLOBAL_LABEL if pair is None else pair["label"]
+                if pair is None:
+                    got = macro.get((entry, metric), {})
+                    mine = tuple(_number(got.get(k)) for k in ("value", "ci_low", "ci_high"))
+                    n_internal = got.get("n_positive")
+                else:
+                    r = internal.loc[(entry, label)] if (entry, label) in internal.index else None
+                    mine = tuple(_number(None if r is None else r[k]) for k in ("value", "ci_low", "ci_high"))
+                    n_internal = None if r is None or is_unknown(r["n_positive"]) else int(r["n_positive"])
+                e = external.loc[(entry, label)] if (entry, label) in external.index else None
+                theirs = tuple(_number(None if e is None else e[k]) for k in ("value", "ci_low", "ci_high"))
+                rows.append({"entry": entry, "label": label,
+                             "target_label": "(shared labels)" if pair is None else pair["target_label"],
+                             "term": "" if pair is None else pair["term"],
+                             "relation": "" if pair is None else pair["relation"],
+                             "n_internal": n_internal, "internal": mine[0], "internal_ci_low": mine[1],
+                             "internal_ci_high": mine[2],
+                             "n_external": None if e is None or is_unknown(e["n_positive"]) else int(e["n_positive"]),
+                             "external": theirs[0], "external_ci_low": theirs[1], "external_ci_high": theirs[2],
+                             "difference": theirs[0] - mine[0], "verdict": external_verdict(mine, theirs)})
+        headline = record.get("headline_entry") if record.get("headline_entry") in entries else entries[0]
+        notes = [str(n) for n in record.get("notes", []) if isinstance(n, str)]
+        notes.append(f"internal: the run's own test split; external: {ev.benchmark}'s test split. The two intervals "
+                     "rest on different patients: non-overlapping intervals suggest a real difference, overlapping "
+                     "ones do not rule one out.")
+        out.append(ExternalComparison(ev.benchmark, str(record.get("scope")), metric, str(headline),
+                                      pd.DataFrame(rows, columns=list(EXTERNAL_COLUMNS)),
+                                      int(record.get("n_scored") or 0), str(record.get("test_split", "")),
+                                      is_synthetic(record.get("dataset_kind")), notes,
+                                      {str(k): str(v) for k, v in dict(record.get("not_shared") or {}).items()}))
+    return out
+
+
+def _number(value) -> float:
+    return float("nan") if value is None or is_unknown(value) else float(value)
+

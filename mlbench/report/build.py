@@ -116,6 +116,8 @@ class RunReport:
     galleries: list[Gallery] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what the page leaves out and why (collect.RunFiles.notes)
     reliability: dict[str, list[Reliability]] = field(default_factory=dict)  # entry -> one per frequency group
+    # The run on other benchmarks' test splits (mlbench evaluate): internal vs external per shared label.
+    external: list[Any] = field(default_factory=list)  # mlbench.judging.compare.ExternalComparison
 
 
 def build_run(run_dir: Path, against: str | None = None, explain_dirs: list[Path] | None = None) -> RunReport:
@@ -211,7 +213,19 @@ def build_run(run_dir: Path, against: str | None = None, explain_dirs: list[Path
         histories=histories, explainer_rows=files.board[files.board["entry_kind"] == "explainer"].copy(),
         galleries=[_gallery(e) for e in files.explains], notes=list(files.notes),
         reliability=_reliability(files.test, n_train, entries, groups),
+        external=_external(files.run_dir),
     )
+
+
+def _external(run_dir: Path) -> list[Any]:
+    """Internal vs external per shared label, for each external evaluation of the run (a bad file: one line)."""
+    from mlbench.judging.compare import compare_external
+    from mlbench.results.rundir import RunDirError
+
+    try:
+        return compare_external(run_dir)
+    except RunDirError as exc:
+        raise ReportError(str(exc)) from None
 
 
 def _bootstrap_note(info: Any) -> str:

@@ -12,6 +12,8 @@ import math
 from html import escape
 from typing import Any, Iterable, Sequence
 
+import pandas as pd
+
 from mlbench.results.griddir import COMPARISON
 from mlbench.results.leaderboard import GLOBAL_LABEL, METRICS
 from mlbench.results.metrics import BRIER, ECE, ECE_BINS, lower_is_better
@@ -203,6 +205,7 @@ def render_run(report: RunReport) -> str:
                      + "".join(f"<p>{escape(n)}</p>" for n in report.notes) + "</div>")
     parts.append(_global_section(report))
     parts.append(_per_label_section(report))
+    parts.append(_external_section(report))
     parts.append(_calibration_section(report))
     parts.append(_prevalence_section(report))
     parts.append(_imbalance_section(report))
@@ -306,6 +309,39 @@ def _reliability_figure(entry: str, d: Reliability) -> str:
            f"Brier {fmt(d.brier.value)}")
     return (f'<figure class="reliability" id="reliability-{escape(entry)}-{escape(d.group)}">{plot}'
             f"<figcaption>{escape(ece)}</figcaption></figure>")
+
+
+def _external_section(report: RunReport) -> str:
+    """Internal vs external per shared label: one table per external evaluation (``mlbench evaluate``)."""
+    if not report.external:
+        return ""
+    out = ['<section id="external"><h2>Internal vs external validation</h2>',
+           '<p class="sub">The run scored on other benchmarks\' test splits for the labels both benchmarks map to '
+           "the same finding of a shared vocabulary (<code>mlbench evaluate</code>); labels in this run's "
+           "spelling, their truth the other benchmark's label (<i>as</i>).</p>"]
+    for i, ev in enumerate(report.external):
+        name = METRIC_NAMES.get(ev.metric, ev.metric)
+        out.append(f'<h3 id="external-{i}">{escape(ev.scope)} · {escape(ev.entry)} · {escape(name)} · '
+                   f"{ev.n_images} test images ({escape(ev.test_split)})</h3>")
+        if ev.synthetic:
+            out.append('<p class="sub"><b>SYNTHETIC DEMO DATA</b> on the other benchmark\'s side too: the table '
+                       "exercises the method.</p>")
+        headers = ["label", "as", "finding", "relation", "n pos internal", f"internal {name}", "95% CI",
+                   "n pos external", f"external {name}", "95% CI", "difference", "verdict"]
+        rows = [[Cell(r.label), Cell(str(r.target_label)), Cell(str(r.term)), Cell(str(r.relation)),
+                 count(None if pd.isna(r.n_internal) else int(r.n_internal)), num(r.internal),
+                 ci(r.internal_ci_low, r.internal_ci_high),
+                 count(None if pd.isna(r.n_external) else int(r.n_external)), num(r.external),
+                 ci(r.external_ci_low, r.external_ci_high), num(r.difference), Cell(str(r.verdict))]
+                for r in ev.of().itertuples(index=False)]
+        out.append(table(f"external-table-{i}", headers, rows, numeric=(4, 5, 7, 8, 10)))
+        out.append("".join(f'<p class="sub">{escape(n)}</p>' for n in ev.notes))
+        if ev.not_shared:
+            out.append(f"<details><summary>{len(ev.not_shared)} labels not shared, and why</summary>"
+                       + table(f"external-not-shared-{i}", ["label", "why"],
+                               [[Cell(k), Cell(v)] for k, v in ev.not_shared.items()]) + "</details>")
+    out.append("</section>")
+    return "".join(out)
 
 
 def _per_label_section(report: RunReport) -> str:

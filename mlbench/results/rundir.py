@@ -16,6 +16,9 @@ skips or a leaderboard row's provenance; no other module spells a file name of t
       backbones/NAME/          best.pt, last.pt, history.json, predictions.parquet, done.json
       cache/, demo-data/       defaults for the preprocessing cache and the demo corpus
       trackers/NAME/           what each experiment tracker wrote (TensorBoard events, an MLflow store)
+      external/BENCHMARK/      the run scored on another benchmark's test split (``mlbench evaluate``):
+                               evaluation.json (written last), predictions.parquet, leaderboard.parquet,
+                               parts/ (finished chunks while it runs), demo-data/ (that benchmark's demo corpus)
 
 Several processes may write one RUN_DIR (a job per backbone, ``explain`` beside ``submit``), so
 every read-modify-write takes :meth:`RunDir.lock` and every file is replaced atomically. Paths in
@@ -67,6 +70,9 @@ DONE = "done.json"
 CACHE = "cache"
 DEMO_DATA = "demo-data"
 TRACKERS = "trackers"  # TRACKERS/NAME: what each experiment tracker (--tracker) writes
+EXTERNAL = "external"  # EXTERNAL/BENCHMARK: an evaluation on another benchmark's test split
+EVALUATION = "evaluation.json"  # in EXTERNAL/BENCHMARK: what the evaluation did; written last
+EXTERNAL_PARTS = "parts"  # in EXTERNAL/BENCHMARK: each finished chunk's probabilities while it runs
 LOCK = ".mlbench.lock"
 # Listed one by one in manifest.json up to this many; all of them always go to skipped.parquet.
 MANIFEST_SKIP_ITEMS = 1000
@@ -228,6 +234,45 @@ class RunDir:
         """Where tracker ``name`` writes (``trackers/NAME``): inside the run, so a moved run keeps its curves."""
         return self.path / TRACKERS / backbone_folder_name(name)
 
+    # -- external evaluations (mlbench evaluate RUN_DIR --on BENCHMARK) -------------------------
+    @property
+    def external_root(self) -> Path:
+        return self.path / EXTERNAL
+
+    def external_dir(self, benchmark: str) -> Path:
+        """``external/BENCHMARK``: everything an evaluation on ``benchmark``'s test split writes."""
+        return self.external_root / backbone_folder_name(benchmark)
+
+    def external_record(self, benchmark: str) -> Path:
+        return self.external_dir(benchmark) / EVALUATION
+
+    def external_predictions(self, benchmark: str) -> Path:
+        return self.external_dir(benchmark) / PREDICTIONS
+
+    def external_leaderboard(self, benchmark: str) -> Path:
+        return self.external_dir(benchmark) / LEADERBOARD
+
+    def external_parts(self, benchmark: str) -> Path:
+        return self.external_dir(benchmark) / EXTERNAL_PARTS
+
+    def external_demo_dir(self, benchmark: str) -> Path:
+        return self.external_dir(benchmark) / DEMO_DATA
+
+    def external_records(self) -> list[Path]:
+        """Every finished evaluation's record, in folder order (links out of the run are not followed)."""
+        root = self.external_root
+        if not root.is_dir() or not is_inside(root, self.path):
+            return []
+        return [folder / EVALUATION for folder in sorted(root.iterdir())
+                if (folder / EVALUATION).is_file() and is_inside(folder / EVALUATION, self.path)]
+
+    def check_inside(self, path: str | os.PathLike, what: str) -> Path:
+        """``path`` when its real path stays inside this run directory; a link leading out is one RunDirError."""
+        if not is_inside(path, self.path):
+            raise RunDirError(f"{path}: {what} leads outside {self.path} (a link out of the run directory); a run "
+                              "directory's files are only followed inside it")
+        return Path(path)
+
     def write_preprocess_manifest(self, cache: Any, image_ids: Sequence[str]) -> None:
         """preprocess/manifest.parquet: ``cache``'s record (crop box, fallback, skip) of this run's images."""
         cache.write_manifest(image_ids, self.preprocess_dir)
@@ -241,7 +286,8 @@ class RunDir:
         """Whether ``path`` is one of the files or folders of the layout above (or inside one of those
         folders): what only ``mlbench run`` writes, so no other command's output may replace it."""
         own = (self.manifest_file, self.plan_file, self.split_file, self.image_paths_file, self.predictions_file, self.leaderboard_file, self.skipped_file,
-               self.path / LOCK, self.preprocess_dir, self.backbones_dir, self.default_cache, self.default_demo_dir)
+               self.path / LOCK, self.preprocess_dir, self.backbones_dir, self.default_cache, self.default_demo_dir,
+               self.external_root)
         target = os.path.abspath(path)
         return any(target == mine or target.startswith(mine + os.sep) for mine in map(os.path.abspath, own))
 

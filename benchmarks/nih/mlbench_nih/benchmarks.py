@@ -8,6 +8,7 @@ from typing import Iterable
 import numpy as np
 
 from mlbench import Benchmark, CanonicalSource, DEMO_RECIPE as CORE_DEMO_RECIPE, PAPER_RECIPE
+from mlbench_nih.findings import FINDINGS
 from mlbench_nih.labels import LABELS, VERSION, official_test_patients
 
 # The paper's recipe (mlbench.contracts.benchmark: the same five ImageNet backbones, loss and ensembles as
@@ -63,6 +64,7 @@ def _benchmark(name: str, dataset: str, description: str, published_board=None) 
         canonical_sources=(CanonicalSource(release=RELEASE, content_sha256=RELEASE_CONTENT_SHA256,
                                            split_hash=SPLIT_HASHES[name]),),
         scoring_profile=SCORING_PROFILE,
+        findings=FINDINGS,
     )
 
 

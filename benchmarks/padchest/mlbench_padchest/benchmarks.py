@@ -6,6 +6,7 @@ from importlib import resources
 from typing import Iterable
 
 from mlbench import Benchmark, CanonicalSource, DEMO_RECIPE as CORE_DEMO_RECIPE, PAPER_RECIPE as CORE_PAPER_RECIPE
+from mlbench_padchest.findings import GENERAL as GENERAL_FINDINGS, SPECIFIC as SPECIFIC_FINDINGS
 from mlbench_padchest.labels import SPECIFIC_LABELS, SPECIFIC_VERSION
 
 # The paper's recipe and demo profile (mlbench.contracts.benchmark), with PadChest's lung crop.
@@ -57,6 +58,7 @@ def specific() -> Benchmark:
         label_rule_min_images=PAPER_LABEL_RULE,
         canonical_sources=_canonical("padchest-specific"),
         scoring_profile=PAPER_PROFILE,
+        findings=SPECIFIC_FINDINGS,
     )
 
 
@@ -77,6 +79,7 @@ def general() -> Benchmark:
         label_rule_min_images=PAPER_LABEL_RULE,
         canonical_sources=_canonical("padchest-general"),
         scoring_profile=PAPER_PROFILE,
+        findings=GENERAL_FINDINGS,
     )
 
 
