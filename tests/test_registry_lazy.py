@@ -88,6 +88,28 @@ print("LOADED=" + json.dumps(sorted(m for m in {WATCHED!r} if m in sys.modules))
     assert loaded == [] and "linear-probe" in out
 
 
+# What a read must not pay for either: pandas (the pandas read's own cost) and scikit-learn (over a second).
+READ_HEAVY = (*WATCHED, "pandas", "sklearn", "pyarrow.dataset")
+READ_CHILD = f"""
+import json, sys
+from mlbench.cli import main
+try:
+    main.main(args=sys.argv[1:], prog_name="mlbench", standalone_mode=False)
+finally:
+    print("\\nLOADED=" + json.dumps(sorted(m for m in {READ_HEAVY!r} if m in sys.modules)))
+"""
+
+
+@pytest.mark.parametrize("args", [("leaderboard", "show", "padchest-specific", "--metric", "auc"),
+                                  ("leaderboard", "show", "padchest-general", "--label", "cardiomegaly"),
+                                  ("plugins",), ("--help",)])
+def test_reads_with_the_torch_plugin_import_no_plugin_torch_pandas_or_sklearn(torch_site, args):
+    _cli(torch_site, "plugins")  # the cache exists, whatever ran first
+    out, loaded = _child(torch_site, "-c", READ_CHILD, *args)
+    assert loaded == [], (args, loaded)
+    assert ("best first" in out) if args[0] == "leaderboard" else ("plugins" in out)
+
+
 def test_calling_a_factory_imports_its_plugin(torch_site):
     _cli(torch_site, "plugins")  # the cache exists, whatever ran first
     code = f"""

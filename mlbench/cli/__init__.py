@@ -46,14 +46,59 @@ COMMANDS = {
     "board": "mlbench.cli.board:board_group",
     "reproduce": "mlbench.cli.reproduce:reproduce_command",
     "config": "mlbench.cli.config:config_command",
+    "evaluate": "mlbench.cli.evaluate:evaluate_command",
+}
+
+# command name -> the first paragraph of its help, which `mlbench --help` lists without importing the
+# command's module (each imports its own dependencies: pyarrow, rich, the api). A test holds every entry
+# equal to the command's own help; a command missing here is imported to list it.
+SUMMARIES = {
+    "plugins": "List every registered plugin (kind, name, package, version).",
+    "run": "Run BENCHMARK end to end: split, preprocess, train, ensemble, score.",
+    "demo-data": "Write the synthetic demo corpus (the dataset's own format) to OUT_DIR.",
+    "preprocess": "Decode, crop and resize every image of BENCHMARK once into CACHE (parallel, resumable).",
+    "datasets": "Inspect dataset sources.",
+    "split": "Patient-grouped stratified train/val/test split of BENCHMARK; prints its hash and timings.",
+    "labels": "Label hierarchies of datasets.",
+    "explain": "Explain IMAGE files (or --split) with the run's ensemble: one panel per label, std map, JSON, scores.",
+    "grid": "Imbalance remedies side by side: `mlbench grid BENCHMARK --remedies ...`, `mlbench grid status DIR`.",
+    "crop": "Crop chest X-rays (files or folders) to the lungs; write PNGs and OUT/crops.csv.",
+    "leaderboard": "Read leaderboard files (the published baselines and submitted runs).",
+    "compare": "Per-label deltas of RUN_DIR vs the published baseline (or paired differences vs another RUN_DIR).",
+    "submit": "Validate RUN_DIR (recompute split, coverage, every metric) and append it to a leaderboard.",
+    "report": "Write one self-contained HTML report of a run directory, a remedy grid directory or a board.",
+    "bundle": "Write the submission bundle of the finished run in RUN_DIR: manifest, environment, predictions, "
+              "claimed leaderboard rows, histories, skips and checkpoint hashes, each member indexed by sha256. "
+              "With --predictions, an external bundle of a predictions file instead (no recipe, no weights).",
+    "score": "Score FILE (image_id, label, probability[, entry, split]; CSV or parquet) on BENCHMARK's test split.",
+    "predict": "Predict the images under --images with every backbone and ensemble of RUN_DIR into --out.",
+    "verify": "Verify BUNDLE from the keeper's own files, believing nothing it says.",
+    "board": "A shared board kept as a git repository: init, add a bundle, rebuild.",
+    "reproduce": "Train the recipe of run BUNDLE again on --csv/--images into --out and compare with the bundle's "
+                 "predictions on the same test patients: reproduced when 0 lies in every entry's macro AUC interval.",
+    "config": "Print RUN_DIR's plan as a TOML config file: `mlbench run BENCHMARK --config FILE` plans the same "
+              "recipe.",
+    "evaluate": "Score RUN_DIR on BENCHMARK's test split for the labels the two benchmarks share (external "
+                "validation).",
 }
 
 
 class MlbenchGroup(click.Group):
+    listing = False  # True while --help lists the commands: a command not loaded yet shows its SUMMARIES line
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(COMMANDS) | set(self.commands))
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self.listing = True
+        try:  # click's own listing (widths, shortening), fed stand-ins instead of imported modules
+            super().format_commands(ctx, formatter)
+        finally:
+            self.listing = False
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if self.listing and cmd_name not in self.commands and cmd_name in SUMMARIES:
+            return click.Command(cmd_name, help=SUMMARIES[cmd_name])
         if cmd_name not in self.commands and cmd_name in COMMANDS:
             module, _, attribute = COMMANDS[cmd_name].partition(":")
             self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)

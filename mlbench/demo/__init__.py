@@ -17,8 +17,6 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-import pandas as pd
-
 from mlbench.data import DataSource
 from mlbench.foundations.errors import UserError
 from mlbench.foundations.io import write_json, write_text
@@ -102,6 +100,8 @@ def lungs_beside(label_file: str | Path) -> Path:
 
 
 def _write_sidecar(path: Path, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> Path:
+    import pandas as pd  # here only: is_synthetic's readers (leaderboard show) never load pandas
+
     write_text(path, pd.DataFrame(list(rows), columns=list(columns)).to_csv(index=False, lineterminator="\n"))
     return path
 

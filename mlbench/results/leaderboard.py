@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mlbench.foundations.errors import UserError
@@ -112,7 +111,10 @@ def validate_table(table: pa.Table, *, where: str = "leaderboard") -> pa.Table:
         same_kind = pa.types.is_large_string(have) and pa.types.is_string(f.type)
         if have != f.type and not (pa.types.is_null(have) or same_kind):
             raise LeaderboardError(f"{where}: column '{f.name}' has type {have}, expected {f.type}")
-    return table.select(list(COLUMNS)).cast(SCHEMA)
+    table = table.select(list(COLUMNS))
+    if table.schema.equals(SCHEMA):  # already SCHEMA's types: no cast, which would import pyarrow.compute (~30 ms)
+        return pa.Table.from_arrays(table.columns, schema=SCHEMA)
+    return table.cast(SCHEMA)
 
 
 def read(path: str | Path) -> pa.Table:
@@ -121,8 +123,9 @@ def read(path: str | Path) -> pa.Table:
         raise LeaderboardError(f"{path}: no such leaderboard file")
     if path.is_dir():  # pyarrow would read a folder as a dataset of every file in it
         raise LeaderboardError(f"{path}: is a folder; expected a leaderboard file (.parquet)")
-    try:
-        table = pq.read_table(path)
+    try:  # one file, read as one: pq.read_table would also import pyarrow.dataset, which a read never needs
+        with pq.ParquetFile(path) as parquet:
+            table = parquet.read()
     except (pa.ArrowInvalid, OSError) as exc:
         raise LeaderboardError(f"{path}: not a readable parquet file ({str(exc).splitlines()[0]}); "
                                "expected a leaderboard (docs/leaderboard.md)") from None
@@ -131,14 +134,20 @@ def read(path: str | Path) -> pa.Table:
 
 def rows_of(benchmark: str, path: str | Path) -> Any:
     """``path``'s rows of ``benchmark`` as a DataFrame; a file holding none is refused, naming what it holds."""
+    return board_table(benchmark, path).to_pandas()
+
+
+def board_table(benchmark: str, path: str | Path) -> pa.Table:
+    """:func:`rows_of` as a pyarrow table: what ``leaderboard show`` reads, with no pandas imported."""
     table = read(path)
-    mine = table.filter(pc.equal(table.column("benchmark"), benchmark))
+    names = table.column("benchmark").to_pylist()
+    mine = take_rows(table, [i for i, name in enumerate(names) if name == benchmark])
     if table.num_rows and not mine.num_rows:
-        held = sorted(map(str, set(table.column("benchmark").to_pylist()) - {None}))
+        held = sorted(map(str, set(names) - {None}))
         shown = ", ".join(held[:5]) + (" ..." if len(held) > 5 else "")
         raise LeaderboardError(f"{path}: holds rows of benchmark {shown or '(none named)'}, none of '{benchmark}'; "
                                "pass that benchmark's name or its own leaderboard file")
-    return mine.to_pandas()
+    return mine
 
 
 def write(path: str | Path, table: pa.Table) -> None:
@@ -197,18 +206,62 @@ def select_rows(board: Any, *, label: str | None = None, metric: str = "auc", va
                 source: str | None = None) -> Any:
     """The rows ``mlbench leaderboard show`` prints: one label (default ``__global__``), one metric,
     best first. Raises naming the labels/metrics/variants the board has when a filter matches nothing."""
+    order = selected_order({c: board[c].tolist() for c in SELECTED_BY}, label=label, metric=metric,
+                           variant=variant, source=source)
+    return board.iloc[order].reset_index(drop=True)
+
+
+def take_rows(table: pa.Table, positions: list[int]) -> pa.Table:
+    """``table``'s rows at ``positions``, in that order, as slices of each run of consecutive positions.
+
+    Neither ``take`` nor a filter: pyarrow imports pandas to convert any Python value (``pa.array``,
+    ``pa.scalar``, a list given to ``take``) and its compute module (about 30 ms) to take or filter;
+    slicing and concatenating need neither. A whole table comes back as it is."""
+    if positions == list(range(table.num_rows)):
+        return table
+    runs: list[list[int]] = []  # [start, length]
+    for i in positions:
+        if runs and runs[-1][0] + runs[-1][1] == i:
+            runs[-1][1] += 1
+        else:
+            runs.append([i, 1])
+    return pa.concat_tables([table.slice(start, length) for start, length in runs]) if runs else table.slice(0, 0)
+
+
+# The columns a selection reads: the filters', then the sort's.
+SELECTED_BY = ("metric", "label", "variant", "source", "value")
+
+
+def selected_order(columns: Mapping[str, list], *, label: str | None = None, metric: str = "auc",
+                   variant: str | None = None, source: str | None = None) -> list[int]:
+    """The positions :func:`select_rows` keeps, in its order, from plain column lists (``None`` or NaN: missing).
+
+    One implementation for a DataFrame and a pyarrow table. The order is pandas'
+    ``sort_values(["variant", "value"], ascending=[True, lower_is_better], na_position="last", kind="stable")``:
+    variants A to Z, values best first, a missing variant or value last, ties in file order."""
     label = label or GLOBAL_LABEL
-    selected = board
+    kept = range(len(columns["metric"]))
     for column, wanted in (("metric", metric), ("label", label), ("variant", variant), ("source", source)):
         if wanted is None:
             continue
-        matched = selected[selected[column] == wanted]
-        if matched.empty:
-            have = sorted(map(str, selected[column].dropna().unique()))
+        values = columns[column]
+        matched = [i for i in kept if values[i] == wanted]
+        if not matched:
+            have = sorted({str(values[i]) for i in kept if not is_missing(values[i])})
             shown = ", ".join(have[:60]) + (" ..." if len(have) > 60 else "")
             raise LeaderboardError(f"no leaderboard row with {column} '{wanted}'; this selection has {column}s: "
                                    f"{shown}")
-        selected = matched
-    ascending = metric in LOWER_IS_BETTER
-    return selected.sort_values(["variant", "value"], ascending=[True, ascending], na_position="last",
-                                kind="stable").reset_index(drop=True)
+        kept = matched
+    sign = 1.0 if metric in LOWER_IS_BETTER else -1.0
+    variants, values = columns["variant"], columns["value"]
+
+    def key(i: int) -> tuple:
+        v, x = variants[i], values[i]
+        return (is_missing(v), "" if is_missing(v) else v, is_missing(x), 0.0 if is_missing(x) else sign * x)
+
+    return sorted(kept, key=key)  # sorted is stable: ties keep the file's order
+
+
+def is_missing(value: Any) -> bool:
+    """None or NaN: how a missing cell comes out of a pyarrow column (None) or a pandas one (None or NaN)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))

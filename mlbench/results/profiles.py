@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from mlbench.foundations.errors import UserError
-from mlbench.results.leaderboard import GLOBAL_LABEL, LOWER_IS_BETTER, select_rows
+from mlbench.results.leaderboard import GLOBAL_LABEL, LOWER_IS_BETTER, is_missing, selected_order, take_rows
+
+if TYPE_CHECKING:  # annotations only: `leaderboard show` ranks a pyarrow table and never imports pandas
+    import pandas as pd
+    import pyarrow as pa
 
 # The key naming a profile in a run's manifest and in a board's board.json.
 PROFILE_KEY = "scoring_profile"
@@ -108,12 +110,11 @@ def _benchmark(benchmark: Any) -> Any:
 
 
 def lower_is_better(metric: str) -> bool:
-    """Whether a smaller value of ``metric`` ranks higher (Hamming loss, calibration errors)."""
-    try:
-        from mlbench.results.metrics import lower_is_better as ask
-    except ImportError:  # an older metrics module: the leaderboard's own list
-        return metric in LOWER_IS_BETTER
-    return ask(metric)
+    """Whether a smaller value of ``metric`` ranks higher (Hamming loss, calibration errors).
+
+    The leaderboard schema's list, which mlbench.results.metrics answers from too: asking that module
+    would import scikit-learn (over a second) into every command that only ranks a board."""
+    return metric in LOWER_IS_BETTER
 
 
 def order_metrics(metrics: Iterable[str], profile: ScoringProfile) -> list[str]:
@@ -167,17 +168,45 @@ def shown_rows(board: pd.DataFrame, profile: ScoringProfile, *, label: str | Non
     per variant best first, ties broken by the profile's other metrics of the same entry and label.
     ``attrs`` name the ``metric`` shown and the ``profile`` ranking them."""
     metric = metric or profile.primary
-    rows = select_rows(board, label=label, metric=metric, variant=variant, source=source)  # names what is missing
-    keys = ["variant", "source", "run_id", "entry"]
-    wanted = set(rows[keys].itertuples(index=False, name=None))
-    pool = board[[key in wanted for key in board[keys].itertuples(index=False, name=None)]]
-    rank = {e: i for i, e in enumerate(ranked_entries(pool, profile, keys=keys, label=label or GLOBAL_LABEL,
-                                                      first=metric))}
-    shown = list(rows[keys].itertuples(index=False, name=None))
-    order = sorted(range(len(rows)), key=lambda i: (str(shown[i][0]), rank[shown[i]]))
-    ranked = rows.iloc[order].reset_index(drop=True)
+    order = shown_order({c: board[c].tolist() for c in SHOWN_BY}, profile, label=label, metric=metric,
+                        variant=variant, source=source)
+    ranked = board.iloc[order].reset_index(drop=True)
     ranked.attrs.update(metric=metric, profile=profile)
     return ranked
+
+
+def shown_table(board: pa.Table, profile: ScoringProfile, *, label: str | None = None, metric: str | None = None,
+                variant: str | None = None, source: str | None = None) -> pa.Table:
+    """:func:`shown_rows` of a pyarrow table: the same rows in the same order (metric: the profile's primary)."""
+    order = shown_order({c: board.column(c).to_pylist() for c in SHOWN_BY}, profile, label=label,
+                        metric=metric or profile.primary, variant=variant, source=source)
+    return take_rows(board, order)
+
+
+# The columns a shown selection reads: an entry's key, then what ranks it.
+SHOWN_KEYS = ("variant", "source", "run_id", "entry")
+SHOWN_BY = (*SHOWN_KEYS, "label", "metric", "value")
+
+
+def shown_order(columns: Mapping[str, list], profile: ScoringProfile, *, label: str | None, metric: str,
+                variant: str | None = None, source: str | None = None) -> list[int]:
+    """The positions :func:`shown_rows` keeps, in its order, from plain column lists (one ranking for both)."""
+    label = label or GLOBAL_LABEL
+    rows = selected_order(columns, label=label, metric=metric, variant=variant, source=source)  # names what is missing
+    # a missing key cell is None whichever library read it (pandas 3 gives NaN for a missing string)
+    keys = [tuple(None if is_missing(v) else v for v in key) for key in zip(*(columns[k] for k in SHOWN_KEYS))]
+    wanted = {keys[i] for i in rows}
+    ranking = ranking_metrics(profile, metric)
+    # ranked_entries over the rows of the shown entries: every metric of the profile, the first row of each wins
+    entries: dict[tuple, dict[str, float]] = {}
+    for i, key in enumerate(keys):
+        if key in wanted:
+            values = entries.setdefault(key, {})
+            if columns["label"][i] == label and columns["metric"][i] in ranking:
+                values.setdefault(columns["metric"][i], _number(columns["value"][i]))
+    rank = {e: n for n, e in enumerate(sorted(entries, key=lambda e: rank_key(entries[e], profile, metric)))}
+    # variants A to Z, a row without one last (as the selection sorts them), each variant's entries by rank
+    return sorted(rows, key=lambda i: (keys[i][0] is None, str(keys[i][0]), rank[keys[i]]))
 
 
 def _number(value: Any) -> float:
