@@ -208,10 +208,14 @@ def plan_reproduction(path: str | Path, csv: str | Path, images: str | Path, out
     notes += software_notes(bundle, registry)
     n_boot, _ = _bootstrap(bundle)
     # The recipe whole, and the run's bootstrap: the reproduction's own rows are made as the bundle's were.
+    try:
+        dataset_options = submit.run_dataset_options(bundle.manifest, f"{bundle.path}: {MANIFEST}")
+    except UserError as exc:
+        raise ReproduceError(str(exc)) from None
     options = RunOptions(benchmark=bench.name, out=out, csv=csv, images=images, recipe=recipe, n_boot=n_boot,
-                         device=device, workers=workers, progress=progress)
+                         device=device, workers=workers, progress=progress, dataset_options=dataset_options or None)
     plan_run(options, registry)  # names, options, device and --out, as `mlbench run` checks them
-    split = submit.canonical_split(bench.name, DataSource(csv, images), registry)
+    split = submit.canonical_split(bench.name, DataSource(csv, images), registry, dataset_options)
     claimed = bundle.manifest.get("split_hash")
     if claimed != split.summary["split_hash"]:
         raise ReproduceError(f"--csv {csv}: gives split {split.summary['split_hash'][:12]}..., the bundle's run "

@@ -46,7 +46,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -59,6 +59,7 @@ from mlbench.foundations.io import OutputPathError, make_parent, os_reason
 from mlbench.contracts.benchmark import CanonicalSource
 from mlbench.data import DataSource, DatasetError
 from mlbench.data.canonical import content_sha256, pin_for, releases
+from mlbench.data.datasetoptions import read_dataset
 from mlbench.data.splits import BenchmarkSplit, split_benchmark, split_hash
 from mlbench.demo import SYNTHETIC_KIND, is_synthetic
 from mlbench.results.metrics import MetricWarning
@@ -88,11 +89,28 @@ def examples(items: Any) -> str:
 
 
 # -- the canonical split -----------------------------------------------------------------------------
-def canonical_split(benchmark: str, source: DataSource, registry: Registry | None = None) -> BenchmarkSplit:
-    """Read ``source`` with the benchmark's dataset plugin and recompute its split (the runner's function)."""
+def canonical_split(benchmark: str, source: DataSource, registry: Registry | None = None,
+                    dataset_options: Mapping[str, Any] | None = None) -> BenchmarkSplit:
+    """Read ``source`` with the benchmark's dataset plugin (and the run's dataset options) and recompute its
+    split, as the runner does; for a benchmark whose labels come from the data, ``labels`` are the data's."""
     registry = registry or get_registry()
     bench = registry.create("benchmark", benchmark)
-    return split_benchmark(registry.create("dataset", bench.dataset).read(source), bench)
+    return split_benchmark(read_dataset(registry, bench.dataset, source, dataset_options), bench)
+
+
+def run_dataset_options(m: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The dataset options a run was made with (its identity's ``dataset_options``; none: empty).
+
+    The value comes from a file from outside: anything but a mapping of names to plain values is refused
+    in one line naming ``where``; the dataset itself then checks each option as ``--dataset-option``.
+    """
+    options = (m.get("identity") or {}).get("dataset_options") if isinstance(m.get("identity"), Mapping) else None
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in options.items()):
+        raise UserError(f"{where}: identity.dataset_options is not a mapping of option names to plain values")
+    return dict(options)
 
 
 # -- validation ----------------------------------------------------------------------------------------
@@ -164,7 +182,8 @@ def _check_split(run_dir: Path, m: dict[str, Any], canon: BenchmarkSplit, labels
         v.problems.append(f"split hash: {MANIFEST} has {m.get('split_hash')}, the canonical split recomputed "
                           f"from the dataset source is {canon.summary['split_hash']}")
     stored = RunDir(run_dir).split()
-    stored_hash = split_hash(stored["image_id"].astype(str).tolist(), stored["split"].astype(str).tolist())
+    stored_hash = split_hash(stored["image_id"].astype(str).tolist(), stored["split"].astype(str).tolist(),
+                             canon.summary.get("dataset_options"))  # the options that shaped the labels
     if stored_hash != canon.summary['split_hash']:
         v.problems.append(f"{SPLIT}: its image/subset assignment hashes to {stored_hash}, the canonical split "
                           f"to {canon.summary['split_hash']}")
@@ -341,11 +360,15 @@ def validate_run(run_dir: str | Path, *, source: DataSource | None = None,
     pin = _canonical_pin(bench, source, own_board, v)
     if len(v.problems) > n_problems:
         return v  # an unreadable label file, or one the target board does not take: nothing to recompute
-    canon = canonical_split(m["benchmark"], source, registry)
-    _check_canonical_split(bench, pin, canon, own_board, v)
-    if not _check_data(run_dir, rundir, m, canon, list(bench.labels), registry, v):
+    try:
+        canon = canonical_split(m["benchmark"], source, registry, run_dataset_options(m, str(rundir.manifest_file)))
+    except UserError as exc:  # the recorded dataset options are not this dataset's
+        v.problems.append(str(exc))
         return v
-    stored = stored_run(run_dir, canon, list(bench.labels), v)
+    _check_canonical_split(bench, pin, canon, own_board, v)
+    if not _check_data(run_dir, rundir, m, canon, list(canon.labels), registry, v):
+        return v
+    stored = stored_run(run_dir, canon, list(canon.labels), v)
     if stored is None:
         return v
     check_ensembles(stored, m, registry, v)

@@ -40,6 +40,7 @@ import pyarrow as pa
 from mlbench.contracts.registry import Registry, get_registry
 from mlbench.data import DataSource, Skip
 from mlbench.data.canonical import content_sha256, pin_for
+from mlbench.data.datasetoptions import read_dataset
 from mlbench.data.splits import BenchmarkSplit, split_benchmark, split_table
 from mlbench.demo import is_synthetic
 from mlbench.foundations.errors import UserError
@@ -238,7 +239,7 @@ class _Verification:
             return
         if not self.step("coverage", lambda v: self.coverage(canon, skipped, v)):
             return
-        stored = self.step("scores", lambda v: submit.stored_run(self.rundir.path, canon, list(bench.labels), v))
+        stored = self.step("scores", lambda v: submit.stored_run(self.rundir.path, canon, list(canon.labels), v))
         if stored is None:
             return
         self.step("ensembles", lambda v: submit.check_ensembles(stored, self.m, self.registry, v) or True)
@@ -248,6 +249,10 @@ class _Verification:
             self.verdict.rows = self.step("provenance", lambda v: accepted_rows(self.bundle))
 
     # -- the label file and the split -------------------------------------------------------------------
+    def dataset_options(self) -> dict[str, Any]:
+        """The dataset options the bundle's run was read with: the keeper's file is read the same way."""
+        return submit.run_dataset_options(self.m, f"{self.bundle.path}: manifest")
+
     def label_file(self, bench: Any, v: submit.Validation) -> BenchmarkSplit | None:
         keeper = self.keeper
         digest = content_sha256(keeper.csv)
@@ -263,7 +268,11 @@ class _Verification:
                               f"({releases or 'it declares none: pin the board to a label file'})")
             return None
         source = DataSource(Path(keeper.csv), Path(keeper.images) if keeper.images else Path(keeper.csv).parent)
-        canon = submit.canonical_split(bench.name, source, self.registry)
+        try:
+            canon = submit.canonical_split(bench.name, source, self.registry, self.dataset_options())
+        except UserError as exc:  # the run's recorded dataset options are not this dataset's
+            v.problems.append(str(exc))
+            return None
         if pin is not None and canon.summary["split_hash"] != pin.split_hash:
             v.problems.append(f"--csv {keeper.csv}: the split recomputed from {pin.release} hashes to "
                               f"{canon.summary['split_hash'][:12]}..., pinned {pin.split_hash[:12]}... (another "
@@ -298,8 +307,8 @@ class _Verification:
 
     def sealed(self, bench: Any, canon: BenchmarkSplit, v: submit.Validation) -> BenchmarkSplit | None:
         """The canonical split with its test labels taken from the keeper's private label file."""
-        private = split_benchmark(self.registry.create("dataset", bench.dataset).read(
-            DataSource(Path(self.keeper.labels), Path(self.keeper.labels).parent)), bench)
+        private = split_benchmark(read_dataset(self.registry, bench.dataset, DataSource(
+            Path(self.keeper.labels), Path(self.keeper.labels).parent), self.dataset_options()), bench)
         truth = pd.DataFrame(private.Y, index=private.frame["image_id"].astype(str).to_numpy())
         ids = canon.frame["image_id"].astype(str).to_numpy()
         test = canon.splits == "test"
@@ -401,7 +410,7 @@ class _Verification:
         from mlbench.preprocessing.cache import prepare_image
         from mlbench.preprocessing.images import ImageReadError
         from mlbench.results.rundir import recipe_from_dict
-        from mlbench.training.loop import build_backbone, pick_device, predict
+        from mlbench.training.loop import build_backbone, on_device, pick_device, predict
         from mlbench.training.runner import weightless
         import torch
 
@@ -427,13 +436,13 @@ class _Verification:
         device = pick_device("auto")
         worst = {}
         for name in backbones:
-            model = build_backbone(self.registry, name, len(bench.labels), weightless(recipe))
+            model = build_backbone(self.registry, name, len(canon.labels), weightless(recipe))
             try:
                 model.load_state_dict(self.bundle.weights(name))
             except RuntimeError:
                 v.problems.append(f"the weights of backbone '{name}' do not fit it (keys or shapes)")
                 continue
-            probs = predict(model.to(device).eval(), batch, device, batch_size=recipe.batch_size * 4)
+            probs = predict(on_device(model, device).eval(), batch, device, batch_size=recipe.batch_size * 4)
             worst[name] = float(np.abs(probs.astype(np.float64) - stored.scores[name][rows]).max())
         bad = {n: d for n, d in worst.items() if not d <= self.keeper.tolerance}
         if bad:
