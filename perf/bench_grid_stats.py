@@ -12,12 +12,19 @@ errors) and a remedy- and seed-specific part, and three ensembles as the runner 
 does with them:
 
 - intervals: each cell's metrics stage, ``rescoring.score_entries`` (every entry's rows with
-  their patient-bootstrap 95% intervals), once per cell (``--interval-cells`` limits how many
-  are timed; the rest is projected from their mean);
+  their patient-bootstrap 95% intervals) and the replicates it keeps in the run directory
+  (``rescoring.write_replicates``), once per cell (``--interval-cells`` limits how many are
+  timed; the rest is projected from their mean, and the other cells' kept replicates are made
+  untimed with ``stats.entry_replicates``, the same arrays);
 - comparison: ``mlbench.grid.cells.compare_cells``, exactly what ``mlbench grid`` writes as
   comparison.parquet: every run read back, every remedy against the baseline per seed and
-  entry, seeds combined, Holm over the remedies;
+  entry (each run entry's replicates those its metrics stage kept), seeds combined, Holm over
+  the remedies; ``--recompute`` times it again computing every replicate (the code before the
+  kept replicates) and checks that both tables agree to 1e-12;
 - Holm: the final ``paired.adjust`` over the whole table, timed again on its own.
+
+At full size the untimed replicates take minutes: ``--grid-dir D --prepare-only`` writes the grid
+and them, then ``--grid-dir D --reuse`` times the statistics on it.
 
 It prints the machine first (perf/_machine.py), then wall and CPU seconds per stage and the total.
 """
@@ -45,7 +52,9 @@ from mlbench.grid.remedies import Remedy
 from mlbench.results import paired, predictions
 from mlbench.results.griddir import GridDir
 from mlbench.results.metrics import MetricWarning
-from mlbench.results.rescoring import decisions, load_stored_run, score_entries
+from mlbench.results.rescoring import decisions, load_stored_run, score_entries, write_replicates
+from mlbench.results.rundir import RunDir
+from mlbench.results.stats import entry_replicates
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import describe_machine  # noqa: E402
@@ -98,6 +107,11 @@ def simulate_entries(rng: np.random.Generator, y: np.ndarray, difficulty: np.nda
     return probs
 
 
+def grid_cells(root: Path, args: argparse.Namespace) -> list[GridCell]:
+    return [GridCell(Remedy(remedy), seed, CellOut(GridDir(root).cell_dir(remedy, seed)))
+            for remedy in REMEDIES[:args.remedies] for seed in range(args.seeds)]
+
+
 def write_grid(root: Path, args: argparse.Namespace) -> list[GridCell]:
     rng = np.random.default_rng(0)
     frame, y, splits = simulate_split(rng, args.images, args.labels)
@@ -129,12 +143,35 @@ def timed(work):
 
 
 def cell_intervals(cell: GridCell, n_boot: int) -> int:
-    """One cell's metrics stage on its stored arrays: the rows ``mlbench run`` writes to its leaderboard."""
+    """One cell's metrics stage on its stored arrays: the rows ``mlbench run`` writes to its leaderboard, and
+    the replicates it keeps in the run directory."""
     stored = load_stored_run(cell.run_dir)
     entries = [(e, kind, stored.scores[e], decisions(stored, e), None) for e, kind in stored.entries.items()]
+    kept = {}
     rows, _ = score_entries(entries, stored.y, stored.patient_ids, stored.labels, train_counts=stored.train_counts,
-                            n_boot=n_boot, seed=0)
+                            n_boot=n_boot, seed=0, replicates=kept)
+    write_replicates(cell.run_dir, kept, n_boot=n_boot, seed=0)
     return len(rows)
+
+
+def keep_replicates(cell: GridCell, n_boot: int) -> None:
+    """The replicates a cell's metrics stage keeps, without its rows (for the cells whose stage is not timed)."""
+    stored = load_stored_run(cell.run_dir)
+    kept = {e: entry_replicates(stored.y, stored.scores[e], decisions(stored, e), stored.patient_ids, n_boot=n_boot,
+                                seed=0) for e in stored.entries}
+    write_replicates(cell.run_dir, kept, n_boot=n_boot, seed=0)
+
+
+def same_tables(a: pd.DataFrame, b: pd.DataFrame) -> float:
+    """The largest difference between two comparison tables' numbers (raises if their text columns differ)."""
+    text = [c for c in a.columns if not pd.api.types.is_numeric_dtype(a[c])]
+    if not a[text].equals(b[text]):
+        raise SystemExit("the comparison from kept replicates differs from the recomputed one in its text columns")
+    numbers = [c for c in a.columns if c not in text]
+    x, y = a[numbers].to_numpy(dtype=float), b[numbers].to_numpy(dtype=float)
+    if not (np.isnan(x) == np.isnan(y)).all():
+        raise SystemExit("the comparison from kept replicates differs from the recomputed one in its NaNs")
+    return float(np.nanmax(np.abs(x - y))) if x.size else 0.0
 
 
 def main() -> None:
@@ -148,9 +185,16 @@ def main() -> None:
                         help="time the intervals of this many cells only and project the rest (default: all)")
     parser.add_argument("--no-intervals", action="store_true", help="time the comparison table only")
     parser.add_argument("--grid-dir", type=Path, default=None, help="where the cells go (default: a temporary folder)")
+    parser.add_argument("--prepare-only", action="store_true",
+                        help="write the grid and every cell's kept replicates into --grid-dir, time nothing")
+    parser.add_argument("--reuse", action="store_true", help="use the grid --prepare-only left in --grid-dir")
+    parser.add_argument("--recompute", action="store_true",
+                        help="also time the comparison computing every replicate, as before they were kept")
     args = parser.parse_args()
     if not 2 <= args.remedies <= len(REMEDIES):
         parser.error(f"--remedies must be 2 to {len(REMEDIES)}")
+    if (args.prepare_only or args.reuse) and args.grid_dir is None:
+        parser.error("--prepare-only and --reuse need --grid-dir")
     print(describe_machine())
     print(f"grid: {args.remedies} remedies x {args.seeds} seeds, {args.images} test images "
           f"(~{IMAGES_PER_PATIENT} per patient) x {args.labels} labels x {len(BACKBONES) + len(ENSEMBLES)} entries, "
@@ -158,11 +202,19 @@ def main() -> None:
     root = args.grid_dir or Path(tempfile.mkdtemp(prefix="mlbench-grid-stats-"))
     warnings.simplefilter("ignore", MetricWarning)
     try:
-        cells, seconds, _ = timed(lambda: write_grid(root, args))
-        print(f"writing {len(cells)} run directories (not a statistic): {seconds:.1f} s")
+        if args.reuse:
+            cells = grid_cells(root, args)
+            lacking = [c.label for c in cells if not RunDir(c.run_dir).predictions_file.is_file()]
+            if lacking:
+                raise SystemExit(f"--reuse: {root} lacks cells {', '.join(lacking)}; run --prepare-only first")
+            print(f"reusing the {len(cells)} run directories in {root}")
+        else:
+            cells, seconds, _ = timed(lambda: write_grid(root, args))
+            print(f"writing {len(cells)} run directories (not a statistic): {seconds:.1f} s")
         total_wall = total_cpu = 0.0
-        if not args.no_intervals:
-            timed_cells = cells[:args.interval_cells] if args.interval_cells else cells
+        timed_cells = [] if args.no_intervals or args.prepare_only else \
+            cells[:args.interval_cells] if args.interval_cells else cells
+        if timed_cells:
             wall = cpu = 0.0
             for cell in timed_cells:
                 _, w, c = timed(lambda: cell_intervals(cell, args.replicates))
@@ -172,6 +224,15 @@ def main() -> None:
             print(f"intervals, {len(cells)} cells{note}: {wall * scale:.1f} s wall, {cpu * scale:.1f} s CPU "
                   f"({wall / len(timed_cells):.1f} s wall per cell)")
             total_wall, total_cpu = wall * scale, cpu * scale
+        rest = [c for c in cells if c not in timed_cells
+                and not (args.reuse and RunDir(c.run_dir).replicates_file.is_file())]
+        if rest and not args.no_intervals:
+            _, wall, cpu = timed(lambda: [keep_replicates(cell, args.replicates) for cell in rest])
+            print(f"  the kept replicates of the other {len(rest)} cells' metrics stages (untimed part of the intervals "
+                  f"above): {wall:.1f} s wall, {cpu:.1f} s CPU; not counted in the total")
+        if args.prepare_only:
+            print(f"prepared {root}; time it with --grid-dir {root} --reuse")
+            return
         _, wall, cpu = timed(lambda: [load_stored_run(cell.run_dir) for cell in cells])
         print(f"  reading the {len(cells)} cells back (load_stored_run, as compare_cells does first): {wall:.1f} s wall, "
               f"{cpu:.1f} s CPU; not counted in the total")
@@ -183,12 +244,16 @@ def main() -> None:
         print(f"  of which Holm over the remedies (paired.adjust, timed again alone): {holm_wall:.2f} s wall, "
               f"{holm_cpu:.2f} s CPU")
         total_wall, total_cpu = total_wall + wall, total_cpu + cpu
+        if args.recompute:
+            again, wall, cpu = timed(lambda: compare_cells(cells, REMEDIES[0], n_boot=args.replicates, use_stored=False))
+            print(f"  the same table computing every replicate (use_stored=False, as before): {wall:.1f} s wall, "
+                  f"{cpu:.1f} s CPU; largest difference from the table above {same_tables(table, again):.1e}")
         verdicts = table["verdict"].value_counts().to_dict()
         print(f"verdicts: {verdicts}")
         print(f"total: {total_wall:.1f} s wall, {total_cpu:.1f} s CPU; load average now "
               f"{os.getloadavg()[0]:.1f}")
     finally:
-        if args.grid_dir is None:
+        if args.grid_dir is None:  # a --grid-dir is kept
             shutil.rmtree(root, ignore_errors=True)
 
 

@@ -27,7 +27,7 @@ from mlbench.results import paired
 from mlbench.results.griddir import GridDir, GridError, is_integer, is_name, is_names_list
 from mlbench.contracts.registry import Registry, get_registry
 from mlbench.grid.remedies import KINDS, Remedy, canonical_remedy, parse_remedy
-from mlbench.results.rescoring import compare_stored, load_stored_run
+from mlbench.results.rescoring import StoredRun, compare_stored, load_stored_run, stored_replicates
 from mlbench.results.rundir import RunDir
 
 COMPARISON_COLUMNS = ("remedy", "baseline", "entry") + paired.COLUMNS
@@ -261,10 +261,12 @@ def run_grid(spec: GridSpec, *, executor: Executor = run_inline, registry: Regis
 
 
 # -- comparison ---------------------------------------------------------------------------------------
-def compare_cells(cells: list[GridCell], baseline: str, *, n_boot: int) -> pd.DataFrame:
+def compare_cells(cells: list[GridCell], baseline: str, *, n_boot: int, use_stored: bool = True) -> pd.DataFrame:
     """Every remedy against the baseline, per entry, combined over seeds.
 
-    The baseline's runs are read once and their replicates computed once per seed and entry
+    Each run entry's replicates are those its cell's metrics stage stored (RunDir.replicates_file) where they
+    fit these draws and its predictions (``use_stored``; otherwise, or where not, computed: the same values to
+    1e-12). The baseline's runs are read once and what is computed is computed once per seed and entry
     (paired.sharing_replicates); each other remedy's runs are read when compared, so at most
     two remedies' predictions are in memory at a time.
     """
@@ -274,12 +276,17 @@ def compare_cells(cells: list[GridCell], baseline: str, *, n_boot: int) -> pd.Da
     tables = []
     # 256 MB: the baseline's replicates of every seed and entry and one remedy's, at 1,000 replicates
     # of 54 labels (about 2 MB per run entry)
-    with paired.sharing_replicates(max_bytes=2**28):
+    def kept(runs) -> list:  # what the cells' metrics stages kept for these draws (compare_stored's seed 0)
+        return [r for run in runs if isinstance(run, StoredRun)  # a run read some other way keeps nothing
+                for r in stored_replicates(run, n_boot=n_boot, seed=0)] if use_stored else []
+
+    with paired.sharing_replicates(max_bytes=2**28) as cache, cache.offering(kept(base.values())):
         for remedy in dict.fromkeys(c.remedy.name for c in cells):
             if remedy == baseline:
                 continue
-            per_seed = [compare_stored(base[s], load_stored_run(run_dirs[(remedy, s)]), n_boot=n_boot)
-                        for s in seeds]
+            runs = {s: load_stored_run(run_dirs[(remedy, s)]) for s in seeds}
+            with cache.offering(kept(runs.values())):
+                per_seed = [compare_stored(base[s], runs[s], n_boot=n_boot) for s in seeds]
             for entry in per_seed[0]:
                 combined = paired.combine_seeds([comparisons[entry] for comparisons in per_seed])
                 tables.append(combined.table.assign(remedy=remedy, baseline=baseline, entry=entry))

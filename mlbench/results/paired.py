@@ -46,7 +46,10 @@ in :mod:`mlbench.results.stats`; without a mask nothing changes.
 Each run's metrics per replicate are the costly part (at PadChest's size about a second per
 entry). A comparison computes them once per run even when B is A, and inside
 :func:`sharing_replicates` (a grid's comparison) once per run entry across every comparison:
-the baseline's are reused by every remedy (:class:`ReplicateCache`).
+the baseline's are reused by every remedy (:class:`ReplicateCache`). A caller holding a run entry's
+replicates already (``stored``, or offered to the shared cache with :meth:`ReplicateCache.offering`: what a
+run's metrics stage kept, :class:`mlbench.results.stats.EntryReplicates`) has them used instead where their
+key is that of this comparison's arrays, patients and draws, and their shapes fit; anything else is computed.
 """
 
 from __future__ import annotations
@@ -66,8 +69,8 @@ from mlbench.data.labels import check_known
 from mlbench.results.leaderboard import GLOBAL_LABEL
 from mlbench.foundations.missing import finite_mean
 from mlbench.results.metrics import BRIER, ECE, lower_is_better
-from mlbench.results.stats import (CI_LEVEL, PatientBootstrap, calibration_metrics, decision_metrics, label_groups,
-                                   patient_bootstrap, ranking_metrics)
+from mlbench.results.stats import (CI_LEVEL, EntryReplicates, PatientBootstrap, calibration_metrics, decision_metrics,
+                                   label_groups, patient_bootstrap, ranking_metrics, replicates_key, with_whole_split)
 
 COLUMNS = ("scope", "name", "metric", "difference", "ci_low", "ci_high", "sd", "n_seeds", "p_value", "p_adjusted",
            "verdict")
@@ -143,12 +146,6 @@ def _per_replicate(y, scores, decisions, boot: PatientBootstrap, metrics, known=
     return {m: out[m] for m in metrics}
 
 
-def _with_whole_split(boot: PatientBootstrap) -> PatientBootstrap:
-    """The replicates after one 'replicate' drawing every patient once: the whole split's metrics, same code path."""
-    whole = np.ones((1, boot.counts.shape[1]), dtype=boot.counts.dtype)
-    return PatientBootstrap(boot.codes, np.concatenate([whole, boot.counts]))
-
-
 def _content_key(*arrays: np.ndarray) -> str:
     digest = hashlib.blake2b(digest_size=16)
     for a in arrays:
@@ -174,6 +171,21 @@ class ReplicateCache:
         self._entries: OrderedDict[tuple, tuple[dict, dict]] = OrderedDict()
         self._sizes: dict[tuple, int] = {}
         self._stacked: dict[int, tuple[PatientBootstrap, PatientBootstrap]] = {}
+        self._offered: dict[str, EntryReplicates] = {}
+
+    @contextmanager
+    def offering(self, replicates: Sequence[EntryReplicates]) -> Iterator[None]:
+        """Within the block, comparisons use these kept replicates where their key fits (module docstring)."""
+        added = [r.key for r in replicates if r.key not in self._offered]
+        self._offered.update({r.key: r for r in replicates})
+        try:
+            yield
+        finally:
+            for key in added:
+                self._offered.pop(key, None)
+
+    def offered(self, key: str) -> EntryReplicates | None:
+        return self._offered.get(key)
 
     def metrics(self, y, scores, decisions, boot: PatientBootstrap, metrics: Sequence[str],
                 known: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -185,7 +197,7 @@ class ReplicateCache:
             self._entries.move_to_end(key)
             return self._entries[key]
         if id(boot) not in self._stacked:
-            self._stacked[id(boot)] = (boot, _with_whole_split(boot))
+            self._stacked[id(boot)] = (boot, with_whole_split(boot))
         values = _per_replicate(y, scores, decisions, self._stacked[id(boot)][1], metrics, known)
         for v in values.values():
             v.setflags(write=False)  # handed to every comparison that asks again
@@ -280,7 +292,7 @@ def adjust(table: pd.DataFrame, family: Sequence[str] = FAMILY) -> pd.DataFrame:
 
 def _compare(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, labels, train_counts, *,
              n_boot: int, seed: int, metrics: Sequence[str], paired: bool,
-             known: np.ndarray | None = None) -> BootstrapDifferences:
+             known: np.ndarray | None = None, stored: Sequence[EntryReplicates] = ()) -> BootstrapDifferences:
     metrics = tuple(metrics)
     labels = list(labels)
     y, arrays, groups, known = _inputs(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, labels,
@@ -288,10 +300,22 @@ def _compare(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, label
     if n_boot < 1:
         raise ValueError(f"paired: n_boot must be at least 1, got {n_boot}")
     boot_a = patient_bootstrap(patient_ids, n_boot, seed)
-    boot_b = boot_a if paired else patient_bootstrap(patient_ids, n_boot, seed + UNPAIRED_SEED_OFFSET)
+    seed_b = seed if paired else seed + UNPAIRED_SEED_OFFSET
+    boot_b = boot_a if paired else patient_bootstrap(patient_ids, n_boot, seed_b)
     cache = _SHARED.get() or ReplicateCache()
-    point_a, reps_a = cache.metrics(y, arrays["scores_a"], arrays["decisions_a"], boot_a, metrics, known)
-    point_b, reps_b = cache.metrics(y, arrays["scores_b"], arrays["decisions_b"], boot_b, metrics, known)
+    given = {s.key: s for s in stored}
+
+    def run_metrics(run: str, boot: PatientBootstrap, boot_seed: int):
+        scores, decisions = arrays[f"scores_{run}"], arrays[f"decisions_{run}"]
+        if given or cache._offered:
+            key = replicates_key(y, scores, decisions, patient_ids, n_boot=n_boot, seed=boot_seed, known=known)
+            hit = given.get(key) or cache.offered(key)
+            if hit is not None and all(np.shape(hit.values.get(m)) == (n_boot + 1, len(labels)) for m in metrics):
+                return {m: hit.values[m][:1] for m in metrics}, {m: hit.values[m][1:] for m in metrics}
+        return cache.metrics(y, scores, decisions, boot, metrics, known)
+
+    point_a, reps_a = run_metrics("a", boot_a, seed)
+    point_b, reps_b = run_metrics("b", boot_b, seed_b)
 
     rows: list[dict] = []
     replicate_rows: list[np.ndarray] = []
@@ -325,16 +349,18 @@ def _compare(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, label
 
 def paired_differences(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, labels, train_counts, *,
                        n_boot: int = 1000, seed: int = 0,
-                       metrics: Sequence[str] = DEFAULT_METRICS, known: np.ndarray | None = None) -> BootstrapDifferences:
+                       metrics: Sequence[str] = DEFAULT_METRICS, known: np.ndarray | None = None,
+                       stored: Sequence[EntryReplicates] = ()) -> BootstrapDifferences:
     """B - A per label, frequency group and macro, with paired patient-bootstrap 95% CIs.
 
     ``y`` (test images, labels) 0/1; ``scores_*`` the runs' scores and ``decisions_*`` their 0/1
     decisions on the same images in the same order; ``patient_ids`` each image's patient;
     ``train_counts`` positives per label in the training split (for the groups); ``known`` False at
     unknown cells (None: every cell known). Deterministic for (patients, n_boot, seed).
+    ``stored``: replicates computed before, used where their key fits (module docstring).
     """
     return _compare(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, labels, train_counts,
-                    n_boot=n_boot, seed=seed, metrics=metrics, paired=True, known=known)
+                    n_boot=n_boot, seed=seed, metrics=metrics, paired=True, known=known, stored=stored)
 
 
 def unpaired_differences(y, scores_a, scores_b, decisions_a, decisions_b, patient_ids, labels, train_counts, *,

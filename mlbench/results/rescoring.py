@@ -21,7 +21,7 @@ from mlbench.results.paired import BootstrapDifferences, paired_differences
 from mlbench.results.metrics import MetricWarning
 from mlbench.data.splits import split_labels
 from mlbench.results.rundir import SPLIT_KEY_COLUMNS, RunDir
-from mlbench.results.stats import metric_intervals
+from mlbench.results.stats import STORED_METRICS, EntryReplicates, entry_statistics
 
 DEFAULT_N_BOOT = 1000
 DEFAULT_BOOT_SEED = 0
@@ -55,6 +55,8 @@ class StoredRun:
     val_scores: dict[str, np.ndarray] = field(default_factory=dict)
     known: np.ndarray | None = None  # test cells whose label is known (None: all of them; split.parquet's nulls)
     known_val: np.ndarray | None = None
+    # (n_boot, seed) -> what RunDir.read_replicates gave for those draws (stored_replicates reads it once)
+    replicate_store: dict[tuple[int, int], list[EntryReplicates]] = field(default_factory=dict, repr=False)
 
 
 def bootstrap_settings(manifest: dict[str, Any]) -> tuple[int, int]:
@@ -99,18 +101,22 @@ def load_stored_run(run_dir: str | Path, split: pd.DataFrame | None = None) -> S
 def score_entries(entries: Iterable[tuple[str, str, np.ndarray, np.ndarray, np.ndarray | None]], y: np.ndarray,
                   patients: Sequence[str], labels: Sequence[str], *, train_counts: np.ndarray, n_boot: int, seed: int,
                   threshold_rule: str = "fixed", y_val: np.ndarray | None = None,
-                  known: np.ndarray | None = None, known_val: np.ndarray | None = None
+                  known: np.ndarray | None = None, known_val: np.ndarray | None = None,
+                  replicates: dict[str, EntryReplicates] | None = None
                   ) -> tuple[list[dict[str, Any]], dict[str, dict[str, float]]]:
     """The one scoring loop (``mlbench run``'s metrics stage and every recomputation): each entry's rows.
 
     ``entries``: (name, kind, test scores, test decisions, validation scores). With ``val-f1`` each
     entry's tuned rows follow its own, their thresholds fitted on the validation labels only; the
     second value gives those thresholds per entry and label. ``known`` / ``known_val``: False at the test /
-    validation cells whose label is unknown (None: every cell known)."""
+    validation cells whose label is unknown (None: every cell known). ``replicates``, when given, receives
+    each entry's replicates (at its own decisions) for :meth:`RunDir.write_replicates`."""
     out, fitted = [], {}
     for name, kind, scores, decided, val_scores in entries:
-        rows = metric_intervals(y, scores, decided, patients, labels, train_counts=train_counts, n_boot=n_boot,
-                                seed=seed, known=known)
+        rows, kept = entry_statistics(y, scores, decided, patients, labels, train_counts=train_counts,
+                                      n_boot=n_boot, seed=seed, known=known)
+        if replicates is not None and kept is not None:
+            replicates[name] = kept
         if threshold_rule == "val-f1":
             chosen, extra = thresholds.tuned_rows(y_val, val_scores, y, scores, patients, labels,
                                                   train_counts=train_counts, n_boot=n_boot, seed=seed,
@@ -148,8 +154,33 @@ def decisions(stored: StoredRun, entry: str) -> np.ndarray:
     return (stored.scores[entry] >= stored.threshold).astype(np.uint8)
 
 
+def write_replicates(run_dir: str | Path, replicates: dict[str, EntryReplicates], *, n_boot: int, seed: int) -> None:
+    """Keep each entry's replicates in RUN_DIR (:meth:`RunDir.write_replicates`) for later paired comparisons."""
+    RunDir(run_dir).write_replicates({name: (r.key, r.values) for name, r in replicates.items()}, STORED_METRICS,
+                                     n_boot=n_boot, seed=seed)
+
+
+def stored_replicates(stored: StoredRun, *, n_boot: int, seed: int) -> list[EntryReplicates]:
+    """The replicates the run's metrics stage kept for these draws, read once per StoredRun; [] when none fit.
+
+    The file is read as hostile (:meth:`RunDir.read_replicates`), and a comparison uses an entry's arrays
+    only where their key is that of its own inputs (:func:`mlbench.results.paired.paired_differences`).
+    Only for runs one trusts as one's own (a grid's cells): a file that fits is taken at its word.
+    """
+    draws = (int(n_boot), int(seed))
+    if draws not in stored.replicate_store:
+        found = RunDir(stored.run_dir).read_replicates(STORED_METRICS, n_boot=n_boot, seed=seed,
+                                                       n_labels=len(stored.labels))
+        stored.replicate_store[draws] = [EntryReplicates(key, values) for key, values in found.items()]
+    return stored.replicate_store[draws]
+
+
 def compare_stored(a: StoredRun, b: StoredRun, *, n_boot: int, seed: int = 0) -> dict[str, BootstrapDifferences]:
-    """Per entry both runs have: B - A with paired patient-bootstrap CIs on their shared test images."""
+    """Per entry both runs have: B - A with paired patient-bootstrap CIs on their shared test images.
+
+    Replicates offered to the shared cache (:meth:`mlbench.results.paired.ReplicateCache.offering`, as a
+    grid offers its own cells' :func:`stored_replicates`) are used where they fit; a run's file is never
+    read here, so a bundle someone else sent is always recomputed."""
     if a.test_ids != b.test_ids or a.labels != b.labels:
         raise StoredRunError([f"{b.run_dir} and {a.run_dir} were not scored on the same test images and labels "
                               "(another split, or other skips); a paired comparison needs the same ones"])

@@ -11,6 +11,8 @@ skips or a leaderboard row's provenance; no other module spells a file name of t
       image-paths.parquet      image_id, each image's path relative to the image root (a resume's preprocess)
       predictions.parquet      every entry's probabilities on val and test (long format)
       leaderboard.parquet      one row per entry x label x metric, with provenance
+      replicates.npz           each entry's metrics per bootstrap replicate (the metrics stage's), keyed by
+                               what they were computed from: paired comparisons reuse them (a cache, never needed)
       skipped.parquet          everything a stage left out, and why
       preprocess/manifest.parquet   each image's crop box
       backbones/NAME/          best.pt, last.pt, history.json, predictions.parquet, done.json
@@ -34,11 +36,13 @@ import fcntl
 import json
 import os
 import re
+import zipfile
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -51,7 +55,7 @@ from mlbench.contracts.benchmark import Recipe
 from mlbench.data import Skip
 from mlbench.data.splits import SPLIT_FILE as SPLIT, SPLIT_KEY_COLUMNS  # the split's own format
 from mlbench.results.griddir import enclosing_grid
-from mlbench.foundations.io import write_json, write_parquet
+from mlbench.foundations.io import atomic_path, write_json, write_parquet
 from mlbench.foundations.paths import is_inside, shown
 
 MANIFEST = "manifest.json"
@@ -59,6 +63,12 @@ PLAN = "plan.json"
 IMAGE_PATHS = "image-paths.parquet"
 PREDICTIONS = "predictions.parquet"
 LEADERBOARD = "leaderboard.parquet"
+REPLICATES = "replicates.npz"
+# replicates.npz: a zip of .npy members (no pickles): an index (JSON as uint8) and one (metrics, 1 + n_boot,
+# labels) float64 array per entry. The index is read only up to this size.
+REPLICATES_FORMAT = "mlbench-replicates"
+REPLICATES_INDEX = "index"
+REPLICATES_INDEX_BYTES = 1 << 20
 SKIPPED = "skipped.parquet"
 PREPROCESS = "preprocess"
 PREPROCESS_MANIFEST = "manifest.parquet"  # in PREPROCESS: what Cache.write_manifest writes there
@@ -186,6 +196,10 @@ class RunDir:
         return self.path / LEADERBOARD
 
     @property
+    def replicates_file(self) -> Path:
+        return self.path / REPLICATES
+
+    @property
     def skipped_file(self) -> Path:
         return self.path / SKIPPED
 
@@ -286,6 +300,7 @@ class RunDir:
         """Whether ``path`` is one of the files or folders of the layout above (or inside one of those
         folders): what only ``mlbench run`` writes, so no other command's output may replace it."""
         own = (self.manifest_file, self.plan_file, self.split_file, self.image_paths_file, self.predictions_file, self.leaderboard_file, self.skipped_file,
+               self.replicates_file,
                self.path / LOCK, self.preprocess_dir, self.backbones_dir, self.default_cache, self.default_demo_dir,
                self.external_root)
         target = os.path.abspath(path)
@@ -557,6 +572,62 @@ class RunDir:
             "created_at": now(),
         }
 
+    # -- stored bootstrap replicates ---------------------------------------------------------
+    def write_replicates(self, entries: dict[str, tuple[str, dict[str, np.ndarray]]], metrics: Sequence[str], *,
+                         n_boot: int, seed: int) -> None:
+        """replicates.npz, atomically: per entry (name -> (key, metric -> (1 + n_boot, labels) array)) the
+        arrays of ``metrics`` (:func:`mlbench.results.rescoring.write_replicates` gives the keys)."""
+        metrics = list(metrics)
+        index = {"format": REPLICATES_FORMAT, "n_boot": int(n_boot), "seed": int(seed), "metrics": metrics,
+                 "entries": [{"entry": name, "key": key} for name, (key, _) in entries.items()]}
+        with atomic_path(self.replicates_file) as tmp:
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
+                members = {REPLICATES_INDEX: np.frombuffer(json.dumps(index).encode("utf-8"), dtype=np.uint8)}
+                for i, (_, values) in enumerate(entries.values()):
+                    members[f"e{i}"] = np.stack([np.asarray(values[m], dtype="<f8") for m in metrics])
+                for name, array in members.items():
+                    with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, array, allow_pickle=False)
+
+    def read_replicates(self, metrics: Sequence[str], *, n_boot: int, seed: int,
+                        n_labels: int) -> dict[str, dict[str, np.ndarray]]:
+        """replicates.npz read as hostile: key -> metric -> (1 + n_boot, n_labels) float64, read-only.
+
+        Only entries of these draws (``n_boot``, ``seed``) holding every metric of ``metrics`` with exactly
+        that shape and dtype come back; a missing, truncated, foreign or malformed file gives nothing (it is a
+        cache: the caller computes what is not here). The caller still matches each key to its own inputs."""
+        path = self.replicates_file
+        if not path.is_file():
+            return {}
+        shape = (1 + int(n_boot), int(n_labels))
+        try:
+            with zipfile.ZipFile(path) as archive:
+                raw = _read_member(archive, REPLICATES_INDEX, np.uint8, None, REPLICATES_INDEX_BYTES)
+                if raw is None:
+                    return {}
+                index = json.loads(raw.tobytes().decode("utf-8"))
+                if not (isinstance(index, dict) and index.get("format") == REPLICATES_FORMAT
+                        and index.get("n_boot") == int(n_boot) and index.get("seed") == int(seed)
+                        and isinstance(index.get("metrics"), list) and isinstance(index.get("entries"), list)):
+                    return {}
+                stored_metrics = index["metrics"]
+                if not all(m in stored_metrics for m in metrics) or len(set(map(str, stored_metrics))) != len(
+                        stored_metrics):
+                    return {}
+                out = {}
+                for i, entry in enumerate(index["entries"]):
+                    key = entry.get("key") if isinstance(entry, dict) else None
+                    if not (isinstance(key, str) and re.fullmatch(r"[0-9a-f]{16,128}", key)):
+                        continue
+                    array = _read_member(archive, f"e{i}", np.dtype("<f8"), (len(stored_metrics),) + shape)
+                    if array is None or np.isinf(array).any():
+                        continue
+                    out[key] = {m: array[stored_metrics.index(m)] for m in metrics}
+                return out
+        except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, zipfile.BadZipFile,
+                zipfile.LargeZipFile):
+            return {}
+
     # -- helpers ---------------------------------------------------------------------------------
     @staticmethod
     def _read_parquet(path: Path, expected: str) -> pa.Table:
@@ -567,3 +638,33 @@ class RunDir:
         except (pa.ArrowInvalid, OSError) as exc:
             raise RunDirError(f"{path}: not a readable parquet file ({str(exc).splitlines()[0]}); "
                               f"expected {expected}") from None
+
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, dtype: Any, shape: tuple[int, ...] | None,
+                 max_bytes: int = 0) -> np.ndarray | None:
+    """One .npy member of a hostile archive, read-only; None unless it exists, holds no pickle and has this
+    dtype and ``shape`` (or, with ``shape`` None, is 1-D of at most ``max_bytes``). The header is checked
+    before any data is read, so a member claiming a huge array allocates nothing."""
+    try:
+        info = archive.getinfo(f"{name}.npy")
+    except KeyError:
+        return None
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in read_header:
+            return None
+        have_shape, fortran, have_dtype = read_header[version](member)
+        dtype = np.dtype(dtype)
+        if have_dtype != dtype or fortran or len(have_shape) != (1 if shape is None else len(shape)):
+            return None
+        if shape is not None and tuple(have_shape) != tuple(shape):
+            return None
+        n_bytes = int(np.prod(have_shape, dtype=np.int64)) * dtype.itemsize
+        if shape is None and n_bytes > max_bytes:
+            return None
+        data = member.read(n_bytes + 1)
+    if len(data) != n_bytes:  # truncated, or more than the header says
+        return None
+    return np.frombuffer(data, dtype=dtype).reshape(have_shape)

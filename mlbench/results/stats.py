@@ -43,6 +43,7 @@ labelled ``__group_frequent__`` etc.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -70,6 +71,13 @@ RANKING_CHUNK = 16
 # Replicate counts are drawn in blocks of this many replicates, so the draws for a seed never
 # depend on the chunking above.
 DRAW_BLOCK = 64
+
+
+# What a run keeps of each entry's replicates for later comparisons (EntryReplicates): every per-label metric.
+STORED_METRICS = ("auc", "auprc", "f1", "f1_pos", "hamming", ECE, BRIER)
+# Part of every replicates_key: raise it with any change here that changes a replicate, so that stored
+# replicates of older code are recomputed instead of used.
+REPLICATES_VERSION = 1
 
 
 def group_label(name: str) -> str:
@@ -100,6 +108,12 @@ class PatientBootstrap:
     def image_weights(self, start: int, stop: int) -> np.ndarray:
         """Multiplicity weights (stop - start, n_images) of replicates start..stop-1."""
         return np.take(self.counts[start:stop], self.codes, axis=1)
+
+
+def with_whole_split(boot: PatientBootstrap) -> PatientBootstrap:
+    """The replicates after one 'replicate' drawing every patient once: the whole split's metrics, same code path."""
+    whole = np.ones((1, boot.counts.shape[1]), dtype=boot.counts.dtype)
+    return PatientBootstrap(boot.codes, np.concatenate([whole, boot.counts]))
 
 
 # The last draws made, kept: every entry of a run and every run of a grid resample the same test
@@ -478,9 +492,74 @@ def _interval(replicates: np.ndarray, value: float) -> tuple[float | None, float
     return float(low), float(high)
 
 
+# -- stored replicates ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EntryReplicates:
+    """One entry's metrics on the whole split (row 0) and on each replicate (rows 1..n_boot).
+
+    ``values``: metric -> (1 + n_boot, labels), the metrics of :data:`STORED_METRICS`, computed as
+    :mod:`mlbench.results.paired` computes them (the whole split as a replicate drawing every patient
+    once). ``key`` is :func:`replicates_key` of the arrays, patients and draws they come from: a later
+    comparison uses them only where its own inputs give the same key.
+    """
+
+    key: str
+    values: dict[str, np.ndarray]
+
+
+def replicates_key(y: np.ndarray, scores: np.ndarray, decisions: np.ndarray, patient_ids: Sequence[str], *,
+                   n_boot: int, seed: int, known: np.ndarray | None = None) -> str:
+    """A digest of everything one entry's replicates depend on: labels (unknown cells already 0), scores,
+    decisions, the known cells, each image's patient, ``n_boot``, ``seed`` and :data:`REPLICATES_VERSION`.
+
+    Arrays are hashed in the form the metrics compute with (float64 labels and scores, bool decisions
+    and mask), so a float32 copy of the same scores gives the same key; ``known`` is as
+    :func:`mlbench.data.labels.check_known` returns it (None when every cell is known).
+    """
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(f"mlbench replicates v{REPLICATES_VERSION} n_boot={int(n_boot)} seed={int(seed)}".encode())
+    arrays = {"y": np.asarray(y, dtype=np.float64), "scores": np.asarray(scores, dtype=np.float64),
+              "decisions": np.asarray(decisions).astype(bool)}
+    if known is not None:
+        arrays["known"] = np.asarray(known).astype(bool)
+    for name, a in arrays.items():
+        a = np.ascontiguousarray(a)
+        digest.update(f"|{name} {a.dtype.str} {a.shape}|".encode())
+        digest.update(a.tobytes())
+    digest.update(json.dumps([str(p) for p in patient_ids]).encode("utf-8"))  # unambiguous, whatever an id holds
+    return digest.hexdigest()
+
+
+def entry_replicates(y: np.ndarray, scores: np.ndarray, decisions: np.ndarray, patient_ids: Sequence[str], *,
+                     n_boot: int, seed: int, known: np.ndarray | None = None) -> EntryReplicates:
+    """What :func:`entry_statistics` keeps of one entry, without its rows (``y`` with unknown cells 0 and
+    ``known`` as :func:`mlbench.data.labels.check_known` returns it, as there)."""
+    if n_boot < 1:
+        raise ValueError(f"entry_replicates: n_boot must be at least 1, got {n_boot}")
+    return _replicates(y, scores, decisions, patient_ids, n_boot, seed, known)[0]
+
+
+def _replicates(y, scores, decisions, patient_ids, n_boot, seed, known):
+    # Row 0 is the whole split, as a paired comparison computes it: what is kept serves it as it is.
+    boot = with_whole_split(patient_bootstrap(patient_ids, n_boot, seed))
+    stacked = {**ranking_metrics(y, scores, boot, known), **decision_metrics(y, decisions, boot, known),
+               **calibration_metrics(y, scores, boot, known)}
+    key = replicates_key(y, scores, decisions, patient_ids, n_boot=n_boot, seed=seed, known=known)
+    return EntryReplicates(key, {m: stacked[m] for m in STORED_METRICS}), stacked
+
+
 def metric_intervals(y: np.ndarray, scores: np.ndarray, decisions: np.ndarray, patient_ids: Sequence[str],
                      labels: Sequence[str], *, train_counts: Sequence[int], n_boot: int = 1000,
                      seed: int = 0, known: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """Every row of :func:`mlbench.results.metrics.evaluate` with its 95% CI: :func:`entry_statistics`' rows."""
+    return entry_statistics(y, scores, decisions, patient_ids, labels, train_counts=train_counts, n_boot=n_boot,
+                            seed=seed, known=known)[0]
+
+
+def entry_statistics(y: np.ndarray, scores: np.ndarray, decisions: np.ndarray, patient_ids: Sequence[str],
+                     labels: Sequence[str], *, train_counts: Sequence[int], n_boot: int = 1000,
+                     seed: int = 0, known: np.ndarray | None = None
+                     ) -> tuple[list[dict[str, Any]], EntryReplicates | None]:
     """Every row of :func:`mlbench.results.metrics.evaluate` with its 95% patient-bootstrap CI, plus group rows.
 
     ``y``, ``scores`` and ``decisions`` are one entry's (test images, labels) arrays;
@@ -494,6 +573,8 @@ def metric_intervals(y: np.ndarray, scores: np.ndarray, decisions: np.ndarray, p
     ``n_boot=0`` gives no intervals (None). Deterministic for a seed and set of patients.
     ``known`` (False at unknown cells): each label scored on its known cells, in the point values and in
     every replicate (module docstring).
+    The second value keeps the replicates for later paired comparisons (:class:`EntryReplicates`;
+    None when ``n_boot`` is 0).
     """
     y, scores, decisions = (np.asarray(a) for a in (y, scores, decisions))
     labels = list(labels)
@@ -509,11 +590,10 @@ def metric_intervals(y: np.ndarray, scores: np.ndarray, decisions: np.ndarray, p
     index = {label: j for j, label in enumerate(labels)}
 
     replicates: dict[str, np.ndarray] = {}
+    kept = None
     if n_boot > 0:
-        boot = patient_bootstrap(patient_ids, n_boot, seed)
-        replicates.update(ranking_metrics(y, scores, boot, known))
-        replicates.update(decision_metrics(y, decisions, boot, known))
-        replicates.update(calibration_metrics(y, scores, boot, known))
+        kept, stacked = _replicates(y, scores, decisions, patient_ids, n_boot, seed, known)
+        replicates = {m: v[1:] for m, v in stacked.items()}
 
     def per_label(metric: str, j: int) -> np.ndarray | None:
         return replicates[metric][:, j] if replicates else None
@@ -547,5 +627,5 @@ def metric_intervals(y: np.ndarray, scores: np.ndarray, decisions: np.ndarray, p
             low, high = _interval(macro(metric, columns), value)
             out.append({"label": group_label(name), "metric": metric, "value": value, "ci_low": low,
                         "ci_high": high, "n_positive": int(positives[columns].sum())})
-    return out
+    return out, kept
 

@@ -55,7 +55,7 @@ from mlbench.preprocessing.cache import Cache, build_cache
 from mlbench.training.progress import Reporter
 from mlbench.foundations.options import OPTION_FLAGS, SEED_MAX, OptionError, check_factory_options, shown
 from mlbench.contracts.registry import LazyFactory, PluginError, Registry, get_registry
-from mlbench.results.rescoring import score_entries
+from mlbench.results.rescoring import score_entries, write_replicates
 from mlbench.results.rundir import SPLIT_KEY_COLUMNS, RunDir, RunDirError, identity_differences, recipe_from_dict
 from mlbench.training.adjusting import NO_ADJUSTER, adjust_backbones, head_from_record, head_record
 from mlbench.training.stages import build_phases
@@ -997,13 +997,16 @@ def metrics_stage(plan: RunPlan, prepared: Prepared, combined: Combined) -> pd.D
     base = rundir.provenance(m)
     kinds = {e.name: e.kind for e in combined.entries}
     rows = []
+    kept = {}  # each entry's replicates: a grid's comparison reuses them instead of computing them again
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MetricWarning)
         # The one scoring loop: rescoring recomputes a stored run's rows with the same function.
         scored, fitted = score_entries([(e.name, e.kind, e.scores, e.decided, e.val_scores) for e in combined.entries],
                                        y, patients, labels, train_counts=train_counts, n_boot=plan.options.n_boot,
                                        seed=BOOTSTRAP_SEED, threshold_rule=plan.recipe.threshold_rule, y_val=y_val,
-                                       known=prepared.known("test"), known_val=prepared.known("val"))
+                                       known=prepared.known("test"), known_val=prepared.known("val"), replicates=kept)
+    if kept:
+        write_replicates(rundir.path, kept, n_boot=plan.options.n_boot, seed=BOOTSTRAP_SEED)
         for row in scored:
             name = row["entry"]
             wall = m["stages"].get(f"train:{name}", {}).get("seconds") if kinds[name] == "backbone" else None
