@@ -61,13 +61,13 @@ PLUGIN_API = {
     "CanonicalSource": "mlbench.contracts.benchmark",
     "SharedFindings": "mlbench.contracts.benchmark", "Finding": "mlbench.contracts.benchmark",
     "EXACT": "mlbench.contracts.benchmark", "NARROWER": "mlbench.contracts.benchmark",
-    "LazyFactory": "mlbench.contracts.registry",
+    "LazyFactory": "mlbench.contracts.registry", "get_registry": "mlbench.contracts.registry",
     # remedies: a schedule's stages; what a post-hoc adjuster knows of a classification head
     "Stage": "mlbench.models.schedules", "Stages": "mlbench.models.schedules", "HeadStats": "mlbench.models.adjusters",
     "to_logits": "mlbench.models.adjusters", "to_probs": "mlbench.models.adjusters",
     # datasets: records, skips, reading a label file and its rows, image paths
     "DataSource": "mlbench.data", "Records": "mlbench.data", "Skip": "mlbench.data", "STRATIFY_COLUMN": "mlbench.data",
-    "UNKNOWN_COLUMN": "mlbench.data",
+    "UNKNOWN_COLUMN": "mlbench.data", "SOURCE_COLUMN": "mlbench.data",
     "DatasetError": "mlbench.data", "read_columns": "mlbench.data.labelfile",
     "RowChecks": "mlbench.data.rows", "RowColumns": "mlbench.data.rows",
     "label_file_profile": "mlbench.data.rows", "unknown_label_counts": "mlbench.data.rows",

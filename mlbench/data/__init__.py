@@ -31,6 +31,11 @@ STRATIFY_COLUMN = "stratify_findings"
 # that gives no such column (or only empty tuples) has every cell known: its split, hashes and
 # results are exactly those it had before unknown cells existed.
 UNKNOWN_COLUMN = "unknown_findings"
+# An optional Records.frame column: per image the name of the source it came from, for a dataset made
+# of several (a merged benchmark's union of images). Ids and patient ids must then be unique across
+# sources (prefix them by source). The split treats each source on its own (mlbench.data.splits.split_images)
+# and the split summary counts each source's images and patients per split.
+SOURCE_COLUMN = "source"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,12 @@ A benchmark may pin its test set (``Benchmark.fixed_test``, e.g. a dataset's off
 those images are the test split, and only the other patients are stratified, into train and val
 in the ratio of the first two fractions (:func:`split_images`).
 
+A dataset made of several sources (its frame holds ``SOURCE_COLUMN``) is split one source at a time,
+each with the benchmark's seed: a source of which ``fixed_test`` pins images gets those as its test
+set and its other patients go to train and val; a source with none pinned is split by the
+fractions. A merged benchmark thus keeps an official test list whole without leaving its other
+sources without test images, and every source is stratified on its own label distribution.
+
 Unknown label cells (a known-mask beside the 0/1 matrix, :mod:`mlbench.data.labels`) hold 0, so the
 split stratifies on known positives; split.parquet writes them as nulls in their label's column
 (:func:`split_table`, read back by :func:`split_labels`), and labels.json counts each label's known
@@ -32,7 +38,7 @@ import pandas as pd
 import pyarrow as pa
 
 from mlbench.contracts.benchmark import Benchmark, with_data_labels
-from mlbench.data import STRATIFY_COLUMN, Records, Skip
+from mlbench.data import SOURCE_COLUMN, STRATIFY_COLUMN, Records, Skip
 from mlbench.data.labels import check_known, known_counts, label_matrices
 from mlbench.foundations.errors import UserError
 from mlbench.foundations.io import write_json, write_parquet
@@ -130,18 +136,28 @@ def stratification_matrix(frame: pd.DataFrame, Y: np.ndarray, benchmark: Benchma
 
 def split_images(frame: pd.DataFrame, Y: np.ndarray, benchmark: Benchmark, seed: int | None = None) -> np.ndarray:
     """"train"/"val"/"test" per image by the benchmark's rule: its pinned test set, if any, else
-    :func:`patient_split` with its fractions. ``seed`` defaults to the benchmark's ``split_seed``."""
+    :func:`patient_split` with its fractions. ``seed`` defaults to the benchmark's ``split_seed``.
+    A frame with ``SOURCE_COLUMN`` is split one source at a time (module docstring)."""
     seed = benchmark.split_seed if seed is None else seed
-    Y = stratification_matrix(frame, Y, benchmark)
+    Y = np.asarray(stratification_matrix(frame, Y, benchmark))
     patients = frame["patient_id"].astype(str).to_numpy()
     pinned = pinned_test_mask(frame, benchmark)
-    if pinned is None:
-        return patient_split(patients.tolist(), Y, benchmark.split_fractions, seed)
-    train, val = benchmark.split_fractions[0], benchmark.split_fractions[1]
+    by_source = SOURCE_COLUMN in frame.columns
+    if by_source:
+        sources = frame[SOURCE_COLUMN].astype(str).to_numpy()
+        parts = [sources == name for name in sorted(set(sources))]
+    else:
+        parts = [np.ones(len(frame), dtype=bool)]
     splits = np.full(len(frame), "test", dtype=object)
-    rest = ~pinned
-    splits[rest] = patient_split(patients[rest].tolist(), np.asarray(Y)[rest],
-                                 (train / (train + val), val / (train + val), 0.0), seed)
+    for part in parts:
+        # One source: a pinned list pins its test set even when it holds none of these images.
+        if pinned is None or (by_source and not pinned[part].any()):
+            splits[part] = patient_split(patients[part].tolist(), Y[part], benchmark.split_fractions, seed)
+            continue
+        train, val = benchmark.split_fractions[0], benchmark.split_fractions[1]
+        rest = part & ~pinned
+        splits[rest] = patient_split(patients[rest].tolist(), Y[rest],
+                                     (train / (train + val), val / (train + val), 0.0), seed)
     assert_patient_disjoint(patients.tolist(), splits)
     return splits
 
@@ -340,6 +356,19 @@ def no_image_message(records: Records, benchmark: Benchmark) -> str:
             "one image with one of its labels")
 
 
+def source_sizes(frame: pd.DataFrame, splits: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per source (``SOURCE_COLUMN``): its images and patients per split."""
+    splits = np.asarray(splits)
+    sources = frame[SOURCE_COLUMN].astype(str).to_numpy()
+    out: dict[str, dict[str, Any]] = {}
+    for name in sorted(set(sources)):
+        part = sources == name
+        patients = frame.loc[part, "patient_id"].astype(str).to_numpy()
+        out[name] = {"n_images": int(part.sum()), "sizes": {s: int((splits[part] == s).sum()) for s in SPLITS},
+                     "patients": {s: int(len(set(patients[splits[part] == s]))) for s in SPLITS}}
+    return out
+
+
 def split_benchmark(records: Records, benchmark: Benchmark, *, seed: int | None = None) -> BenchmarkSplit:
     """Map ``records`` to ``benchmark``'s labels and split them by patient.
 
@@ -365,7 +394,8 @@ def split_benchmark(records: Records, benchmark: Benchmark, *, seed: int | None 
                "pinned_test_set": benchmark.fixed_test is not None,
                "dataset_kind": records.kind, "csv_sha256": records.source_sha256,
                **({"dataset_options": dict(records.label_options)} if records.label_options else {}),
-               "images_without_benchmark_label": len(skipped), **summary}
+               "images_without_benchmark_label": len(skipped), **summary,
+               **({"per_source": source_sizes(frame, splits)} if SOURCE_COLUMN in frame.columns else {})}
     t3 = time.perf_counter()
     seconds = {"label_matrix": t1 - t0, "stratify": t2 - t1, "summary": t3 - t2}
     return BenchmarkSplit(frame, Y, splits, tuple(benchmark.labels), summary, skipped, seconds, known)
