@@ -184,3 +184,22 @@ def test_policies_whose_test_labels_coincide_compare_paired(chexpert):
     assert any("split hashes differ" in note for note in comparison.notes)
     out = _cli(chexpert["registry"], "compare", b, "--against", a, "--n-boot", "10")
     assert "Error" not in out
+
+
+def test_the_report_of_an_ignore_run_counts_known_cells_and_keeps_every_section(chexpert):
+    from mlbench.report.build import build_run
+
+    run = chexpert["runs"]["first-ignore"]
+    report = build_run(run)
+    assert not [n for n in report.notes if "split.parquet" in n], report.notes  # no section left out for nulls
+    split = pd.read_parquet(run / "split.parquet")
+    labels = [c for c in split.columns if c not in ("image_id", "patient_id", "split")]
+    rows = {r.label: r for r in report.per_label["resnet10t"]}
+    for label in labels:
+        known = split[label].dropna()
+        assert rows[label].prevalence == pytest.approx(known.sum() / len(known))  # over known cells only
+        assert rows[label].n_train == int(split.loc[split["split"] == "train", label].sum())
+    assert report.imbalance["all"].n_instances == len(split)
+    test = split[split["split"] == "test"]
+    diagrams = report.reliability["resnet10t"]
+    assert diagrams and sum(d.cells for d in diagrams) == int(test[labels].notna().to_numpy().sum())

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from mlbench.data.imbalance import ImbalanceReport, imbalance_by_split
+from mlbench.data.splits import split_labels
 from mlbench.demo import is_synthetic
 from mlbench.results.leaderboard import GLOBAL_LABEL, METRICS
 from mlbench.results.metrics import BRIER, ECE, ECE_BINS, equal_mass_bins, expected_calibration_error
@@ -42,7 +43,7 @@ class LabelRow:
     label: str
     n_train: int | None
     n_test: int | None
-    prevalence: float  # share of all images in split.parquet carrying the label
+    prevalence: float  # share of the images in split.parquet carrying the label, among those whose cell is known
     auc: Measure
     published: float = float("nan")
 
@@ -163,8 +164,8 @@ def build_run(run_dir: Path, against: str | None = None, explain_dirs: list[Path
 
     imbalance = {}
     if files.split is not None:
-        Y = files.split[labels].to_numpy(dtype=np.uint8)
-        imbalance = imbalance_by_split(Y, labels, files.split["split"].astype(str).to_numpy())
+        Y, known = split_labels(files.split, labels)
+        imbalance = imbalance_by_split(Y, labels, files.split["split"].astype(str).to_numpy(), known)
 
     skipped = m.get("skipped") or {}
     skips = []
@@ -246,9 +247,11 @@ def _frequencies(split: pd.DataFrame | None, labels: list[str], board: pd.DataFr
         test = board[(board["metric"] == "auc")].drop_duplicates("label").set_index("label")["n_positive"]
         n_test = {lab: int(test[lab]) for lab in labels if lab in test.index and not pd.isna(test[lab])}
         return n_test, n_test, {}, f"test positives (leaderboard n_positive; {SPLIT} missing)"
+    # sums skip nulls (unknown cells); prevalence is over each label's known cells
     n_train = {lab: int(v) for lab, v in split.loc[split["split"] == "train", labels].sum().items()}
     n_test = {lab: int(v) for lab, v in split.loc[split["split"] == "test", labels].sum().items()}
-    prevalence = {lab: float(v) for lab, v in (split[labels].sum() / max(len(split), 1)).items()}
+    known = split[labels].notna().sum()
+    prevalence = {lab: float(v) / max(int(known[lab]), 1) for lab, v in split[labels].sum().items()}
     return n_train, n_test, prevalence, f"training-split positives ({SPLIT}), as the frequency groups"
 
 
@@ -290,9 +293,12 @@ def _reliability(test: collect.ScoredTestSplit | None, n_train: dict[str, int], 
         diagrams = []
         for group, labels in members.items():
             columns = [index[lab] for lab in labels]
-            points, pooled = reliability_bins(test.y[:, columns], test.scores[entry][:, columns])
+            # the pooled cells of the group's labels, unknown cells left out
+            cells = slice(None) if test.known is None else test.known[:, columns]
+            points, pooled = reliability_bins(test.y[:, columns][cells], test.scores[entry][:, columns][cells])
             rows = groups.get(entry, {}).get(group, {})
-            diagrams.append(Reliability(group, len(labels), test.y.shape[0] * len(columns), points, pooled,
+            n_cells = test.y.shape[0] * len(columns) if test.known is None else int(test.known[:, columns].sum())
+            diagrams.append(Reliability(group, len(labels), n_cells, points, pooled,
                                         rows.get(ECE, missing), rows.get(BRIER, missing)))
         out[entry] = diagrams
     return out

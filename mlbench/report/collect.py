@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from mlbench.data.splits import split_labels
 from mlbench.results import leaderboard, predictions
 from mlbench.foundations.errors import UserError
 from mlbench.results import griddir
@@ -63,6 +64,7 @@ class ScoredTestSplit:
     labels: list[str]
     y: np.ndarray
     scores: dict[str, np.ndarray]
+    known: np.ndarray | None = None  # False where a label cell is unknown (a null in split.parquet); None: all known
 
 
 @dataclass
@@ -187,7 +189,8 @@ def read_split(rundir: RunDir, notes: list[str]) -> pd.DataFrame | None:
     bad = next((i for i, c in enumerate(split.columns) if c in labels and not is_binary(split[c])), None)
     if not labels or bad is not None:
         problem = "no label columns" if not labels else f"column {bad + 1} holds values other than 0 and 1"
-        notes.append(f"{path}: {problem}; expected {list(SPLIT_KEY_COLUMNS)} then one 0/1 column per label; "
+        notes.append(f"{path}: {problem}; expected {list(SPLIT_KEY_COLUMNS)} then one 0/1 column per label "
+                     "(a null for an unknown cell); "
                      f"{WITHOUT_SPLIT}")
         return None
     return split
@@ -233,14 +236,16 @@ def read_test_scores(rundir: RunDir, info: dict[str, Any], split: pd.DataFrame,
         notes.append(f"{path}: {problem}; expected every entry's scores on the same test images; "
                      f"{WITHOUT_PREDICTIONS}")
         return None
-    return ScoredTestSplit(labels, test.loc[ids, labels].to_numpy(dtype=np.uint8), scores)
+    y, known = split_labels(test.loc[ids], labels)
+    return ScoredTestSplit(labels, y, scores, known)
 
 
 def is_binary(column: pd.Series) -> bool:
     if pd.api.types.is_bool_dtype(column):
         return True
+    # nulls are unknown label cells (partial labels); every known cell is 0 or 1
     return (pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_complex_dtype(column)
-            and bool(column.isin([0, 1]).all()))
+            and bool(column.dropna().isin([0, 1]).all()))
 
 
 def check_skips(rundir: RunDir, notes: list[str]) -> None:
