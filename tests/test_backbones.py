@@ -42,3 +42,22 @@ def test_local_weights_file_loads_offline(tmp_path):
     one_channel = TimmClassifier("resnet10t", 4, in_chans=1, weights=path, freeze_fraction=0.0)
     # timm sums the RGB stem for one input channel
     torch.testing.assert_close(one_channel.backbone.conv1[0].weight, source.conv1[0].weight.sum(1, keepdim=True))
+
+
+def test_slim_resnets_are_narrower_and_have_no_pretrained_weights():
+    import pytest
+
+    from mlbench.contracts.registry import PluginError, get_registry
+    from mlbench.plugins.backbones import SLIM_BACKBONES
+
+    registry = get_registry()
+    for name, (model_name, channels) in SLIM_BACKBONES.items():
+        slim = registry.create("backbone", name, num_labels=5, in_chans=1, pretrained=False)
+        full = timm.create_model(model_name, pretrained=False, in_chans=1, num_classes=0)
+        assert slim.backbone.num_features < full.num_features  # narrower stages
+        assert [s[0].conv1.in_channels for s in (slim.backbone.layer2, slim.backbone.layer3)] != [
+            s[0].conv1.in_channels for s in (full.layer2, full.layer3)]
+        assert slim.backbone.conv1[0].out_channels < full.conv1[0].out_channels  # the narrower stem
+        assert slim(torch.rand(2, 1, 64, 64)).shape == (2, 5)
+        with pytest.raises(PluginError, match="no pretrained weights"):
+            registry.create("backbone", name, num_labels=5, in_chans=1, pretrained=True)

@@ -39,7 +39,7 @@ from mlbench.foundations.paths import is_inside
 from mlbench.training import checkpoint
 from mlbench.results import leaderboard, predictions, thresholds
 from mlbench.models.backbones import BackboneNameError, check_timm_model, timm_backbone
-from mlbench.models.weights import Weights, locate as locate_weights
+from mlbench.models.weights import Weights, WeightsError, locate as locate_weights
 from mlbench.contracts.benchmark import Benchmark, Recipe, with_data_labels
 from mlbench.data import DataSource, Records
 from mlbench.data.datasetoptions import check_dataset_options, label_options, read_dataset, unknown_cells_reason
@@ -473,9 +473,23 @@ def timm_model_name(registry: Registry, name: str) -> str | None:
 
 def pretrained_weights(registry: Registry, recipe: Recipe) -> dict[str, Weights]:
     """Each pretrained backbone's weights, found on this machine or fetched now (WeightsError if neither)."""
+    for name in recipe.backbones:
+        if pretrained_for(recipe, name) and not has_pretrained_weights(registry, name):
+            raise WeightsError(f"--backbones {name}: no pretrained weights exist for this backbone (its widths are "
+                               "its own); train it from scratch with --no-pretrained, or name backbones that have "
+                               "them (e.g. --backbones resnet10t,resnet18)")
     return {name: locate_weights(name, timm_model_name(registry, name),
                                  recipe.backbone_options.get(name, {}).get("weights"))
             for name in recipe.backbones if pretrained_for(recipe, name)}
+
+
+def has_pretrained_weights(registry: Registry, name: str) -> bool:
+    """False when backbone ``name``'s factory says no pretrained weights exist for it (``has_pretrained_weights``)."""
+    try:
+        implementation = _implementation(registry.get("backbone", backbone_plugin(name)).factory)
+    except Exception:  # noqa: BLE001 - not introspectable: a plugin's own business
+        return True
+    return getattr(implementation, "has_pretrained_weights", True) is not False
 
 
 def weightless(recipe: Recipe) -> Recipe:
