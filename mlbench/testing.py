@@ -6,6 +6,10 @@
     def test_conformance(check):
         check()
 
+``assert_one_error(result, *names)`` checks a CLI mistake the way mlbench's own tests do: one
+``Error:`` line naming the option, file or field, a non-zero exit other than 70 (a bug's), no
+traceback.
+
 One test per registered item, with the id ``kind:name-check`` (``loss:focal-check_loss``). The
 checks are the ones ``mlbench plugins test`` runs (``mlbench.conformance.CHECKS``): a broken
 contract fails the test with the reason, an item that cannot be exercised here is skipped with
@@ -24,7 +28,7 @@ import pytest
 from mlbench.conformance import FAIL, SKIP, ConformanceError, ItemResult, check_name, load_failures, run_alone
 from mlbench.contracts.registry import KINDS, PluginEntry, Registry, get_registry
 
-__all__ = ["Check", "checks_for", "parametrize_with_checks"]
+__all__ = ["Check", "assert_one_error", "checks_for", "parametrize_with_checks"]
 
 FORMS = "an item name ('focal'), 'kind:name' ('loss:focal'), a plugin's entry-point name or a kind ('loss')"
 
@@ -108,3 +112,19 @@ def parametrize_with_checks(items: str | Iterable[str], *, registry: Registry | 
     """
     checks = checks_for(items, registry)
     return pytest.mark.parametrize("check", checks, ids=[c.id for c in checks])
+
+
+def assert_one_error(result, *names: str) -> str:
+    """A command's mistake (a click ``Result``): non-zero exit other than 70, no traceback, the output
+    ending with exactly one ``Error:`` line that names each of ``names`` (case-insensitive); returns it."""
+    output = result.output
+    tail = "\n".join(output.strip().splitlines()[-12:])  # enough to see the failure, not a whole report
+    assert "Traceback" not in output, tail
+    assert result.exit_code not in (0, 70), f"exit {result.exit_code}: {tail}"
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("Error: "), tail
+    assert sum(line.startswith("Error:") for line in lines) == 1, tail
+    last = lines[-1]
+    for name in names:
+        assert name.lower() in last.lower(), f"{name!r} not named in: {last}"
+    return last

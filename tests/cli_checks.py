@@ -9,26 +9,12 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from mlbench.cli import main
+from mlbench.testing import assert_one_error  # noqa: F401 - the mistake check every test file imports from here
 
 
 def cli(*args, env: dict[str, str] | None = None):
     """Run ``mlbench ARGS`` in-process (off a terminal, as in a log) and return click's result."""
     return CliRunner().invoke(main, [str(a) for a in args], env=env, catch_exceptions=False)
-
-
-def assert_one_error(result, *names: str) -> str:
-    """Non-zero exit, no traceback, the output ends with one ``Error:`` line naming ``names``; returns it."""
-    output = result.output
-    tail = "\n".join(output.strip().splitlines()[-12:])  # enough to see the failure, not a whole report
-    assert "Traceback" not in output, tail
-    assert result.exit_code not in (0, 70), f"exit {result.exit_code}: {tail}"
-    lines = [line for line in output.strip().splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("Error: "), tail
-    assert sum(line.startswith("Error:") for line in lines) == 1, tail
-    last = lines[-1]
-    for name in names:
-        assert name.lower() in last.lower(), f"{name!r} not named in: {last}"
-    return last
 
 
 def finished_tiny_run(out):

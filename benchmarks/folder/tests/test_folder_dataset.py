@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 import mlbench
 from mlbench.cli import main
+from mlbench.testing import assert_one_error
 from mlbench.data import DataSource, DatasetError
 from mlbench.data.imagepaths import OUTSIDE_ROOT
 from mlbench.data.splits import SPLIT_KEY_COLUMNS
@@ -32,15 +33,6 @@ TINY_RUN = ["--backbones", "resnet10t", "--ensembles", "ctp", "--epochs", "1", "
 def cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
-
-def one_error(result, *names: str) -> str:
-    """Non-zero exit, no traceback, one final Error: line naming ``names``."""
-    lines = [line for line in result.output.strip().splitlines() if line.strip()]
-    assert result.exit_code not in (0, 70) and "Traceback" not in result.output, result.output[-2000:]
-    assert lines[-1].startswith("Error: ") and sum(line.startswith("Error:") for line in lines) == 1, result.output
-    for name in names:
-        assert name in lines[-1], lines[-1]
-    return lines[-1]
 
 
 def write_png(path: Path, rgb: tuple[int, int, int] = (200, 40, 40), size: int = 32) -> None:
@@ -139,18 +131,18 @@ def test_paths_outside_the_folder_are_skipped_as_outside_root(tmp_path):
 def test_mistakes_are_one_line_naming_the_file_row_column_or_option(tmp_path):
     source = cell_folder(tmp_path, CELLS)
     out = tmp_path / "split"
-    one_error(cli("run", "folder", "--csv", source.csv, "--images", source.images, "--out", tmp_path / "r",
+    assert_one_error(cli("run", "folder", "--csv", source.csv, "--images", source.images, "--out", tmp_path / "r",
                   "--dataset-option", "policy=ignore", "--adjuster", "temperature", *TINY_RUN),
               "policy=ignore leaves unknown label cells", "--adjuster none")
-    one_error(cli("split", "folder", "--csv", source.csv, "--images", source.images, "--out", out,
+    assert_one_error(cli("split", "folder", "--csv", source.csv, "--images", source.images, "--out", out,
                   "--dataset-option", "colour=red"), "colour", "path_column, group_column, labels")
-    one_error(cli("split", "folder", "--csv", source.csv, "--images", source.images, "--out", out,
+    assert_one_error(cli("split", "folder", "--csv", source.csv, "--images", source.images, "--out", out,
                   "--dataset-option", "min_count=many"), "min_count=many", "integer")
-    one_error(cli("split", "folder", "--csv", source.csv, "--images", source.images, "--out", out,
+    assert_one_error(cli("split", "folder", "--csv", source.csv, "--images", source.images, "--out", out,
                   "--dataset-option", "labels=a,zz"), str(source.csv), "zz")
-    one_error(cli("split", "folder", "--csv", source.csv, "--images", source.images, "--out", out,
+    assert_one_error(cli("split", "folder", "--csv", source.csv, "--images", source.images, "--out", out,
                   "--dataset-option", "path_column=file"), str(source.csv), "file")
-    one_error(cli("run", "folder", "--csv", source.csv, "--images", source.images, "--out", tmp_path / "r",
+    assert_one_error(cli("run", "folder", "--csv", source.csv, "--images", source.images, "--out", tmp_path / "r",
                   "--dataset-option", "policy=maybe", *TINY_RUN), "policy=maybe", "ones, zeros")
     assert not (tmp_path / "r").exists() and not out.exists()  # refused before any work
     # A per-label cell that is none of 1 / 0 / -1 / blank: that row is skipped, named by row and column.

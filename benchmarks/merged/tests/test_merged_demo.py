@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 import mlbench
 from mlbench.cli import main
+from mlbench.testing import assert_one_error
 from mlbench.data import DataSource, DatasetError
 from mlbench.data.splits import assert_patient_disjoint, split_benchmark
 from mlbench_merged.dataset import PADCHEST_NIH, padchest_nih
@@ -28,15 +29,6 @@ LABELS = ("Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "No
 def cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
-
-def one_error(result, *names: str) -> str:
-    """Non-zero exit, no traceback, one final Error: line naming ``names``."""
-    lines = [line for line in result.output.strip().splitlines() if line.strip()]
-    assert result.exit_code not in (0, 70) and "Traceback" not in result.output, result.output[-2000:]
-    assert lines[-1].startswith("Error: ") and sum(line.startswith("Error:") for line in lines) == 1, result.output
-    for name in names:
-        assert name in lines[-1], lines[-1]
-    return lines[-1]
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +134,7 @@ def test_each_mistake_in_the_sources_file_is_one_line_naming_the_source_and_the_
     csv = root / "nih" / "Data_Entry_2017_v2020.csv"
 
     def split_error(sources: Path, *names: str, images: Path = root) -> None:
-        one_error(cli("split", "padchest-nih", "--csv", sources, "--images", images, "--out", tmp_path / "s"), *names)
+        assert_one_error(cli("split", "padchest-nih", "--csv", sources, "--images", images, "--out", tmp_path / "s"), *names)
 
     split_error(_sources(tmp_path, corpus, nih=None), "no [nih] table", "padchest, nih")
     split_error(_sources(tmp_path, corpus, chexpert={"csv": str(csv), "images": str(root)}), "[chexpert]", "padchest, nih")
@@ -168,7 +160,7 @@ def test_each_mistake_in_the_sources_file_is_one_line_naming_the_source_and_the_
     broken = tmp_path / "broken.toml"
     broken.write_text("[nih\ncsv = 1\n")
     split_error(broken, str(broken), "not a TOML sources file")
-    one_error(cli("run", "padchest-nih", "--demo", "--demo-option", "chexpert.n_patients=3", *TINY_RUN,
+    assert_one_error(cli("run", "padchest-nih", "--demo", "--demo-option", "chexpert.n_patients=3", *TINY_RUN,
                   "--out", tmp_path / "r"), "chexpert.n_patients", "padchest, nih")
     assert not (tmp_path / "s").exists()
 
