@@ -475,8 +475,8 @@ def pretrained_weights(registry: Registry, recipe: Recipe) -> dict[str, Weights]
     """Each pretrained backbone's weights, found on this machine or fetched now (WeightsError if neither)."""
     for name in recipe.backbones:
         if pretrained_for(recipe, name) and not has_pretrained_weights(registry, name):
-            raise WeightsError(f"--backbones {name}: no pretrained weights exist for this backbone (its widths are "
-                               "its own); train it from scratch with --no-pretrained, or name backbones that have "
+            raise WeightsError(f"--backbones {name}: no pretrained weights exist for this backbone (its factory "
+                               "says so); train it from scratch with --no-pretrained, or name backbones that have "
                                "them (e.g. --backbones resnet10t,resnet18)")
     return {name: locate_weights(name, timm_model_name(registry, name),
                                  recipe.backbone_options.get(name, {}).get("weights"))
